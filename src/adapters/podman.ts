@@ -1,0 +1,64 @@
+/** The Podman Docker-compatible API, through dockerode on a unix socket. */
+import Docker from 'dockerode';
+import type { LabelSelector } from '../config/types.js';
+
+export interface ContainerSummary {
+  id: string;
+  name: string;
+  state: string;
+}
+
+export interface ContainerEngine {
+  ping(signal?: AbortSignal): Promise<void>;
+  /** Every container carrying the label, whatever its state. */
+  containers(selector: LabelSelector, signal?: AbortSignal): Promise<ContainerSummary[]>;
+  /**
+   * Calls onChange whenever a container with the label changes state, until the returned
+   * function is called. Lets a waiter react to an exit instead of sleeping.
+   */
+  watch(selector: LabelSelector, onChange: () => void): Promise<() => void>;
+}
+
+/** States in which a container runs none of the stack's processes. */
+const notRunningStates = new Set(['exited', 'stopped', 'created', 'configured', 'dead']);
+
+export function isRunning(container: ContainerSummary): boolean {
+  return !notRunningStates.has(container.state);
+}
+
+const queryTimeoutMs = 15_000;
+
+export function createContainerEngine(socketPath: string): ContainerEngine {
+  // Requests get an idle timeout; the event stream must not, as it is quiet by design.
+  const client = new Docker({ socketPath, timeout: queryTimeoutMs });
+  const streamClient = new Docker({ socketPath });
+  const labelFilter = (selector: LabelSelector) => ({ label: [`${selector.key}=${selector.value}`] });
+  return {
+    async ping(signal) {
+      await (client.ping as (options: { abortSignal?: AbortSignal }) => Promise<unknown>)({ abortSignal: signal });
+    },
+    async containers(selector, signal) {
+      const list = await client.listContainers({ all: true, filters: labelFilter(selector), abortSignal: signal });
+      return list.map((entry) => ({
+        id: entry.Id,
+        name: (entry.Names?.[0] ?? entry.Id.slice(0, 12)).replace(/^\//, ''),
+        state: String(entry.State ?? '').toLowerCase(),
+      }));
+    },
+    async watch(selector, onChange) {
+      const controller = new AbortController();
+      const stream = (await streamClient.getEvents({
+        filters: { type: ['container'], ...labelFilter(selector) },
+        abortSignal: controller.signal,
+      })) as NodeJS.ReadableStream;
+      stream.on('data', () => onChange());
+      // An ended or broken stream is reported as a change: the waiter then lists again.
+      stream.on('error', () => onChange());
+      stream.on('end', () => onChange());
+      return () => {
+        controller.abort();
+        (stream as unknown as { destroy?: () => void }).destroy?.();
+      };
+    },
+  };
+}

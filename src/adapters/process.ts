@@ -1,0 +1,108 @@
+/**
+ * The one way this program runs another program. Every call is bounded by a timeout, can be
+ * aborted by a signal, and kills the whole process group it started, so a hook's children or a
+ * stuck `podman exec` never outlive the run.
+ */
+import { execa } from 'execa';
+import { AbortedError, TimeoutError } from '../errors.js';
+
+export interface CommandOptions {
+  timeoutMs: number;
+  signal?: AbortSignal | undefined;
+  env?: Record<string, string> | undefined;
+  cwd?: string | undefined;
+  /** Kill grace: after SIGTERM to the group, SIGKILL follows after this long. */
+  killGraceMs?: number;
+}
+
+export interface CommandResult {
+  argv: readonly string[];
+  exitCode: number | undefined;
+  stdout: string;
+  stderr: string;
+  /** Both streams, interleaved as they came, for logs. */
+  output: string;
+  timedOut: boolean;
+  durationMs: number;
+}
+
+export type CommandRunner = (argv: readonly string[], options: CommandOptions) => Promise<CommandResult>;
+
+function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // Already gone: nothing to end.
+  }
+}
+
+/**
+ * Runs argv without a shell. Never rejects for a non-zero exit or a timeout (the result says
+ * so); rejects with AbortedError when the signal fired, after the process group is gone.
+ */
+export const runCommand: CommandRunner = async (argv, options) => {
+  const [file, ...args] = argv;
+  if (file === undefined) throw new Error('runCommand: empty argv');
+  const started = Date.now();
+  const grace = options.killGraceMs ?? 2000;
+  const child = execa(file, args, {
+    reject: false,
+    all: true,
+    stdin: 'ignore',
+    // Its own process group, so a timeout or abort ends everything it started.
+    detached: true,
+    env: options.env,
+    extendEnv: true,
+    cwd: options.cwd,
+    stripFinalNewline: false,
+  });
+  let timedOut = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  const terminate = () => {
+    killGroup(child.pid, 'SIGTERM');
+    killTimer ??= setTimeout(() => killGroup(child.pid, 'SIGKILL'), grace);
+  };
+  const timer = setTimeout(() => {
+    timedOut = true;
+    terminate();
+  }, options.timeoutMs);
+  const onAbort = () => terminate();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  if (options.signal?.aborted) terminate();
+  try {
+    const result = await child;
+    const output = typeof result.all === 'string' ? result.all : '';
+    if (options.signal?.aborted && !timedOut) {
+      const reason = options.signal.reason;
+      throw reason instanceof Error ? reason : new AbortedError(String(reason));
+    }
+    return {
+      argv,
+      exitCode: result.exitCode,
+      stdout: typeof result.stdout === 'string' ? result.stdout : '',
+      stderr: typeof result.stderr === 'string' ? result.stderr : '',
+      output,
+      timedOut,
+      durationMs: Date.now() - started,
+    };
+  } finally {
+    clearTimeout(timer);
+    if (killTimer) clearTimeout(killTimer);
+    // A group member may still hold on after the leader exited; it must not outlive us.
+    if (timedOut || options.signal?.aborted) killGroup(child.pid, 'SIGKILL');
+    options.signal?.removeEventListener('abort', onAbort);
+  }
+};
+
+/** Describes a failed result in one line, for errors and logs. */
+export function describeFailure(result: CommandResult, timeoutMs: number): string {
+  const command = result.argv.join(' ');
+  if (result.timedOut) return `${command}: no answer within ${Math.round(timeoutMs / 1000)} s`;
+  const lastLine = result.output.trim().split('\n').pop() ?? '';
+  return `${command}: exit ${result.exitCode ?? 'signal'}${lastLine ? `: ${lastLine}` : ''}`;
+}
+
+export function timeoutError(result: CommandResult, timeoutMs: number): TimeoutError {
+  return new TimeoutError(describeFailure(result, timeoutMs));
+}

@@ -1,0 +1,50 @@
+/** systemd --user, through `systemctl --user`. */
+import { CommandError } from '../errors.js';
+import { describeFailure, timeoutError, type CommandRunner } from './process.js';
+
+export interface UnitState {
+  /** LoadState: loaded, not-found, masked... */
+  load: string;
+  /** ActiveState: active, inactive, failed, activating, deactivating, reloading. */
+  active: string;
+}
+
+export interface Systemd {
+  state(unit: string, signal?: AbortSignal): Promise<UnitState>;
+  start(unit: string, timeoutMs: number, signal?: AbortSignal): Promise<void>;
+  stop(unit: string, timeoutMs: number, signal?: AbortSignal): Promise<void>;
+}
+
+/** `active`, `activating` and `reloading` all mean the unit is up or coming up. */
+export function isUp(state: UnitState): boolean {
+  return state.active === 'active' || state.active === 'activating' || state.active === 'reloading';
+}
+
+const queryTimeoutMs = 15_000;
+
+export function createSystemd(run: CommandRunner): Systemd {
+  const systemctl = async (args: string[], timeoutMs: number, signal?: AbortSignal) => {
+    const result = await run(['systemctl', '--user', ...args], { timeoutMs, signal });
+    if (result.timedOut) throw timeoutError(result, timeoutMs);
+    if (result.exitCode !== 0) throw new CommandError(describeFailure(result, timeoutMs), result.output);
+    return result.stdout;
+  };
+  return {
+    async state(unit, signal) {
+      const text = await systemctl(['show', '--property=LoadState,ActiveState', '--', unit], queryTimeoutMs, signal);
+      const values = new Map(
+        text
+          .split('\n')
+          .filter((line) => line.includes('='))
+          .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)] as const),
+      );
+      return { load: values.get('LoadState') ?? 'unknown', active: values.get('ActiveState') ?? 'unknown' };
+    },
+    async start(unit, timeoutMs, signal) {
+      await systemctl(['start', '--', unit], timeoutMs, signal);
+    },
+    async stop(unit, timeoutMs, signal) {
+      await systemctl(['stop', '--', unit], timeoutMs, signal);
+    },
+  };
+}

@@ -1,0 +1,175 @@
+#!/usr/bin/env node
+/**
+ * The command line: parses arguments, builds the real adapters, and sets the exit code
+ * through exit-codes.ts.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { systemClock } from './adapters/clock.js';
+import { createExecDuplicati } from './adapters/duplicati.js';
+import { checkFolder } from './adapters/files.js';
+import { createHookRunner } from './adapters/hooks.js';
+import { createContainerEngine } from './adapters/podman.js';
+import { runCommand } from './adapters/process.js';
+import { createSystemd } from './adapters/systemd.js';
+import { listStackNames, loadGlobalConfig, loadStack, podmanSocketPath, resolveRoot, selectStacks } from './config/load.js';
+import { AbortedError, UsageError, errorMessage } from './errors.js';
+import { exitCodeFor, exitCodes } from './exit-codes.js';
+import { planStack } from './plan.js';
+import { createProgress } from './report.js';
+import { runBackups, type RunReport } from './run.js';
+
+function exitCodeForReport(report: RunReport, signal: AbortSignal): number {
+  if (signal.aborted) return exitCodeFor(signal.reason);
+  return report.results.every((result) => result.ok) ? exitCodes.success : exitCodes.stackFailed;
+}
+
+interface GlobalOptions {
+  root?: string;
+}
+
+function rootOf(options: GlobalOptions): string {
+  return resolveRoot(options.root, process.env, process.cwd());
+}
+
+function listCommand(options: GlobalOptions & { json?: boolean }): void {
+  const root = rootOf(options);
+  const global = loadGlobalConfig(root, process.env);
+  const stacks = listStackNames(root).map((name) => loadStack(root, name, global));
+  if (options.json) {
+    const entries = stacks.map((stack) => ({
+      name: stack.name,
+      file: stack.file,
+      unit: stack.unit,
+      jobs: stack.jobs,
+      restore_policy: stack.restorePolicy,
+      freeze_ondemand: stack.freeze !== undefined,
+      ondemand_socket: stack.freeze?.socket ?? null,
+      ondemand_service: stack.freeze?.service ?? null,
+      container_label: `${stack.selector.key}=${stack.selector.value}`,
+    }));
+    process.stdout.write(`${JSON.stringify(entries, null, 2)}\n`);
+    return;
+  }
+  const rows = stacks.map((stack) => [
+    stack.name,
+    stack.unit,
+    stack.jobs.join(','),
+    stack.restorePolicy,
+    stack.freeze ? `yes (${[stack.freeze.socket, stack.freeze.service].filter(Boolean).join(', ')})` : 'no',
+  ]);
+  const header = ['STACK', 'UNIT', 'JOBS', 'RESTORE', 'FREEZE'];
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
+  for (const row of [header, ...rows]) {
+    process.stdout.write(`${row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()}\n`);
+  }
+  if (rows.length === 0) process.stdout.write(`(no stacks in ${root}/stacks)\n`);
+}
+
+/** SIGTERM, SIGINT, SIGHUP abort the forward steps; the undos still run, also after a second signal. */
+function abortOnSignals(controller: AbortController, report: (text: string) => void): () => void {
+  const handlers = (['SIGTERM', 'SIGINT', 'SIGHUP'] as const).map((name) => {
+    const handler = () => {
+      if (controller.signal.aborted) {
+        report(`${name} received again: still restoring the stack, please wait`);
+        return;
+      }
+      report(`${name} received: ending the step under way and restoring the stack`);
+      controller.abort(new AbortedError(name));
+    };
+    process.on(name, handler);
+    return () => process.off(name, handler);
+  });
+  return () => handlers.forEach((remove) => remove());
+}
+
+async function backupCommand(targets: string[], options: GlobalOptions & { dryRun?: boolean }): Promise<number> {
+  if (targets.length === 0) throw new UsageError('name the stacks to back up, or "all" (see --help)');
+  const root = rootOf(options);
+  const global = loadGlobalConfig(root, process.env);
+  const stacks = selectStacks(root, global, targets);
+  const podmanSocket = podmanSocketPath(process.env);
+  if (options.dryRun) {
+    for (const stack of stacks) process.stdout.write(`${planStack(stack, global, podmanSocket).join('\n')}\n\n`);
+    process.stdout.write(`Dry run: nothing was touched (${stacks.length} stack${stacks.length === 1 ? '' : 's'}).\n`);
+    return exitCodes.success;
+  }
+  if (stacks.length === 0) {
+    process.stderr.write(`no stacks in ${root}/stacks: nothing to back up\n`);
+    return exitCodes.success;
+  }
+  const run = (argv: readonly string[], commandOptions: Parameters<typeof runCommand>[1]) => runCommand(argv, commandOptions);
+  const progress = createProgress(process.stderr, systemClock);
+  const controller = new AbortController();
+  const removeHandlers = abortOnSignals(controller, (text) => progress.message(text));
+  try {
+    const report = await runBackups({
+      global,
+      stacks,
+      adapters: {
+        systemd: createSystemd(run),
+        engine: createContainerEngine(podmanSocket),
+        duplicati: createExecDuplicati(run, global.duplicati),
+        runHook: createHookRunner(run),
+        clock: systemClock,
+        checkFolder,
+      },
+      progress,
+      output: process.stderr,
+      signal: controller.signal,
+    });
+    return exitCodeForReport(report, controller.signal);
+  } finally {
+    removeHandlers();
+  }
+}
+
+export function buildProgram(setExitCode: (code: number) => void): Command {
+  const program = new Command('stack-backup');
+  program
+    .description(
+      'Back up rootless-Podman stacks with Duplicati, one at a time: stop the stack, run its Duplicati jobs, and bring it back.',
+    )
+    .argument('[stacks...]', '"all", or stack names (a unit name such as cryptpad-stack.service is accepted)')
+    .option('--root <dir>', 'folder with stacks/, hooks/, logs/ and stack-backup.yaml (default: $STACK_BACKUP_ROOT, else the current folder)')
+    .option('--dry-run', 'print each stack\'s planned steps and touch nothing')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  stack-backup all                      every stack, in name order
+  stack-backup cryptpad nextcloud       these stacks, in this order
+  stack-backup --dry-run all            show what would be done
+  stack-backup list --json              the configured stacks
+
+Exit codes: 0 every stack backed up; 1 a stack failed (each still restored per its policy);
+2 usage or configuration error (nothing touched); 75 another run holds the lock;
+129/130/143 ended by SIGHUP/SIGINT/SIGTERM after restoring the stack.`,
+    )
+    .showHelpAfterError()
+    .exitOverride()
+    .action(async (targets: string[], options: GlobalOptions & { dryRun?: boolean }) => {
+      setExitCode(await backupCommand(targets, options));
+    });
+  program
+    .command('list')
+    .description('list every stack with its unit, jobs, restore policy and freeze setting')
+    .addOption(new Option('--json', 'print JSON'))
+    .action(function (this: Command) {
+      listCommand(this.optsWithGlobals());
+      setExitCode(exitCodes.success);
+    });
+  return program;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let code: number = exitCodes.success;
+  try {
+    await buildProgram((value) => (code = value)).parseAsync([...argv], { from: 'user' });
+  } catch (error) {
+    code = exitCodeFor(error);
+    if (!(error instanceof CommanderError)) process.stderr.write(`stack-backup: ${errorMessage(error)}\n`);
+  }
+  return code;
+}
+
+process.exitCode = await main(process.argv.slice(2));

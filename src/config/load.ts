@@ -1,0 +1,270 @@
+/**
+ * Reads and validates the configuration: the root folder, stack-backup.yaml with its
+ * environment overrides, and stacks/*.yaml. Every failure is a ConfigError naming the file and
+ * the key (or line), thrown before anything outside is touched.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError, UsageError } from '../errors.js';
+import { assertPlainStackName, normaliseStackArgument } from './names.js';
+import { globalFileSchema, hookPhases, stackFileSchema, type GlobalFile, type StackFile } from './schema.js';
+import type { GlobalConfig, StackConfig } from './types.js';
+
+export const globalFileName = 'stack-backup.yaml';
+const stackFileExtension = '.yaml';
+
+const defaults = {
+  duplicatiContainer: 'duplicati',
+  serverUtil: 'duplicati-server-util',
+  runTimeoutSeconds: 25,
+  waitTimeoutSeconds: 21600,
+  pollIntervalSeconds: 0.5,
+  pausedTimeoutSeconds: 60,
+  stopTimeoutSeconds: 120,
+  startTimeoutSeconds: 120,
+  hookTimeoutSeconds: 300,
+};
+
+type Environment = Record<string, string | undefined>;
+
+/** --root, else $STACK_BACKUP_ROOT, else the current folder. */
+export function resolveRoot(option: string | undefined, environment: Environment, cwd: string): string {
+  return path.resolve(cwd, option ?? environment.STACK_BACKUP_ROOT ?? '.');
+}
+
+/** Relative to the root where possible, so messages name `stacks/x.yaml` as the user knows it. */
+function displayPath(root: string, file: string): string {
+  const relative = path.relative(root, file);
+  return relative.startsWith('..') ? file : relative;
+}
+
+function readYaml(root: string, file: string, missingIsEmpty: boolean): unknown {
+  const shown = displayPath(root, file);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && missingIsEmpty) return {};
+    throw new ConfigError(shown, undefined, code === 'ENOENT' ? 'no such file' : `cannot read: ${code ?? error}`);
+  }
+  const document = parseDocument(text, { uniqueKeys: true });
+  const problem = document.errors[0];
+  if (problem) {
+    const where = problem.linePos?.[0];
+    const line = where ? `line ${where.line}, column ${where.col}` : undefined;
+    throw new ConfigError(shown, line, `YAML syntax error: ${problem.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`);
+  }
+  const value: unknown = document.toJS();
+  if (value === null || value === undefined) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new ConfigError(shown, undefined, 'expected a mapping of keys to values at the top level');
+  }
+  return value;
+}
+
+function keyPath(segments: readonly PropertyKey[]): string {
+  let text = '';
+  for (const segment of segments) {
+    text += typeof segment === 'number' ? `[${segment}]` : text === '' ? String(segment) : `.${String(segment)}`;
+  }
+  return text;
+}
+
+/** The keys a strict object schema allows at a path, for "unknown key" messages. */
+function allowedKeys(schema: z.ZodType, segments: readonly PropertyKey[]): string[] {
+  let current: unknown = schema;
+  for (const segment of segments) {
+    current = unwrap(current);
+    const shape = (current as { shape?: Record<string, unknown> }).shape;
+    if (!shape || typeof segment !== 'string') return [];
+    current = shape[segment];
+  }
+  const shape = (unwrap(current) as { shape?: Record<string, unknown> }).shape;
+  return shape ? Object.keys(shape) : [];
+}
+
+function unwrap(schema: unknown): unknown {
+  let current = schema as { unwrap?: () => unknown };
+  while (typeof current?.unwrap === 'function') current = current.unwrap() as typeof current;
+  return current;
+}
+
+function describeIssue(schema: z.ZodType, issue: z.core.$ZodIssue): { key: string | undefined; detail: string } {
+  if (issue.code === 'unrecognized_keys') {
+    const allowed = allowedKeys(schema, issue.path).join(', ');
+    return { key: keyPath([...issue.path, issue.keys[0]!]), detail: `unknown key (allowed here: ${allowed})` };
+  }
+  const key = issue.path.length > 0 ? keyPath(issue.path) : undefined;
+  if (issue.code === 'invalid_type' && issue.input === undefined) return { key, detail: 'required key is missing' };
+  const got = 'input' in issue && issue.input !== undefined ? ` (got ${JSON.stringify(issue.input)})` : '';
+  return { key, detail: `${issue.message}${got}` };
+}
+
+/** Validates against the schema; the error names the first problem and lists the others. */
+function validate<T>(schema: z.ZodType<T>, value: unknown, shown: string): T {
+  const result = schema.safeParse(value, { reportInput: true });
+  if (result.success) return result.data;
+  const [first, ...others] = result.error.issues.map((issue) => describeIssue(schema, issue));
+  const error = new ConfigError(shown, first!.key, first!.detail);
+  for (const other of others) error.message += `\n${new ConfigError(shown, other.key, other.detail).message}`;
+  throw error;
+}
+
+function secondsFromEnvironment(environment: Environment, name: string, fallback: number | undefined): number | undefined {
+  const raw = environment[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new ConfigError(`environment variable ${name}`, undefined, `expected a number of seconds greater than 0, got "${raw}"`);
+  }
+  return value;
+}
+
+/** Where the Podman API listens: $CONTAINER_HOST, else $DOCKER_HOST, else the rootless default. */
+export function podmanSocketPath(environment: Environment): string {
+  for (const name of ['CONTAINER_HOST', 'DOCKER_HOST'] as const) {
+    const value = environment[name];
+    if (!value) continue;
+    if (value.startsWith('unix://')) return value.slice('unix://'.length);
+    if (value.startsWith('/')) return value;
+    throw new ConfigError(`environment variable ${name}`, undefined, `expected unix:///path/to/podman.sock, got "${value}"`);
+  }
+  const runtime = environment.XDG_RUNTIME_DIR;
+  if (!runtime) {
+    throw new ConfigError(
+      'environment',
+      undefined,
+      'cannot find the Podman API: set CONTAINER_HOST, DOCKER_HOST or XDG_RUNTIME_DIR',
+    );
+  }
+  return path.join(runtime, 'podman', 'podman.sock');
+}
+
+export function loadGlobalConfig(root: string, environment: Environment): GlobalConfig {
+  const file = path.join(root, globalFileName);
+  const parsed: GlobalFile = validate(globalFileSchema, readYaml(root, file, true), globalFileName);
+  const duplicati = parsed.duplicati ?? {};
+  const toMs = (seconds: number) => Math.round(seconds * 1000);
+  return {
+    root,
+    file,
+    duplicati: {
+      container: environment.DUPLICATI_CONTAINER || duplicati.container || defaults.duplicatiContainer,
+      serverUtil: duplicati.server_util ?? defaults.serverUtil,
+      runTimeoutMs: toMs(
+        secondsFromEnvironment(environment, 'DUPLICATI_RUN_TIMEOUT', duplicati.run_timeout) ?? defaults.runTimeoutSeconds,
+      ),
+      waitTimeoutMs: toMs(
+        secondsFromEnvironment(environment, 'DUPLICATI_WAIT_TIMEOUT', duplicati.wait_timeout) ?? defaults.waitTimeoutSeconds,
+      ),
+      pollIntervalMs: toMs(duplicati.poll_interval ?? defaults.pollIntervalSeconds),
+      pausedTimeoutMs: toMs(duplicati.paused_timeout ?? defaults.pausedTimeoutSeconds),
+    },
+    backupMount: parsed.backup_mount,
+    hookTimeoutMs: toMs(parsed.hook_timeout ?? defaults.hookTimeoutSeconds),
+  };
+}
+
+/** Names of every stack in stacks/, sorted; files starting with "_" are templates, not stacks. */
+export function listStackNames(root: string): string[] {
+  const folder = path.join(root, 'stacks');
+  let entries: string[];
+  try {
+    entries = readdirSync(folder);
+  } catch (error) {
+    throw new ConfigError(displayPath(root, folder), undefined, `cannot read the stacks folder: ${(error as NodeJS.ErrnoException).code ?? error}`);
+  }
+  const names = entries
+    .filter((entry) => entry.endsWith(stackFileExtension) && !entry.startsWith('_'))
+    .map((entry) => entry.slice(0, -stackFileExtension.length))
+    .sort();
+  for (const name of names) {
+    try {
+      assertPlainStackName(name);
+    } catch (error) {
+      throw new ConfigError(`stacks/${name}${stackFileExtension}`, undefined, (error as Error).message);
+    }
+  }
+  return names;
+}
+
+export function stackFilePath(root: string, name: string): string {
+  return path.join(root, 'stacks', `${name}${stackFileExtension}`);
+}
+
+export function loadStack(root: string, name: string, global: GlobalConfig): StackConfig {
+  const file = stackFilePath(root, name);
+  const shown = displayPath(root, file);
+  const parsed: StackFile = validate(stackFileSchema, readYaml(root, file, false), shown);
+  return normaliseStack(name, file, shown, parsed, global);
+}
+
+function normaliseStack(name: string, file: string, shown: string, parsed: StackFile, global: GlobalConfig): StackConfig {
+  if (parsed.container_label !== undefined && parsed.project_label !== undefined) {
+    throw new ConfigError(shown, 'container_label', 'set either container_label or project_label, not both');
+  }
+  if (parsed.freeze_ondemand && parsed.ondemand_socket === undefined) {
+    throw new ConfigError(shown, 'ondemand_socket', 'required key is missing: freeze_ondemand is true');
+  }
+  let selector = { key: 'io.podman.compose.project', value: parsed.project_label ?? name };
+  if (parsed.container_label !== undefined) {
+    const separator = parsed.container_label.indexOf('=');
+    selector = { key: parsed.container_label.slice(0, separator), value: parsed.container_label.slice(separator + 1) };
+  }
+  const hooks = Object.fromEntries(
+    hookPhases.map((phase) => {
+      const commands = parsed.hooks?.[phase];
+      return [phase, commands === undefined ? [] : Array.isArray(commands) ? commands : [commands]];
+    }),
+  ) as StackConfig['hooks'];
+  const toMs = (seconds: number) => Math.round(seconds * 1000);
+  return {
+    name,
+    file,
+    unit: parsed.unit ?? `${name}-stack.service`,
+    selector,
+    jobs: parsed.duplicati_jobs.map(String),
+    stopTimeoutMs: toMs(parsed.stop_timeout ?? defaults.stopTimeoutSeconds),
+    startTimeoutMs: toMs(parsed.start_timeout ?? defaults.startTimeoutSeconds),
+    restorePolicy: parsed.restore_policy ?? 'previous',
+    freeze: parsed.freeze_ondemand
+      ? { socket: parsed.ondemand_socket!, service: parsed.ondemand_service }
+      : undefined,
+    hooks,
+    hookTimeoutMs: parsed.hook_timeout !== undefined ? toMs(parsed.hook_timeout) : global.hookTimeoutMs,
+  };
+}
+
+/**
+ * The stacks a command line names, in the given order, or every stack for `all`. All of them
+ * are loaded and validated here, so a bad file refuses the run before any stack is touched.
+ */
+export function selectStacks(root: string, global: GlobalConfig, targets: readonly string[]): StackConfig[] {
+  const known = listStackNames(root);
+  if (targets.length === 1 && targets[0] === 'all') {
+    return known.map((name) => loadStack(root, name, global));
+  }
+  const names: string[] = [];
+  for (const target of targets) {
+    if (target === 'all') throw new UsageError('"all" cannot be combined with stack names');
+    const name = resolveStackArgument(root, global, known, target);
+    if (!names.includes(name)) names.push(name);
+  }
+  return names.map((name) => loadStack(root, name, global));
+}
+
+function resolveStackArgument(root: string, global: GlobalConfig, known: string[], argument: string): string {
+  const name = normaliseStackArgument(argument);
+  assertPlainStackName(name, argument);
+  if (known.includes(name)) return name;
+  // A unit name that is not <name>-stack.service may still be some stack's `unit:`.
+  if (argument.endsWith('.service')) {
+    for (const candidate of known) {
+      if (loadStack(root, candidate, global).unit === argument) return candidate;
+    }
+  }
+  throw new UsageError(`no stack "${argument}": there is no ${displayPath(root, stackFilePath(root, name))} (see "stack-backup list")`);
+}

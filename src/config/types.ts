@@ -1,0 +1,44 @@
+import type { HookPhase } from './schema.js';
+
+/** Selects a stack's containers through the Podman API: label KEY=VALUE. */
+export interface LabelSelector {
+  key: string;
+  value: string;
+}
+
+export interface FreezeSettings {
+  socket: string;
+  service: string | undefined;
+}
+
+/** One stack, normalised: defaults applied, seconds turned into milliseconds. */
+export interface StackConfig {
+  name: string;
+  file: string;
+  unit: string;
+  selector: LabelSelector;
+  jobs: string[];
+  stopTimeoutMs: number;
+  startTimeoutMs: number;
+  restorePolicy: 'previous' | 'always';
+  freeze: FreezeSettings | undefined;
+  hooks: Record<HookPhase, string[]>;
+  hookTimeoutMs: number;
+}
+
+export interface DuplicatiSettings {
+  container: string;
+  serverUtil: string;
+  runTimeoutMs: number;
+  waitTimeoutMs: number;
+  pollIntervalMs: number;
+  pausedTimeoutMs: number;
+}
+
+export interface GlobalConfig {
+  root: string;
+  file: string;
+  duplicati: DuplicatiSettings;
+  backupMount: string | undefined;
+  hookTimeoutMs: number;
+}

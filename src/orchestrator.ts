@@ -1,0 +1,109 @@
+/**
+ * One stack's run: the forward steps in order until one fails, then every registered undo in
+ * reverse (restore the unit per policy, unfreeze, post_start hooks), then the verify hooks.
+ * The same unwinding serves a good run and a failed one, so a failure at any step leaves the
+ * stack as the restore policy wants it.
+ */
+import { AbortedError, errorMessage } from './errors.js';
+import { waitForDuplicatiIdle, runBackupJobs } from './steps/backup.js';
+import type { StackRun } from './steps/context.js';
+import { freezeOnDemand } from './steps/freeze.js';
+import { preStopHooks, runHookPhase } from './steps/hooks.js';
+import { preflight } from './steps/preflight.js';
+import { stopUnit } from './steps/stop-unit.js';
+import { waitForContainers } from './steps/wait-containers.js';
+
+export interface StackResult {
+  stack: string;
+  ok: boolean;
+  /** The forward step's or verify's failure, if any. */
+  error: string | undefined;
+  /** Undos that failed: what may not be as it was. */
+  restoreErrors: string[];
+  aborted: boolean;
+  downtimeMs: number | undefined;
+  backupMs: number | undefined;
+  logFile: string;
+}
+
+type Step = (run: StackRun) => Promise<void>;
+
+export const forwardSteps: readonly Step[] = [
+  preflight,
+  waitForDuplicatiIdle,
+  preStopHooks,
+  freezeOnDemand,
+  stopUnit,
+  waitForContainers,
+  (run) => runHookPhase(run, 'post_stop'),
+  (run) => runHookPhase(run, 'pre_backup'),
+  runBackupJobs,
+  (run) => runHookPhase(run, 'post_backup'),
+];
+
+export async function backupStack(run: StackRun): Promise<StackResult> {
+  const { log, timings, adapters } = run;
+  const started = adapters.clock.now();
+  log.info('stack run start', {
+    unit: run.stack.unit,
+    jobs: run.stack.jobs,
+    restore_policy: run.stack.restorePolicy,
+    freeze: run.stack.freeze ?? false,
+  });
+  let failure: Error | undefined;
+  for (const step of forwardSteps) {
+    try {
+      await step(run);
+    } catch (error) {
+      failure = error instanceof Error ? error : new Error(errorMessage(error));
+      break;
+    }
+  }
+  if (failure && run.undo.size > 0) {
+    log.warn(`${failure.message}; restoring the stack`);
+  }
+  const undoFailures = await run.undo.unwind({
+    started: (action) => log.info('undo start', { undo: action.name }),
+    finished: (action, error) =>
+      error ? log.error(`undo "${action.name}" failed: ${error.message}`, { undo: action.name }) : log.info('undo done', { undo: action.name }),
+  });
+  const restoreErrors = undoFailures.map((entry) => `${entry.name}: ${entry.error.message}`);
+  if (!failure && restoreErrors.length === 0) {
+    try {
+      await runHookPhase(run, 'verify');
+    } catch (error) {
+      failure = error as Error;
+    }
+  }
+  const ok = !failure && restoreErrors.length === 0;
+  const downtimeMs =
+    timings.unitStopIssuedAt !== undefined && timings.unitStartedAt !== undefined
+      ? timings.unitStartedAt - timings.unitStopIssuedAt
+      : undefined;
+  const backupMs =
+    timings.backupStartedAt !== undefined && timings.backupEndedAt !== undefined
+      ? timings.backupEndedAt - timings.backupStartedAt
+      : undefined;
+  const result: StackResult = {
+    stack: run.stack.name,
+    ok,
+    error: failure?.message,
+    restoreErrors,
+    aborted: failure instanceof AbortedError,
+    downtimeMs,
+    backupMs,
+    logFile: log.file,
+  };
+  const fields = {
+    outcome: ok ? 'success' : 'failed',
+    duration_ms: adapters.clock.now() - started,
+    downtime_ms: downtimeMs,
+    backup_ms: backupMs,
+    unit_was_active: timings.unitWasActive,
+    error: result.error,
+    restore_errors: restoreErrors,
+  };
+  if (ok) log.info('stack run end', fields);
+  else log.error(`stack run failed: ${[result.error, ...restoreErrors].filter(Boolean).join('; ')}`, fields);
+  return result;
+}

@@ -1,0 +1,75 @@
+/**
+ * What a person watching stderr sees: the step under way with its elapsed time, warnings, and
+ * the summary table at the end. On a terminal the current line is redrawn every second; in a
+ * journal (no TTY) a line is printed when a step starts, every 30 s while it waits, and when it ends.
+ */
+import type { Clock } from './adapters/clock.js';
+
+export interface Progress {
+  begin(stack: string, step: string): (outcome: 'done' | 'failed') => void;
+  message(text: string): void;
+}
+
+export interface TextSink {
+  write(text: string): unknown;
+  isTTY?: boolean;
+}
+
+export function formatSeconds(ms: number | undefined): string {
+  if (ms === undefined) return '-';
+  if (ms < 10_000) return `${(ms / 1000).toFixed(1)} s`;
+  if (ms < 3_600_000) return `${Math.floor(ms / 60_000)}m${String(Math.round((ms % 60_000) / 1000)).padStart(2, '0')}s`;
+  return `${Math.floor(ms / 3_600_000)}h${String(Math.floor((ms % 3_600_000) / 60_000)).padStart(2, '0')}m`;
+}
+
+export function createProgress(sink: TextSink, clock: Clock): Progress {
+  const interactive = sink.isTTY === true;
+  let clearCurrent: (() => void) | undefined;
+  return {
+    begin(stack, step) {
+      const started = clock.now();
+      const label = `[${stack}] ${step}`;
+      let timer: NodeJS.Timeout | undefined;
+      if (interactive) {
+        const draw = () => sink.write(`\r\x1b[K${label} ... ${formatSeconds(clock.now() - started)}`);
+        draw();
+        timer = setInterval(draw, 1000);
+        clearCurrent = () => sink.write('\r\x1b[K');
+      } else {
+        sink.write(`${label} ...\n`);
+        timer = setInterval(() => sink.write(`${label} ... still waiting, ${formatSeconds(clock.now() - started)}\n`), 30_000);
+      }
+      timer.unref();
+      return (outcome) => {
+        clearInterval(timer);
+        clearCurrent = undefined;
+        const mark = outcome === 'done' ? 'ok' : 'FAILED';
+        sink.write(`${interactive ? '\r\x1b[K' : ''}${label}: ${mark} (${formatSeconds(clock.now() - started)})\n`);
+      };
+    },
+    message(text) {
+      clearCurrent?.();
+      sink.write(`${text}\n`);
+    },
+  };
+}
+
+export interface SummaryRow {
+  stack: string;
+  result: string;
+  downtimeMs: number | undefined;
+  backupMs: number | undefined;
+  note: string;
+}
+
+export function formatSummary(rows: readonly SummaryRow[]): string {
+  const header = ['STACK', 'RESULT', 'DOWNTIME', 'BACKUP', 'NOTE'];
+  const cells = rows.map((row) => [row.stack, row.result, formatSeconds(row.downtimeMs), formatSeconds(row.backupMs), row.note]);
+  const widths = header.map((title, column) => Math.max(title.length, ...cells.map((line) => line[column]!.length)));
+  const render = (line: string[]) =>
+    line
+      .map((cell, column) => (column === line.length - 1 ? cell : cell.padEnd(widths[column]!)))
+      .join('  ')
+      .trimEnd();
+  return [render(header), ...cells.map(render)].join('\n') + '\n';
+}

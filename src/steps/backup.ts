@@ -1,0 +1,127 @@
+/**
+ * Runs the stack's Duplicati jobs, one after the other, and waits until each has really run.
+ * `run` only enqueues: a job just enqueued shows as "Active task: None" with the job in the
+ * queue, so a job counts as done only after it was seen queued or active and then seen gone.
+ */
+import type { DuplicatiStatus, TaskReference } from '../adapters/duplicati.js';
+import { CommandError, TimeoutError, throwIfAborted } from '../errors.js';
+import { formatSeconds } from '../report.js';
+import type { StackRun } from './context.js';
+
+const allowedStatusFailures = 3;
+
+const isJob = (backupId: string) => (task: TaskReference | undefined) => task?.backupId === backupId;
+
+export function describeStatus(status: DuplicatiStatus): string {
+  const active = status.active ? `task ${status.active.task} (backup ${status.active.backupId})` : 'none';
+  const queue = status.queue.map((task) => `${task.task} (backup ${task.backupId})`).join(', ') || 'empty';
+  return `server ${status.paused ? 'paused' : 'running'}, active: ${active}, queue: ${queue}`;
+}
+
+/** Polls `status`, tolerating a few failed polls in a row, until `until` says the wait is over. */
+async function pollStatus(
+  run: StackRun,
+  what: string,
+  until: (status: DuplicatiStatus) => boolean,
+): Promise<DuplicatiStatus> {
+  const { duplicati, clock } = run.adapters;
+  const settings = run.global.duplicati;
+  const started = clock.now();
+  let failures = 0;
+  let pausedSince: number | undefined;
+  for (;;) {
+    throwIfAborted(run.signal);
+    let status: DuplicatiStatus | undefined;
+    try {
+      status = await duplicati.status(run.signal);
+      failures = 0;
+    } catch (error) {
+      throwIfAborted(run.signal);
+      failures += 1;
+      run.log.warn(`Duplicati status failed (${failures} of ${allowedStatusFailures})`, { error: (error as Error).message });
+      if (failures >= allowedStatusFailures) throw error;
+    }
+    if (status && until(status)) return status;
+    if (status?.paused) {
+      if (pausedSince === undefined) {
+        pausedSince = clock.now();
+        run.log.warn(`Duplicati server is paused: ${what} cannot go on until it is resumed`, { status: describeStatus(status) });
+      } else if (clock.now() - pausedSince >= settings.pausedTimeoutMs) {
+        throw new CommandError(
+          `Duplicati server is paused: ${what} did not go on for ${formatSeconds(clock.now() - pausedSince)} (paused_timeout)`,
+        );
+      }
+    } else {
+      pausedSince = undefined;
+    }
+    if (clock.now() - started >= settings.waitTimeoutMs) {
+      throw new TimeoutError(
+        `${what}: not done after ${formatSeconds(settings.waitTimeoutMs)} (wait_timeout)${status ? `; ${describeStatus(status)}` : ''}`,
+      );
+    }
+    await clock.sleep(settings.pollIntervalMs, run.signal);
+  }
+}
+
+/**
+ * Before the stack is stopped, so a paused or busy server costs no downtime: a job that Duplicati runs or holds queued already (its own
+ * schedule fired) would be reused by `run` and back up the live stack. Wait for the server to
+ * be idle first; any of its jobs could be ours, since `run` alone maps names to IDs.
+ */
+export async function waitForDuplicatiIdle(run: StackRun): Promise<void> {
+  const step = run.log.step('wait for Duplicati to be idle');
+  try {
+    const idle = (status: DuplicatiStatus) => !status.paused && status.active === undefined && status.queue.length === 0;
+    const first = await run.adapters.duplicati.status(run.signal);
+    if (!idle(first)) {
+      if (!first.paused) {
+        run.log.warn('Duplicati is busy before the stack is stopped; waiting until it is idle', { status: describeStatus(first) });
+      }
+      await pollStatus(run, 'the backup', idle);
+    }
+  } catch (error) {
+    step.failed(error as Error);
+    throw error;
+  }
+  step.done();
+}
+
+async function runJob(run: StackRun, job: string): Promise<void> {
+  const { duplicati } = run.adapters;
+  const step = run.log.step(`backup job ${job}`);
+  try {
+    const outcome = await duplicati.run(job, run.signal);
+    if (outcome.output.trim() !== '') run.log.info('duplicati run output', { job, output: outcome.output });
+    if (outcome.timedOut) {
+      run.log.warn(`"run ${job}" did not return within run_timeout; it was ended, and the job is followed by polling`);
+    }
+    const backupId = outcome.backupId ?? (/^\d+$/.test(job) ? job : undefined);
+    if (backupId === undefined) {
+      // Queued or not, we cannot tell which task is ours: wait until the server is idle so no job
+      // of ours runs while the stack starts again, then fail, since the result is not known.
+      await pollStatus(run, `job ${job}`, (status) => status.active === undefined && status.queue.length === 0);
+      throw new CommandError(`"run ${job}" printed no "Running backup NAME (ID: N)" line: cannot tell that the job ran`, outcome.output);
+    }
+    let seen = false;
+    const ours = isJob(backupId);
+    const last = await pollStatus(run, `job ${job} (backup ${backupId})`, (status) => {
+      const present = ours(status.active) || status.queue.some(ours);
+      if (present) {
+        if (!seen) run.log.info('job seen', { job, backup_id: backupId, status: describeStatus(status) });
+        seen = true;
+        return false;
+      }
+      return seen;
+    });
+    step.done({ backup_id: backupId, backup_name: outcome.backupName, status: describeStatus(last) });
+  } catch (error) {
+    step.failed(error as Error);
+    throw error;
+  }
+}
+
+export async function runBackupJobs(run: StackRun): Promise<void> {
+  run.timings.backupStartedAt = run.adapters.clock.now();
+  for (const job of run.stack.jobs) await runJob(run, job);
+  run.timings.backupEndedAt = run.adapters.clock.now();
+}

@@ -1,0 +1,59 @@
+/**
+ * Waits until none of the stack's containers runs. A unit can report inactive while a
+ * container is still shutting down; a backup taken then would copy a live stack. The waiter
+ * reacts to the engine's events and lists again on each; a slow re-list covers a missed event.
+ */
+import { isRunning, type ContainerSummary } from '../adapters/podman.js';
+import { TimeoutError, throwIfAborted } from '../errors.js';
+import type { StackRun } from './context.js';
+
+const relistMs = 1000;
+
+export async function waitForContainers(run: StackRun): Promise<void> {
+  const { stack, adapters } = run;
+  const { engine, clock } = adapters;
+  const selector = `${stack.selector.key}=${stack.selector.value}`;
+  const step = run.log.step('wait for containers to exit', { selector });
+  const deadline = clock.now() + stack.stopTimeoutMs;
+  let wake: () => void = () => {};
+  let changed = false;
+  const onChange = () => {
+    changed = true;
+    wake();
+  };
+  let unwatch: (() => void) | undefined;
+  try {
+    try {
+      unwatch = await engine.watch(stack.selector, onChange);
+    } catch (error) {
+      run.log.warn('cannot follow container events; listing containers instead', { error: (error as Error).message });
+    }
+    let running: ContainerSummary[] = [];
+    for (;;) {
+      throwIfAborted(run.signal);
+      changed = false;
+      running = (await engine.containers(stack.selector, run.signal)).filter(isRunning);
+      if (running.length === 0) break;
+      const remaining = deadline - clock.now();
+      if (remaining <= 0) {
+        throw new TimeoutError(
+          `containers still running ${Math.round(stack.stopTimeoutMs / 1000)} s after the stop: ${running.map((container) => `${container.name} (${container.state})`).join(', ')}`,
+        );
+      }
+      if (changed) continue;
+      const pause = new AbortController();
+      const abortPause = () => pause.abort();
+      run.signal.addEventListener('abort', abortPause, { once: true });
+      wake = () => pause.abort();
+      await clock.sleep(Math.min(unwatch ? relistMs : 250, remaining), pause.signal).catch(() => {});
+      run.signal.removeEventListener('abort', abortPause);
+    }
+  } catch (error) {
+    step.failed(error as Error);
+    throw error;
+  } finally {
+    unwatch?.();
+  }
+  run.timings.containersGoneAt = clock.now();
+  step.done();
+}

@@ -1,0 +1,103 @@
+# shellcheck shell=sh
+# Shared code of the Duplicati stand-in (busybox sh, runs inside the
+# "duplicati" container). Sourced by duplicati-server-util and worker.sh.
+#
+# Control folder (/control, host: $WORLD_DIR/duplicati), see test/world/README.md:
+#   jobs            "ID NAME SOURCE [DURATION]" per line ('#' comments)
+#   duration        seconds a job runs (default 2, fractions allowed)
+#   pickup_delay    seconds a queued job waits before the worker takes it (default 0)
+#   paused          flag file: server state Paused, queued tasks never start
+#   hang_run        flag file: `run` enqueues, prints its line, then hangs
+#   connect_error   if non-empty: every command fails with
+#                   "Failed to connect to server: <text>", exit 2
+#   extra_lines     lines printed right after "Connecting to ..." (parser tests)
+#   hosturl         default host URL shown in "Connecting to ..." lines
+#   records.log     one line per finished job (written here)
+#   events.log      one line per event (written here)
+#   state/          queue, active, counter, generation, lock (written here)
+
+CTL=${STANDIN_CONTROL:-/control}
+ST=$CTL/state
+SRC=${STANDIN_SOURCE:-/source}
+
+# Current epoch time in milliseconds. busybox date has no %N; a fresh file's
+# mtime (busybox stat %y) carries nanoseconds.
+now_ms() {
+	_f=/tmp/.clock.$$
+	: >"$_f"
+	# shellcheck disable=SC2046
+	set -- $(stat -c '%Y %y' "$_f")
+	rm -f "$_f"
+	case "$3" in
+	*.*) _fr=${3#*.} ;;
+	*) _fr=000000000 ;;
+	esac
+	_fr=$(echo "$_fr" | cut -c1-3)
+	echo $(($1 * 1000 + 1$_fr - 1000))
+}
+
+# "2.5" -> 2500
+sec_to_ms() {
+	awk -v s="$1" 'BEGIN { v = s * 1000; if (v < 0) v = 0; printf "%d\n", v }'
+}
+
+# setting NAME DEFAULT: first line of $CTL/NAME, or DEFAULT when missing/empty.
+setting() {
+	_v=
+	[ -f "$CTL/$1" ] && read -r _v <"$CTL/$1"
+	_v=$(echo "$_v" | tr -d ' \t\r')
+	if [ -n "$_v" ]; then echo "$_v"; else echo "$2"; fi
+}
+
+# flag_on NAME: file exists and does not say off/0/false/no.
+flag_on() {
+	[ -e "$CTL/$1" ] || return 1
+	_v=
+	read -r _v <"$CTL/$1" 2>/dev/null
+	case "$_v" in off | 0 | false | no) return 1 ;; esac
+	return 0
+}
+
+# mkdir-based lock over state/; a lock older than 3 s is considered stale.
+lock() {
+	_n=0
+	until mkdir "$ST/lock" 2>/dev/null; do
+		_n=$((_n + 1))
+		if [ $((_n % 50)) = 0 ]; then
+			_m=$(stat -c %Y "$ST/lock" 2>/dev/null) &&
+				[ $(($(date +%s) - _m)) -ge 3 ] && rmdir "$ST/lock" 2>/dev/null
+		fi
+		usleep 20000
+	done
+}
+unlock() { rmdir "$ST/lock" 2>/dev/null; }
+
+# write_file PATH CONTENT (atomic replace; call with the lock held)
+write_file() {
+	printf '%s' "$2" >"$1.tmp.$$" && mv -f "$1.tmp.$$" "$1"
+}
+
+# find_job ID-OR-NAME -> "ID NAME SOURCE [DURATION]" (first match, name case-insensitive)
+find_job() {
+	[ -f "$CTL/jobs" ] || return 0
+	awk -v q="$1" 'BEGIN { lq = tolower(q) }
+		/^[ \t]*(#|$)/ { next }
+		tolower($2) == lq || $1 == q { print; exit }' "$CTL/jobs"
+}
+
+# find_job_by_id ID
+find_job_by_id() {
+	[ -f "$CTL/jobs" ] || return 0
+	awk -v q="$1" '/^[ \t]*(#|$)/ { next } $1 == q { print; exit }' "$CTL/jobs"
+}
+
+event() {
+	echo "$(now_ms) $*" >>"$CTL/events.log"
+}
+
+init_state() {
+	mkdir -p "$ST" 2>/dev/null
+	[ -f "$ST/counter" ] || echo 10 >"$ST/counter"
+	[ -f "$ST/generation" ] || echo 0 >"$ST/generation"
+	[ -f "$ST/queue" ] || : >"$ST/queue"
+}

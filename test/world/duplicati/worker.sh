@@ -1,0 +1,113 @@
+#!/bin/sh
+# Main process of the "duplicati" stand-in container: one worker that takes the
+# head of the queue (after pickup_delay), "backs it up" for its duration while
+# sampling the job's source folder, then records CLEAN or DIRTY.
+here=$(dirname "$(readlink -f "$0")")
+. "$here/standin-lib.sh"
+
+trap 'exit 0' TERM INT
+
+init_state
+event WORKER_START
+
+# Fingerprint of a source folder: names, sizes, ns mtimes and contents.
+snapshot() {
+	_d=$SRC/$1
+	if [ -z "$1" ] || [ ! -d "$_d" ]; then
+		echo missing
+		return
+	fi
+	{
+		find "$_d" -exec stat -c '%n %s %y' {} + 2>/dev/null
+		find "$_d" -type f -exec md5sum {} + 2>/dev/null
+	} | md5sum
+}
+
+gen_now() { cat "$ST/generation" 2>/dev/null; }
+
+# run_job TASK BACKUPID START_MS GENERATION
+run_job() {
+	_t=$1 _b=$2 _start=$3 _gen=$4
+	_job=$(find_job_by_id "$_b")
+	_name=? _src= _dur=
+	if [ -n "$_job" ]; then
+		# shellcheck disable=SC2086
+		set -- $_job
+		_name=$2 _src=$3 _dur=$4
+	fi
+	[ -n "$_dur" ] || _dur=$(setting duration 2)
+	_dur_ms=$(sec_to_ms "$_dur")
+	event START "$_t" "$_b" "$_name"
+	_snap0=$(snapshot "$_src")
+	_samples=0 _changed=0
+	_end=$((_start + _dur_ms))
+	while :; do
+		_now=$(now_ms)
+		[ "$_now" -ge "$_end" ] && break
+		_left=$((_end - _now))
+		[ "$_left" -gt 100 ] && _left=100
+		usleep $((_left * 1000))
+		[ "$(gen_now)" = "$_gen" ] || return 1
+		_s=$(snapshot "$_src")
+		_samples=$((_samples + 1))
+		[ "$_s" = "$_snap0" ] || _changed=$((_changed + 1))
+	done
+	_s=$(snapshot "$_src")
+	_samples=$((_samples + 1))
+	[ "$_s" = "$_snap0" ] || _changed=$((_changed + 1))
+	_stop=$(now_ms)
+	_res=CLEAN
+	[ "$_changed" -gt 0 ] && _res=DIRTY
+	lock
+	if [ "$(gen_now)" = "$_gen" ]; then
+		echo "$_t $_b $_name $_start $_stop $_res $_samples $_changed" >>"$CTL/records.log"
+		event END "$_t" "$_b" "$_name" "$_res"
+	fi
+	unlock
+	return 0
+}
+
+idle_since=$(now_ms)
+while :; do
+	if flag_on paused; then
+		idle_since=$(now_ms)
+		usleep 100000
+		continue
+	fi
+	head=$(head -n1 "$ST/queue" 2>/dev/null)
+	if [ -z "$head" ]; then
+		usleep 50000
+		continue
+	fi
+	# shellcheck disable=SC2086
+	set -- $head
+	t=$1 b=$2 enq=${3:-0}
+	delay_ms=$(sec_to_ms "$(setting pickup_delay 0)")
+	base=$enq
+	[ "$idle_since" -gt "$base" ] && base=$idle_since
+	if [ "$(now_ms)" -lt $((base + delay_ms)) ]; then
+		usleep 50000
+		continue
+	fi
+	lock
+	cur=$(head -n1 "$ST/queue" 2>/dev/null)
+	if [ "$cur" != "$head" ] || flag_on paused; then
+		unlock
+		continue
+	fi
+	sed 1d "$ST/queue" >"$ST/queue.tmp.$$" && mv -f "$ST/queue.tmp.$$" "$ST/queue"
+	start=$(now_ms)
+	write_file "$ST/active" "$t $b $start
+"
+	gen=$(gen_now)
+	unlock
+
+	run_job "$t" "$b" "$start" "$gen"
+
+	lock
+	if [ -f "$ST/active" ] && [ "$(cut -d' ' -f1 "$ST/active")" = "$t" ]; then
+		rm -f "$ST/active"
+	fi
+	unlock
+	idle_since=$(now_ms)
+done

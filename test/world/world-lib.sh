@@ -1,0 +1,73 @@
+# shellcheck shell=bash
+# Shared helpers for the stack-backup test world scripts (setup.sh, reset.sh,
+# teardown.sh, standin.sh). Sourced, never executed. Everything runs as root.
+
+WORLD_USER=${WORLD_USER:-sbworld}
+WORLD_DIR=${WORLD_DIR:-/var/tmp/stack-backup-world}
+FRONTPORT=${FRONTPORT:-18080}
+BACKPORT=${BACKPORT:-18081}
+WORLD_IMAGE=localhost/sbworld-box
+WORLD_LABEL=sbworld.world
+STACKS="composeapp plainapp ondemand"
+STACK_UNITS="composeapp-stack.service plainapp-stack.service ondemand-stack.service"
+DUPLICATI_UNIT=sbworld-duplicati.service
+USERNS_UNIT=sbworld-userns.service
+
+say() { printf '[world] %s\n' "$*"; }
+die() { printf '[world] ERROR: %s\n' "$*" >&2; exit 1; }
+
+need_root() { [ "$(id -u)" = 0 ] || die "run as root"; }
+
+# Fill WORLD_UID, WORLD_GID, WORLD_HOME, XDG_RUNTIME_DIR, CG_DIR (user must exist).
+world_ids() {
+	WORLD_UID=$(id -u "$WORLD_USER") || die "user $WORLD_USER does not exist (run setup.sh)"
+	WORLD_GID=$(id -g "$WORLD_USER")
+	WORLD_HOME=$(getent passwd "$WORLD_USER" | cut -d: -f6)
+	XDG_RUNTIME_DIR=/run/user/$WORLD_UID
+	CG_DIR=/sys/fs/cgroup/unified/user.slice/user-$WORLD_UID.slice/user@$WORLD_UID.service
+}
+
+# Run a command as the world user with a clean, fixed environment.
+as_user() {
+	(cd / && setpriv --reuid="$WORLD_UID" --regid="$WORLD_GID" --init-groups -- \
+		env -i HOME="$WORLD_HOME" USER="$WORLD_USER" LOGNAME="$WORLD_USER" SHELL=/bin/sh \
+		PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+		XDG_RUNTIME_DIR="$XDG_RUNTIME_DIR" "$@")
+}
+uctl() { as_user systemctl --user "$@"; }
+upodman() { as_user podman "$@"; }
+
+# True when the user's systemd manager answers.
+manager_answers() {
+	[ -S "$XDG_RUNTIME_DIR/systemd/private" ] || return 1
+	local st
+	st=$(timeout 5 setpriv --reuid="$WORLD_UID" --regid="$WORLD_GID" --init-groups -- \
+		env -i XDG_RUNTIME_DIR="$XDG_RUNTIME_DIR" PATH=/usr/bin:/bin \
+		systemctl --user is-system-running 2>/dev/null) || true
+	case "$st" in running | degraded) return 0 ;; *) return 1 ;; esac
+}
+
+# PID of the manager setup.sh started (empty if none / dead).
+recorded_manager_pid() {
+	local pid
+	pid=$(cat "$WORLD_DIR/systemd.pid" 2>/dev/null) || return 0
+	[ -n "$pid" ] && [ -d "/proc/$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = systemd ] &&
+		[ "$(stat -c %u "/proc/$pid")" = "$WORLD_UID" ] && echo "$pid"
+	return 0
+}
+
+# Wait until CMD... succeeds, polling every 0.1 s, at most $1 seconds.
+wait_for() {
+	local secs=$1 i=0
+	shift
+	while ! "$@" >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ "$i" -ge $((secs * 10)) ] && return 1
+		sleep 0.1
+	done
+}
+
+# Number of running containers of a compose project (label).
+project_running() {
+	upodman ps -q --filter "label=io.podman.compose.project=$1" 2>/dev/null | wc -l
+}
