@@ -14,6 +14,7 @@ import { createSystemd } from './adapters/systemd.js';
 import { listStackNames, loadGlobalConfig, loadStack, podmanSocketPath, resolveRoot, selectStacks } from './config/load.js';
 import { AbortedError, UsageError, errorMessage } from './errors.js';
 import { exitCodeFor, exitCodes } from './exit-codes.js';
+import { installPaths, installUnits, renderUnits } from './install.js';
 import { planStack } from './plan.js';
 import { createProgress } from './report.js';
 import { runBackups, type RunReport } from './run.js';
@@ -97,7 +98,6 @@ async function backupCommand(targets: string[], options: GlobalOptions & { dryRu
     process.stderr.write(`no stacks in ${root}/stacks: nothing to back up\n`);
     return exitCodes.success;
   }
-  const run = (argv: readonly string[], commandOptions: Parameters<typeof runCommand>[1]) => runCommand(argv, commandOptions);
   const progress = createProgress(process.stderr, systemClock);
   const controller = new AbortController();
   const removeHandlers = abortOnSignals(controller, (text) => progress.message(text));
@@ -106,10 +106,10 @@ async function backupCommand(targets: string[], options: GlobalOptions & { dryRu
       global,
       stacks,
       adapters: {
-        systemd: createSystemd(run),
+        systemd: createSystemd(runCommand),
         engine: createContainerEngine(podmanSocket),
-        duplicati: createExecDuplicati(run, global.duplicati),
-        runHook: createHookRunner(run),
+        duplicati: createExecDuplicati(runCommand, global.duplicati),
+        runHook: createHookRunner(runCommand),
         clock: systemClock,
         checkFolder,
       },
@@ -156,6 +156,24 @@ Exit codes: 0 every stack backed up; 1 a stack failed (each still restored per i
     .addOption(new Option('--json', 'print JSON'))
     .action(function (this: Command) {
       listCommand(this.optsWithGlobals());
+      setExitCode(exitCodes.success);
+    });
+  program
+    .command('install')
+    .description('write stack-backup.service and stack-backup.timer into ~/.config/systemd/user for this root, reload, and enable the timer')
+    .option('--dry-run', 'print the unit files and touch nothing')
+    .action(async function (this: Command) {
+      const options = this.optsWithGlobals<GlobalOptions & { dryRun?: boolean }>();
+      const root = rootOf(options);
+      listStackNames(root);
+      const paths = installPaths(root, process.env);
+      if (options.dryRun) {
+        for (const unit of renderUnits(paths)) {
+          process.stdout.write(`# ${paths.unitDir}/${unit.name}\n${unit.text}\n`);
+        }
+      } else {
+        await installUnits(paths, createSystemd(runCommand), (text) => process.stdout.write(`${text}\n`));
+      }
       setExitCode(exitCodes.success);
     });
   return program;

@@ -15,6 +15,12 @@ export interface Systemd {
   stop(unit: string, timeoutMs: number, signal?: AbortSignal): Promise<void>;
 }
 
+/** Unit-file management, for `stack-backup install`. */
+export interface SystemdManager {
+  daemonReload(): Promise<void>;
+  enableNow(unit: string): Promise<void>;
+}
+
 /** `active`, `activating` and `reloading` all mean the unit is up or coming up. */
 export function isUp(state: UnitState): boolean {
   return state.active === 'active' || state.active === 'activating' || state.active === 'reloading';
@@ -22,7 +28,7 @@ export function isUp(state: UnitState): boolean {
 
 const queryTimeoutMs = 15_000;
 
-export function createSystemd(run: CommandRunner): Systemd {
+export function createSystemd(run: CommandRunner): Systemd & SystemdManager {
   const systemctl = async (args: string[], timeoutMs: number, signal?: AbortSignal) => {
     const result = await run(['systemctl', '--user', ...args], { timeoutMs, signal });
     if (result.timedOut) throw timeoutError(result, timeoutMs);
@@ -45,6 +51,12 @@ export function createSystemd(run: CommandRunner): Systemd {
     },
     async stop(unit, timeoutMs, signal) {
       await systemctl(['stop', '--', unit], timeoutMs, signal);
+    },
+    async daemonReload() {
+      await systemctl(['daemon-reload'], queryTimeoutMs);
+    },
+    async enableNow(unit) {
+      await systemctl(['enable', '--now', '--', unit], queryTimeoutMs);
     },
   };
 }

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The test command (`npm test`): installs what it needs, builds, runs the unit tests, then sets
+# up the real world (rootless Podman, systemd --user, the Duplicati stand-in; needs root) and
+# runs the end-to-end tests against it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/ensure-installed.sh
+echo "== unit tests"
+npx vitest run --project unit
+if [ "$(id -u)" != 0 ]; then
+  echo "The end-to-end tests set up a rootless Podman world and need root (sudo npm test)." >&2
+  exit 1
+fi
+echo "== setting up the real world (test/world/setup.sh)"
+bash test/world/setup.sh
+echo "== end-to-end tests"
+npx vitest run --project e2e

@@ -1,0 +1,388 @@
+/**
+ * In-memory fakes of the adapters, sharing one virtual clock: sleeping advances time at once,
+ * so waits of hours run in milliseconds. They record what was done, in order, so tests assert
+ * what a user would see (unit states, what was started and stopped, hook order).
+ */
+import type { Clock } from '../src/adapters/clock.js';
+import type { Duplicati, DuplicatiStatus, RunOutcome } from '../src/adapters/duplicati.js';
+import { UnknownJobError } from '../src/adapters/duplicati.js';
+import type { HookRun } from '../src/adapters/hooks.js';
+import type { CommandResult } from '../src/adapters/process.js';
+import type { ContainerEngine, ContainerSummary } from '../src/adapters/podman.js';
+import type { Systemd, UnitState } from '../src/adapters/systemd.js';
+import type { LabelSelector } from '../src/config/types.js';
+import { CommandError, TimeoutError, throwIfAborted } from '../src/errors.js';
+import type { GlobalConfig, StackConfig } from '../src/config/types.js';
+import type { StackLog, StepHandle } from '../src/logging.js';
+import { backupStack, type StackResult } from '../src/orchestrator.js';
+import type { Adapters } from '../src/steps/context.js';
+import { UndoStack } from '../src/undo.js';
+
+export class FakeClock implements Clock {
+  time = 1_700_000_000_000;
+  private readonly listeners: Array<() => void> = [];
+  now(): number {
+    return this.time;
+  }
+  async sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    throwIfAborted(signal);
+    this.advance(ms);
+    await Promise.resolve();
+    throwIfAborted(signal);
+  }
+  advance(ms: number): void {
+    this.time += ms;
+    for (const listener of this.listeners) listener();
+  }
+  onAdvance(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+}
+
+interface FakeContainer extends ContainerSummary {
+  labels: Record<string, string>;
+  unit: string;
+  /** Keeps running this long after its unit stopped (a slow shutdown). */
+  lingerMs: number;
+  exitAt?: number;
+}
+
+export class FakeWorld {
+  readonly clock = new FakeClock();
+  /** Everything done to the outside world, in order: "stop x.service", "hook pre_stop: cmd", "run job"... */
+  readonly actions: string[] = [];
+  readonly units = new Map<string, UnitState>();
+  readonly containers: FakeContainer[] = [];
+  /** Fail these calls: "start x.service", "stop x.service", "state x.service", "ping". */
+  readonly failing = new Set<string>();
+  /** These calls never answer (until their signal fires). */
+  readonly hanging = new Set<string>();
+  readonly hookResults = new Map<string, { exitCode: number; output?: string; hang?: boolean }>();
+  readonly hookRuns: HookRun[] = [];
+  readonly duplicati = new FakeDuplicati(this);
+  private readonly watchers = new Set<() => void>();
+
+  constructor() {
+    this.clock.onAdvance(() => this.tick());
+  }
+
+  unit(name: string, active: string, load = 'loaded'): this {
+    this.units.set(name, { load, active });
+    return this;
+  }
+
+  container(name: string, unit: string, labels: Record<string, string>, lingerMs = 0): this {
+    this.containers.push({ id: `id-${name}`, name, state: 'running', labels, unit, lingerMs });
+    return this;
+  }
+
+  state(unit: string): string {
+    return this.units.get(unit)?.active ?? 'missing';
+  }
+
+  private tick(): void {
+    let changed = false;
+    for (const container of this.containers) {
+      if (container.state === 'running' && container.exitAt !== undefined && this.clock.now() >= container.exitAt) {
+        container.state = 'exited';
+        changed = true;
+      }
+    }
+    if (changed) for (const watcher of this.watchers) watcher();
+  }
+
+  private async call(name: string, signal: AbortSignal | undefined): Promise<void> {
+    throwIfAborted(signal);
+    if (this.hanging.has(name)) {
+      await new Promise<never>((_, reject) => signal?.addEventListener('abort', () => reject(signal.reason), { once: true }));
+    }
+    if (this.failing.has(name)) throw new CommandError(`${name}: failed (injected)`, 'injected failure output');
+  }
+
+  readonly systemd: Systemd = {
+    state: async (unit, signal) => {
+      await this.call(`state ${unit}`, signal);
+      return { ...(this.units.get(unit) ?? { load: 'not-found', active: 'inactive' }) };
+    },
+    start: async (unit, _timeoutMs, signal) => {
+      this.actions.push(`start ${unit}`);
+      await this.call(`start ${unit}`, signal);
+      const state = this.units.get(unit);
+      if (!state || state.load !== 'loaded') throw new CommandError(`Unit ${unit} not found.`);
+      state.active = 'active';
+      for (const container of this.containers.filter((entry) => entry.unit === unit)) {
+        container.state = 'running';
+        delete container.exitAt;
+      }
+    },
+    stop: async (unit, _timeoutMs, signal) => {
+      this.actions.push(`stop ${unit}`);
+      await this.call(`stop ${unit}`, signal);
+      const state = this.units.get(unit);
+      if (!state || state.load !== 'loaded') throw new CommandError(`Unit ${unit} not loaded.`);
+      state.active = 'inactive';
+      for (const container of this.containers.filter((entry) => entry.unit === unit && entry.state === 'running')) {
+        if (container.lingerMs === 0) container.state = 'exited';
+        else container.exitAt = this.clock.now() + container.lingerMs;
+      }
+    },
+  };
+
+  readonly engine: ContainerEngine = {
+    ping: async (signal) => this.call('ping', signal),
+    containers: async (selector: LabelSelector, signal) => {
+      await this.call('containers', signal);
+      return this.containers
+        .filter((container) => container.labels[selector.key] === selector.value)
+        .map(({ id, name, state }) => ({ id, name, state }));
+    },
+    watch: async (_selector, onChange) => {
+      if (this.failing.has('watch')) throw new Error('events not supported (injected)');
+      this.watchers.add(onChange);
+      return () => this.watchers.delete(onChange);
+    },
+  };
+
+  readonly runHook = async (hook: HookRun): Promise<CommandResult> => {
+    this.hookRuns.push(hook);
+    this.actions.push(`hook ${hook.environment.STACK_PHASE}: ${hook.command}`);
+    const planned = this.hookResults.get(hook.command) ?? { exitCode: 0 };
+    if (planned.hang) {
+      this.clock.advance(hook.timeoutMs);
+      return { argv: ['/bin/sh', '-c', hook.command], exitCode: undefined, stdout: '', stderr: '', output: '', timedOut: true, durationMs: hook.timeoutMs };
+    }
+    throwIfAborted(hook.signal);
+    const output = planned.output ?? '';
+    return { argv: ['/bin/sh', '-c', hook.command], exitCode: planned.exitCode, stdout: output, stderr: '', output, timedOut: false, durationMs: 1 };
+  };
+
+  readonly unreachableFolders = new Set<string>();
+
+  adapters(): Adapters {
+    return {
+      systemd: this.systemd,
+      engine: this.engine,
+      duplicati: this.duplicati,
+      runHook: this.runHook,
+      clock: this.clock,
+      checkFolder: async (folder) => {
+        this.actions.push(`check ${folder}`);
+        if (this.unreachableFolders.has(folder)) throw new TimeoutError('no answer within 30 s');
+      },
+    };
+  }
+}
+
+interface FakeJob {
+  id: string;
+  name: string;
+}
+
+interface FakeTask {
+  task: number;
+  backupId: string;
+  queuedAt: number;
+  startedAt?: number;
+  endedAt?: number;
+  /** Whether the job's stack unit was active at any moment while the task ran. */
+  sawLiveStack: boolean;
+}
+
+/**
+ * Duplicati's queue as documented: one worker; a task waits pickupDelayMs in the queue before it
+ * starts; run is de-duplicated; while paused nothing starts. Time is the world's clock.
+ */
+export class FakeDuplicati implements Duplicati {
+  jobs: FakeJob[] = [];
+  /** Which unit backs which backup ID, to record backups taken while the stack was up. */
+  readonly unitOf = new Map<string, string>();
+  pickupDelayMs = 0;
+  durationMs = 5000;
+  paused = false;
+  /** `run` enqueues, prints its line, then never returns (until ended after run_timeout). */
+  runHangs = false;
+  /** `run` prints nothing at all. */
+  runSilent = false;
+  failStatus = 0;
+  readonly tasks: FakeTask[] = [];
+  private nextTask = 10;
+
+  constructor(private readonly world: FakeWorld) {}
+
+  job(id: string, name: string, unit?: string): this {
+    this.jobs.push({ id, name });
+    if (unit) this.unitOf.set(id, unit);
+    return this;
+  }
+
+  /** Advances the worker to the world's current time. */
+  private settle(): void {
+    const now = this.world.clock.now();
+    for (;;) {
+      const active = this.tasks.find((task) => task.startedAt !== undefined && task.endedAt === undefined);
+      if (active) {
+        const unit = this.unitOf.get(active.backupId);
+        if (unit && this.world.state(unit) === 'active') active.sawLiveStack = true;
+        if (now < active.startedAt! + this.durationMs) return;
+        active.endedAt = active.startedAt! + this.durationMs;
+        continue;
+      }
+      if (this.paused) return;
+      const next = this.tasks.find((task) => task.startedAt === undefined);
+      if (!next) return;
+      const lastEnd = Math.max(0, ...this.tasks.map((task) => task.endedAt ?? 0));
+      const startAt = Math.max(next.queuedAt + this.pickupDelayMs, lastEnd);
+      if (now < startAt) return;
+      next.startedAt = startAt;
+      const unit = this.unitOf.get(next.backupId);
+      if (unit && this.world.state(unit) === 'active') next.sawLiveStack = true;
+    }
+  }
+
+  /** Puts a task on the queue as Duplicati's own scheduler would. */
+  schedule(backupId: string): void {
+    this.tasks.push({ task: this.nextTask++, backupId, queuedAt: this.world.clock.now(), sawLiveStack: false });
+    this.settle();
+  }
+
+  completed(backupId: string): FakeTask[] {
+    this.settle();
+    return this.tasks.filter((task) => task.backupId === backupId && task.endedAt !== undefined);
+  }
+
+  async status(signal?: AbortSignal): Promise<DuplicatiStatus> {
+    throwIfAborted(signal);
+    this.world.actions.push('duplicati status');
+    if (this.failStatus > 0) {
+      this.failStatus -= 1;
+      throw new CommandError('podman exec duplicati duplicati-server-util status: exit 125: no such container');
+    }
+    this.settle();
+    const active = this.tasks.find((task) => task.startedAt !== undefined && task.endedAt === undefined);
+    return {
+      paused: this.paused,
+      active: active ? { task: active.task, backupId: active.backupId } : undefined,
+      queue: this.tasks.filter((task) => task.startedAt === undefined).map((task) => ({ task: task.task, backupId: task.backupId })),
+    };
+  }
+
+  async run(jobName: string, signal?: AbortSignal): Promise<RunOutcome> {
+    throwIfAborted(signal);
+    this.world.actions.push(`duplicati run ${jobName}`);
+    const job = this.jobs.find((entry) => entry.id === jobName || entry.name.toLowerCase() === jobName.toLowerCase());
+    if (!job) throw new UnknownJobError(`Duplicati has no backup job with the name or ID "${jobName}"`, 'No backup found with supplied ID or name');
+    this.settle();
+    const existing = this.tasks.find((task) => task.backupId === job.id && task.endedAt === undefined);
+    if (!existing) this.schedule(job.id);
+    const line = `Running backup ${job.name} (ID: ${job.id})`;
+    if (this.runSilent) return { backupId: undefined, backupName: undefined, timedOut: true, output: '' };
+    if (this.runHangs) {
+      this.world.clock.advance(25_000);
+      return { backupId: job.id, backupName: job.name, timedOut: true, output: line };
+    }
+    return { backupId: job.id, backupName: job.name, timedOut: false, output: line };
+  }
+}
+
+export interface LogLine {
+  level: 'info' | 'warn' | 'error';
+  message: string;
+  fields: Record<string, unknown>;
+}
+
+/** A StackLog that keeps its lines in memory. */
+export class MemoryLog implements StackLog {
+  readonly lines: LogLine[] = [];
+  readonly file = '/logs/backup-test.log';
+  step(name: string, fields?: Record<string, unknown>): StepHandle {
+    this.lines.push({ level: 'info', message: `${name}: start`, fields: { step: name, ...fields } });
+    return {
+      done: (extra) => this.lines.push({ level: 'info', message: `${name}: done`, fields: { step: name, outcome: 'done', ...extra } }),
+      failed: (error, extra) =>
+        this.lines.push({ level: 'error', message: `${name}: failed: ${error.message}`, fields: { step: name, outcome: 'failed', ...extra } }),
+    };
+  }
+  info(message: string, fields?: Record<string, unknown>): void {
+    this.lines.push({ level: 'info', message, fields: fields ?? {} });
+  }
+  warn(message: string, fields?: Record<string, unknown>): void {
+    this.lines.push({ level: 'warn', message, fields: fields ?? {} });
+  }
+  error(message: string, fields?: Record<string, unknown>): void {
+    this.lines.push({ level: 'error', message, fields: fields ?? {} });
+  }
+  close(): void {}
+  messages(level?: LogLine['level']): string[] {
+    return this.lines.filter((line) => level === undefined || line.level === level).map((line) => line.message);
+  }
+}
+
+/** A stack config as load.ts would make it, with test overrides. */
+export function stackConfig(overrides: Partial<StackConfig> = {}): StackConfig {
+  const name = overrides.name ?? 'app';
+  return {
+    name,
+    file: `/root/stacks/${name}.yaml`,
+    unit: `${name}-stack.service`,
+    selector: { key: 'io.podman.compose.project', value: name },
+    jobs: [name],
+    stopTimeoutMs: 120_000,
+    startTimeoutMs: 120_000,
+    restorePolicy: 'previous',
+    freeze: undefined,
+    hooks: { pre_stop: [], post_stop: [], pre_backup: [], post_backup: [], pre_start: [], post_start: [], verify: [] },
+    hookTimeoutMs: 300_000,
+    ...overrides,
+  };
+}
+
+export function globalConfig(overrides: Partial<GlobalConfig> = {}): GlobalConfig {
+  return {
+    root: '/srv/stack-backup',
+    file: '/srv/stack-backup/stack-backup.yaml',
+    duplicati: {
+      container: 'duplicati',
+      serverUtil: 'duplicati-server-util',
+      runTimeoutMs: 25_000,
+      waitTimeoutMs: 21_600_000,
+      pollIntervalMs: 500,
+      pausedTimeoutMs: 60_000,
+    },
+    backupMount: undefined,
+    hookTimeoutMs: 300_000,
+    ...overrides,
+  };
+}
+
+/**
+ * A world with one stack `app`: its unit in the given state, two containers labelled as
+ * podman-compose does, and a Duplicati job `app` (ID 1) that knows the unit.
+ */
+export function worldWithStack(unitState = 'active', name = 'app'): FakeWorld {
+  const world = new FakeWorld().unit(`${name}-stack.service`, unitState);
+  const running = unitState === 'active';
+  world.container(`${name}-web`, `${name}-stack.service`, { 'io.podman.compose.project': name });
+  world.container(`${name}-db`, `${name}-stack.service`, { 'io.podman.compose.project': name });
+  if (!running) for (const container of world.containers) container.state = 'exited';
+  world.duplicati.job(String(world.duplicati.jobs.length + 1), name, `${name}-stack.service`);
+  return world;
+}
+
+/** Runs one stack through the orchestrator against the fakes. */
+export async function runStack(
+  world: FakeWorld,
+  stack: StackConfig = stackConfig(),
+  options: { global?: GlobalConfig; signal?: AbortSignal } = {},
+): Promise<{ result: StackResult; log: MemoryLog }> {
+  const log = new MemoryLog();
+  const result = await backupStack({
+    stack,
+    global: options.global ?? globalConfig(),
+    adapters: world.adapters(),
+    log,
+    undo: new UndoStack(),
+    signal: options.signal ?? new AbortController().signal,
+    timings: {},
+  });
+  return { result, log };
+}

@@ -1,0 +1,131 @@
+#!/bin/bash
+# Host-side control of the Duplicati stand-in (run as root). Writes files in
+# $WORLD_DIR/duplicati (the container's /control); changes apply at once.
+#
+#   standin.sh reset                      queue, active task, flags, settings,
+#                                         jobs, records and events back to
+#                                         defaults (task counter keeps counting)
+#   standin.sh set KEY VALUE              KEY: duration | pickup_delay | hosturl |
+#                                         connect_error | extra_lines
+#                                         (VALUE "" or "-" removes the setting)
+#   standin.sh flag NAME on|off           NAME: paused | hang_run
+#   standin.sh add-job ID NAME SOURCE [DURATION]
+#   standin.sh remove-job ID-OR-NAME
+#   standin.sh jobs | records | events    print the file
+#   standin.sh wait-idle [SECONDS]        wait until no active task and empty
+#                                         queue (default 60 s; exit 1 on timeout)
+#   standin.sh util ARGS...               podman exec duplicati duplicati-server-util ARGS
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=world-lib.sh
+. "$HERE/world-lib.sh"
+need_root
+world_ids
+
+CTL=$WORLD_DIR/duplicati
+ST=$CTL/state
+DEFAULT_JOBS="# ID NAME SOURCE [DURATION]  (SOURCE is a folder under /source)
+1 composeapp composeapp
+2 plainapp plainapp
+3 ondemand ondemand"
+
+[ -d "$CTL" ] || die "$CTL missing; run setup.sh"
+mkdir -p "$ST"
+
+lock() {
+	local n=0 m
+	until mkdir "$ST/lock" 2>/dev/null; do
+		n=$((n + 1))
+		if [ $((n % 50)) = 0 ]; then
+			m=$(stat -c %Y "$ST/lock" 2>/dev/null) && [ $(($(date +%s) - m)) -ge 3 ] && rmdir "$ST/lock" 2>/dev/null
+		fi
+		sleep 0.02
+	done
+}
+unlock() { rmdir "$ST/lock" 2>/dev/null || true; }
+
+# put NAME CONTENT: atomic write of $CTL/NAME, readable/writable by the container
+put() {
+	local tmp
+	tmp=$(mktemp "$CTL/.$(basename "$1").XXXXXX")
+	printf '%s\n' "$2" >"$tmp"
+	chmod 644 "$tmp"
+	chown "$WORLD_USER:" "$tmp"
+	mv -f "$tmp" "$CTL/$1"
+}
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+reset)
+	lock
+	gen=$(cat "$ST/generation" 2>/dev/null || echo 0)
+	echo $((gen + 1)) >"$ST/generation"
+	[ -f "$ST/counter" ] || echo 10 >"$ST/counter"
+	: >"$ST/queue"
+	rm -f "$ST/active" "$ST"/*.tmp.* "$CTL/paused" "$CTL/hang_run" "$CTL/connect_error" \
+		"$CTL/extra_lines" "$CTL/hosturl"
+	put jobs "$DEFAULT_JOBS"
+	put duration 2
+	put pickup_delay 0
+	: >"$CTL/records.log"
+	echo "$(now_ms) RESET" >"$CTL/events.log"
+	chown -R "$WORLD_USER:" "$CTL"
+	chmod 644 "$CTL/records.log" "$CTL/events.log"
+	unlock
+	echo "stand-in reset (next task id $(($(cat "$ST/counter") + 1)))"
+	;;
+set)
+	[ $# -eq 2 ] || die "usage: standin.sh set KEY VALUE"
+	case "$1" in
+	duration | pickup_delay | hosturl | connect_error | extra_lines) ;;
+	*) die "unknown setting $1" ;;
+	esac
+	if [ -z "$2" ] || [ "$2" = - ]; then rm -f "${CTL:?}/$1"; else put "$1" "$2"; fi
+	;;
+flag)
+	[ $# -eq 2 ] || die "usage: standin.sh flag NAME on|off"
+	case "$1" in paused | hang_run) ;; *) die "unknown flag $1" ;; esac
+	case "$2" in
+	on) put "$1" on ;;
+	off) rm -f "${CTL:?}/$1" ;;
+	*) die "flag value must be on or off" ;;
+	esac
+	;;
+add-job)
+	[ $# -ge 3 ] && [ $# -le 4 ] || die "usage: standin.sh add-job ID NAME SOURCE [DURATION]"
+	lock
+	jobs=$(grep -v -E "^[[:space:]]*$1[[:space:]]" "$CTL/jobs" 2>/dev/null || true)
+	put jobs "$jobs
+$*"
+	unlock
+	;;
+remove-job)
+	[ $# -eq 1 ] || die "usage: standin.sh remove-job ID-OR-NAME"
+	lock
+	jobs=$(awk -v q="$1" 'BEGIN { lq = tolower(q) } /^[ \t]*(#|$)/ { print; next }
+		!($1 == q || tolower($2) == lq) { print }' "$CTL/jobs")
+	put jobs "$jobs"
+	unlock
+	;;
+jobs) cat "$CTL/jobs" ;;
+records) cat "$CTL/records.log" 2>/dev/null || true ;;
+events) cat "$CTL/events.log" 2>/dev/null || true ;;
+wait-idle)
+	secs=${1:-60}
+	end=$(($(date +%s) + secs))
+	while [ -s "$ST/queue" ] || [ -e "$ST/active" ]; do
+		[ "$(date +%s)" -ge "$end" ] && { echo "stand-in not idle after $secs s" >&2; exit 1; }
+		sleep 0.1
+	done
+	;;
+util)
+	as_user podman exec duplicati duplicati-server-util "$@"
+	;;
+*)
+	sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+	[ -z "$cmd" ] || exit 2
+	;;
+esac
