@@ -18,7 +18,7 @@ manager_answers || die "the systemd --user manager of $WORLD_USER does not answe
 
 "$HERE/standin.sh" reset >/dev/null
 uctl reset-failed 2>/dev/null || true
-uctl stop ondemand-proxy.service
+uctl stop ondemand-proxy.service 2>/dev/null
 uctl start $USERNS_UNIT podman.socket $DUPLICATI_UNIT $STACK_UNITS ondemand-proxy.socket
 
 # Every stack must have all its containers running (a test may have killed or
@@ -35,7 +35,7 @@ if [ "$(upodman inspect -f '{{.State.Running}}' duplicati 2>/dev/null || true)" 
 	uctl restart $DUPLICATI_UNIT
 fi
 # restarting a stack may have pulled the proxy in again
-uctl stop ondemand-proxy.service
+uctl stop ondemand-proxy.service 2>/dev/null
 
 # Wait until every stack's heartbeat is fresh and the stand-in answers.
 fresh() { [ $(($(date +%s) - $(stat -c %Y "$WORLD_DIR/data/$1/heartbeat" 2>/dev/null || echo 0))) -le 1 ]; }

@@ -454,6 +454,8 @@ apply_units() {
 	local u done=" "
 	for u in $CHANGED_UNITS; do
 		case "$done" in *" $u "*) continue ;; esac
+		# never restart the user-namespace holder (it would kill the pause process)
+		[ "$u" = $USERNS_UNIT ] && continue
 		done="$done$u "
 		if [ "$(uctl is-active "$u" 2>/dev/null || true)" = active ]; then
 			say "units: $u changed, restarting"
