@@ -49,6 +49,11 @@ export class CommandError extends Error {
   }
 }
 
+/** A hook command failed or ran out of time. In an undo it fails the stack without leaving it down. */
+export class HookFailure extends CommandError {
+  override name = 'HookFailure';
+}
+
 /** Throws an AbortedError when the signal has fired; call between steps and polls. */
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) {

@@ -4,7 +4,7 @@
  * The same unwinding serves a good run and a failed one, so a failure at any step leaves the
  * stack as the restore policy wants it.
  */
-import { AbortedError, errorMessage } from './errors.js';
+import { AbortedError, HookFailure, errorMessage } from './errors.js';
 import { waitForDuplicatiIdle, runBackupJobs } from './steps/backup.js';
 import type { StackRun } from './steps/context.js';
 import { freezeOnDemand } from './steps/freeze.js';
@@ -18,8 +18,10 @@ export interface StackResult {
   ok: boolean;
   /** The forward step's or verify's failure, if any. */
   error: string | undefined;
-  /** Undos that failed: what may not be as it was. */
+  /** Undos that failed, hooks included. */
   restoreErrors: string[];
+  /** A unit or socket may not be as it was: an undo other than a hook failed. */
+  notRestored: boolean;
   aborted: boolean;
   downtimeMs: number | undefined;
   backupMs: number | undefined;
@@ -89,6 +91,7 @@ export async function backupStack(run: StackRun): Promise<StackResult> {
     ok,
     error: failure?.message,
     restoreErrors,
+    notRestored: undoFailures.some((entry) => !(entry.error instanceof HookFailure)),
     aborted: failure instanceof AbortedError,
     downtimeMs,
     backupMs,

@@ -63,7 +63,7 @@ function summaryRows(results: readonly StackResult[], skipped: readonly string[]
   return [
     ...results.map((result) => ({
       stack: result.stack,
-      result: result.ok ? 'backed up' : result.restoreErrors.length > 0 ? 'FAILED, NOT RESTORED' : 'FAILED',
+      result: result.ok ? 'backed up' : result.notRestored ? 'FAILED, NOT RESTORED' : 'FAILED',
       downtimeMs: result.downtimeMs,
       backupMs: result.backupMs,
       note: [result.error, ...result.restoreErrors.map((text) => `restore: ${text}`)].filter(Boolean).join('; '),

@@ -3,6 +3,9 @@
  * so waits of hours run in milliseconds. They record what was done, in order, so tests assert
  * what a user would see (unit states, what was started and stopped, hook order).
  */
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { Clock } from '../src/adapters/clock.js';
 import type { Duplicati, DuplicatiStatus, RunOutcome } from '../src/adapters/duplicati.js';
 import { UnknownJobError } from '../src/adapters/duplicati.js';
@@ -15,7 +18,7 @@ import { CommandError, TimeoutError, throwIfAborted } from '../src/errors.js';
 import type { GlobalConfig, StackConfig } from '../src/config/types.js';
 import type { StackLog, StepHandle } from '../src/logging.js';
 import { backupStack, type StackResult } from '../src/orchestrator.js';
-import type { Adapters } from '../src/steps/context.js';
+import type { Adapters, StackRun } from '../src/steps/context.js';
 import { UndoStack } from '../src/undo.js';
 
 export class FakeClock implements Clock {
@@ -51,6 +54,10 @@ export class FakeWorld {
   readonly clock = new FakeClock();
   /** Everything done to the outside world, in order: "stop x.service", "hook pre_stop: cmd", "run job"... */
   readonly actions: string[] = [];
+  /** The same actions with the virtual time at which each was done. */
+  readonly timeline: Array<{ at: number; action: string }> = [];
+  /** Called for every hook run, before its planned result is returned (e.g. to abort the run). */
+  onHook: ((hook: HookRun) => void | Promise<void>) | undefined;
   readonly units = new Map<string, UnitState>();
   readonly containers: FakeContainer[] = [];
   /** Fail these calls: "start x.service", "stop x.service", "state x.service", "ping". */
@@ -64,6 +71,18 @@ export class FakeWorld {
 
   constructor() {
     this.clock.onAdvance(() => this.tick());
+  }
+
+  /** Records an action in `actions` and `timeline`. */
+  record(action: string): void {
+    this.actions.push(action);
+    this.timeline.push({ at: this.clock.now(), action });
+  }
+
+  /** Virtual time of the first (or last) action equal to `action`; undefined when never done. */
+  timeOf(action: string, which: 'first' | 'last' = 'first'): number | undefined {
+    const matching = this.timeline.filter((entry) => entry.action === action);
+    return (which === 'first' ? matching[0] : matching[matching.length - 1])?.at;
   }
 
   unit(name: string, active: string, load = 'loaded'): this {
@@ -105,7 +124,7 @@ export class FakeWorld {
       return { ...(this.units.get(unit) ?? { load: 'not-found', active: 'inactive' }) };
     },
     start: async (unit, _timeoutMs, signal) => {
-      this.actions.push(`start ${unit}`);
+      this.record(`start ${unit}`);
       await this.call(`start ${unit}`, signal);
       const state = this.units.get(unit);
       if (!state || state.load !== 'loaded') throw new CommandError(`Unit ${unit} not found.`);
@@ -116,7 +135,7 @@ export class FakeWorld {
       }
     },
     stop: async (unit, _timeoutMs, signal) => {
-      this.actions.push(`stop ${unit}`);
+      this.record(`stop ${unit}`);
       await this.call(`stop ${unit}`, signal);
       const state = this.units.get(unit);
       if (!state || state.load !== 'loaded') throw new CommandError(`Unit ${unit} not loaded.`);
@@ -145,7 +164,8 @@ export class FakeWorld {
 
   readonly runHook = async (hook: HookRun): Promise<CommandResult> => {
     this.hookRuns.push(hook);
-    this.actions.push(`hook ${hook.environment.STACK_PHASE}: ${hook.command}`);
+    this.record(`hook ${hook.environment.STACK_PHASE}: ${hook.command}`);
+    await this.onHook?.(hook);
     const planned = this.hookResults.get(hook.command) ?? { exitCode: 0 };
     if (planned.hang) {
       this.clock.advance(hook.timeoutMs);
@@ -166,7 +186,7 @@ export class FakeWorld {
       runHook: this.runHook,
       clock: this.clock,
       checkFolder: async (folder) => {
-        this.actions.push(`check ${folder}`);
+        this.record(`check ${folder}`);
         if (this.unreachableFolders.has(folder)) throw new TimeoutError('no answer within 30 s');
       },
     };
@@ -204,6 +224,12 @@ export class FakeDuplicati implements Duplicati {
   /** `run` prints nothing at all. */
   runSilent = false;
   failStatus = 0;
+  /** Number of status calls so far. */
+  statusCalls = 0;
+  /** Called at each status call with its number (1-based), before the answer is computed. */
+  onStatus: ((call: number) => void) | undefined;
+  /** Called at each run call, before the job is looked up. */
+  onRun: ((job: string) => void) | undefined;
   readonly tasks: FakeTask[] = [];
   private nextTask = 10;
 
@@ -252,7 +278,9 @@ export class FakeDuplicati implements Duplicati {
 
   async status(signal?: AbortSignal): Promise<DuplicatiStatus> {
     throwIfAborted(signal);
-    this.world.actions.push('duplicati status');
+    this.world.record('duplicati status');
+    this.statusCalls += 1;
+    this.onStatus?.(this.statusCalls);
     if (this.failStatus > 0) {
       this.failStatus -= 1;
       throw new CommandError('podman exec duplicati duplicati-server-util status: exit 125: no such container');
@@ -268,7 +296,8 @@ export class FakeDuplicati implements Duplicati {
 
   async run(jobName: string, signal?: AbortSignal): Promise<RunOutcome> {
     throwIfAborted(signal);
-    this.world.actions.push(`duplicati run ${jobName}`);
+    this.world.record(`duplicati run ${jobName}`);
+    this.onRun?.(jobName);
     const job = this.jobs.find((entry) => entry.id === jobName || entry.name.toLowerCase() === jobName.toLowerCase());
     if (!job) throw new UnknownJobError(`Duplicati has no backup job with the name or ID "${jobName}"`, 'No backup found with supplied ID or name');
     this.settle();
@@ -359,13 +388,38 @@ export function globalConfig(overrides: Partial<GlobalConfig> = {}): GlobalConfi
  * podman-compose does, and a Duplicati job `app` (ID 1) that knows the unit.
  */
 export function worldWithStack(unitState = 'active', name = 'app'): FakeWorld {
-  const world = new FakeWorld().unit(`${name}-stack.service`, unitState);
+  return addStack(new FakeWorld(), name, unitState);
+}
+
+/**
+ * Adds a stack to a world as worldWithStack does: unit `<name>-stack.service`, containers
+ * `<name>-web` and `<name>-db`, and a Duplicati job `<name>` with the next free ID.
+ */
+export function addStack(world: FakeWorld, name: string, unitState = 'active'): FakeWorld {
+  world.unit(`${name}-stack.service`, unitState);
   const running = unitState === 'active';
-  world.container(`${name}-web`, `${name}-stack.service`, { 'io.podman.compose.project': name });
-  world.container(`${name}-db`, `${name}-stack.service`, { 'io.podman.compose.project': name });
-  if (!running) for (const container of world.containers) container.state = 'exited';
+  for (const part of ['web', 'db']) {
+    world.container(`${name}-${part}`, `${name}-stack.service`, { 'io.podman.compose.project': name });
+    if (!running) world.containers[world.containers.length - 1]!.state = 'exited';
+  }
   world.duplicati.job(String(world.duplicati.jobs.length + 1), name, `${name}-stack.service`);
   return world;
+}
+
+/** The hooks record of a StackConfig with the given phases set. */
+export function hooks(phases: Partial<StackConfig['hooks']>): StackConfig['hooks'] {
+  return { pre_stop: [], post_stop: [], pre_backup: [], post_backup: [], pre_start: [], post_start: [], verify: [], ...phases };
+}
+
+/** A fresh folder holding the given files (paths relative to it); for config and run tests. */
+export function tempRoot(files: Record<string, string> = {}): string {
+  const root = mkdtempSync(path.join(tmpdir(), 'stack-backup-test-'));
+  for (const [name, text] of Object.entries(files)) {
+    const file = path.join(root, name);
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, text);
+  }
+  return root;
 }
 
 /** Runs one stack through the orchestrator against the fakes. */
@@ -385,4 +439,26 @@ export async function runStack(
     timings: {},
   });
   return { result, log };
+}
+
+/** A StackRun for calling one step directly, against the fakes, with a MemoryLog. */
+export function stackRun(
+  world: FakeWorld,
+  stack: StackConfig = stackConfig(),
+  options: { global?: GlobalConfig; signal?: AbortSignal } = {},
+): StackRun & { log: MemoryLog } {
+  return {
+    stack,
+    global: options.global ?? globalConfig(),
+    adapters: world.adapters(),
+    log: new MemoryLog(),
+    undo: new UndoStack(),
+    signal: options.signal ?? new AbortController().signal,
+    timings: {},
+  };
+}
+
+/** Runs the undos a step registered, as the orchestrator would; returns the failures. */
+export async function unwind(run: StackRun): Promise<Array<{ name: string; error: Error }>> {
+  return run.undo.unwind({ started: () => {}, finished: () => {} });
 }

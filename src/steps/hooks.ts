@@ -1,5 +1,5 @@
 /** Runs the hook commands of one phase, in order; the first failure ends the phase. */
-import { CommandError, TimeoutError, throwIfAborted } from '../errors.js';
+import { HookFailure, throwIfAborted } from '../errors.js';
 import type { HookPhase } from '../config/schema.js';
 import type { StackRun } from './context.js';
 
@@ -25,8 +25,8 @@ export async function runHookPhase(run: StackRun, phase: HookPhase, signal: Abor
     if (result.output.trim() !== '') run.log.info(`${phase} hook output`, { command, output: result.output });
     if (result.timedOut || result.exitCode !== 0) {
       const error = result.timedOut
-        ? new TimeoutError(`${phase} hook "${command}" ran longer than ${Math.round(run.stack.hookTimeoutMs / 1000)} s and was killed`)
-        : new CommandError(`${phase} hook "${command}" failed with exit ${result.exitCode ?? 'signal'}`, result.output);
+        ? new HookFailure(`${phase} hook "${command}" ran longer than ${Math.round(run.stack.hookTimeoutMs / 1000)} s and was killed`, result.output)
+        : new HookFailure(`${phase} hook "${command}" failed with exit ${result.exitCode ?? 'signal'}`, result.output);
       step.failed(error);
       throw error;
     }

@@ -20,20 +20,25 @@ export async function stopUnit(run: StackRun): Promise<void> {
       name: 'restore unit',
       timeoutMs: stack.startTimeoutMs + stack.hookTimeoutMs * stack.hooks.pre_start.length + 5000,
       run: async (signal) => {
-        await runHookPhase(run, 'pre_start', signal);
+        // A failing pre_start hook fails the stack but must not keep it down: start it anyway.
+        const hookFailure = await runHookPhase(run, 'pre_start', signal).then(
+          () => undefined,
+          (error: Error) => error,
+        );
         if (!startAgain) {
           run.log.info('unit left stopped', { unit: stack.unit, reason: `restore_policy ${stack.restorePolicy} and it was ${state.active}` });
-          return;
+        } else {
+          const startStep = run.log.step('start unit', { unit: stack.unit });
+          try {
+            await adapters.systemd.start(stack.unit, stack.startTimeoutMs, signal);
+          } catch (error) {
+            startStep.failed(error as Error);
+            throw hookFailure ? new Error(`${hookFailure.message}; ${(error as Error).message}`) : error;
+          }
+          timings.unitStartedAt = adapters.clock.now();
+          startStep.done();
         }
-        const startStep = run.log.step('start unit', { unit: stack.unit });
-        try {
-          await adapters.systemd.start(stack.unit, stack.startTimeoutMs, signal);
-        } catch (error) {
-          startStep.failed(error as Error);
-          throw error;
-        }
-        timings.unitStartedAt = adapters.clock.now();
-        startStep.done();
+        if (hookFailure) throw hookFailure;
       },
     });
     timings.unitStopIssuedAt = adapters.clock.now();

@@ -375,14 +375,15 @@ build_image() {
 	tar -C "$r" --numeric-owner --owner=0 --group=0 -cf "$WORLD_DIR/image/rootfs.tar" .
 	rm -rf "$r"
 	chown "$WORLD_USER:" "$WORLD_DIR/image/rootfs.tar"
-	upodman import --change 'CMD=["/bin/sh"]' "$WORLD_DIR/image/rootfs.tar" "$WORLD_IMAGE" >/dev/null
+	upodman import -q --change 'CMD=["/bin/sh"]' "$WORLD_DIR/image/rootfs.tar" "$WORLD_IMAGE" >/dev/null
 	say "image: built ($(elapsed))"
 }
 
 start_podman_api() {
 	uctl start $USERNS_UNIT podman.socket
 	local sock=$XDG_RUNTIME_DIR/podman/podman.sock
-	wait_for 20 test "$(as_user curl -s --max-time 5 --unix-socket "$sock" http://d/_ping 2>/dev/null)" = OK ||
+	api_ok() { [ "$(as_user curl -s --max-time 5 --unix-socket "$sock" http://d/_ping 2>/dev/null)" = OK ]; }
+	wait_for 20 api_ok ||
 		die "podman API at $sock does not answer /_ping"
 	say "podman API: $sock answers OK"
 }

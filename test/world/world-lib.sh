@@ -2,9 +2,14 @@
 # Shared helpers for the stack-backup test world scripts (setup.sh, reset.sh,
 # teardown.sh, standin.sh). Sourced, never executed. Everything runs as root.
 
-WORLD_USER=${WORLD_USER:-sbworld}
 WORLD_DIR=${WORLD_DIR:-/var/tmp/stack-backup-world}
+# A world remembers its user and ports in its env file; the environment wins.
+_world_env_get() { sed -n "s/^$1=//p" "$WORLD_DIR/env" 2>/dev/null | head -n1; }
+WORLD_USER=${WORLD_USER:-$(_world_env_get WORLD_USER)}
+WORLD_USER=${WORLD_USER:-sbworld}
+FRONTPORT=${FRONTPORT:-$(_world_env_get FRONTPORT)}
 FRONTPORT=${FRONTPORT:-18080}
+BACKPORT=${BACKPORT:-$(_world_env_get BACKPORT)}
 BACKPORT=${BACKPORT:-18081}
 WORLD_IMAGE=localhost/sbworld-box
 WORLD_LABEL=sbworld.world
