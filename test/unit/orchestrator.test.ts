@@ -410,6 +410,7 @@ describe('a failure at each phase', () => {
     expect(result.aborted).toBe(false);
     expect(result.error).toMatch(entry.error!);
     expect(result.restoreErrors).toEqual([]);
+    expect(result.notRestored).toBe(false);
     for (const action of entry.done) expect(world.actions).toContain(action);
     for (const action of entry.never) expect(world.actions).not.toContain(action);
     expect(world.state(unit)).toBe('active');
@@ -437,6 +438,7 @@ describe('a failure at each phase', () => {
     expect(result.error).toBeUndefined();
     expect(result.restoreErrors).toHaveLength(1);
     expect(result.restoreErrors[0]).toMatch(/^restore unit: start app-stack.service: failed/);
+    expect(result.notRestored).toBe(true);
     expect(world.state(unit)).toBe('inactive');
     expect(world.state('app-proxy.socket')).toBe('active');
     expect(world.actions).toContain('hook post_start: post_start-cmd');
@@ -452,18 +454,33 @@ describe('a failure at each phase', () => {
     const { result } = await runStack(world, fullStack());
     expect(result.ok).toBe(false);
     expect(result.restoreErrors).toEqual(['post_start hooks: post_start hook "post_start-cmd" failed with exit 4']);
+    expect(result.notRestored).toBe(false);
     expect(world.state(unit)).toBe('active');
     expect(world.actions).not.toContain('hook verify: verify-cmd');
   });
 
-  it('a failing pre_start hook is a restore error; the other undos still run', async () => {
+  it('a failing pre_start hook is a restore error, yet the unit is started and the other undos run', async () => {
     const world = fullWorld();
     world.hookResults.set('pre_start-cmd', { exitCode: 1 });
     const { result } = await runStack(world, fullStack());
     expect(result.ok).toBe(false);
-    expect(result.restoreErrors[0]).toMatch(/^restore unit: pre_start hook "pre_start-cmd" failed/);
+    expect(result.error).toBeUndefined();
+    expect(result.restoreErrors).toEqual(['restore unit: pre_start hook "pre_start-cmd" failed with exit 1']);
+    expect(result.notRestored).toBe(false);
+    expect(world.state(unit)).toBe('active');
     expect(world.state('app-proxy.socket')).toBe('active');
     expect(world.actions).toContain('hook post_start: post_start-cmd');
+    expect(world.actions).not.toContain('hook verify: verify-cmd');
+    expect(onlyTask(world).sawLiveStack).toBe(false);
+  });
+
+  it('restore_policy previous with an inactive unit and a failing pre_start hook: still left stopped', async () => {
+    const world = worldWithStack('inactive');
+    world.hookResults.set('prepare', { exitCode: 1 });
+    const { result } = await runStack(world, stackConfig({ hooks: hooks({ pre_start: ['prepare'] }) }));
+    expect(result.ok).toBe(false);
+    expect(world.state(unit)).toBe('inactive');
+    expect(world.actions).not.toContain(`start ${unit}`);
   });
 
   it('a failing socket restart does not keep post_start hooks from running', async () => {
@@ -472,6 +489,7 @@ describe('a failure at each phase', () => {
     const { result } = await runStack(world, fullStack());
     expect(result.ok).toBe(false);
     expect(result.restoreErrors).toEqual([expect.stringMatching(/^unfreeze on-demand socket: start app-proxy.socket: failed/)]);
+    expect(result.notRestored).toBe(true);
     expect(world.state(unit)).toBe('active');
     expect(world.actions).toContain('hook post_start: post_start-cmd');
   });

@@ -3,7 +3,7 @@
  * registers, and how it fails. Whole-run scenarios are in orchestrator.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { AbortedError, CommandError, TimeoutError } from '../../src/errors.js';
+import { AbortedError, HookFailure, TimeoutError } from '../../src/errors.js';
 import { runBackupJobs, waitForDuplicatiIdle } from '../../src/steps/backup.js';
 import { freezeOnDemand } from '../../src/steps/freeze.js';
 import { preStopHooks, runHookPhase } from '../../src/steps/hooks.js';
@@ -77,20 +77,21 @@ describe('runHookPhase', () => {
     world.hookResults.set('second', { exitCode: 3, output: 'database locked\n' });
     const run = stackRun(world, stackConfig({ hooks: hooks({ post_stop: ['first', 'second', 'third'] }) }));
     const error = await runHookPhase(run, 'post_stop').catch((caught: unknown) => caught);
-    expect(error).toBeInstanceOf(CommandError);
+    expect(error).toBeInstanceOf(HookFailure);
     expect((error as Error).message).toBe('post_stop hook "second" failed with exit 3');
+    expect((error as HookFailure).output).toBe('database locked\n');
     expect(world.hookRuns.map((hook) => hook.command)).toEqual(['first', 'second']);
     const outputLine = run.log.lines.find((line) => line.message === 'post_stop hook output');
     expect(outputLine?.fields.output).toBe('database locked\n');
     expect(run.log.messages('error')).toContain('post_stop hook: failed: post_stop hook "second" failed with exit 3');
   });
 
-  it('a hook that runs past hook_timeout is a TimeoutError saying it was killed', async () => {
+  it('a hook that runs past hook_timeout is a HookFailure saying it was killed', async () => {
     const world = worldWithStack();
     world.hookResults.set('sleep 1000', { exitCode: 0, hang: true });
     const run = stackRun(world, stackConfig({ hooks: hooks({ pre_backup: ['sleep 1000'] }), hookTimeoutMs: 10_000 }));
     const error = await runHookPhase(run, 'pre_backup').catch((caught: unknown) => caught);
-    expect(error).toBeInstanceOf(TimeoutError);
+    expect(error).toBeInstanceOf(HookFailure);
     expect((error as Error).message).toMatch(/pre_backup hook "sleep 1000" ran longer than 10 s and was killed/);
   });
 
@@ -232,6 +233,29 @@ describe('stopUnit', () => {
     expect(run.undo.size).toBe(0);
     expect(world.actions).toEqual([]);
     expect(world.state(unit)).toBe('active');
+  });
+
+  it('a failing pre_start hook fails the undo but the unit is still started', async () => {
+    const world = worldWithStack('active');
+    world.hookResults.set('fix permissions', { exitCode: 1 });
+    const run = stackRun(world, stackConfig({ hooks: hooks({ pre_start: ['fix permissions'] }) }));
+    await stopUnit(run);
+    const failures = await unwind(run);
+    expect(failures.map((failure) => failure.error)).toEqual([expect.any(HookFailure)]);
+    expect(world.actions).toEqual([`stop ${unit}`, 'hook pre_start: fix permissions', `start ${unit}`]);
+    expect(world.state(unit)).toBe('active');
+  });
+
+  it('a failing pre_start hook and a failing start: one error naming both', async () => {
+    const world = worldWithStack('active');
+    world.hookResults.set('fix permissions', { exitCode: 1 });
+    world.failing.add(`start ${unit}`);
+    const run = stackRun(world, stackConfig({ hooks: hooks({ pre_start: ['fix permissions'] }) }));
+    await stopUnit(run);
+    const failures = await unwind(run);
+    expect(failures).toHaveLength(1);
+    expect(failures[0]!.error).not.toBeInstanceOf(HookFailure);
+    expect(failures[0]!.error.message).toMatch(/pre_start hook "fix permissions" failed.*; start app-stack.service: failed/);
   });
 
   it('pre_start hooks run in the undo before the start', async () => {

@@ -36,7 +36,7 @@ hb_advancing() { # hb_advancing STACK CONTAINER
 status_body() { util status | grep -v '^Connecting to ' | tr '\n' '|'; }
 
 echo "== baseline"
-"$HERE/reset.sh" --quiet >/dev/null || bad "reset.sh"
+"$HERE/reset.sh" --quiet >/dev/null || die "reset.sh failed; is the world set up?"
 for u in $STACK_UNITS ondemand-proxy.socket $DUPLICATI_UNIT; do eq "$u active" "$(active "$u")" active; done
 eq "ondemand-proxy.service inactive" "$(active ondemand-proxy.service)" inactive
 eq "composeapp containers" "$(project_running composeapp)" 2

@@ -122,6 +122,16 @@ start_manager() {
 		if wait_for 15 manager_answers; then return; fi
 		die "systemd --user pid $pid does not answer; run teardown.sh"
 	fi
+	# A previous manager of ours is gone: clear what it left behind. With no
+	# live process of the user left, start from a fresh runtime dir, as logind
+	# does after a user's last session ends (stale podman state would point at
+	# dead pause/conmon processes).
+	kill_cgroup_leftovers
+	if [ -z "$(user_live_pids)" ]; then
+		find "$XDG_RUNTIME_DIR" -mindepth 1 -maxdepth 1 -exec rm -rf {} + 2>/dev/null || true
+	else
+		say "systemd --user: note: $WORLD_USER has live processes, keeping $XDG_RUNTIME_DIR as is"
+	fi
 	mkdir -p "$CG_DIR"
 	chown -R "$WORLD_USER:" "$CG_DIR"
 	say "systemd --user: starting"

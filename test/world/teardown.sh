@@ -30,29 +30,22 @@ else
 	say "teardown: systemd --user manager not answering"
 fi
 
-if [ -n "$pid" ]; then
-	say "teardown: stopping systemd --user (pid $pid)"
-	kill -TERM "$pid" 2>/dev/null
-	for _ in $(seq 1 150); do
-		[ -d "/proc/$pid" ] || break
-		sleep 0.1
-	done
-	if [ -d "/proc/$pid" ]; then
-		say "teardown: manager still running, SIGKILL"
-		kill -KILL "$pid" 2>/dev/null
+if [ -f "$WORLD_DIR/systemd.pid" ]; then
+	if [ -n "$pid" ]; then
+		say "teardown: stopping systemd --user (pid $pid)"
+		kill -TERM "$pid" 2>/dev/null
+		for _ in $(seq 1 150); do
+			pid_alive "$pid" || break
+			sleep 0.1
+		done
+		if pid_alive "$pid"; then
+			say "teardown: manager still running, SIGKILL"
+			kill -KILL "$pid" 2>/dev/null
+		fi
 	fi
 	# leftovers inside the cgroup setup.sh created for the manager
-	if [ -d "$CG_DIR" ]; then
-		left=$(find "$CG_DIR" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u)
-		if [ -n "$left" ]; then
-			say "teardown: killing leftover processes:" $left
-			# shellcheck disable=SC2086
-			kill -KILL $left 2>/dev/null
-			sleep 0.2
-		fi
-		# remove the (now empty) cgroups, deepest first
-		find "$CG_DIR" -depth -type d -exec rmdir {} \; 2>/dev/null
-	fi
+	kill_cgroup_leftovers
+	rmdir "$CG_DIR" 2>/dev/null
 	rm -f "$WORLD_DIR/systemd.pid"
 elif manager_answers; then
 	say "teardown: the running manager was not started by setup.sh; left running"

@@ -56,8 +56,39 @@ manager_answers() {
 recorded_manager_pid() {
 	local pid
 	pid=$(cat "$WORLD_DIR/systemd.pid" 2>/dev/null) || return 0
-	[ -n "$pid" ] && [ -d "/proc/$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = systemd ] &&
+	[ -n "$pid" ] && pid_alive "$pid" && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = systemd ] &&
 		[ "$(stat -c %u "/proc/$pid")" = "$WORLD_UID" ] && echo "$pid"
+	return 0
+}
+
+# True when PID exists and is not a zombie.
+pid_alive() {
+	local st
+	st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+# Live (non-zombie) processes of the world user.
+user_live_pids() {
+	local p
+	for p in $(pgrep -u "$WORLD_UID" 2>/dev/null); do
+		pid_alive "$p" && echo "$p"
+	done
+	return 0
+}
+
+# Kill every process left in the cgroup tree setup.sh created for the manager.
+kill_cgroup_leftovers() {
+	[ -d "$CG_DIR" ] || return 0
+	local left
+	left=$(find "$CG_DIR" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u)
+	if [ -n "$left" ]; then
+		say "killing leftover processes in $CG_DIR:" $left
+		# shellcheck disable=SC2086
+		kill -KILL $left 2>/dev/null
+		sleep 0.2
+	fi
+	find "$CG_DIR" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null
 	return 0
 }
 
