@@ -4,20 +4,12 @@
  * through exit-codes.ts.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { systemClock } from './adapters/clock.js';
-import { createExecDuplicati } from './adapters/duplicati.js';
-import { checkFolder } from './adapters/files.js';
-import { createHookRunner } from './adapters/hooks.js';
-import { createContainerEngine } from './adapters/podman.js';
-import { runCommand } from './adapters/process.js';
-import { createSystemd } from './adapters/systemd.js';
 import { listStackNames, loadGlobalConfig, loadStack, podmanSocketPath, resolveRoot, selectStacks } from './config/load.js';
 import { AbortedError, UsageError, errorMessage } from './errors.js';
 import { exitCodeFor, exitCodes } from './exit-codes.js';
 import { installPaths, installUnits, renderUnits } from './install.js';
 import { planStack } from './plan.js';
-import { createProgress } from './report.js';
-import { runBackups, type RunReport } from './run.js';
+import type { RunReport } from './run.js';
 
 function exitCodeForReport(report: RunReport, signal: AbortSignal): number {
   if (signal.aborted) return exitCodeFor(signal.reason);
@@ -98,6 +90,12 @@ async function backupCommand(targets: string[], options: GlobalOptions & { dryRu
     process.stderr.write(`no stacks in ${root}/stacks: nothing to back up\n`);
     return exitCodes.success;
   }
+  const [{ runBackups }, { createAdapters }, { createProgress }, { systemClock }] = await Promise.all([
+    import('./run.js'),
+    import('./adapters/real.js'),
+    import('./report.js'),
+    import('./adapters/clock.js'),
+  ]);
   const progress = createProgress(process.stderr, systemClock);
   const controller = new AbortController();
   const removeHandlers = abortOnSignals(controller, (text) => progress.message(text));
@@ -105,14 +103,7 @@ async function backupCommand(targets: string[], options: GlobalOptions & { dryRu
     const report = await runBackups({
       global,
       stacks,
-      adapters: {
-        systemd: createSystemd(runCommand),
-        engine: createContainerEngine(podmanSocket),
-        duplicati: createExecDuplicati(runCommand, global.duplicati),
-        runHook: createHookRunner(runCommand),
-        clock: systemClock,
-        checkFolder,
-      },
+      adapters: createAdapters(global, podmanSocket),
       progress,
       output: process.stderr,
       signal: controller.signal,
@@ -172,7 +163,8 @@ Exit codes: 0 every stack backed up; 1 a stack failed (each still restored per i
           process.stdout.write(`# ${paths.unitDir}/${unit.name}\n${unit.text}\n`);
         }
       } else {
-        await installUnits(paths, createSystemd(runCommand), (text) => process.stdout.write(`${text}\n`));
+        const { createSystemdManager } = await import('./adapters/real.js');
+        await installUnits(paths, createSystemdManager(), (text) => process.stdout.write(`${text}\n`));
       }
       setExitCode(exitCodes.success);
     });

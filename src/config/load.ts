@@ -6,7 +6,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
-import type { z } from 'zod';
+import type { z } from 'zod/v3';
 import { ConfigError, UsageError } from '../errors.js';
 import { assertPlainStackName, normaliseStackArgument } from './names.js';
 import { globalFileSchema, hookPhases, stackFileSchema, type GlobalFile, type StackFile } from './schema.js';
@@ -74,11 +74,10 @@ function keyPath(segments: readonly PropertyKey[]): string {
 }
 
 /** The keys a strict object schema allows at a path, for "unknown key" messages. */
-function allowedKeys(schema: z.ZodType, segments: readonly PropertyKey[]): string[] {
+function allowedKeys(schema: z.ZodTypeAny, segments: readonly PropertyKey[]): string[] {
   let current: unknown = schema;
   for (const segment of segments) {
-    current = unwrap(current);
-    const shape = (current as { shape?: Record<string, unknown> }).shape;
+    const shape = (unwrap(current) as { shape?: Record<string, unknown> }).shape;
     if (!shape || typeof segment !== 'string') return [];
     current = shape[segment];
   }
@@ -92,22 +91,31 @@ function unwrap(schema: unknown): unknown {
   return current;
 }
 
-function describeIssue(schema: z.ZodType, issue: z.core.$ZodIssue): { key: string | undefined; detail: string } {
+function valueAt(value: unknown, segments: readonly PropertyKey[]): unknown {
+  let current = value;
+  for (const segment of segments) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = (current as Record<PropertyKey, unknown>)[segment];
+  }
+  return current;
+}
+
+function describeIssue(schema: z.ZodTypeAny, input: unknown, issue: z.ZodIssue): { key: string | undefined; detail: string } {
   if (issue.code === 'unrecognized_keys') {
     const allowed = allowedKeys(schema, issue.path).join(', ');
     return { key: keyPath([...issue.path, issue.keys[0]!]), detail: `unknown key (allowed here: ${allowed})` };
   }
   const key = issue.path.length > 0 ? keyPath(issue.path) : undefined;
-  if (issue.code === 'invalid_type' && issue.input === undefined) return { key, detail: 'required key is missing' };
-  const got = 'input' in issue && issue.input !== undefined ? ` (got ${JSON.stringify(issue.input)})` : '';
-  return { key, detail: `${issue.message}${got}` };
+  const value = valueAt(input, issue.path);
+  if (value === undefined) return { key, detail: 'required key is missing' };
+  return { key, detail: `${issue.message} (got ${JSON.stringify(value)})` };
 }
 
 /** Validates against the schema; the error names the first problem and lists the others. */
-function validate<T>(schema: z.ZodType<T>, value: unknown, shown: string): T {
-  const result = schema.safeParse(value, { reportInput: true });
+function validate<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, value: unknown, shown: string): T {
+  const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const [first, ...others] = result.error.issues.map((issue) => describeIssue(schema, issue));
+  const [first, ...others] = result.error.issues.map((issue) => describeIssue(schema, value, issue));
   const error = new ConfigError(shown, first!.key, first!.detail);
   for (const other of others) error.message += `\n${new ConfigError(shown, other.key, other.detail).message}`;
   throw error;
@@ -258,7 +266,6 @@ export function selectStacks(root: string, global: GlobalConfig, targets: readon
 
 function resolveStackArgument(root: string, global: GlobalConfig, known: string[], argument: string): string {
   const name = normaliseStackArgument(argument);
-  assertPlainStackName(name, argument);
   if (known.includes(name)) return name;
   // A unit name that is not <name>-stack.service may still be some stack's `unit:`.
   if (argument.endsWith('.service')) {
@@ -266,5 +273,6 @@ function resolveStackArgument(root: string, global: GlobalConfig, known: string[
       if (loadStack(root, candidate, global).unit === argument) return candidate;
     }
   }
+  assertPlainStackName(name, argument);
   throw new UsageError(`no stack "${argument}": there is no ${displayPath(root, stackFilePath(root, name))} (see "stack-backup list")`);
 }

@@ -71,19 +71,24 @@ async function pollStatus(
 export async function waitForDuplicatiIdle(run: StackRun): Promise<void> {
   const step = run.log.step('wait for Duplicati to be idle');
   try {
-    const idle = (status: DuplicatiStatus) => !status.paused && status.active === undefined && status.queue.length === 0;
-    const first = await run.adapters.duplicati.status(run.signal);
-    if (!idle(first)) {
-      if (!first.paused) {
-        run.log.warn('Duplicati is busy before the stack is stopped; waiting until it is idle', { status: describeStatus(first) });
-      }
-      await pollStatus(run, 'the backup', idle);
-    }
+    await waitUntilIdle(run, 'Duplicati is busy before the stack is stopped; waiting until it is idle');
   } catch (error) {
     step.failed(error as Error);
     throw error;
   }
   step.done();
+}
+
+const isIdle = (status: DuplicatiStatus) => !status.paused && status.active === undefined && status.queue.length === 0;
+
+async function waitUntilIdle(run: StackRun, busyWarning: string): Promise<void> {
+  let warned = false;
+  await pollStatus(run, 'the backup', (status) => {
+    if (isIdle(status)) return true;
+    if (!warned && !status.paused) run.log.warn(busyWarning, { status: describeStatus(status) });
+    warned = true;
+    return false;
+  });
 }
 
 async function runJob(run: StackRun, job: string): Promise<void> {
@@ -103,13 +108,21 @@ async function runJob(run: StackRun, job: string): Promise<void> {
       throw new CommandError(`"run ${job}" printed no "Running backup NAME (ID: N)" line: cannot tell that the job ran`, outcome.output);
     }
     let seen = false;
+    let polls = 0;
     const ours = isJob(backupId);
     const last = await pollStatus(run, `job ${job} (backup ${backupId})`, (status) => {
+      polls += 1;
       const present = ours(status.active) || status.queue.some(ours);
       if (present) {
         if (!seen) run.log.info('job seen', { job, backup_id: backupId, status: describeStatus(status) });
         seen = true;
         return false;
+      }
+      if (!seen && polls === 1 && outcome.timedOut) {
+        // `run` confirmed the enqueue on an idle server and then hung for run_timeout: a job
+        // missing from the queue and the active slot after that has run and ended.
+        run.log.warn(`job ${job} ended while "run" hung; it was enqueued (backup ${backupId}) and is no longer queued or active`);
+        return true;
       }
       return seen;
     });
@@ -121,6 +134,9 @@ async function runJob(run: StackRun, job: string): Promise<void> {
 }
 
 export async function runBackupJobs(run: StackRun): Promise<void> {
+  // A task that Duplicati started between the idle check and the stop may be ours, taken of
+  // the live stack; `run` would join it. Let it end, so ours is a fresh task on the stopped stack.
+  await waitUntilIdle(run, 'Duplicati started a task before the stack was stopped; waiting for it to end before running a fresh job');
   run.timings.backupStartedAt = run.adapters.clock.now();
   for (const job of run.stack.jobs) await runJob(run, job);
   run.timings.backupEndedAt = run.adapters.clock.now();

@@ -410,9 +410,13 @@ default_stack_files() {
 	chown "$WORLD_USER:" "$S"/*.yaml
 }
 
+# $WORLD_DIR/app is a symlink to app.<stamp>; it is swapped atomically, so a CLI
+# run in progress keeps its files. The previous copy is kept, older ones removed.
 install_app() {
-	local app=$WORLD_DIR/app new=$WORLD_DIR/app.new item copied=""
-	rm -rf "$new"
+	local app=$WORLD_DIR/app stamp new item copied="" old
+	stamp=$(date +%Y%m%d%H%M%S%N)
+	new=$WORLD_DIR/app.$stamp
+	install -d -m 755 "$WORLD_DIR"
 	install -d -m 755 "$new"
 	for item in dist node_modules package.json systemd-user; do
 		if [ -e "$CHECKOUT/$item" ]; then
@@ -422,9 +426,16 @@ install_app() {
 	done
 	chown -R root:root "$new"
 	chmod -R a+rX,go-w "$new"
-	rm -rf "$app"
-	mv "$new" "$app"
-	say "app: copied${copied:- nothing} from $CHECKOUT to $app"
+	if [ -d "$app" ] && [ ! -L "$app" ]; then
+		mv "$app" "$WORLD_DIR/app.0-previous"
+	fi
+	ln -sfn "app.$stamp" "$WORLD_DIR/app.link.$stamp"
+	mv -T "$WORLD_DIR/app.link.$stamp" "$app"
+	# keep the newest two copies
+	for old in $(find "$WORLD_DIR" -maxdepth 1 -name 'app.*' -type d -printf '%f\n' | sort -r | tail -n +3); do
+		rm -rf "${WORLD_DIR:?}/$old"
+	done
+	say "app: copied${copied:- nothing} from $CHECKOUT to $app -> app.$stamp"
 }
 
 write_env() {

@@ -1,0 +1,28 @@
+/**
+ * The real adapters, built in one place. Loaded only by commands that touch the outside world,
+ * so `list` and `--dry-run` do not pay for loading dockerode and execa.
+ */
+import type { GlobalConfig } from '../config/types.js';
+import type { Adapters } from '../steps/context.js';
+import { systemClock } from './clock.js';
+import { createExecDuplicati } from './duplicati.js';
+import { checkFolder } from './files.js';
+import { createHookRunner } from './hooks.js';
+import { createContainerEngine } from './podman.js';
+import { runCommand } from './process.js';
+import { createSystemd, type SystemdManager } from './systemd.js';
+
+export function createAdapters(global: GlobalConfig, podmanSocket: string): Adapters {
+  return {
+    systemd: createSystemd(runCommand),
+    engine: createContainerEngine(podmanSocket),
+    duplicati: createExecDuplicati(runCommand, global.duplicati),
+    runHook: createHookRunner(runCommand),
+    clock: systemClock,
+    checkFolder,
+  };
+}
+
+export function createSystemdManager(): SystemdManager {
+  return createSystemd(runCommand);
+}
