@@ -22,6 +22,7 @@ fi
 
 echo "== setting up the demo world (test/world/setup.sh)"
 bash test/world/setup.sh
+bash test/world/setup.sh default-stacks
 bash test/world/reset.sh --quiet
 # shellcheck disable=SC1091
 . /var/tmp/stack-backup-world/env

@@ -5,7 +5,7 @@
  * stack as the restore policy wants it.
  */
 import { AbortedError, HookFailure, errorMessage } from './errors.js';
-import { waitForDuplicatiIdle, runBackupJobs } from './steps/backup.js';
+import { runBackupJobs, waitForDuplicatiIdle, waitForDuplicatiIdleAfterStop } from './steps/backup.js';
 import type { StackRun } from './steps/context.js';
 import { freezeOnDemand } from './steps/freeze.js';
 import { preStopHooks, runHookPhase } from './steps/hooks.js';
@@ -30,18 +30,44 @@ export interface StackResult {
 
 type Step = (run: StackRun) => Promise<void>;
 
+/**
+ * Once the unit is stopped: its containers must exit, and Duplicati must hold no task that
+ * began before the stop. Both are waits on the outside world, so they overlap; if one fails,
+ * the other is ended.
+ */
+async function waitForStackDown(run: StackRun): Promise<void> {
+  const controller = new AbortController();
+  const forward = () => controller.abort(run.signal.reason);
+  run.signal.addEventListener('abort', forward, { once: true });
+  const idle = waitForDuplicatiIdleAfterStop({ ...run, signal: controller.signal });
+  try {
+    await waitForContainers(run);
+  } catch (error) {
+    controller.abort(error);
+    await idle.catch(() => {});
+    throw error;
+  } finally {
+    run.signal.removeEventListener('abort', forward);
+  }
+  await idle;
+}
+
 export const forwardSteps: readonly Step[] = [
   preflight,
   waitForDuplicatiIdle,
   preStopHooks,
   freezeOnDemand,
   stopUnit,
-  waitForContainers,
+  waitForStackDown,
   (run) => runHookPhase(run, 'post_stop'),
   (run) => runHookPhase(run, 'pre_backup'),
   runBackupJobs,
   (run) => runHookPhase(run, 'post_backup'),
 ];
+
+function span(from: number | undefined, to: number | undefined): number | undefined {
+  return from !== undefined && to !== undefined ? to - from : undefined;
+}
 
 export async function backupStack(run: StackRun): Promise<StackResult> {
   const { log, timings, adapters } = run;
@@ -78,14 +104,8 @@ export async function backupStack(run: StackRun): Promise<StackResult> {
     }
   }
   const ok = !failure && restoreErrors.length === 0;
-  const downtimeMs =
-    timings.unitStopIssuedAt !== undefined && timings.unitStartedAt !== undefined
-      ? timings.unitStartedAt - timings.unitStopIssuedAt
-      : undefined;
-  const backupMs =
-    timings.backupStartedAt !== undefined && timings.backupEndedAt !== undefined
-      ? timings.backupEndedAt - timings.backupStartedAt
-      : undefined;
+  const downtimeMs = span(timings.unitStopIssuedAt, timings.unitStartedAt);
+  const backupMs = span(timings.backupStartedAt, timings.backupEndedAt);
   const result: StackResult = {
     stack: run.stack.name,
     ok,
@@ -102,6 +122,10 @@ export async function backupStack(run: StackRun): Promise<StackResult> {
     duration_ms: adapters.clock.now() - started,
     downtime_ms: downtimeMs,
     backup_ms: backupMs,
+    // The parts of the downtime that are the stack's own, for the benchmark and for tuning.
+    unit_stop_ms: span(timings.unitStopIssuedAt, timings.unitStoppedAt),
+    containers_wait_ms: span(timings.unitStoppedAt, timings.containersGoneAt),
+    unit_start_ms: span(timings.unitStartIssuedAt, timings.unitStartedAt),
     unit_was_active: timings.unitWasActive,
     error: result.error,
     restore_errors: restoreErrors,

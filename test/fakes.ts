@@ -223,6 +223,8 @@ export class FakeDuplicati implements Duplicati {
   runHangs = false;
   /** `run` prints nothing at all. */
   runSilent = false;
+  /** `run` prints its line but nothing is queued (it was ended before it reached the server). */
+  dropRuns = false;
   failStatus = 0;
   /** Number of status calls so far. */
   statusCalls = 0;
@@ -302,7 +304,7 @@ export class FakeDuplicati implements Duplicati {
     if (!job) throw new UnknownJobError(`Duplicati has no backup job with the name or ID "${jobName}"`, 'No backup found with supplied ID or name');
     this.settle();
     const existing = this.tasks.find((task) => task.backupId === job.id && task.endedAt === undefined);
-    if (!existing) this.schedule(job.id);
+    if (!existing && !this.dropRuns) this.schedule(job.id);
     const line = `Running backup ${job.name} (ID: ${job.id})`;
     if (this.runSilent) return { backupId: undefined, backupName: undefined, timedOut: true, output: '' };
     if (this.runHangs) {
@@ -374,7 +376,7 @@ export function globalConfig(overrides: Partial<GlobalConfig> = {}): GlobalConfi
       serverUtil: 'duplicati-server-util',
       runTimeoutMs: 25_000,
       waitTimeoutMs: 21_600_000,
-      pollIntervalMs: 500,
+      pollIntervalMs: 5000,
       pausedTimeoutMs: 60_000,
     },
     backupMount: undefined,

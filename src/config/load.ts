@@ -20,7 +20,7 @@ const defaults = {
   serverUtil: 'duplicati-server-util',
   runTimeoutSeconds: 25,
   waitTimeoutSeconds: 21600,
-  pollIntervalSeconds: 0.5,
+  pollIntervalSeconds: 5,
   pausedTimeoutSeconds: 60,
   stopTimeoutSeconds: 120,
   startTimeoutSeconds: 120,

@@ -111,7 +111,9 @@ export const globalFileSchema = z.object({
       wait_timeout: seconds()
         .optional()
         .describe('Seconds to wait for one job to run. Default: 21600. Environment: DUPLICATI_WAIT_TIMEOUT.'),
-      poll_interval: seconds().optional().describe('Seconds between two status polls. Default: 0.5.'),
+      poll_interval: seconds()
+        .optional()
+        .describe('Longest time in seconds between two status polls; polls start every 0.1 s and slow down to a tenth of the time waited. Default: 5.'),
       paused_timeout: seconds()
         .optional()
         .describe('Seconds a paused server may hold our queued job before the stack fails. Default: 60.'),

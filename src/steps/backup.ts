@@ -59,8 +59,23 @@ async function pollStatus(
         `${what}: not done after ${formatSeconds(settings.waitTimeoutMs)} (wait_timeout)${status ? `; ${describeStatus(status)}` : ''}`,
       );
     }
-    await clock.sleep(settings.pollIntervalMs, run.signal);
+    // Never sleep past a deadline: a timeout is reported when it is reached, not a poll later.
+    const deadlines = [started + settings.waitTimeoutMs];
+    if (pausedSince !== undefined) deadlines.push(pausedSince + settings.pausedTimeoutMs);
+    const untilDeadline = Math.max(0, Math.min(...deadlines) - clock.now());
+    await clock.sleep(Math.min(nextPollDelay(clock.now() - started, settings.pollIntervalMs), untilDeadline), run.signal);
   }
+}
+
+export const firstPollDelayMs = 100;
+
+/**
+ * Polls come quickly at first and slow down as the wait goes on, to a tenth of the time waited
+ * so far and at most poll_interval: a short job is seen to end at once, and a six-hour one
+ * costs a `podman exec` every few seconds, not several a second.
+ */
+export function nextPollDelay(waitedMs: number, longestMs: number): number {
+  return Math.min(longestMs, Math.max(firstPollDelayMs, waitedMs / 10));
 }
 
 /**
@@ -133,10 +148,16 @@ async function runJob(run: StackRun, job: string): Promise<void> {
   }
 }
 
-export async function runBackupJobs(run: StackRun): Promise<void> {
-  // A task that Duplicati started between the idle check and the stop may be ours, taken of
-  // the live stack; `run` would join it. Let it end, so ours is a fresh task on the stopped stack.
+/**
+ * After the stop: a task that Duplicati started between the idle check and the stop may be
+ * ours, taken of the live stack, and `run` would join it. Let it end first, so that ours is a
+ * fresh task on the stopped stack.
+ */
+export async function waitForDuplicatiIdleAfterStop(run: StackRun): Promise<void> {
   await waitUntilIdle(run, 'Duplicati started a task before the stack was stopped; waiting for it to end before running a fresh job');
+}
+
+export async function runBackupJobs(run: StackRun): Promise<void> {
   run.timings.backupStartedAt = run.adapters.clock.now();
   for (const job of run.stack.jobs) await runJob(run, job);
   run.timings.backupEndedAt = run.adapters.clock.now();

@@ -25,6 +25,7 @@ export interface StackTimings {
   unitStopIssuedAt?: number;
   unitStoppedAt?: number;
   containersGoneAt?: number;
+  unitStartIssuedAt?: number;
   unitStartedAt?: number;
   backupStartedAt?: number;
   backupEndedAt?: number;

@@ -30,6 +30,7 @@ export async function stopUnit(run: StackRun): Promise<void> {
         } else {
           const startStep = run.log.step('start unit', { unit: stack.unit });
           try {
+            timings.unitStartIssuedAt = adapters.clock.now();
             await adapters.systemd.start(stack.unit, stack.startTimeoutMs, signal);
           } catch (error) {
             startStep.failed(error as Error);

@@ -195,7 +195,7 @@ describe('stack-backup.yaml and the environment', () => {
       serverUtil: 'duplicati-server-util',
       runTimeoutMs: 25_000,
       waitTimeoutMs: 21_600_000,
-      pollIntervalMs: 500,
+      pollIntervalMs: 5000,
       pausedTimeoutMs: 60_000,
     });
     expect(global.backupMount).toBeUndefined();

@@ -152,6 +152,17 @@ describe('Duplicati behaviours', () => {
     expect(String(seen?.fields.status)).toContain('active: none');
   });
 
+  it('a job that never shows up in the queue is not reported as backed up', async () => {
+    const world = worldWithStack('active');
+    world.duplicati.dropRuns = true;
+    const global = withDuplicati({ waitTimeoutMs: 600_000 });
+    const { result } = await runStack(world, stackConfig(), { global });
+    expect(result.ok).toBe(false);
+    expect(result.error).toBeDefined();
+    expect(world.duplicati.completed('1')).toEqual([]);
+    expect(world.state(unit)).toBe('active');
+  });
+
   it('a server paused while our job is queued: fails within paused_timeout, saying paused, stack restored', async () => {
     const world = worldWithStack('active');
     world.duplicati.onRun = () => {

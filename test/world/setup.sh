@@ -4,6 +4,7 @@
 # stand-in container. Run as root. Idempotent: a re-run takes a few seconds.
 #
 #   setup.sh              full setup, ends in the baseline state (see README.md)
+#   setup.sh default-stacks  rewrite root/stacks with the three default stack files
 #   setup.sh install-app  only copy dist/, node_modules/, package.json,
 #                         systemd-user/ from the checkout into $WORLD_DIR/app
 #
@@ -492,9 +493,17 @@ install-app)
 	install_app
 	exit 0
 	;;
+default-stacks)
+	# The three default stack files and nothing else in root/stacks; no stack-backup.yaml.
+	need_root
+	world_ids
+	rm -f "$WORLD_DIR/root/stacks/"*.yaml "$WORLD_DIR/root/stack-backup.yaml"
+	default_stack_files
+	exit 0
+	;;
 "" | all) ;;
 *)
-	echo "usage: $0 [install-app]" >&2
+	echo "usage: $0 [install-app | default-stacks]" >&2
 	exit 2
 	;;
 esac

@@ -1,0 +1,169 @@
+// npm run bench: downtime and its parts per stack, stack-backup against a shell script that
+// polls every 5 s, in the real world of the test suite; then `stack-backup list` over 200
+// stack files against bare node startup. Prints Markdown tables (also bench/results.md).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const checkout = path.resolve(here, '..');
+const worldDir = process.env.WORLD_DIR ?? '/var/tmp/stack-backup-world';
+const runs = Number(process.env.BENCH_RUNS ?? 5);
+const jobSeconds = Number(process.env.BENCH_JOB_SECONDS ?? 2);
+const stacks = ['composeapp', 'ondemand', 'plainapp'];
+
+const world = Object.fromEntries(
+  readFileSync(path.join(worldDir, 'env'), 'utf8')
+    .split('\n')
+    .map((line) => /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line))
+    .filter(Boolean)
+    .map((match) => [match[1], match[2].replace(/^"(.*)"$/, '$1')]),
+);
+const asUser = (...argv) => spawnSync(world.WORLD_AS_USER, argv, { encoding: 'utf8' });
+const script = (name, ...args) => execFileSync('bash', [path.join(checkout, 'test', 'world', name), ...args], { encoding: 'utf8' });
+
+function records() {
+  return readFileSync(world.STANDIN_RECORDS, 'utf8')
+    .split('\n')
+    .filter((line) => /^\d+ /.test(line))
+    .map((line) => {
+      const [task, id, name, start, end, verdict] = line.split(/\s+/);
+      return { task: Number(task), id, name, start: Number(start), end: Number(end), verdict };
+    });
+}
+
+/** When the stack's last container died between two instants (podman events). */
+function lastDied(stack, from, to) {
+  const result = asUser(
+    'env', '-u', 'CONTAINER_HOST', 'podman', 'events', '--stream=false', '--since', String(Math.floor(from / 1000) - 1),
+    '--until', String(Math.ceil(to / 1000) + 1), '--filter', 'event=died', '--format', '{{.Time}} {{.Name}}',
+  );
+  let latest;
+  for (const line of result.stdout.split('\n')) {
+    const match = /^(\S+ \S+) \S+ \S+ (\S+)$/.exec(line.trim());
+    if (!match || !match[2].startsWith(stack)) continue;
+    const when = Date.parse(match[1].replace(' ', 'T').replace(/(\.\d{3})\d*/, '$1') + 'Z');
+    if (when >= from && when <= to && (latest === undefined || when > latest)) latest = when;
+  }
+  return latest;
+}
+
+function freshWorld() {
+  script('reset.sh', '--quiet');
+  script('standin.sh', 'set', 'duration', String(jobSeconds));
+}
+
+function measureStackBackup(stack) {
+  freshWorld();
+  const before = Date.now();
+  const run = asUser(process.execPath, world.WORLD_CLI, '--root', world.WORLD_ROOT, stack);
+  if (run.status !== 0) throw new Error(`stack-backup ${stack} exited ${run.status}: ${run.stderr}`);
+  const logFile = readdirSync(path.join(world.WORLD_ROOT, 'logs')).filter((name) => name.startsWith(`backup-${stack}-`)).sort().at(-1);
+  const lines = readFileSync(path.join(world.WORLD_ROOT, 'logs', logFile), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+  const ofThisRun = lines.filter((line) => line.run === lines.at(-1).run);
+  const end = ofThisRun.find((line) => line.msg === 'stack run end');
+  const stopEnd = Date.parse(ofThisRun.find((line) => line.step === 'stop unit' && line.event === 'end').time);
+  const job = records().find((record) => record.name === stack && record.start >= before);
+  const died = lastDied(stack, before, Date.now());
+  return {
+    downtime: end.downtime_ms,
+    stop: end.unit_stop_ms,
+    containers: died === undefined ? 0 : Math.max(0, died - stopEnd),
+    job: job.end - job.start,
+    start: end.unit_start_ms,
+    verdict: job.verdict,
+  };
+}
+
+function measureBaseline(stack) {
+  freshWorld();
+  const run = asUser('sh', path.join(checkout, 'bench', 'baseline.sh'), stack, stack);
+  if (run.status !== 0) throw new Error(`baseline ${stack} exited ${run.status}: ${run.stderr}`);
+  const at = Object.fromEntries(run.stdout.trim().split('\n').map((line) => line.split(' ')).map(([event, ms]) => [event, Number(ms)]));
+  const job = records().find((record) => record.name === stack && record.start >= at.stop_begin);
+  const died = lastDied(stack, at.stop_begin, at.start_end);
+  return {
+    downtime: at.start_end - at.stop_begin,
+    stop: at.stop_end - at.stop_begin,
+    containers: died === undefined ? 0 : Math.max(0, died - at.stop_end),
+    job: job.end - job.start,
+    start: at.start_end - at.job_done,
+    verdict: job.verdict,
+  };
+}
+
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+};
+const spread = (values) => Math.max(...values) - Math.min(...values);
+const cell = (values) => `${median(values).toFixed(0)} ± ${(spread(values) / 2).toFixed(0)}`;
+
+function summarise(tool, stack, samples) {
+  const overheads = samples.map((sample) => sample.downtime - (sample.stop + sample.containers + sample.job + sample.start));
+  const pick = (key) => samples.map((sample) => sample[key]);
+  return {
+    row: `| ${tool} | ${stack} | ${cell(pick('downtime'))} | ${cell(pick('stop'))} | ${cell(pick('containers'))} | ${cell(pick('job'))} | ${cell(pick('start'))} | **${cell(overheads)}** | ${samples.filter((sample) => sample.verdict === 'CLEAN').length}/${samples.length} |`,
+    overhead: median(overheads),
+  };
+}
+
+function timeCommand(argv, times) {
+  const samples = [];
+  for (let index = 0; index < times; index++) {
+    const started = process.hrtime.bigint();
+    const result = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+    if (result.status !== 0) throw new Error(`${argv.join(' ')}: exit ${result.status} ${result.stderr}`);
+    samples.push(Number(process.hrtime.bigint() - started) / 1e6);
+  }
+  return samples;
+}
+
+const lines = [];
+const say = (text) => {
+  lines.push(text);
+  console.log(text);
+};
+
+say(`Downtime per stack, in ms: median ± half the spread over ${runs} runs; stand-in job of ${jobSeconds} s. Overhead = downtime - (unit stop + container exit after the stop + job + unit start).`);
+say('');
+say('| tool | stack | downtime | unit stop | containers exit | job | unit start | overhead | CLEAN |');
+say('|---|---|---|---|---|---|---|---|---|');
+const overheads = {};
+for (const stack of stacks) {
+  const ours = Array.from({ length: runs }, () => measureStackBackup(stack));
+  const baseline = Array.from({ length: runs }, () => measureBaseline(stack));
+  const a = summarise('stack-backup', stack, ours);
+  const b = summarise('5 s polling script', stack, baseline);
+  say(a.row);
+  say(b.row);
+  overheads[stack] = a.overhead;
+}
+script('reset.sh', '--quiet');
+say('');
+const worst = Math.max(...Object.values(overheads));
+say(`Target: median overhead under 300 ms per stack: ${worst < 300 ? 'met' : 'NOT met'} (worst stack ${worst.toFixed(0)} ms).`);
+
+const root = mkdtempSync(path.join(os.tmpdir(), 'stack-backup-bench-'));
+mkdirSync(path.join(root, 'stacks'));
+for (let index = 1; index <= 200; index++) {
+  writeFileSync(
+    path.join(root, 'stacks', `stack${String(index).padStart(3, '0')}.yaml`),
+    `duplicati_jobs: [job${index}]\nrestore_policy: always\nhooks:\n  pre_stop: echo before\n  post_start: [echo after, echo again]\n`,
+  );
+}
+const node = timeCommand([process.execPath, '-e', '0'], 15);
+const list = timeCommand([process.execPath, path.join(checkout, 'dist', 'cli.js'), '--root', root, 'list'], 15);
+rmSync(root, { recursive: true, force: true });
+const ratio = median(list) / median(node);
+say('');
+say('| command | median ms | spread ms |');
+say('|---|---|---|');
+say(`| node -e 0 | ${median(node).toFixed(0)} | ${spread(node).toFixed(0)} |`);
+say(`| stack-backup list (200 stack files) | ${median(list).toFixed(0)} | ${spread(list).toFixed(0)} |`);
+say('');
+say(`Target: list under 2x bare node startup: ${ratio < 2 ? 'met' : 'NOT met'} (${ratio.toFixed(2)}x).`);
+writeFileSync(path.join(here, 'results.md'), `${lines.join('\n')}\n`);
