@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "== installing npm dependencies (npm ci)"
-  npm ci --no-audit --no-fund
+  echo "== installing npm dependencies (the versions pinned in package-lock.json)"
+  # `npm install`, not `npm ci`: npm 11's ci rejects a lockfile that lacks other platforms'
+  # optional packages (rollup's), which is how npm 11 writes it on Linux.
+  npm install --no-audit --no-fund
 fi
 echo "== building (tsc)"
 npx tsc -p tsconfig.json

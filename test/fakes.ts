@@ -27,10 +27,14 @@ export class FakeClock implements Clock {
   now(): number {
     return this.time;
   }
+  /** Sleeps so far; every 1000th lets the event loop run, so a runaway wait hits vitest's timeout. */
+  private sleeps = 0;
   async sleep(ms: number, signal?: AbortSignal): Promise<void> {
     throwIfAborted(signal);
     this.advance(ms);
-    await Promise.resolve();
+    this.sleeps += 1;
+    if (this.sleeps % 1000 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    else await Promise.resolve();
     throwIfAborted(signal);
   }
   advance(ms: number): void {
