@@ -40,6 +40,8 @@ async function waitForStackDown(run: StackRun): Promise<void> {
   const forward = () => controller.abort(run.signal.reason);
   run.signal.addEventListener('abort', forward, { once: true });
   const idle = waitForDuplicatiIdleAfterStop({ ...run, signal: controller.signal });
+  // Its failure is awaited below; until then it must not count as unhandled and end the process.
+  idle.catch(() => {});
   try {
     await waitForContainers(run);
   } catch (error) {

@@ -3,7 +3,7 @@
  * so waits of hours run in milliseconds. They record what was done, in order, so tests assert
  * what a user would see (unit states, what was started and stopped, hook order).
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Clock } from '../src/adapters/clock.js';
@@ -70,6 +70,8 @@ export class FakeWorld {
   readonly hanging = new Set<string>();
   readonly hookResults = new Map<string, { exitCode: number; output?: string; hang?: boolean }>();
   readonly hookRuns: HookRun[] = [];
+  /** Real milliseconds each container listing takes, as the Podman API does (0: answers at once). */
+  containersLatencyMs = 0;
   readonly duplicati = new FakeDuplicati(this);
   private readonly watchers = new Set<() => void>();
 
@@ -155,6 +157,7 @@ export class FakeWorld {
     ping: async (signal) => this.call('ping', signal),
     containers: async (selector: LabelSelector, signal) => {
       await this.call('containers', signal);
+      if (this.containersLatencyMs > 0) await new Promise((resolve) => setTimeout(resolve, this.containersLatencyMs));
       return this.containers
         .filter((container) => container.labels[selector.key] === selector.value)
         .map(({ id, name, state }) => ({ id, name, state }));
@@ -417,9 +420,17 @@ export function hooks(phases: Partial<StackConfig['hooks']>): StackConfig['hooks
   return { pre_stop: [], post_stop: [], pre_backup: [], post_backup: [], pre_start: [], post_start: [], verify: [], ...phases };
 }
 
+const tempRoots: string[] = [];
+
+/** Removes every folder tempRoot made; call from afterAll. */
+export function removeTempRoots(): void {
+  for (const root of tempRoots.splice(0)) rmSync(root, { recursive: true, force: true });
+}
+
 /** A fresh folder holding the given files (paths relative to it); for config and run tests. */
 export function tempRoot(files: Record<string, string> = {}): string {
   const root = mkdtempSync(path.join(tmpdir(), 'stack-backup-test-'));
+  tempRoots.push(root);
   for (const [name, text] of Object.entries(files)) {
     const file = path.join(root, name);
     mkdirSync(path.dirname(file), { recursive: true });

@@ -176,7 +176,7 @@ export function loadGlobalConfig(root: string, environment: Environment): Global
   };
 }
 
-/** Names of every stack in stacks/, sorted; files starting with "_" are templates, not stacks. */
+/** Names of every stack in stacks/, sorted; "_" files are templates and "." files editors' leftovers, not stacks. */
 export function listStackNames(root: string): string[] {
   const folder = path.join(root, 'stacks');
   let entries: string[];
@@ -186,7 +186,7 @@ export function listStackNames(root: string): string[] {
     throw new ConfigError(displayPath(root, folder), undefined, `cannot read the stacks folder: ${(error as NodeJS.ErrnoException).code ?? error}`);
   }
   const names = entries
-    .filter((entry) => entry.endsWith(stackFileExtension) && !entry.startsWith('_'))
+    .filter((entry) => entry.endsWith(stackFileExtension) && !entry.startsWith('_') && !entry.startsWith('.'))
     .map((entry) => entry.slice(0, -stackFileExtension.length))
     .sort();
   for (const name of names) {

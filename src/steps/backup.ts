@@ -4,7 +4,7 @@
  * queue, so a job counts as done only after it was seen queued or active and then seen gone.
  */
 import type { DuplicatiStatus, TaskReference } from '../adapters/duplicati.js';
-import { CommandError, TimeoutError, throwIfAborted } from '../errors.js';
+import { AbortedError, CommandError, TimeoutError, throwIfAborted } from '../errors.js';
 import { formatSeconds } from '../report.js';
 import type { StackRun } from './context.js';
 
@@ -123,11 +123,12 @@ async function runJob(run: StackRun, job: string): Promise<void> {
       throw new CommandError(`"run ${job}" printed no "Running backup NAME (ID: N)" line: cannot tell that the job ran`, outcome.output);
     }
     let seen = false;
+    let present = false;
     let polls = 0;
     const ours = isJob(backupId);
     const last = await pollStatus(run, `job ${job} (backup ${backupId})`, (status) => {
       polls += 1;
-      const present = ours(status.active) || status.queue.some(ours);
+      present = ours(status.active) || status.queue.some(ours);
       if (present) {
         if (!seen) run.log.info('job seen', { job, backup_id: backupId, status: describeStatus(status) });
         seen = true;
@@ -140,6 +141,15 @@ async function runJob(run: StackRun, job: string): Promise<void> {
         return true;
       }
       return seen;
+    }).catch((error: Error) => {
+      // The stack is about to start again while Duplicati still holds the job: say so, since
+      // Duplicati will report that run as a success although it read a live stack.
+      if (present) {
+        const note = `Duplicati still holds job ${job} (backup ${backupId}): when it runs, it reads the running stack, so its result is not a consistent backup`;
+        run.log.warn(note);
+        if (!(error instanceof AbortedError)) error.message += `; ${note}`;
+      }
+      throw error;
     });
     step.done({ backup_id: backupId, backup_name: outcome.backupName, status: describeStatus(last) });
   } catch (error) {

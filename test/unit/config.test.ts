@@ -3,7 +3,7 @@
  * src/config/load.ts. Every bad file must give a ConfigError naming the file and the key.
  */
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   listStackNames,
   loadGlobalConfig,
@@ -14,7 +14,9 @@ import {
 } from '../../src/config/load.js';
 import { AbortedError, ConfigError, LockHeldError, UsageError } from '../../src/errors.js';
 import { exitCodeFor } from '../../src/exit-codes.js';
-import { tempRoot } from '../fakes.js';
+import { removeTempRoots, tempRoot } from '../fakes.js';
+
+afterAll(removeTempRoots);
 
 /** A root holding stacks/<name>.yaml for each entry, plus optional other files. */
 function rootWithStacks(stacks: Record<string, string>, other: Record<string, string> = {}): string {

@@ -4,14 +4,16 @@
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { StackConfig } from '../../src/config/types.js';
 import { AbortedError, LockHeldError } from '../../src/errors.js';
 import { exitCodeFor } from '../../src/exit-codes.js';
 import { localDate } from '../../src/logging.js';
 import { createProgress } from '../../src/report.js';
 import { runBackups, type RunReport } from '../../src/run.js';
-import { FakeWorld, addStack, globalConfig, hooks, stackConfig, tempRoot } from '../fakes.js';
+import { FakeWorld, addStack, globalConfig, hooks, stackConfig, removeTempRoots, tempRoot } from '../fakes.js';
+
+afterAll(removeTempRoots);
 
 interface Setup {
   root: string;

@@ -417,6 +417,29 @@ describe('runBackupJobs', () => {
     expect(done?.fields).toMatchObject({ backup_id: '1', backup_name: 'app' });
   });
 
+  it('a short job is seen to end at once, not a poll_interval later', async () => {
+    const world = worldWithStack('inactive');
+    world.duplicati.durationMs = 1000;
+    const run = stackRun(world, stackConfig(), { global: globalConfig({ duplicati: { ...globalConfig().duplicati, pollIntervalMs: 5000 } }) });
+    await runBackupJobs(run);
+    const [task] = world.duplicati.completed('1');
+    expect(run.timings.backupEndedAt! - task!.endedAt!).toBeLessThan(1000);
+  });
+
+  it('a long job is polled never more than poll_interval apart, and not several times a second', async () => {
+    const world = worldWithStack('inactive');
+    world.duplicati.durationMs = 3 * 3_600_000;
+    const pollIntervalMs = 5000;
+    const run = stackRun(world, stackConfig(), { global: globalConfig({ duplicati: { ...globalConfig().duplicati, pollIntervalMs } }) });
+    await runBackupJobs(run);
+    const polls = world.timeline.filter((entry) => entry.action === 'duplicati status').map((entry) => entry.at);
+    const gaps = polls.slice(1).map((at, index) => at - polls[index]!);
+    expect(Math.max(...gaps)).toBeLessThanOrEqual(pollIntervalMs);
+    const waited = polls.at(-1)! - polls[0]!;
+    expect(polls.length).toBeLessThan(waited / 1000);
+    expect(world.duplicati.completed('1')[0]!.endedAt).toBeLessThanOrEqual(run.timings.backupEndedAt!);
+  });
+
   it('a numeric job given as ID is followed even when run prints nothing', async () => {
     const world = worldWithStack('inactive');
     world.duplicati.runSilent = true;

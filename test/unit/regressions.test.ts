@@ -2,14 +2,16 @@
  * Tests that show bugs found in src/ while writing the unit tests. Each one states what a user
  * would see and fails against the current code; see the report for file, line and cause.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadGlobalConfig, selectStacks } from '../../src/config/load.js';
 import { formatSeconds } from '../../src/report.js';
-import { hooks, runStack, stackConfig, tempRoot, worldWithStack } from '../fakes.js';
+import { hooks, runStack, stackConfig, removeTempRoots, tempRoot, worldWithStack } from '../fakes.js';
+
+afterAll(removeTempRoots);
 
 const unit = 'app-stack.service';
 
-describe('found bugs', () => {
+describe('regressions', () => {
   it('backup.ts: a job that ran and ended while "run" hung past run_timeout is not waited for until wait_timeout', async () => {
     // run_timeout 25 s; the job takes the default 5 s, so it has run and ended before "run"
     // is ended. It is never seen queued or active, and the stack stays down for wait_timeout
@@ -66,5 +68,32 @@ describe('found bugs', () => {
     const root = tempRoot({ 'stacks/app.yaml': 'duplicati_jobs: [app]\nunit: app@main.service\n' });
     const stacks = selectStacks(root, loadGlobalConfig(root, {}), ['app@main.service']);
     expect(stacks.map((stack) => stack.name)).toEqual(['app']);
+  });
+});
+
+describe('regressions: the wait after the stop', () => {
+  it('orchestrator.ts waitForStackDown: Duplicati failing while containers still exit leaves no unhandled rejection, and the stack is restored', async () => {
+    // waitForStackDown starts the idle wait and awaits the container wait before attaching any
+    // handler to it. When status fails 3 times (Duplicati restarting) while the Podman API is
+    // still being asked, the idle promise rejects unhandled: Node 20 ends the process on that,
+    // with the stack stopped and no undo run.
+    const world = worldWithStack('active');
+    world.containersLatencyMs = 2;
+    world.containers[0]!.lingerMs = 3000;
+    world.onHook = () => {
+      world.duplicati.failStatus = 3;
+    };
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const { result } = await runStack(world, stackConfig({ hooks: hooks({ pre_stop: ['maintenance on'] }) }));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(result.ok).toBe(false);
+      expect(world.state(unit)).toBe('active');
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    expect(unhandled).toEqual([]);
   });
 });

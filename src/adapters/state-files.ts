@@ -1,0 +1,38 @@
+/**
+ * Small JSON state files under the root's logs/ folder (the crash journal, the run history),
+ * written atomically and durably: a temporary file, fsync, rename, fsync of the folder. A
+ * power cut leaves either the old file or the new one, never half of one.
+ */
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import path from 'node:path';
+
+export function readJsonFile<T>(file: string, fallback: T): T {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return fallback;
+    throw error;
+  }
+  return JSON.parse(text) as T;
+}
+
+export function writeJsonFileDurably(file: string, value: unknown): void {
+  const folder = path.dirname(file);
+  mkdirSync(folder, { recursive: true });
+  const temporary = `${file}.${process.pid}.tmp`;
+  const descriptor = openSync(temporary, 'w', 0o600);
+  try {
+    writeSync(descriptor, `${JSON.stringify(value, null, 2)}\n`);
+    fsyncSync(descriptor);
+  } finally {
+    closeSync(descriptor);
+  }
+  renameSync(temporary, file);
+  const folderDescriptor = openSync(folder, 'r');
+  try {
+    fsyncSync(folderDescriptor);
+  } finally {
+    closeSync(folderDescriptor);
+  }
+}

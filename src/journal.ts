@@ -1,0 +1,89 @@
+/**
+ * The crash journal: every undo, written down (durably) before the change it reverses, and
+ * crossed out once done. What is left after a run died (SIGKILL, power cut, OOM) is what
+ * `stack-backup recover`, and the next run before anything else, puts back.
+ */
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { readJsonFile, writeJsonFileDurably } from './adapters/state-files.js';
+import type { HookPhase } from './config/schema.js';
+
+/** Hook commands with all they need to run again without the stack file. */
+export interface HookCommands {
+  phase: HookPhase;
+  commands: string[];
+  environment: Record<string, string>;
+  cwd: string;
+  timeoutMs: number;
+}
+
+/** Start the stack's unit again (when `start`), after the pre_start hooks. */
+export interface RestoreUnitUndo {
+  kind: 'restore-unit';
+  unit: string;
+  start: boolean;
+  startTimeoutMs: number;
+  preStart: HookCommands;
+}
+
+/** Start the on-demand socket and service that were active before the freeze. */
+export interface UnfreezeUndo {
+  kind: 'unfreeze';
+  socket: string | undefined;
+  service: string | undefined;
+}
+
+/** Run hooks that undo an earlier hook (post_start undoes pre_stop). */
+export interface HooksUndo {
+  kind: 'hooks';
+  hooks: HookCommands;
+}
+
+export type UndoRecord = RestoreUnitUndo | UnfreezeUndo | HooksUndo;
+
+export interface JournalEntry {
+  id: string;
+  stack: string;
+  run: string;
+  pid: number;
+  recordedAt: string;
+  undo: UndoRecord;
+}
+
+export interface Journal {
+  /** Writes the entry down durably and returns its id. */
+  add(stack: string, undo: UndoRecord): string;
+  remove(id: string): void;
+  pending(): JournalEntry[];
+}
+
+export function journalFile(root: string): string {
+  return path.join(root, 'logs', 'journal.json');
+}
+
+interface JournalFile {
+  version: 1;
+  entries: JournalEntry[];
+}
+
+export function createJournal(root: string, run: string): Journal {
+  const file = journalFile(root);
+  const load = () => readJsonFile<JournalFile>(file, { version: 1, entries: [] });
+  return {
+    add(stack, undo) {
+      const contents = load();
+      const id = randomUUID();
+      contents.entries.push({ id, stack, run, pid: process.pid, recordedAt: new Date().toISOString(), undo });
+      writeJsonFileDurably(file, contents);
+      return id;
+    },
+    remove(id) {
+      const contents = load();
+      contents.entries = contents.entries.filter((entry) => entry.id !== id);
+      writeJsonFileDurably(file, contents);
+    },
+    pending() {
+      return load().entries;
+    },
+  };
+}
