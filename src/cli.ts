@@ -157,7 +157,7 @@ Exit codes: 0 every stack backed up; 1 a stack failed (each still restored per i
       const options = this.optsWithGlobals<GlobalOptions & { dryRun?: boolean }>();
       const root = rootOf(options);
       listStackNames(root);
-      const paths = installPaths(root, process.env);
+      const paths = installPaths(root, process.env, process.argv[1]);
       if (options.dryRun) {
         for (const unit of renderUnits(paths)) {
           process.stdout.write(`# ${paths.unitDir}/${unit.name}\n${unit.text}\n`);

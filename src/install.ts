@@ -20,12 +20,14 @@ export interface InstallPaths {
   unitDir: string;
 }
 
-export function installPaths(root: string, environment: Record<string, string | undefined>): InstallPaths {
+export function installPaths(root: string, environment: Record<string, string | undefined>, invokedAs?: string): InstallPaths {
   const cli = fileURLToPath(new URL('./cli.js', import.meta.url));
   const configHome = environment.XDG_CONFIG_HOME || path.join(os.homedir(), '.config');
   return {
     installDir: path.resolve(path.dirname(cli), '..'),
-    cli,
+    // The path the command was started by (an `npm link` symlink, say) stays valid across
+    // reinstalls, where the resolved file may not.
+    cli: invokedAs ? path.resolve(invokedAs) : cli,
     node: process.execPath,
     root,
     unitDir: path.join(configHome, 'systemd', 'user'),

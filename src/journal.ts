@@ -21,6 +21,8 @@ export interface HookCommands {
 export interface RestoreUnitUndo {
   kind: 'restore-unit';
   unit: string;
+  /** ActiveState before the stop, for the log. */
+  stateBefore: string;
   start: boolean;
   startTimeoutMs: number;
   preStart: HookCommands;

@@ -11,6 +11,7 @@ import { freezeOnDemand } from './steps/freeze.js';
 import { preStopHooks, runHookPhase } from './steps/hooks.js';
 import { preflight } from './steps/preflight.js';
 import { stopUnit } from './steps/stop-unit.js';
+import { performUndo } from './steps/undo-actions.js';
 import { waitForContainers } from './steps/wait-containers.js';
 
 export interface StackResult {
@@ -92,10 +93,11 @@ export async function backupStack(run: StackRun): Promise<StackResult> {
   if (failure && run.undo.size > 0) {
     log.warn(`${failure.message}; restoring the stack`);
   }
-  const undoFailures = await run.undo.unwind({
-    started: (action) => log.info('undo start', { undo: action.name }),
-    finished: (action, error) =>
-      error ? log.error(`undo "${action.name}" failed: ${error.message}`, { undo: action.name }) : log.info('undo done', { undo: action.name }),
+  const context = { systemd: adapters.systemd, runHook: adapters.runHook, clock: adapters.clock, log, timings };
+  const undoFailures = await run.undo.unwind((record, signal) => performUndo(record, context, signal), {
+    started: (name) => log.info('undo start', { undo: name }),
+    finished: (name, error) =>
+      error ? log.error(`undo "${name}" failed: ${error.message}`, { undo: name }) : log.info('undo done', { undo: name }),
   });
   const restoreErrors = undoFailures.map((entry) => `${entry.name}: ${entry.error.message}`);
   if (!failure && restoreErrors.length === 0) {

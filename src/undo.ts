@@ -1,16 +1,12 @@
 /**
  * The undo stack of one stack's run. A step pushes the undo of a change before it makes the
- * change; the undos run in reverse order, each with its own time budget, whatever happened
- * before, and their errors are collected rather than stopping the ones below.
+ * change, and the push writes it to the crash journal first; the undos run in reverse order,
+ * each with its own time budget, whatever happened before, and their errors are collected
+ * rather than stopping the ones below. An undo leaves the journal only once it is done.
  */
 import { TimeoutError, errorMessage } from './errors.js';
-
-export interface UndoAction {
-  name: string;
-  /** Budget for this undo alone; it gets a fresh signal, never the aborted run's. */
-  timeoutMs: number;
-  run(signal: AbortSignal): Promise<void>;
-}
+import type { Journal, UndoRecord } from './journal.js';
+import { undoName, undoTimeoutMs } from './steps/undo-actions.js';
 
 export interface UndoFailure {
   name: string;
@@ -18,44 +14,77 @@ export interface UndoFailure {
 }
 
 export interface UndoObserver {
-  started(action: UndoAction): void;
-  finished(action: UndoAction, error: Error | undefined): void;
+  started(name: string): void;
+  finished(name: string, error: Error | undefined): void;
 }
 
-export class UndoStack {
-  private readonly actions: UndoAction[] = [];
+export type UndoExecutor = (record: UndoRecord, signal: AbortSignal) => Promise<void>;
 
-  push(action: UndoAction): void {
-    this.actions.push(action);
+interface Pending {
+  record: UndoRecord;
+  journalId: string | undefined;
+}
+
+/** A journal that keeps nothing, for runs and tests that need no crash recovery. */
+export const noJournal: Journal = {
+  add: () => '',
+  remove: () => {},
+  pending: () => [],
+};
+
+export class UndoStack {
+  private readonly pending: Pending[] = [];
+
+  constructor(
+    private readonly journal: Journal = noJournal,
+    private readonly budget: (record: UndoRecord) => number = undoTimeoutMs,
+  ) {}
+
+  /** Records the undo durably; call it before the change it reverses. */
+  push(stack: string, record: UndoRecord): void {
+    const journalId = this.journal.add(stack, record);
+    this.pending.push({ record, journalId });
   }
 
   get size(): number {
-    return this.actions.length;
+    return this.pending.length;
   }
 
   /** Runs every pending undo, last first, and empties the stack. */
-  async unwind(observer: UndoObserver): Promise<UndoFailure[]> {
+  async unwind(execute: UndoExecutor, observer: UndoObserver): Promise<UndoFailure[]> {
     const failures: UndoFailure[] = [];
-    for (let action = this.actions.pop(); action; action = this.actions.pop()) {
-      observer.started(action);
-      const error = await runBounded(action);
-      observer.finished(action, error);
-      if (error) failures.push({ name: action.name, error });
+    for (let entry = this.pending.pop(); entry; entry = this.pending.pop()) {
+      const name = undoName(entry.record);
+      observer.started(name);
+      const error = await runBounded(entry.record, execute, this.budget(entry.record));
+      observer.finished(name, error);
+      if (error) failures.push({ name, error });
+      // Left in the journal when it failed: `recover` (or the next run) tries again.
+      else if (entry.journalId) this.journal.remove(entry.journalId);
     }
     return failures;
   }
 }
 
-async function runBounded(action: UndoAction): Promise<Error | undefined> {
+export async function runBounded(
+  record: UndoRecord,
+  execute: UndoExecutor,
+  timeoutMs = undoTimeoutMs(record),
+): Promise<Error | undefined> {
   const controller = new AbortController();
   const timer = setTimeout(
-    () => controller.abort(new TimeoutError(`${action.name}: not done within ${Math.round(action.timeoutMs / 1000)} s`)),
-    action.timeoutMs,
+    () => controller.abort(new TimeoutError(`${undoName(record)}: not done within ${Math.round(timeoutMs / 1000)} s`)),
+    timeoutMs,
   );
+  const work = execute(record, controller.signal);
+  // After a timeout the work may still fail later; that must not count as unhandled.
+  work.catch(() => {});
   try {
     await Promise.race([
-      action.run(controller.signal),
-      new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true })),
+      work,
+      new Promise<never>((_, reject) =>
+        controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true }),
+      ),
     ]);
     return undefined;
   } catch (error) {

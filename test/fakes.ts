@@ -20,6 +20,7 @@ import type { StackLog, StepHandle } from '../src/logging.js';
 import { backupStack, type StackResult } from '../src/orchestrator.js';
 import type { Adapters, StackRun } from '../src/steps/context.js';
 import { UndoStack } from '../src/undo.js';
+import { performUndo } from '../src/steps/undo-actions.js';
 
 export class FakeClock implements Clock {
   time = 1_700_000_000_000;
@@ -477,5 +478,7 @@ export function stackRun(
 
 /** Runs the undos a step registered, as the orchestrator would; returns the failures. */
 export async function unwind(run: StackRun): Promise<Array<{ name: string; error: Error }>> {
-  return run.undo.unwind({ started: () => {}, finished: () => {} });
+  const { systemd, runHook, clock } = run.adapters;
+  const context = { systemd, runHook, clock, log: run.log, timings: run.timings };
+  return run.undo.unwind((record, signal) => performUndo(record, context, signal), { started: () => {}, finished: () => {} });
 }

@@ -15,28 +15,16 @@ export async function freezeOnDemand(run: StackRun): Promise<void> {
   try {
     const socketState = await systemd.state(freeze.socket, run.signal);
     const serviceState = freeze.service ? await systemd.state(freeze.service, run.signal) : undefined;
-    const restartSocket = isUp(socketState);
-    const restartService = serviceState !== undefined && isUp(serviceState);
     run.log.info('on-demand state before freeze', {
       socket: freeze.socket,
       socket_state: socketState.active,
       service: freeze.service,
       service_state: serviceState?.active,
     });
-    run.undo.push({
-      name: 'unfreeze on-demand socket',
-      timeoutMs: 2 * unitTimeoutMs + 5000,
-      run: async (signal) => {
-        const undoStep = run.log.step('unfreeze on-demand socket', { socket: freeze.socket, service: freeze.service });
-        try {
-          if (restartSocket) await systemd.start(freeze.socket, unitTimeoutMs, signal);
-          if (restartService && freeze.service) await systemd.start(freeze.service, unitTimeoutMs, signal);
-        } catch (error) {
-          undoStep.failed(error as Error);
-          throw error;
-        }
-        undoStep.done({ socket_started: restartSocket, service_started: restartService });
-      },
+    run.undo.push(run.stack.name, {
+      kind: 'unfreeze',
+      socket: isUp(socketState) ? freeze.socket : undefined,
+      service: serviceState !== undefined && isUp(serviceState) ? freeze.service : undefined,
     });
     await systemd.stop(freeze.socket, unitTimeoutMs, run.signal);
     if (freeze.service) await systemd.stop(freeze.service, unitTimeoutMs, run.signal);

@@ -4,7 +4,7 @@
  * good backup and after any failure.
  */
 import { isUp } from '../adapters/systemd.js';
-import { runHookPhase } from './hooks.js';
+import { hookCommands } from './hooks.js';
 import type { StackRun } from './context.js';
 
 export async function stopUnit(run: StackRun): Promise<void> {
@@ -16,31 +16,13 @@ export async function stopUnit(run: StackRun): Promise<void> {
     timings.unitWasActive = wasActive;
     const startAgain = stack.restorePolicy === 'always' || wasActive;
     run.log.info('unit state before stop', { unit: stack.unit, state: state.active, restore_policy: stack.restorePolicy, start_again: startAgain });
-    run.undo.push({
-      name: 'restore unit',
-      timeoutMs: stack.startTimeoutMs + stack.hookTimeoutMs * stack.hooks.pre_start.length + 5000,
-      run: async (signal) => {
-        // A failing pre_start hook fails the stack but must not keep it down: start it anyway.
-        const hookFailure = await runHookPhase(run, 'pre_start', signal).then(
-          () => undefined,
-          (error: Error) => error,
-        );
-        if (!startAgain) {
-          run.log.info('unit left stopped', { unit: stack.unit, reason: `restore_policy ${stack.restorePolicy} and it was ${state.active}` });
-        } else {
-          const startStep = run.log.step('start unit', { unit: stack.unit });
-          try {
-            timings.unitStartIssuedAt = adapters.clock.now();
-            await adapters.systemd.start(stack.unit, stack.startTimeoutMs, signal);
-          } catch (error) {
-            startStep.failed(error as Error);
-            throw hookFailure ? new Error(`${hookFailure.message}; ${(error as Error).message}`) : error;
-          }
-          timings.unitStartedAt = adapters.clock.now();
-          startStep.done();
-        }
-        if (hookFailure) throw hookFailure;
-      },
+    run.undo.push(stack.name, {
+      kind: 'restore-unit',
+      unit: stack.unit,
+      stateBefore: state.active,
+      start: startAgain,
+      startTimeoutMs: stack.startTimeoutMs,
+      preStart: hookCommands(run, 'pre_start'),
     });
     timings.unitStopIssuedAt = adapters.clock.now();
     await adapters.systemd.stop(stack.unit, stack.stopTimeoutMs, run.signal);

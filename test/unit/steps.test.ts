@@ -10,7 +10,8 @@ import { preStopHooks, runHookPhase } from '../../src/steps/hooks.js';
 import { preflight } from '../../src/steps/preflight.js';
 import { stopUnit } from '../../src/steps/stop-unit.js';
 import { waitForContainers } from '../../src/steps/wait-containers.js';
-import { UndoStack, type UndoAction } from '../../src/undo.js';
+import type { UndoRecord } from '../../src/journal.js';
+import { UndoStack, noJournal } from '../../src/undo.js';
 import { FakeWorld, globalConfig, hooks, stackConfig, stackRun, unwind, worldWithStack } from '../fakes.js';
 
 const unit = 'app-stack.service';
@@ -451,50 +452,84 @@ describe('runBackupJobs', () => {
 });
 
 describe('UndoStack', () => {
-  const action = (name: string, log: string[], behaviour: 'ok' | 'fail' | 'hang' = 'ok', timeoutMs = 1000): UndoAction => ({
-    name,
-    timeoutMs,
-    run: async (signal) => {
-      log.push(name);
-      if (behaviour === 'fail') throw new Error(`${name} broke`);
-      if (behaviour === 'hang') await new Promise((resolve) => signal.addEventListener('abort', resolve));
-    },
+  const record = (unit: string): UndoRecord => ({
+    kind: 'restore-unit',
+    unit,
+    stateBefore: 'active',
+    start: true,
+    startTimeoutMs: 1000,
+    preStart: { phase: 'pre_start', commands: [], environment: {}, cwd: '/', timeoutMs: 1000 },
   });
+  const executor =
+    (log: string[], behaviour: Record<string, 'fail' | 'hang'> = {}) =>
+    async (undo: UndoRecord, signal: AbortSignal) => {
+      const name = (undo as { unit: string }).unit;
+      log.push(name);
+      if (behaviour[name] === 'fail') throw new Error(`${name} broke`);
+      if (behaviour[name] === 'hang') await new Promise((resolve) => signal.addEventListener('abort', resolve));
+    };
 
   it('runs the undos last first, collects failures, and the others still run', async () => {
     const undo = new UndoStack();
     const ran: string[] = [];
-    undo.push(action('first', ran));
-    undo.push(action('second', ran, 'fail'));
-    undo.push(action('third', ran));
+    undo.push('app', record('first'));
+    undo.push('app', record('second'));
+    undo.push('app', record('third'));
     const observed: string[] = [];
-    const failures = await undo.unwind({
-      started: (entry) => observed.push(`start ${entry.name}`),
-      finished: (entry, error) => observed.push(`end ${entry.name}${error ? ' failed' : ''}`),
+    const failures = await undo.unwind(executor(ran, { second: 'fail' }), {
+      started: (name) => observed.push(`start ${name}`),
+      finished: (name, error) => observed.push(`end ${name}${error ? ' failed' : ''}`),
     });
     expect(ran).toEqual(['third', 'second', 'first']);
-    expect(failures.map((failure) => `${failure.name}: ${failure.error.message}`)).toEqual(['second: second broke']);
-    expect(observed).toEqual(['start third', 'end third', 'start second', 'end second failed', 'start first', 'end first']);
+    expect(failures.map((failure) => `${failure.name}: ${failure.error.message}`)).toEqual(['restore unit: second broke']);
+    expect(observed).toEqual([
+      'start restore unit',
+      'end restore unit',
+      'start restore unit',
+      'end restore unit failed',
+      'start restore unit',
+      'end restore unit',
+    ]);
     expect(undo.size).toBe(0);
   });
 
   it('an undo that does not end within its budget fails with a timeout and the next still runs', async () => {
-    const undo = new UndoStack();
+    const undo = new UndoStack(noJournal, () => 20);
     const ran: string[] = [];
-    undo.push(action('after', ran));
-    undo.push(action('stuck', ran, 'hang', 20));
-    const failures = await undo.unwind({ started: () => {}, finished: () => {} });
+    undo.push('app', record('after'));
+    undo.push('app', record('stuck'));
+    const failures = await undo.unwind(executor(ran, { stuck: 'hang' }), { started: () => {}, finished: () => {} });
     expect(ran).toEqual(['stuck', 'after']);
     expect(failures).toHaveLength(1);
     expect(failures[0]!.error).toBeInstanceOf(TimeoutError);
-    expect(failures[0]!.error.message).toMatch(/^stuck: not done within/);
+    expect(failures[0]!.error.message).toMatch(/^restore unit: not done within/);
   });
 
   it('each undo gets a fresh, not aborted signal', async () => {
     const undo = new UndoStack();
     const seen: boolean[] = [];
-    undo.push({ name: 'a', timeoutMs: 1000, run: async (signal) => void seen.push(signal.aborted) });
-    await undo.unwind({ started: () => {}, finished: () => {} });
+    undo.push('app', record('a'));
+    await undo.unwind(async (_record, signal) => void seen.push(signal.aborted), { started: () => {}, finished: () => {} });
     expect(seen).toEqual([false]);
+  });
+
+  it('writes each undo to the journal before it is pushed, and crosses it out once done, not when it failed', async () => {
+    const entries = new Map<string, string>();
+    let next = 0;
+    const journal = {
+      add: (stack: string, undo: UndoRecord) => {
+        const id = String(next++);
+        entries.set(id, `${stack} ${(undo as { unit: string }).unit}`);
+        return id;
+      },
+      remove: (id: string) => void entries.delete(id),
+      pending: () => [],
+    };
+    const undo = new UndoStack(journal);
+    undo.push('app', record('good'));
+    undo.push('app', record('bad'));
+    expect([...entries.values()]).toEqual(['app good', 'app bad']);
+    await undo.unwind(executor([], { bad: 'fail' }), { started: () => {}, finished: () => {} });
+    expect([...entries.values()]).toEqual(['app bad']);
   });
 });
