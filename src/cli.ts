@@ -5,7 +5,8 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { listStackNames, loadGlobalConfig, loadStack, podmanSocketPath, resolveRoot, selectStacks } from './config/load.js';
-import { AbortedError, UsageError, errorMessage } from './errors.js';
+import { assertOnlyUserCanWrite } from './config/permissions.js';
+import { AbortedError, LockHeldError, UsageError, errorMessage } from './errors.js';
 import { exitCodeFor, exitCodes } from './exit-codes.js';
 import { installPaths, installUnits, renderUnits } from './install.js';
 import { planStack } from './plan.js';
@@ -13,7 +14,8 @@ import type { RunReport } from './run.js';
 
 function exitCodeForReport(report: RunReport, signal: AbortSignal): number {
   if (signal.aborted) return exitCodeFor(signal.reason);
-  return report.results.every((result) => result.ok) ? exitCodes.success : exitCodes.stackFailed;
+  const allGood = report.results.every((result) => result.ok) && report.recovery.failed.length === 0;
+  return allGood ? exitCodes.success : exitCodes.stackFailed;
 }
 
 interface GlobalOptions {
@@ -80,6 +82,7 @@ async function backupCommand(targets: string[], options: GlobalOptions & { dryRu
   const root = rootOf(options);
   const global = loadGlobalConfig(root, process.env);
   const stacks = selectStacks(root, global, targets);
+  assertOnlyUserCanWrite(root, stacks.map((stack) => stack.file));
   const podmanSocket = podmanSocketPath(process.env);
   if (options.dryRun) {
     for (const stack of stacks) process.stdout.write(`${planStack(stack, global, podmanSocket).join('\n')}\n\n`);
@@ -114,6 +117,61 @@ async function backupCommand(targets: string[], options: GlobalOptions & { dryRu
   }
 }
 
+async function recoverCommand(options: GlobalOptions): Promise<number> {
+  const root = rootOf(options);
+  loadGlobalConfig(root, process.env);
+  assertOnlyUserCanWrite(root, []);
+  const [{ acquireRootLock }, { createJournal }, { recoverPending }, { createRecoveryAdapters }, { createProgress }, { randomUUID }] =
+    await Promise.all([
+      import('./adapters/lock.js'),
+      import('./journal.js'),
+      import('./recover.js'),
+      import('./adapters/real.js'),
+      import('./report.js'),
+      import('node:crypto'),
+    ]);
+  const adapters = createRecoveryAdapters();
+  const progress = createProgress(process.stderr, adapters.clock);
+  let release: () => Promise<void>;
+  try {
+    release = await acquireRootLock(root, (error) => progress.message(`warning: the lock was lost: ${error.message}`));
+  } catch (error) {
+    if (error instanceof LockHeldError) {
+      throw new LockHeldError(`${error.message}: a run is in progress, and the journal of a live run is never replayed`);
+    }
+    throw error;
+  }
+  try {
+    const runId = randomUUID();
+    const journal = createJournal(root, runId);
+    if (journal.pending().length === 0) {
+      process.stdout.write('nothing to recover: no run left a stack stopped or frozen\n');
+      return exitCodes.success;
+    }
+    const report = await recoverPending(root, journal, runId, { ...adapters, progress });
+    for (const line of report.restored) process.stdout.write(`recovered: ${line}\n`);
+    for (const line of report.failed) process.stdout.write(`NOT RECOVERED: ${line}\n`);
+    return report.failed.length === 0 ? exitCodes.success : exitCodes.stackFailed;
+  } finally {
+    await release().catch(() => {});
+  }
+}
+
+async function statusCommand(options: GlobalOptions & { json?: boolean }): Promise<number> {
+  const root = rootOf(options);
+  const [{ readHistory }, { createJournal }, { isRootLocked }, { stackStatuses, statusExitCode, formatStatus }] = await Promise.all([
+    import('./history.js'),
+    import('./journal.js'),
+    import('./adapters/lock.js'),
+    import('./status.js'),
+  ]);
+  const runInProgress = await isRootLocked(root);
+  const statuses = stackStatuses(listStackNames(root), readHistory(root), createJournal(root, '').pending(), runInProgress);
+  if (options.json) process.stdout.write(`${JSON.stringify({ run_in_progress: runInProgress, stacks: statuses }, null, 2)}\n`);
+  else process.stdout.write(formatStatus(statuses, runInProgress));
+  return statusExitCode(statuses);
+}
+
 export function buildProgram(setExitCode: (code: number) => void): Command {
   const program = new Command('stack-backup');
   program
@@ -131,6 +189,8 @@ Examples:
   stack-backup cryptpad nextcloud       these stacks, in this order
   stack-backup --dry-run all            show what would be done
   stack-backup list --json              the configured stacks
+  stack-backup status                   last runs; exit 1 when one failed or recovery is pending
+  stack-backup recover                  put back what a killed run left stopped or frozen
 
 Exit codes: 0 every stack backed up; 1 a stack failed (each still restored per its policy);
 2 usage or configuration error (nothing touched); 75 another run holds the lock;
@@ -148,6 +208,19 @@ Exit codes: 0 every stack backed up; 1 a stack failed (each still restored per i
     .action(function (this: Command) {
       listCommand(this.optsWithGlobals());
       setExitCode(exitCodes.success);
+    });
+  program
+    .command('recover')
+    .description('put back what a run that died (SIGKILL, power loss) left: start the units that were active, unfreeze sockets')
+    .action(async function (this: Command) {
+      setExitCode(await recoverCommand(this.optsWithGlobals()));
+    });
+  program
+    .command('status')
+    .description('per stack: last run, result, downtime, backup duration, last success, pending recovery; exit 1 when one needs a look')
+    .addOption(new Option('--json', 'print JSON'))
+    .action(async function (this: Command) {
+      setExitCode(await statusCommand(this.optsWithGlobals()));
     });
   program
     .command('install')

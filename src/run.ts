@@ -1,10 +1,16 @@
 /**
- * A backup run over several stacks: takes the root's lock, runs each stack in turn (a failed
- * stack does not stop the next), and ends with the summary table.
+ * A backup run over several stacks: takes the root's lock, first puts back what a run that
+ * died left behind (the crash journal), runs each stack in turn (a failed stack does not stop
+ * the next), records the history, prunes old logs, and ends with the summary table.
  */
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import type { GlobalConfig, StackConfig } from './config/types.js';
+import { pruneLogs } from './adapters/files.js';
 import { acquireRootLock } from './adapters/lock.js';
+import { appendHistory } from './history.js';
+import { createJournal } from './journal.js';
+import { recoverPending, type RecoveryReport } from './recover.js';
 import { createStackLog } from './logging.js';
 import { backupStack, type StackResult } from './orchestrator.js';
 import { formatSummary, type Progress, type SummaryRow, type TextSink } from './report.js';
@@ -22,6 +28,8 @@ export interface RunRequest {
 }
 
 export interface RunReport {
+  /** What a run that died had left, put back before this run took any stack. */
+  recovery: RecoveryReport;
   results: StackResult[];
   /** Stacks not started because the run was aborted first. */
   skipped: string[];
@@ -35,28 +43,48 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
   const runId = randomUUID();
   const results: StackResult[] = [];
   const skipped: string[] = [];
+  const journal = createJournal(global.root, runId);
+  let recovery: RecoveryReport = { restored: [], failed: [] };
   try {
+    if (journal.pending().length > 0) {
+      progress.message('warning: a previous run ended before restoring its stack; recovering first');
+      recovery = await recoverPending(global.root, journal, runId, { ...adapters, progress });
+    }
     for (const stack of stacks) {
       if (signal.aborted) {
         skipped.push(stack.name);
         continue;
       }
       const log = createStackLog(global.root, stack.name, runId, adapters.clock, progress);
+      const startedAt = new Date(adapters.clock.now()).toISOString();
       try {
-        results.push(
-          await backupStack({ stack, global, adapters, log, undo: new UndoStack(), signal, timings: {} }),
-        );
+        const result = await backupStack({ stack, global, adapters, log, undo: new UndoStack(journal), signal, timings: {} });
+        results.push(result);
+        appendHistory(global.root, {
+          stack: stack.name,
+          run: runId,
+          startedAt,
+          endedAt: new Date(adapters.clock.now()).toISOString(),
+          result: result.ok ? 'success' : 'failed',
+          error: [result.error, ...result.restoreErrors].filter(Boolean).join('; ') || undefined,
+          notRestored: result.notRestored,
+          downtimeMs: result.downtimeMs,
+          backupMs: result.backupMs,
+        });
       } finally {
         log.close();
       }
     }
+    await pruneLogs(path.join(global.root, 'logs'), global.logRetentionDays, adapters.clock.now());
   } finally {
     await release().catch(() => {});
   }
+  for (const line of recovery.restored) request.output.write(`recovered: ${line}\n`);
+  for (const line of recovery.failed) request.output.write(`NOT RECOVERED: ${line}\n`);
   request.output.write(`\n${formatSummary(summaryRows(results, skipped))}`);
   const logFiles = [...new Set(results.map((result) => result.logFile))];
   if (logFiles.length > 0) request.output.write(`Logs: ${logFiles.join(', ')}\n`);
-  return { results, skipped };
+  return { recovery, results, skipped };
 }
 
 function summaryRows(results: readonly StackResult[], skipped: readonly string[]): SummaryRow[] {

@@ -16,6 +16,7 @@ import type { Systemd, UnitState } from '../src/adapters/systemd.js';
 import type { LabelSelector } from '../src/config/types.js';
 import { CommandError, TimeoutError, throwIfAborted } from '../src/errors.js';
 import type { GlobalConfig, StackConfig } from '../src/config/types.js';
+import type { Journal } from '../src/journal.js';
 import type { StackLog, StepHandle } from '../src/logging.js';
 import { backupStack, type StackResult } from '../src/orchestrator.js';
 import type { Adapters, StackRun } from '../src/steps/context.js';
@@ -74,16 +75,22 @@ export class FakeWorld {
   /** Real milliseconds each container listing takes, as the Podman API does (0: answers at once). */
   containersLatencyMs = 0;
   readonly duplicati = new FakeDuplicati(this);
+  /** States of containers outside the stacks, by name: the Duplicati container runs. */
+  readonly containerStates = new Map<string, string>([['duplicati', 'running']]);
   private readonly watchers = new Set<() => void>();
 
   constructor() {
     this.clock.onAdvance(() => this.tick());
   }
 
+  /** Called with each action as it is recorded, before it takes effect (e.g. to look at the journal then). */
+  onAction: ((action: string) => void) | undefined;
+
   /** Records an action in `actions` and `timeline`. */
   record(action: string): void {
     this.actions.push(action);
     this.timeline.push({ at: this.clock.now(), action });
+    this.onAction?.(action);
   }
 
   /** Virtual time of the first (or last) action equal to `action`; undefined when never done. */
@@ -162,6 +169,10 @@ export class FakeWorld {
       return this.containers
         .filter((container) => container.labels[selector.key] === selector.value)
         .map(({ id, name, state }) => ({ id, name, state }));
+    },
+    containerState: async (name, signal) => {
+      await this.call('containerState', signal);
+      return this.containerStates.get(name) ?? 'missing';
     },
     watch: async (_selector, onChange) => {
       if (this.failing.has('watch')) throw new Error('events not supported (injected)');
@@ -389,6 +400,7 @@ export function globalConfig(overrides: Partial<GlobalConfig> = {}): GlobalConfi
     },
     backupMount: undefined,
     hookTimeoutMs: 300_000,
+    logRetentionDays: 30,
     ...overrides,
   };
 }
@@ -444,7 +456,7 @@ export function tempRoot(files: Record<string, string> = {}): string {
 export async function runStack(
   world: FakeWorld,
   stack: StackConfig = stackConfig(),
-  options: { global?: GlobalConfig; signal?: AbortSignal } = {},
+  options: { global?: GlobalConfig; signal?: AbortSignal; journal?: Journal } = {},
 ): Promise<{ result: StackResult; log: MemoryLog }> {
   const log = new MemoryLog();
   const result = await backupStack({
@@ -452,7 +464,7 @@ export async function runStack(
     global: options.global ?? globalConfig(),
     adapters: world.adapters(),
     log,
-    undo: new UndoStack(),
+    undo: new UndoStack(options.journal),
     signal: options.signal ?? new AbortController().signal,
     timings: {},
   });
@@ -463,14 +475,14 @@ export async function runStack(
 export function stackRun(
   world: FakeWorld,
   stack: StackConfig = stackConfig(),
-  options: { global?: GlobalConfig; signal?: AbortSignal } = {},
+  options: { global?: GlobalConfig; signal?: AbortSignal; journal?: Journal } = {},
 ): StackRun & { log: MemoryLog } {
   return {
     stack,
     global: options.global ?? globalConfig(),
     adapters: world.adapters(),
     log: new MemoryLog(),
-    undo: new UndoStack(),
+    undo: new UndoStack(options.journal),
     signal: options.signal ?? new AbortController().signal,
     timings: {},
   };

@@ -1,5 +1,5 @@
-/** File system checks that can hang (an automount that does not answer), bounded in time. */
-import { readdir } from 'node:fs/promises';
+/** The file system: a folder check that can hang (an automount that does not answer), bounded in time; log pruning. */
+import { readdir, rm } from 'node:fs/promises';
 import { TimeoutError } from '../errors.js';
 
 export async function checkFolder(folder: string, timeoutMs: number): Promise<void> {
@@ -13,4 +13,23 @@ export async function checkFolder(folder: string, timeoutMs: number): Promise<vo
   } finally {
     clearTimeout(timer);
   }
+}
+
+const datedLog = /^backup-.+-(\d{4})-(\d{2})-(\d{2})\.log$/;
+
+/** Deletes logs/backup-<stack>-YYYY-MM-DD.log files older than the retention; returns their names. */
+export async function pruneLogs(folder: string, retentionDays: number, now: number): Promise<string[]> {
+  const cutoff = now - retentionDays * 86_400_000;
+  const removed: string[] = [];
+  for (const name of await readdir(folder).catch(() => [] as string[])) {
+    const match = datedLog.exec(name);
+    if (!match) continue;
+    // The end of that day, local time: a file is kept for whole days.
+    const endOfDay = new Date(Number(match[1]), Number(match[2]) - 1, Number(match[3]) + 1).getTime();
+    if (endOfDay < cutoff) {
+      await rm(`${folder}/${name}`, { force: true });
+      removed.push(name);
+    }
+  }
+  return removed;
 }

@@ -12,6 +12,8 @@ export interface ContainerEngine {
   ping(signal?: AbortSignal): Promise<void>;
   /** Every container carrying the label, whatever its state. */
   containers(selector: LabelSelector, signal?: AbortSignal): Promise<ContainerSummary[]>;
+  /** The container's state (running, exited...), or "missing" when there is none of that name. */
+  containerState(name: string, signal?: AbortSignal): Promise<string>;
   /**
    * Calls onChange whenever a container with the label changes state, until the returned
    * function is called. Lets a waiter react to an exit instead of sleeping.
@@ -44,6 +46,15 @@ export function createContainerEngine(socketPath: string): ContainerEngine {
         name: (entry.Names?.[0] ?? entry.Id.slice(0, 12)).replace(/^\//, ''),
         state: String(entry.State ?? '').toLowerCase(),
       }));
+    },
+    async containerState(name, signal) {
+      try {
+        const details = await client.getContainer(name).inspect({ abortSignal: signal } as object);
+        return String(details.State?.Status ?? (details.State?.Running ? 'running' : 'unknown')).toLowerCase();
+      } catch (error) {
+        if ((error as { statusCode?: number }).statusCode === 404) return 'missing';
+        throw error;
+      }
     },
     async watch(selector, onChange) {
       const controller = new AbortController();

@@ -23,6 +23,11 @@ export function createAdapters(global: GlobalConfig, podmanSocket: string): Adap
   };
 }
 
+/** What replaying the crash journal needs: no Podman API, no Duplicati. */
+export function createRecoveryAdapters() {
+  return { systemd: createSystemd(runCommand), runHook: createHookRunner(runCommand), clock: systemClock };
+}
+
 export function createSystemdManager(): SystemdManager {
   return createSystemd(runCommand);
 }

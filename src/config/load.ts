@@ -25,6 +25,7 @@ const defaults = {
   stopTimeoutSeconds: 120,
   startTimeoutSeconds: 120,
   hookTimeoutSeconds: 300,
+  logRetentionDays: 30,
 };
 
 type Environment = Record<string, string | undefined>;
@@ -173,6 +174,7 @@ export function loadGlobalConfig(root: string, environment: Environment): Global
     },
     backupMount: parsed.backup_mount,
     hookTimeoutMs: toMs(parsed.hook_timeout ?? defaults.hookTimeoutSeconds),
+    logRetentionDays: parsed.log_retention_days ?? defaults.logRetentionDays,
   };
 }
 

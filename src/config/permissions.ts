@@ -40,10 +40,15 @@ function check(root: string, target: string, identity: Identity): Stats | undefi
   return stats;
 }
 
-/** Checks the root, stacks/ and hooks/ folders, stack-backup.yaml, the given stack files and every file in hooks/. */
+/**
+ * Checks the root, stacks/, logs/ (the crash journal holds hook commands) and hooks/ folders,
+ * stack-backup.yaml, the journal, the given stack files and every file in hooks/.
+ */
 export function assertOnlyUserCanWrite(root: string, stackFiles: readonly string[], identity = currentIdentity()): void {
   check(root, root, identity);
   check(root, path.join(root, 'stacks'), identity);
+  check(root, path.join(root, 'logs'), identity);
+  check(root, path.join(root, 'logs', 'journal.json'), identity);
   check(root, path.join(root, 'stack-backup.yaml'), identity);
   for (const file of stackFiles) check(root, file, identity);
   const walk = (folder: string, depth: number) => {

@@ -127,5 +127,11 @@ export const globalFileSchema = z.object({
     .optional()
     .describe('A folder that must be reachable before any stack is stopped (reading it triggers an automount).'),
   hook_timeout: seconds().optional().describe('Seconds one hook command may run. Default: 300.'),
+  log_retention_days: z
+    .number(expecting('expected a whole number of days greater than 0'))
+    .int()
+    .positive()
+    .optional()
+    .describe('Days to keep logs/backup-<stack>-YYYY-MM-DD.log files; older ones are deleted after each run. Default: 30.'),
 }).strict();
 export type GlobalFile = z.infer<typeof globalFileSchema>;

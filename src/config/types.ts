@@ -41,4 +41,5 @@ export interface GlobalConfig {
   duplicati: DuplicatiSettings;
   backupMount: string | undefined;
   hookTimeoutMs: number;
+  logRetentionDays: number;
 }

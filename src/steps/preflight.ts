@@ -1,19 +1,61 @@
-/** Checks made before a stack is touched: a failure here fails the stack with nothing changed. */
-import { CommandError } from '../errors.js';
+/**
+ * Checks made before a stack is touched: the Podman API answers, the Duplicati container runs,
+ * the stack's units exist, backup_mount can be read. A failure fails the stack, nothing changed.
+ */
+import { CommandError, errorMessage } from '../errors.js';
 import type { StackRun } from './context.js';
 
 const mountTimeoutMs = 30_000;
 
-export async function preflight(run: StackRun): Promise<void> {
-  const { backupMount } = run.global;
-  if (backupMount === undefined) return;
-  const step = run.log.step('check backup_mount', { folder: backupMount });
+export class PreflightError extends CommandError {
+  override name = 'PreflightError';
+}
+
+async function check(run: StackRun, what: string, fields: Record<string, unknown>, test: () => Promise<string | undefined>): Promise<void> {
+  const step = run.log.step(what, fields);
+  let problem: string | undefined;
   try {
-    await run.adapters.checkFolder(backupMount, mountTimeoutMs);
+    problem = await test();
   } catch (error) {
-    const failure = new CommandError(`backup_mount ${backupMount} is not reachable: ${(error as Error).message}`);
+    problem = errorMessage(error);
+  }
+  if (problem !== undefined) {
+    const failure = new PreflightError(`preflight: ${problem}; nothing was touched`);
     step.failed(failure);
     throw failure;
   }
   step.done();
+}
+
+export async function preflight(run: StackRun): Promise<void> {
+  const { engine, systemd, checkFolder } = run.adapters;
+  const { container } = run.global.duplicati;
+  await check(run, 'check the Podman API and the Duplicati container', { container }, async () => {
+    try {
+      await engine.ping(run.signal);
+    } catch (error) {
+      return `the Podman API does not answer (${errorMessage(error)}); is podman.socket running? (systemctl --user start podman.socket)`;
+    }
+    const state = await engine.containerState(container, run.signal);
+    return state === 'running' ? undefined : `the Duplicati container "${container}" is not running (${state})`;
+  });
+  const units = [run.stack.unit, run.stack.freeze?.socket, run.stack.freeze?.service].filter((unit): unit is string => unit !== undefined);
+  await check(run, 'check the units exist', { units }, async () => {
+    for (const unit of units) {
+      const state = await systemd.state(unit, run.signal);
+      if (state.load !== 'loaded') return `unit ${unit} is ${state.load} (LoadState), so it cannot be stopped and started again`;
+    }
+    return undefined;
+  });
+  const { backupMount } = run.global;
+  if (backupMount !== undefined) {
+    await check(run, 'check backup_mount', { folder: backupMount }, async () => {
+      try {
+        await checkFolder(backupMount, mountTimeoutMs);
+        return undefined;
+      } catch (error) {
+        return `backup_mount ${backupMount} is not reachable: ${errorMessage(error)}`;
+      }
+    });
+  }
 }

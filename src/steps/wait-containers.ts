@@ -8,6 +8,25 @@ import { TimeoutError, throwIfAborted } from '../errors.js';
 import type { StackRun } from './context.js';
 
 const relistMs = 1000;
+const subscribeTimeoutMs = 5000;
+
+/** Subscribes to the engine's events, bounded: an API that does not answer must not hang the run. */
+async function subscribe(run: StackRun, onChange: () => void): Promise<() => void> {
+  let timer: NodeJS.Timeout | undefined;
+  const pending = run.adapters.engine.watch(run.stack.selector, onChange);
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TimeoutError(`no answer within ${subscribeTimeoutMs / 1000} s`)), subscribeTimeoutMs);
+  });
+  try {
+    return await Promise.race([pending, timeout]);
+  } catch (error) {
+    // A subscription that arrives after all is closed at once.
+    pending.then((unwatch) => unwatch(), () => {});
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export async function waitForContainers(run: StackRun): Promise<void> {
   const { stack, adapters } = run;
@@ -24,7 +43,7 @@ export async function waitForContainers(run: StackRun): Promise<void> {
   let unwatch: (() => void) | undefined;
   try {
     try {
-      unwatch = await engine.watch(stack.selector, onChange);
+      unwatch = await subscribe(run, onChange);
     } catch (error) {
       run.log.warn('cannot follow container events; listing containers instead', { error: (error as Error).message });
     }

@@ -155,3 +155,23 @@ export function logLines(stack: string): Array<Record<string, unknown>> {
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** Polls until the check holds, at most timeoutMs; throws naming what was awaited. */
+export async function waitUntil(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+/** The stand-in's event lines ("<ms> ENQUEUE|START|END ..."). */
+export function standinEvents(): string[] {
+  const file = world.STANDIN_EVENTS!;
+  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];
+}
+
+/** True once the stand-in has started a job of this name. */
+export function jobStarted(name: string): boolean {
+  return standinEvents().some((line) => new RegExp(`^\\d+ START \\d+ \\d+ ${name}\\b`).test(line));
+}

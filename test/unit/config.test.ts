@@ -270,7 +270,7 @@ describe('stack-backup.yaml and the environment', () => {
 
   it.each([
     ['duplicati:\n  contaner: x\n', 'duplicati.contaner', /unknown key \(allowed here: container, server_util, run_timeout, wait_timeout, poll_interval, paused_timeout\)/],
-    ['dupliciti: 1\n', 'dupliciti', /unknown key \(allowed here: duplicati, backup_mount, hook_timeout\)/],
+    ['dupliciti: 1\n', 'dupliciti', /unknown key \(allowed here: duplicati, backup_mount, hook_timeout, log_retention_days\)/],
     ['backup_mount: rel/path\n', 'backup_mount', /absolute path/],
     ['duplicati:\n  run_timeout: 0\n', 'duplicati.run_timeout', /greater than 0/],
     ['duplicati:\n  poll_interval: fast\n', 'duplicati.poll_interval', /number of seconds/],

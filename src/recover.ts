@@ -1,0 +1,53 @@
+/**
+ * Replays the crash journal of a run that died: starts the units that were active, unfreezes
+ * sockets, runs the hooks that undo pre_stop, last change first. Only ever called while holding
+ * the root's lock, so the journal of a run that is still alive is never replayed.
+ */
+import type { Clock } from './adapters/clock.js';
+import type { HookRunner } from './adapters/hooks.js';
+import type { Systemd } from './adapters/systemd.js';
+import type { Journal } from './journal.js';
+import { createStackLog } from './logging.js';
+import type { Progress } from './report.js';
+import { performUndo, undoName } from './steps/undo-actions.js';
+import { runBounded } from './undo.js';
+
+export interface RecoveryDependencies {
+  systemd: Systemd;
+  runHook: HookRunner;
+  clock: Clock;
+  progress: Progress;
+}
+
+export interface RecoveryReport {
+  /** One line per undo: "stack: what". */
+  restored: string[];
+  failed: string[];
+}
+
+export async function recoverPending(root: string, journal: Journal, runId: string, dependencies: RecoveryDependencies): Promise<RecoveryReport> {
+  const report: RecoveryReport = { restored: [], failed: [] };
+  for (const entry of journal.pending().reverse()) {
+    const name = undoName(entry.undo);
+    const log = createStackLog(root, entry.stack, runId, dependencies.clock, dependencies.progress);
+    try {
+      log.warn(`recovering after run ${entry.run} (pid ${entry.pid}) ended before restoring the stack: ${name}`, {
+        recovery: true,
+        undo: entry.undo,
+      });
+      const context = { systemd: dependencies.systemd, runHook: dependencies.runHook, clock: dependencies.clock, log };
+      const error = await runBounded(entry.undo, (record, signal) => performUndo(record, context, signal));
+      if (error) {
+        log.error(`recovery of "${name}" failed: ${error.message}`, { recovery: true });
+        report.failed.push(`${entry.stack}: ${name}: ${error.message}`);
+      } else {
+        journal.remove(entry.id);
+        log.info(`recovered: ${name}`, { recovery: true });
+        report.restored.push(`${entry.stack}: ${name}`);
+      }
+    } finally {
+      log.close();
+    }
+  }
+  return report;
+}

@@ -1,0 +1,181 @@
+/**
+ * One fault at a time, in the real world: after each, every unit and socket is as before (or
+ * as the restore policy says), nothing is left frozen, and a backup reported done is CLEAN.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { chmodSync, existsSync, mkdirSync, readFileSync, utimesSync, chownSync } from 'node:fs';
+import path from 'node:path';
+import {
+  asUser,
+  cli,
+  jobRecords,
+  jobStarted,
+  logLines,
+  resetRoot,
+  resetWorld,
+  root,
+  standin,
+  startCli,
+  systemctl,
+  unitState,
+  waitUntil,
+  world,
+  writeStack,
+  writeUserFile,
+} from './world.js';
+
+const units = ['composeapp-stack.service', 'plainapp-stack.service', 'ondemand-stack.service', 'ondemand-proxy.socket', 'ondemand-proxy.service'];
+const baseline = ['active', 'active', 'active', 'active', 'inactive'];
+const states = () => Promise.all(units.map(unitState));
+const journal = path.join(root, 'logs', 'journal.json');
+const pendingEntries = () => (existsSync(journal) ? (JSON.parse(readFileSync(journal, 'utf8')) as { entries: unknown[] }).entries : []);
+
+beforeEach(async () => {
+  resetRoot();
+  await resetWorld();
+});
+
+describe('signals', () => {
+  it('SIGTERM mid-backup: the job step is ended, the stack and its socket are restored, exit 143', async () => {
+    await standin('set', 'duration', '8');
+    const run = startCli(['ondemand']);
+    await waitUntil('the ondemand job to start', () => jobStarted('ondemand'));
+    expect(await unitState('ondemand-stack.service')).toBe('inactive');
+    expect(await unitState('ondemand-proxy.socket')).toBe('inactive');
+    run.child.kill('SIGTERM');
+    const result = await run.finished;
+    expect(result.code).toBe(143);
+    expect(result.stderr).toContain('SIGTERM received');
+    expect(await states()).toEqual(baseline);
+    expect(pendingEntries()).toEqual([]);
+    expect(logLines('ondemand').at(-1)).toMatchObject({ outcome: 'failed', error: 'aborted by SIGTERM' });
+    // The job Duplicati still runs now reads a live stack: the log says so.
+    expect(logLines('ondemand').some((line) => String(line.msg).includes('Duplicati still holds job ondemand'))).toBe(true);
+    await standin('wait-idle', '20');
+  });
+
+  it('a second signal does not skip the undos', async () => {
+    await standin('set', 'duration', '8');
+    writeStack('composeapp', 'duplicati_jobs: [composeapp]\nhooks:\n  pre_start: sleep 2\n');
+    const run = startCli(['composeapp']);
+    await waitUntil('the composeapp job to start', () => jobStarted('composeapp'));
+    run.child.kill('SIGINT');
+    await waitUntil('the restore to begin', () => logLines('composeapp').some((line) => line.step === 'pre_start hook'));
+    run.child.kill('SIGINT');
+    const result = await run.finished;
+    expect(result.code).toBe(130);
+    expect(result.stderr).toContain('received again');
+    expect(await unitState('composeapp-stack.service')).toBe('active');
+    await standin('wait-idle', '20');
+  });
+
+  it('SIGKILL mid-backup leaves the stack frozen; `status` says so (exit 1) and `recover` restores it (exit 0)', async () => {
+    await standin('set', 'duration', '4');
+    const run = startCli(['ondemand']);
+    await waitUntil('the ondemand job to start', () => jobStarted('ondemand'));
+    run.child.kill('SIGKILL');
+    await run.finished;
+    expect(await unitState('ondemand-stack.service')).toBe('inactive');
+    expect(await unitState('ondemand-proxy.socket')).toBe('inactive');
+    await standin('wait-idle', '20');
+    const status = await cli(['status']);
+    expect(status.code).toBe(1);
+    expect(status.stdout).toMatch(/ondemand.*restore unit, unfreeze on-demand socket/);
+    const recover = await cli(['recover']);
+    expect(recover.code).toBe(0);
+    expect(recover.stdout).toContain('recovered: ondemand: restore unit');
+    expect(recover.stdout).toContain('recovered: ondemand: unfreeze on-demand socket');
+    expect(await states()).toEqual(baseline);
+    expect(pendingEntries()).toEqual([]);
+    expect((await cli(['status'])).code).toBe(0);
+    expect((await cli(['recover'])).stdout).toContain('nothing to recover');
+  });
+
+  it('SIGKILL, then at once a normal run: it waits out the stale lock, recovers first, then backs up CLEAN', async () => {
+    await standin('set', 'duration', '3');
+    const run = startCli(['ondemand']);
+    await waitUntil('the ondemand job to start', () => jobStarted('ondemand'));
+    run.child.kill('SIGKILL');
+    await run.finished;
+    await standin('wait-idle', '20');
+    const started = Date.now();
+    const next = await cli(['ondemand']);
+    expect(next.code).toBe(0);
+    expect(next.stderr).toContain('recovering first');
+    expect(next.stderr).toContain('recovered: ondemand: restore unit');
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(jobRecords().at(-1)).toMatchObject({ name: 'ondemand', verdict: 'CLEAN' });
+    expect(await states()).toEqual(baseline);
+    expect(pendingEntries()).toEqual([]);
+  });
+
+  it('a stale lock left by a dead run does not block the next run for more than a few seconds', async () => {
+    const lock = path.join(root, 'logs', 'stack-backup.lock');
+    mkdirSync(lock, { recursive: true });
+    chownSync(lock, Number(world.WORLD_UID), Number(world.WORLD_GID));
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(lock, old, old);
+    const started = Date.now();
+    const result = await cli(['composeapp']);
+    expect(result.code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(jobRecords()).toMatchObject([{ name: 'composeapp', verdict: 'CLEAN' }]);
+  });
+});
+
+describe('broken surroundings: the stack fails before anything is touched', () => {
+  afterEach(async () => {
+    await systemctl('start', 'podman.socket');
+  });
+
+  it('the Podman API is down', async () => {
+    await systemctl('stop', 'podman.socket', 'podman.service');
+    const result = await cli(['plainapp']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/preflight: the Podman API does not answer/);
+    expect(await unitState('plainapp-stack.service')).toBe('active');
+    expect(logLines('plainapp').some((line) => line.step === 'stop unit')).toBe(false);
+  });
+
+  it('the Duplicati container is stopped', async () => {
+    await systemctl('stop', world.DUPLICATI_UNIT!);
+    const result = await cli(['composeapp']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/preflight: the Duplicati container "duplicati" is not running/);
+    expect(await unitState('composeapp-stack.service')).toBe('active');
+  });
+
+  it('the stack unit does not exist', async () => {
+    writeStack('composeapp', 'duplicati_jobs: [composeapp]\nunit: no-such-stack.service\n');
+    const result = await cli(['composeapp']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/unit no-such-stack.service is not-found/);
+    expect(await states()).toEqual(baseline);
+  });
+
+  it('a world-writable stack file is refused with exit 2 and nothing is touched', async () => {
+    chmodSync(path.join(root, 'stacks', 'plainapp.yaml'), 0o666);
+    const result = await cli(['all']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('stacks/plainapp.yaml: refused: every user can write it (mode 0666)');
+    expect(result.stderr).toContain('chmod go-w');
+    expect(jobRecords()).toEqual([]);
+    expect(await states()).toEqual(baseline);
+  });
+});
+
+describe('hooks that hang', () => {
+  it('are killed with their whole process group after hook_timeout, and the stack is restored', async () => {
+    writeUserFile(path.join(root, 'hooks', 'stuck.sh'), '#!/bin/sh\nsleep 600 &\nsleep 601\n', 0o755);
+    writeStack('plainapp', 'duplicati_jobs: [plainapp]\nhook_timeout: 2\nhooks:\n  pre_backup: hooks/stuck.sh\n');
+    const started = Date.now();
+    const result = await cli(['plainapp']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('ran longer than 2 s and was killed');
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(await unitState('plainapp-stack.service')).toBe('active');
+    expect(jobRecords()).toEqual([]);
+    const left = await asUser(['pgrep', '-u', world.WORLD_USER!, '-f', 'sleep 60[01]']);
+    expect(left.stdout.trim()).toBe('');
+  });
+});
