@@ -8,6 +8,8 @@ export interface HistoryEntry {
   startedAt: string;
   endedAt: string;
   result: 'success' | 'failed';
+  /** Duplicati's verdict: success, warning, unknown (not visible to the exec driver), failed. */
+  outcome?: 'success' | 'warning' | 'unknown' | 'failed' | undefined;
   error?: string | undefined;
   notRestored: boolean;
   downtimeMs?: number | undefined;

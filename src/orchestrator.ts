@@ -24,6 +24,11 @@ export interface StackResult {
   /** A unit or socket may not be as it was: an undo other than a hook failed. */
   notRestored: boolean;
   aborted: boolean;
+  /**
+   * Duplicati's verdict over the stack's jobs: the worst one seen; `unknown` when the driver
+   * could not see a result (exec), so a summary never says "success" for an unseen result.
+   */
+  outcome: 'success' | 'warning' | 'unknown' | 'failed';
   downtimeMs: number | undefined;
   backupMs: number | undefined;
   logFile: string;
@@ -68,6 +73,12 @@ export const forwardSteps: readonly Step[] = [
   (run) => runHookPhase(run, 'post_backup'),
 ];
 
+function worstOutcome(results: readonly string[]): StackResult['outcome'] {
+  if (results.includes('Unknown')) return 'unknown';
+  if (results.includes('Warning')) return 'warning';
+  return 'success';
+}
+
 function span(from: number | undefined, to: number | undefined): number | undefined {
   return from !== undefined && to !== undefined ? to - from : undefined;
 }
@@ -98,6 +109,7 @@ export async function backupStack(run: StackRun): Promise<StackResult> {
     started: (name) => log.info('undo start', { undo: name }),
     finished: (name, error) =>
       error ? log.error(`undo "${name}" failed: ${error.message}`, { undo: name }) : log.info('undo done', { undo: name }),
+    journalFailed: (error) => log.warn(`cannot update the crash journal: ${error.message}`),
   });
   const restoreErrors = undoFailures.map((entry) => `${entry.name}: ${entry.error.message}`);
   if (!failure && restoreErrors.length === 0) {
@@ -117,12 +129,14 @@ export async function backupStack(run: StackRun): Promise<StackResult> {
     restoreErrors,
     notRestored: undoFailures.some((entry) => !(entry.error instanceof HookFailure)),
     aborted: failure instanceof AbortedError,
+    outcome: !ok ? 'failed' : worstOutcome(run.jobResults.map((entry) => entry.result)),
     downtimeMs,
     backupMs,
     logFile: log.file,
   };
   const fields = {
-    outcome: ok ? 'success' : 'failed',
+    outcome: result.outcome,
+    job_results: run.jobResults,
     duration_ms: adapters.clock.now() - started,
     downtime_ms: downtimeMs,
     backup_ms: backupMs,

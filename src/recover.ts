@@ -10,7 +10,7 @@ import type { Journal } from './journal.js';
 import { createStackLog } from './logging.js';
 import type { Progress } from './report.js';
 import { performUndo, undoName } from './steps/undo-actions.js';
-import { runBounded } from './undo.js';
+import { crossOut, runBounded } from './undo.js';
 
 export interface RecoveryDependencies {
   systemd: Systemd;
@@ -41,7 +41,7 @@ export async function recoverPending(root: string, journal: Journal, runId: stri
         log.error(`recovery of "${name}" failed: ${error.message}`, { recovery: true });
         report.failed.push(`${entry.stack}: ${name}: ${error.message}`);
       } else {
-        journal.remove(entry.id);
+        crossOut(journal, entry.id, { journalFailed: (failure) => log.warn(`cannot update the crash journal: ${failure.message}`) });
         log.info(`recovered: ${name}`, { recovery: true });
         report.restored.push(`${entry.stack}: ${name}`);
       }

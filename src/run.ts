@@ -58,7 +58,7 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
       const log = createStackLog(global.root, stack.name, runId, adapters.clock, progress);
       const startedAt = new Date(adapters.clock.now()).toISOString();
       try {
-        const result = await backupStack({ stack, global, adapters, log, undo: new UndoStack(journal), signal, timings: {} });
+        const result = await backupStack({ stack, global, adapters, log, undo: new UndoStack(journal), signal, timings: {}, jobResults: [] });
         results.push(result);
         appendHistory(global.root, {
           stack: stack.name,
@@ -66,6 +66,7 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
           startedAt,
           endedAt: new Date(adapters.clock.now()).toISOString(),
           result: result.ok ? 'success' : 'failed',
+          outcome: result.outcome,
           error: [result.error, ...result.restoreErrors].filter(Boolean).join('; ') || undefined,
           notRestored: result.notRestored,
           downtimeMs: result.downtimeMs,
@@ -87,11 +88,17 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
   return { recovery, results, skipped };
 }
 
+function resultLabel(result: StackResult): string {
+  if (result.notRestored) return 'FAILED, NOT RESTORED';
+  const labels = { success: 'backed up', warning: 'backed up, warnings', unknown: 'ran, outcome unknown', failed: 'FAILED' };
+  return labels[result.outcome];
+}
+
 function summaryRows(results: readonly StackResult[], skipped: readonly string[]): SummaryRow[] {
   return [
     ...results.map((result) => ({
       stack: result.stack,
-      result: result.ok ? 'backed up' : result.notRestored ? 'FAILED, NOT RESTORED' : 'FAILED',
+      result: resultLabel(result),
       downtimeMs: result.downtimeMs,
       backupMs: result.backupMs,
       note: [result.error, ...result.restoreErrors.map((text) => `restore: ${text}`)].filter(Boolean).join('; '),

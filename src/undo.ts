@@ -16,6 +16,20 @@ export interface UndoFailure {
 export interface UndoObserver {
   started(name: string): void;
   finished(name: string, error: Error | undefined): void;
+  /** The journal could not be written: the undo is done, but may be replayed once more. */
+  journalFailed?(error: Error): void;
+}
+
+/**
+ * A journal that cannot be written (disk full) must not stop the undos below: the undo is
+ * done, and replaying it later again is harmless (starting an active unit changes nothing).
+ */
+export function crossOut(journal: Journal, id: string, observer: Pick<UndoObserver, 'journalFailed'>): void {
+  try {
+    journal.remove(id);
+  } catch (error) {
+    observer.journalFailed?.(error instanceof Error ? error : new Error(errorMessage(error)));
+  }
 }
 
 export type UndoExecutor = (record: UndoRecord, signal: AbortSignal) => Promise<void>;
@@ -60,7 +74,7 @@ export class UndoStack {
       observer.finished(name, error);
       if (error) failures.push({ name, error });
       // Left in the journal when it failed: `recover` (or the next run) tries again.
-      else if (entry.journalId) this.journal.remove(entry.journalId);
+      else if (entry.journalId) crossOut(this.journal, entry.journalId, observer);
     }
     return failures;
   }

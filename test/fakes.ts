@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Clock } from '../src/adapters/clock.js';
-import type { Duplicati, DuplicatiStatus, RunOutcome } from '../src/adapters/duplicati.js';
+import type { BackupJob, Duplicati, DuplicatiStatus, JobResult, JobResultKind, RunOutcome } from '../src/adapters/duplicati.js';
 import { UnknownJobError } from '../src/adapters/duplicati.js';
 import type { HookRun } from '../src/adapters/hooks.js';
 import type { CommandResult } from '../src/adapters/process.js';
@@ -315,6 +315,18 @@ export class FakeDuplicati implements Duplicati {
     };
   }
 
+  /** What Duplicati says of each finished job (the exec driver's is Unknown). */
+  resultKind: JobResultKind = 'Success';
+  resultMessage: string | undefined;
+
+  async result(): Promise<JobResult> {
+    return { result: this.resultKind, message: this.resultMessage };
+  }
+
+  async listJobs(): Promise<BackupJob[]> {
+    return this.jobs.map(({ id, name }) => ({ id, name }));
+  }
+
   async run(jobName: string, signal?: AbortSignal): Promise<RunOutcome> {
     throwIfAborted(signal);
     this.world.record(`duplicati run ${jobName}`);
@@ -467,6 +479,7 @@ export async function runStack(
     undo: new UndoStack(options.journal),
     signal: options.signal ?? new AbortController().signal,
     timings: {},
+    jobResults: [],
   });
   return { result, log };
 }
@@ -485,6 +498,7 @@ export function stackRun(
     undo: new UndoStack(options.journal),
     signal: options.signal ?? new AbortController().signal,
     timings: {},
+    jobResults: [],
   };
 }
 

@@ -16,6 +16,8 @@ export interface DuplicatiStatus {
   paused: boolean;
   active: TaskReference | undefined;
   queue: TaskReference[];
+  /** The server's event counter, where the driver sees one (REST API): lets a waiter long-poll. */
+  eventId?: number;
 }
 
 export interface RunOutcome {
@@ -25,11 +27,36 @@ export interface RunOutcome {
   /** `run` had to be ended after run_timeout; the job may or may not be queued. */
   timedOut: boolean;
   output: string;
+  /** The backup's LastBackupFinished before this run, where the driver can read it. */
+  lastFinishedBefore?: string | undefined;
+}
+
+/** What Duplicati says of a finished job; `Unknown` when the driver cannot see it. */
+export type JobResultKind = 'Success' | 'Warning' | 'Error' | 'Fatal' | 'Unknown';
+
+export interface JobResult {
+  result: JobResultKind;
+  /** Duplicati's own words for anything but a clean success. */
+  message?: string | undefined;
+}
+
+export interface BackupJob {
+  id: string;
+  name: string;
 }
 
 export interface Duplicati {
   status(signal?: AbortSignal): Promise<DuplicatiStatus>;
   run(job: string, signal?: AbortSignal): Promise<RunOutcome>;
+  /** How the job that `run` started ended. */
+  result(run: RunOutcome, signal?: AbortSignal): Promise<JobResult>;
+  /** Every backup job Duplicati has, for `doctor`. */
+  listJobs(signal?: AbortSignal): Promise<BackupJob[]>;
+  /**
+   * Resolves once the server state may have changed since `since`, or after maxWaitMs: the
+   * REST API long-polls. Drivers that cannot be told leave it out, and the waiter polls.
+   */
+  waitForChange?(since: DuplicatiStatus, maxWaitMs: number, signal?: AbortSignal): Promise<void>;
 }
 
 export class UnknownJobError extends CommandError {
@@ -82,6 +109,16 @@ export function parseRunLine(output: string): { backupName: string; backupId: st
   return match ? { backupName: match[1]!, backupId: match[2]!.trim() } : undefined;
 }
 
+/** `list-backups` prints "ID: NAME" and an empty line per job. */
+export function parseJobList(output: string): BackupJob[] {
+  const jobs: BackupJob[] = [];
+  for (const line of output.split('\n')) {
+    const match = /^(\d+): (.+)$/.exec(line.trim());
+    if (match) jobs.push({ id: match[1]!, name: match[2]! });
+  }
+  return jobs;
+}
+
 const statusTimeoutMs = 30_000;
 
 export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSettings): Duplicati {
@@ -108,6 +145,17 @@ export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSetti
         timedOut: result.timedOut,
         output: result.output,
       };
+    },
+    async result() {
+      // duplicati-server-util shows no backup's result (`run --wait` reports it only from
+      // 2.2.0.3, and its exit code only from 2.3.1.0): never claim a success not seen.
+      return { result: 'Unknown', message: 'the exec driver cannot see Duplicati\'s result; use duplicati.driver: api' };
+    },
+    async listJobs(signal) {
+      const result = await run(argv('list-backups'), { timeoutMs: statusTimeoutMs, signal });
+      if (result.timedOut) throw timeoutError(result, statusTimeoutMs);
+      if (result.exitCode !== 0) throw new CommandError(describeFailure(result, statusTimeoutMs), result.output);
+      return parseJobList(result.stdout);
     },
   };
 }

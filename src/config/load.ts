@@ -3,7 +3,7 @@
  * environment overrides, and stacks/*.yaml. Every failure is a ConfigError naming the file and
  * the key (or line), thrown before anything outside is touched.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod/v3';
@@ -26,7 +26,28 @@ const defaults = {
   startTimeoutSeconds: 120,
   hookTimeoutSeconds: 300,
   logRetentionDays: 30,
+  apiUrl: 'http://127.0.0.1:8200',
 };
+
+/**
+ * The api driver needs a password: from DUPLICATI_PASSWORD, or a file only the user can read.
+ * It is checked here, before anything is touched, and read only when signing in.
+ */
+function checkPasswordSource(passwordFile: string | undefined, environment: Environment): void {
+  if (environment.DUPLICATI_PASSWORD) return;
+  if (passwordFile === undefined) {
+    throw new ConfigError(globalFileName, 'duplicati.password_file', 'driver api needs a password: set duplicati.password_file or DUPLICATI_PASSWORD');
+  }
+  let mode: number;
+  try {
+    mode = statSync(passwordFile).mode;
+  } catch (error) {
+    throw new ConfigError(globalFileName, 'duplicati.password_file', `cannot read ${passwordFile}: ${(error as NodeJS.ErrnoException).code ?? error}`);
+  }
+  if (mode & 0o077) {
+    throw new ConfigError(globalFileName, 'duplicati.password_file', `${passwordFile} can be read by other users (mode ${(mode & 0o777).toString(8)}): chmod 600 ${passwordFile}`);
+  }
+}
 
 type Environment = Record<string, string | undefined>;
 
@@ -157,10 +178,16 @@ export function loadGlobalConfig(root: string, environment: Environment): Global
   const parsed: GlobalFile = validate(globalFileSchema, readYaml(root, file, true), globalFileName);
   const duplicati = parsed.duplicati ?? {};
   const toMs = (seconds: number) => Math.round(seconds * 1000);
+  const driver = duplicati.driver ?? 'exec';
+  if (driver === 'api') checkPasswordSource(duplicati.password_file, environment);
   return {
     root,
     file,
     duplicati: {
+      driver,
+      url: duplicati.url ?? defaults.apiUrl,
+      passwordFile: duplicati.password_file,
+      warningsFail: duplicati.warnings_fail ?? false,
       container: environment.DUPLICATI_CONTAINER || duplicati.container || defaults.duplicatiContainer,
       serverUtil: duplicati.server_util ?? defaults.serverUtil,
       runTimeoutMs: toMs(
@@ -175,6 +202,8 @@ export function loadGlobalConfig(root: string, environment: Environment): Global
     backupMount: parsed.backup_mount,
     hookTimeoutMs: toMs(parsed.hook_timeout ?? defaults.hookTimeoutSeconds),
     logRetentionDays: parsed.log_retention_days ?? defaults.logRetentionDays,
+    monitor: { healthchecks: parsed.monitor?.healthchecks, webhook: parsed.monitor?.webhook },
+    metricsFile: parsed.metrics_file,
   };
 }
 
@@ -245,6 +274,10 @@ function normaliseStack(name: string, file: string, shown: string, parsed: Stack
       : undefined,
     hooks,
     hookTimeoutMs: parsed.hook_timeout !== undefined ? toMs(parsed.hook_timeout) : global.hookTimeoutMs,
+    monitor: {
+      healthchecks: parsed.monitor?.healthchecks ?? global.monitor.healthchecks,
+      webhook: parsed.monitor?.webhook ?? global.monitor.webhook,
+    },
   };
 }
 

@@ -34,6 +34,21 @@ const unitName = (suffix: string) =>
     .string(expecting(`expected a systemd unit name ending in ${suffix}`))
     .regex(new RegExp(`^[A-Za-z0-9:_.@\\\\-]+\\${suffix}$`));
 
+const url = z.string(expecting('expected an http:// or https:// URL')).regex(/^https?:\/\/[^\s]+$/);
+
+const monitorSchema = z
+  .object(
+    {
+      healthchecks: url
+        .optional()
+        .describe('Healthchecks-style ping URL: URL/start when the stack\'s run begins, URL on success, URL/fail (with the log tail) on failure.'),
+      webhook: url.optional().describe('URL that gets a JSON POST per stack run: stack, result, downtime, duration, error (ntfy, generic webhooks).'),
+    },
+    expecting('expected a mapping with healthchecks and/or webhook'),
+  )
+  .strict()
+  .optional();
+
 export const stackFileSchema = z.object({
   duplicati_jobs: z
     .array(
@@ -87,6 +102,7 @@ export const stackFileSchema = z.object({
   hook_timeout: seconds()
     .optional()
     .describe('Seconds one hook command may run before its process group is killed. Default: the global hook_timeout.'),
+  monitor: monitorSchema.describe('Where to report this stack\'s runs; each key replaces the one of stack-backup.yaml.'),
 }).strict();
 export type StackFile = z.infer<typeof stackFileSchema>;
 
@@ -114,6 +130,24 @@ export const globalFileSchema = z.object({
       poll_interval: seconds()
         .optional()
         .describe('Longest time in seconds between two status polls; polls start every 0.1 s and slow down to a tenth of the time waited. Default: 5.'),
+      driver: z
+        .enum(['exec', 'api'], expecting('expected "exec" or "api"'))
+        .optional()
+        .describe('exec: duplicati-server-util through podman exec (cannot see a backup\'s result); api: the REST API, which can. Default: exec.'),
+      url: z
+        .string(expecting('expected an http:// or https:// URL'))
+        .regex(/^https?:\/\/[^\s]+$/)
+        .optional()
+        .describe('Where the REST API listens (driver api). Default: http://127.0.0.1:8200.'),
+      password_file: z
+        .string(expecting('expected an absolute path'))
+        .regex(/^\//)
+        .optional()
+        .describe('File holding the Duplicati password (driver api), readable by you only. Or set DUPLICATI_PASSWORD. Never put the password itself here.'),
+      warnings_fail: z
+        .boolean(expecting('expected true or false'))
+        .optional()
+        .describe('Fail the stack when Duplicati reports Warning (driver api). Default: false.'),
       paused_timeout: seconds()
         .optional()
         .describe('Seconds a paused server may hold our queued job before the stack fails. Default: 60.'),
@@ -127,6 +161,12 @@ export const globalFileSchema = z.object({
     .optional()
     .describe('A folder that must be reachable before any stack is stopped (reading it triggers an automount).'),
   hook_timeout: seconds().optional().describe('Seconds one hook command may run. Default: 300.'),
+  monitor: monitorSchema.describe('Where to report every stack\'s run (a stack file\'s monitor keys win).'),
+  metrics_file: z
+    .string(expecting('expected an absolute path'))
+    .regex(/^\//)
+    .optional()
+    .describe('Prometheus textfile (node_exporter textfile collector) written after each stack, e.g. /var/lib/node_exporter/textfile/stack_backup.prom.'),
   log_retention_days: z
     .number(expecting('expected a whole number of days greater than 0'))
     .int()

@@ -24,9 +24,21 @@ export interface StackConfig {
   freeze: FreezeSettings | undefined;
   hooks: Record<HookPhase, string[]>;
   hookTimeoutMs: number;
+  monitor: MonitorSettings;
+}
+
+export interface MonitorSettings {
+  healthchecks: string | undefined;
+  webhook: string | undefined;
 }
 
 export interface DuplicatiSettings {
+  driver: 'exec' | 'api';
+  /** REST API base, for the api driver. */
+  url: string;
+  /** Where the api driver reads the password; DUPLICATI_PASSWORD wins. */
+  passwordFile: string | undefined;
+  warningsFail: boolean;
   container: string;
   serverUtil: string;
   runTimeoutMs: number;
@@ -42,4 +54,6 @@ export interface GlobalConfig {
   backupMount: string | undefined;
   hookTimeoutMs: number;
   logRetentionDays: number;
+  monitor: MonitorSettings;
+  metricsFile: string | undefined;
 }

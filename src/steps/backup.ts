@@ -3,7 +3,7 @@
  * `run` only enqueues: a job just enqueued shows as "Active task: None" with the job in the
  * queue, so a job counts as done only after it was seen queued or active and then seen gone.
  */
-import type { DuplicatiStatus, TaskReference } from '../adapters/duplicati.js';
+import type { DuplicatiStatus, JobResult, RunOutcome, TaskReference } from '../adapters/duplicati.js';
 import { AbortedError, CommandError, TimeoutError, throwIfAborted } from '../errors.js';
 import { formatSeconds } from '../report.js';
 import type { StackRun } from './context.js';
@@ -63,7 +63,11 @@ async function pollStatus(
     const deadlines = [started + settings.waitTimeoutMs];
     if (pausedSince !== undefined) deadlines.push(pausedSince + settings.pausedTimeoutMs);
     const untilDeadline = Math.max(0, Math.min(...deadlines) - clock.now());
-    await clock.sleep(Math.min(nextPollDelay(clock.now() - started, settings.pollIntervalMs), untilDeadline), run.signal);
+    if (status && duplicati.waitForChange) {
+      await duplicati.waitForChange(status, untilDeadline, run.signal);
+    } else {
+      await clock.sleep(Math.min(nextPollDelay(clock.now() - started, settings.pollIntervalMs), untilDeadline), run.signal);
+    }
   }
 }
 
@@ -151,11 +155,29 @@ async function runJob(run: StackRun, job: string): Promise<void> {
       }
       throw error;
     });
-    step.done({ backup_id: backupId, backup_name: outcome.backupName, status: describeStatus(last) });
+    const result = await judgeResult(run, job, outcome);
+    step.done({ backup_id: backupId, backup_name: outcome.backupName, status: describeStatus(last), result: result.result });
   } catch (error) {
     step.failed(error as Error);
     throw error;
   }
+}
+
+/**
+ * Duplicati's own verdict on the job: Success passes, Warning passes unless warnings_fail,
+ * Error and Fatal fail the stack with Duplicati's words. Unknown (the exec driver cannot see
+ * it) passes, but is reported as unknown, never as a success.
+ */
+async function judgeResult(run: StackRun, job: string, outcome: RunOutcome): Promise<JobResult> {
+  const result = await run.adapters.duplicati.result(outcome, run.signal);
+  run.jobResults.push({ job, ...result });
+  const words = result.message ? `: ${result.message}` : '';
+  if (result.result === 'Error' || result.result === 'Fatal' || (result.result === 'Warning' && run.global.duplicati.warningsFail)) {
+    throw new CommandError(`Duplicati reports ${result.result} for job ${job}${words}`);
+  }
+  if (result.result === 'Warning') run.log.warn(`Duplicati reports Warning for job ${job}${words}`);
+  if (result.result === 'Unknown') run.log.info(`outcome of job ${job} unknown${words}`);
+  return result;
 }
 
 /**

@@ -1,6 +1,6 @@
 /** What every step of one stack's run is given: its config, the outside world, its log and undo stack. */
 import type { Clock } from '../adapters/clock.js';
-import type { Duplicati } from '../adapters/duplicati.js';
+import type { Duplicati, JobResult } from '../adapters/duplicati.js';
 import type { HookRunner } from '../adapters/hooks.js';
 import type { ContainerEngine } from '../adapters/podman.js';
 import type { Systemd } from '../adapters/systemd.js';
@@ -31,6 +31,11 @@ export interface StackTimings {
   backupEndedAt?: number;
 }
 
+/** Duplicati's verdict on each job of the stack, in order. */
+export interface JobVerdict extends JobResult {
+  job: string;
+}
+
 export interface StackRun {
   stack: StackConfig;
   global: GlobalConfig;
@@ -40,4 +45,5 @@ export interface StackRun {
   /** Fires when the run is asked to stop; forward steps end, undos do not listen to it. */
   signal: AbortSignal;
   timings: StackTimings;
+  jobResults: JobVerdict[];
 }

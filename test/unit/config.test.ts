@@ -128,7 +128,7 @@ describe('stack file defaults', () => {
 
 describe('stack file errors name the file and the key', () => {
   const cases: Array<[string, string, string, RegExp]> = [
-    ['unknown top-level key', 'duplicati_jobs: [a]\nfoo: 1\n', 'foo', /unknown key \(allowed here: duplicati_jobs, unit, .*hooks, hook_timeout\)/],
+    ['unknown top-level key', 'duplicati_jobs: [a]\nfoo: 1\n', 'foo', /unknown key \(allowed here: duplicati_jobs, unit, .*hooks, hook_timeout, monitor\)/],
     ['unknown hook phase', 'duplicati_jobs: [a]\nhooks:\n  pre_stp: x\n', 'hooks.pre_stp', /unknown key \(allowed here: pre_stop, post_stop, pre_backup, post_backup, pre_start, post_start, verify\)/],
     ['timeout not a number', 'duplicati_jobs: [a]\nstop_timeout: abc\n', 'stop_timeout', /expected a number of seconds.*"abc"/],
     ['negative timeout', 'duplicati_jobs: [a]\nstop_timeout: -1\n', 'stop_timeout', /greater than 0/],
@@ -193,6 +193,10 @@ describe('stack-backup.yaml and the environment', () => {
     const global = loadGlobalConfig(root, {});
     expect(global.root).toBe(root);
     expect(global.duplicati).toEqual({
+      driver: 'exec',
+      url: 'http://127.0.0.1:8200',
+      passwordFile: undefined,
+      warningsFail: false,
       container: 'duplicati',
       serverUtil: 'duplicati-server-util',
       runTimeoutMs: 25_000,
@@ -214,12 +218,24 @@ describe('stack-backup.yaml and the environment', () => {
         '  wait_timeout: 3600',
         '  poll_interval: 2',
         '  paused_timeout: 30',
+        '  driver: api',
+        '  url: https://backup.example:8200',
+        '  warnings_fail: true',
         'backup_mount: /mnt/backup',
         'hook_timeout: 60',
+        'log_retention_days: 7',
+        'metrics_file: /var/lib/node_exporter/textfile/stack_backup.prom',
+        'monitor:',
+        '  healthchecks: https://hc.example/ping/abc',
+        '  webhook: https://ntfy.example/backups',
       ].join('\n'),
     });
-    const global = loadGlobalConfig(root, {});
+    const global = loadGlobalConfig(root, { DUPLICATI_PASSWORD: 'secret' });
     expect(global.duplicati).toEqual({
+      driver: 'api',
+      url: 'https://backup.example:8200',
+      passwordFile: undefined,
+      warningsFail: true,
       container: 'backup-server',
       serverUtil: '/app/duplicati/duplicati-server-util',
       runTimeoutMs: 10_000,
@@ -229,6 +245,9 @@ describe('stack-backup.yaml and the environment', () => {
     });
     expect(global.backupMount).toBe('/mnt/backup');
     expect(global.hookTimeoutMs).toBe(60_000);
+    expect(global.logRetentionDays).toBe(7);
+    expect(global.metricsFile).toBe('/var/lib/node_exporter/textfile/stack_backup.prom');
+    expect(global.monitor).toEqual({ healthchecks: 'https://hc.example/ping/abc', webhook: 'https://ntfy.example/backups' });
   });
 
   it('environment variables override the file', () => {
@@ -269,8 +288,8 @@ describe('stack-backup.yaml and the environment', () => {
   });
 
   it.each([
-    ['duplicati:\n  contaner: x\n', 'duplicati.contaner', /unknown key \(allowed here: container, server_util, run_timeout, wait_timeout, poll_interval, paused_timeout\)/],
-    ['dupliciti: 1\n', 'dupliciti', /unknown key \(allowed here: duplicati, backup_mount, hook_timeout, log_retention_days\)/],
+    ['duplicati:\n  contaner: x\n', 'duplicati.contaner', /unknown key \(allowed here: container, server_util, run_timeout, wait_timeout, poll_interval, driver, url, password_file, warnings_fail, paused_timeout\)/],
+    ['dupliciti: 1\n', 'dupliciti', /unknown key \(allowed here: duplicati, backup_mount, hook_timeout, monitor, metrics_file, log_retention_days\)/],
     ['backup_mount: rel/path\n', 'backup_mount', /absolute path/],
     ['duplicati:\n  run_timeout: 0\n', 'duplicati.run_timeout', /greater than 0/],
     ['duplicati:\n  poll_interval: fast\n', 'duplicati.poll_interval', /number of seconds/],

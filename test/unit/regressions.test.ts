@@ -2,10 +2,13 @@
  * Tests that show bugs found in src/ while writing the unit tests. Each one states what a user
  * would see and fails against the current code; see the report for file, line and cause.
  */
+import { mkdirSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadGlobalConfig, selectStacks } from '../../src/config/load.js';
-import { formatSeconds } from '../../src/report.js';
-import { hooks, runStack, stackConfig, removeTempRoots, tempRoot, worldWithStack } from '../fakes.js';
+import { createJournal, journalFile } from '../../src/journal.js';
+import { recoverPending } from '../../src/recover.js';
+import { createProgress, formatSeconds } from '../../src/report.js';
+import { globalConfig, hooks, runStack, stackConfig, removeTempRoots, tempRoot, worldWithStack } from '../fakes.js';
 
 afterAll(removeTempRoots);
 
@@ -95,5 +98,53 @@ describe('regressions: the wait after the stop', () => {
       process.off('unhandledRejection', onUnhandled);
     }
     expect(unhandled).toEqual([]);
+  });
+});
+
+describe('regressions: a crash journal that can no longer be written', () => {
+  // The disk holding <root>/logs fills up during the backup (Duplicati's temporary files often
+  // live on the same disk): from then on the journal cannot be rewritten. Stand-in for ENOSPC:
+  // a folder where writeJsonFileDurably puts its temporary file, so every later write fails.
+  const breakJournal = (root: string) => mkdirSync(`${journalFile(root)}.${process.pid}.tmp`, { recursive: true });
+
+  it('undo.ts unwind: failing to cross out a done undo does not stop the undos below it', async () => {
+    // UndoStack.unwind calls journal.remove after each undo that worked, outside any try: when it
+    // throws, unwind throws. The undos below are never run (the on-demand socket stays stopped,
+    // maintenance mode stays on) and backupStack throws instead of returning a result, so
+    // runBackups ends without running the next stacks or printing the summary. The undo itself
+    // was done; the entry staying in the journal would only make the next run repeat it.
+    const root = tempRoot();
+    const world = worldWithStack('active').unit('app-proxy.socket', 'active');
+    world.duplicati.onRun = () => breakJournal(root);
+    const stack = stackConfig({ hooks: hooks({ pre_stop: ['maintenance on'], post_start: ['maintenance off'] }), freeze: { socket: 'app-proxy.socket', service: undefined } });
+    const outcome = await runStack(world, stack, { global: globalConfig({ root }), journal: createJournal(root, 'run-1') }).catch((error: unknown) => error);
+    expect(world.actions.filter((action) => action.startsWith('start ') || action.startsWith('hook post_start'))).toEqual([
+      `start ${unit}`,
+      'start app-proxy.socket',
+      'hook post_start: maintenance off',
+    ]);
+    expect(world.state('app-proxy.socket')).toBe('active');
+    expect(outcome).not.toBeInstanceOf(Error);
+  });
+
+  it('recover.ts recoverPending: failing to cross out a recovered entry does not stop the recovery of the others', async () => {
+    // Same in recoverPending: journal.remove runs inside the try whose finally only closes the
+    // log, so its error ends the loop and recoverPending throws; the entries below (here the
+    // socket of the stack) are not put back, and `stack-backup recover` fails with exit 1.
+    const root = tempRoot();
+    const dead = createJournal(root, 'dead-run');
+    dead.add('app', { kind: 'unfreeze', socket: 'app-proxy.socket', service: undefined });
+    dead.add('app', { kind: 'restore-unit', unit, stateBefore: 'active', start: true, startTimeoutMs: 120_000, preStart: { phase: 'pre_start', commands: [], environment: {}, cwd: root, timeoutMs: 1000 } });
+    breakJournal(root);
+    const world = worldWithStack('inactive').unit('app-proxy.socket', 'inactive');
+    const outcome = await recoverPending(root, createJournal(root, 'recovery'), 'recovery', {
+      systemd: world.systemd,
+      runHook: world.runHook,
+      clock: world.clock,
+      progress: createProgress({ write: () => {} }, world.clock),
+    }).catch((error: unknown) => error);
+    expect(world.actions).toEqual([`start ${unit}`, 'start app-proxy.socket']);
+    expect(world.state('app-proxy.socket')).toBe('active');
+    expect(outcome).not.toBeInstanceOf(Error);
   });
 });

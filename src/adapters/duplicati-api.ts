@@ -1,0 +1,219 @@
+/**
+ * Duplicati through its REST API (`/api/v1`): sign in with the password, follow the server
+ * state by long-polling, and read each backup's own result from its log. Uses Node's fetch;
+ * the password is never logged or put in an error message.
+ */
+import { CommandError, TimeoutError } from '../errors.js';
+import type { BackupJob, Duplicati, DuplicatiStatus, JobResult, JobResultKind, RunOutcome, TaskReference } from './duplicati.js';
+import { UnknownJobError } from './duplicati.js';
+
+export interface ApiSettings {
+  url: string;
+  /** Read when needed, never stored in the configuration or logs. */
+  password: () => string;
+  runTimeoutMs: number;
+}
+
+const requestTimeoutMs = 30_000;
+/** Access tokens last 15 minutes; sign in again a minute before. */
+const assumedTokenLifetimeMs = 15 * 60_000;
+const renewBeforeMs = 60_000;
+/** Duplicati accepts long-poll durations from 10 s to 1 h. */
+const shortestLongPollMs = 10_000;
+const longestLongPollMs = 30_000;
+
+interface Tuple {
+  Item1: number;
+  Item2: string;
+}
+
+interface ServerState {
+  ProgramState: string | number;
+  ActiveTask: Tuple | null;
+  SchedulerQueueIds: Tuple[] | null;
+  LastEventID: number;
+}
+
+interface BackupEntry {
+  Backup: { ID: string; Name: string; Metadata?: Record<string, string> | null };
+}
+
+interface LogEntry {
+  ID?: number;
+  Type?: string;
+  Message?: string;
+  Exception?: string | null;
+}
+
+class HttpError extends CommandError {
+  constructor(
+    message: string,
+    readonly status: number,
+    body: string,
+  ) {
+    super(message, body);
+  }
+}
+
+/** When the JWT says it expires; undefined when the token is not a JWT we can read. */
+function tokenExpiry(token: string): number | undefined {
+  const payload = token.split('.')[1];
+  if (!payload) return undefined;
+  try {
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { exp?: number };
+    return typeof claims.exp === 'number' ? claims.exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const toTask = (tuple: Tuple | null | undefined): TaskReference | undefined =>
+  tuple ? { task: Number(tuple.Item1), backupId: String(tuple.Item2) } : undefined;
+
+export function statusFromServerState(state: ServerState): DuplicatiStatus {
+  const paused = state.ProgramState === 'Paused' || state.ProgramState === 1;
+  return {
+    paused,
+    active: toTask(state.ActiveTask),
+    queue: (state.SchedulerQueueIds ?? []).map((tuple) => toTask(tuple)!),
+    eventId: state.LastEventID,
+  };
+}
+
+const knownResults: readonly JobResultKind[] = ['Success', 'Warning', 'Error', 'Fatal'];
+
+/** The newest backup result in a log page (newest first): its ParsedResult and Duplicati's words. */
+export function resultFromLog(entries: readonly LogEntry[]): JobResult {
+  for (const entry of entries) {
+    if (typeof entry.Message !== 'string') continue;
+    let message: Record<string, unknown>;
+    try {
+      message = JSON.parse(entry.Message) as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    const parsed = String(message.ParsedResult ?? '');
+    if (!knownResults.includes(parsed as JobResultKind)) continue;
+    const words = [...asList(message.Errors), ...asList(message.Warnings), entry.Exception ?? ''].filter(Boolean);
+    return { result: parsed as JobResultKind, message: words.length > 0 ? words.slice(0, 5).join('; ') : undefined };
+  }
+  return { result: 'Unknown', message: 'the backup log holds no result' };
+}
+
+function asList(value: unknown): string[] {
+  return Array.isArray(value) ? value.map(String) : [];
+}
+
+export function createApiDuplicati(settings: ApiSettings): Duplicati {
+  const base = settings.url.replace(/\/+$/, '');
+  let token: { value: string; renewAt: number } | undefined;
+
+  async function send(method: string, path: string, options: { body?: unknown; auth?: boolean; timeoutMs?: number; signal?: AbortSignal | undefined } = {}): Promise<unknown> {
+    const timeoutMs = options.timeoutMs ?? requestTimeoutMs;
+    const signals = [AbortSignal.timeout(timeoutMs), ...(options.signal ? [options.signal] : [])];
+    const headers: Record<string, string> = { Accept: 'application/json' };
+    if (options.body !== undefined) headers['Content-Type'] = 'application/json';
+    if (options.auth !== false) headers.Authorization = `Bearer ${await accessToken(options.signal)}`;
+    let response: Response;
+    try {
+      response = await fetch(`${base}${path}`, {
+        method,
+        headers,
+        body: options.body === undefined ? undefined : JSON.stringify(options.body),
+        signal: AbortSignal.any(signals),
+      });
+    } catch (error) {
+      if (options.signal?.aborted) throw options.signal.reason;
+      if ((error as Error).name === 'TimeoutError') throw new TimeoutError(`${method} ${base}${path}: no answer within ${Math.round(timeoutMs / 1000)} s`);
+      throw new CommandError(`${method} ${base}${path}: ${(error as Error).message}${(error as { cause?: Error }).cause ? ` (${(error as { cause: Error }).cause.message})` : ''}`);
+    }
+    const text = await response.text();
+    if (!response.ok) throw new HttpError(`${method} ${base}${path}: HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ''}`, response.status, text);
+    return text === '' ? undefined : (JSON.parse(text) as unknown);
+  }
+
+  async function signIn(signal?: AbortSignal): Promise<void> {
+    let answer: { AccessToken?: string };
+    try {
+      answer = (await send('POST', '/api/v1/auth/login', { body: { Password: settings.password(), RememberMe: true }, auth: false, signal })) as { AccessToken?: string };
+    } catch (error) {
+      if (error instanceof HttpError && error.status === 401) throw new CommandError(`Duplicati refused the password (${base}/api/v1/auth/login: HTTP 401)`);
+      throw error;
+    }
+    if (!answer?.AccessToken) throw new CommandError(`Duplicati's login at ${base} answered without an access token`);
+    const expires = tokenExpiry(answer.AccessToken) ?? Date.now() + assumedTokenLifetimeMs;
+    token = { value: answer.AccessToken, renewAt: expires - renewBeforeMs };
+  }
+
+  async function accessToken(signal?: AbortSignal): Promise<string> {
+    if (!token || Date.now() >= token.renewAt) await signIn(signal);
+    return token!.value;
+  }
+
+  /** A request with the access token; a 401 (the token lapsed early) signs in once more. */
+  async function call(method: string, path: string, options: { body?: unknown; timeoutMs?: number; signal?: AbortSignal | undefined } = {}): Promise<unknown> {
+    try {
+      return await send(method, path, options);
+    } catch (error) {
+      if (!(error instanceof HttpError) || error.status !== 401) throw error;
+      token = undefined;
+      return send(method, path, options);
+    }
+  }
+
+  async function backups(signal?: AbortSignal): Promise<BackupEntry[]> {
+    return ((await call('GET', '/api/v1/backups', { signal })) as BackupEntry[] | undefined) ?? [];
+  }
+
+  async function find(job: string, signal?: AbortSignal): Promise<BackupEntry['Backup']> {
+    const all = await backups(signal);
+    const found =
+      all.find((entry) => entry.Backup.ID === job) ?? all.find((entry) => entry.Backup.Name.toLowerCase() === job.toLowerCase());
+    if (!found) throw new UnknownJobError(`Duplicati has no backup job with the name or ID "${job}"`);
+    return found.Backup;
+  }
+
+  return {
+    async status(signal) {
+      return statusFromServerState((await call('GET', '/api/v1/serverstate', { signal })) as ServerState);
+    },
+    async waitForChange(since, maxWaitMs, signal) {
+      if (since.eventId === undefined || maxWaitMs < shortestLongPollMs) {
+        await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(maxWaitMs, 1000))));
+        return;
+      }
+      const duration = Math.min(longestLongPollMs, maxWaitMs);
+      await call('GET', `/api/v1/serverstate?longpoll=true&lastEventId=${since.eventId}&duration=${Math.floor(duration / 1000)}s`, {
+        timeoutMs: duration + requestTimeoutMs,
+        signal,
+      });
+    },
+    async run(job, signal) {
+      const backup = await find(job, signal);
+      const started = (await call('POST', `/api/v1/backup/${encodeURIComponent(backup.ID)}/run`, { timeoutMs: settings.runTimeoutMs, signal })) as { ID?: number };
+      return {
+        backupId: backup.ID,
+        backupName: backup.Name,
+        timedOut: false,
+        output: `Running backup ${backup.Name} (ID: ${backup.ID}), task ${started?.ID ?? '?'}`,
+        lastFinishedBefore: backup.Metadata?.LastBackupFinished ?? '',
+      };
+    },
+    async result(run, signal) {
+      if (run.backupId === undefined) return { result: 'Unknown', message: 'no backup ID' };
+      const backup = await find(run.backupId, signal);
+      const finished = backup.Metadata?.LastBackupFinished ?? '';
+      if (finished === '' || finished === run.lastFinishedBefore) {
+        const log = resultFromLog(((await call('GET', `/api/v1/backup/${encodeURIComponent(run.backupId)}/log?pagesize=5`, { signal })) as LogEntry[]) ?? []);
+        // A failed run may leave LastBackupFinished alone; its log still says why.
+        return log.result === 'Error' || log.result === 'Fatal'
+          ? log
+          : { result: 'Fatal', message: `Duplicati recorded no finished backup for this run (LastBackupFinished is still "${finished}")` };
+      }
+      return resultFromLog(((await call('GET', `/api/v1/backup/${encodeURIComponent(run.backupId)}/log?pagesize=5`, { signal })) as LogEntry[]) ?? []);
+    },
+    async listJobs(signal) {
+      return (await backups(signal)).map((entry): BackupJob => ({ id: entry.Backup.ID, name: entry.Backup.Name }));
+    },
+  };
+}
