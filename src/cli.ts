@@ -93,11 +93,12 @@ async function backupCommand(targets: string[], options: GlobalOptions & { dryRu
     process.stderr.write(`no stacks in ${root}/stacks: nothing to back up\n`);
     return exitCodes.success;
   }
-  const [{ runBackups }, { createAdapters }, { createProgress }, { systemClock }] = await Promise.all([
+  const [{ runBackups }, { createAdapters }, { createProgress }, { systemClock }, { sendHttp }] = await Promise.all([
     import('./run.js'),
     import('./adapters/real.js'),
     import('./report.js'),
     import('./adapters/clock.js'),
+    import('./adapters/http.js'),
   ]);
   const progress = createProgress(process.stderr, systemClock);
   const controller = new AbortController();
@@ -107,6 +108,7 @@ async function backupCommand(targets: string[], options: GlobalOptions & { dryRu
       global,
       stacks,
       adapters: createAdapters(global, podmanSocket),
+      sendHttp,
       progress,
       output: process.stderr,
       signal: controller.signal,
@@ -172,6 +174,27 @@ async function statusCommand(options: GlobalOptions & { json?: boolean }): Promi
   return statusExitCode(statuses);
 }
 
+async function doctorCommand(targets: string[], options: GlobalOptions): Promise<number> {
+  const root = rootOf(options);
+  const [{ runDoctor, formatChecks }, real, { createContainerEngine }, { checkFolder }] = await Promise.all([
+    import('./doctor.js'),
+    import('./adapters/real.js'),
+    import('./adapters/podman.js'),
+    import('./adapters/files.js'),
+  ]);
+  const checks = await runDoctor(root, targets, {
+    environment: process.env,
+    systemd: real.createRecoveryAdapters().systemd,
+    createEngine: createContainerEngine,
+    createDuplicati: (global) => real.createDuplicati(global.duplicati),
+    checkFolder,
+  });
+  process.stdout.write(formatChecks(checks));
+  const failed = checks.filter((check) => !check.ok).length;
+  process.stdout.write(failed === 0 ? 'All checks passed.\n' : `${failed} check${failed === 1 ? '' : 's'} failed.\n`);
+  return failed === 0 ? exitCodes.success : exitCodes.stackFailed;
+}
+
 export function buildProgram(setExitCode: (code: number) => void): Command {
   const program = new Command('stack-backup');
   program
@@ -191,6 +214,7 @@ Examples:
   stack-backup list --json              the configured stacks
   stack-backup status                   last runs; exit 1 when one failed or recovery is pending
   stack-backup recover                  put back what a killed run left stopped or frozen
+  stack-backup doctor                   check everything a run needs, touching nothing
 
 Exit codes: 0 every stack backed up; 1 a stack failed (each still restored per its policy);
 2 usage or configuration error (nothing touched); 75 another run holds the lock;
@@ -221,6 +245,13 @@ Exit codes: 0 every stack backed up; 1 a stack failed (each still restored per i
     .addOption(new Option('--json', 'print JSON'))
     .action(async function (this: Command) {
       setExitCode(await statusCommand(this.optsWithGlobals()));
+    });
+  program
+    .command('doctor')
+    .description('check, touching nothing, everything a run needs: configs, permissions, Podman, Duplicati and its jobs, units, backup_mount, the timer')
+    .argument('[stacks...]', 'only these stacks (default: every stack)')
+    .action(async function (this: Command, targets: string[]) {
+      setExitCode(await doctorCommand(targets, this.optsWithGlobals()));
     });
   program
     .command('install')

@@ -6,9 +6,13 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import type { GlobalConfig, StackConfig } from './config/types.js';
-import { pruneLogs } from './adapters/files.js';
+import { pruneLogs, readLogTail } from './adapters/files.js';
+import type { HttpSend } from './adapters/http.js';
+import { writeTextFileAtomically } from './adapters/state-files.js';
+import { renderMetrics } from './metrics.js';
+import { createStackMonitor, type StackMonitor } from './monitor.js';
 import { acquireRootLock } from './adapters/lock.js';
-import { appendHistory } from './history.js';
+import { appendHistory, readHistory } from './history.js';
 import { createJournal } from './journal.js';
 import { recoverPending, type RecoveryReport } from './recover.js';
 import { createStackLog } from './logging.js';
@@ -19,6 +23,8 @@ import { UndoStack } from './undo.js';
 
 export interface RunRequest {
   global: GlobalConfig;
+  /** Sends the monitoring reports; none are sent without it. */
+  sendHttp?: HttpSend;
   stacks: readonly StackConfig[];
   adapters: Adapters;
   progress: Progress;
@@ -44,6 +50,7 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
   const results: StackResult[] = [];
   const skipped: string[] = [];
   const journal = createJournal(global.root, runId);
+  const reports: Array<Promise<{ stack: string; failures: string[] }>> = [];
   let recovery: RecoveryReport = { restored: [], failed: [] };
   try {
     if (journal.pending().length > 0) {
@@ -57,9 +64,12 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
       }
       const log = createStackLog(global.root, stack.name, runId, adapters.clock, progress);
       const startedAt = new Date(adapters.clock.now()).toISOString();
+      const monitor = request.sendHttp ? createStackMonitor(stack.name, stack.monitor, request.sendHttp) : undefined;
+      monitor?.started();
       try {
         const result = await backupStack({ stack, global, adapters, log, undo: new UndoStack(journal), signal, timings: {}, jobResults: [] });
         results.push(result);
+        if (monitor) reports.push(reportLater(stack.name, monitor, result));
         appendHistory(global.root, {
           stack: stack.name,
           run: runId,
@@ -75,10 +85,18 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
       } finally {
         log.close();
       }
+      writeMetrics(global, progress);
     }
     await pruneLogs(path.join(global.root, 'logs'), global.logRetentionDays, adapters.clock.now());
   } finally {
     await release().catch(() => {});
+  }
+  // Monitoring ran in the background; each report is bounded in time, so this wait is too.
+  for (const { stack, failures } of await Promise.all(reports)) {
+    if (failures.length === 0) continue;
+    const log = createStackLog(global.root, stack, runId, adapters.clock, progress);
+    for (const failure of failures) log.warn(`monitoring report not delivered: ${failure}`);
+    log.close();
   }
   for (const line of recovery.restored) request.output.write(`recovered: ${line}\n`);
   for (const line of recovery.failed) request.output.write(`NOT RECOVERED: ${line}\n`);
@@ -86,6 +104,21 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
   const logFiles = [...new Set(results.map((result) => result.logFile))];
   if (logFiles.length > 0) request.output.write(`Logs: ${logFiles.join(', ')}\n`);
   return { recovery, results, skipped };
+}
+
+async function reportLater(stack: string, monitor: StackMonitor, result: StackResult): Promise<{ stack: string; failures: string[] }> {
+  const { failures } = await monitor.finished(result, readLogTail(result.logFile, 40));
+  return { stack, failures };
+}
+
+/** The metrics file follows the history after each stack; a failure to write it is only a warning. */
+function writeMetrics(global: GlobalConfig, progress: Progress): void {
+  if (!global.metricsFile) return;
+  try {
+    writeTextFileAtomically(global.metricsFile, renderMetrics(readHistory(global.root)));
+  } catch (error) {
+    progress.message(`warning: cannot write metrics_file ${global.metricsFile}: ${(error as Error).message}`);
+  }
 }
 
 function resultLabel(result: StackResult): string {

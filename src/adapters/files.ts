@@ -1,4 +1,5 @@
-/** The file system: a folder check that can hang (an automount that does not answer), bounded in time; log pruning. */
+/** The file system: a folder check that can hang (an automount that does not answer), bounded in time; log pruning and tails. */
+import { readFileSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { TimeoutError } from '../errors.js';
 
@@ -32,4 +33,29 @@ export async function pruneLogs(folder: string, retentionDays: number, now: numb
     }
   }
   return removed;
+}
+
+/** The last lines of a JSON-lines log, as "time level message" text for a person. */
+export function readLogTail(file: string, lines: number): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+  const levels: Record<number, string> = { 30: 'info', 40: 'warn', 50: 'error' };
+  return text
+    .trimEnd()
+    .split('\n')
+    .slice(-lines)
+    .map((line) => {
+      try {
+        const entry = JSON.parse(line) as { time?: string; level?: number; msg?: string; output?: string };
+        const output = entry.output ? `\n    ${entry.output.trim().split('\n').slice(-5).join('\n    ')}` : '';
+        return `${entry.time ?? ''} ${levels[entry.level ?? 30] ?? entry.level} ${entry.msg ?? ''}${output}`;
+      } catch {
+        return line;
+      }
+    })
+    .join('\n');
 }

@@ -36,3 +36,17 @@ export function writeJsonFileDurably(file: string, value: unknown): void {
     closeSync(folderDescriptor);
   }
 }
+
+/** A text file replaced in one step: written aside in the same folder, then renamed. */
+export function writeTextFileAtomically(file: string, text: string): void {
+  mkdirSync(path.dirname(file), { recursive: true });
+  const temporary = `${file}.${process.pid}.tmp`;
+  const descriptor = openSync(temporary, 'w', 0o644);
+  try {
+    writeSync(descriptor, text);
+    fsyncSync(descriptor);
+  } finally {
+    closeSync(descriptor);
+  }
+  renameSync(temporary, file);
+}

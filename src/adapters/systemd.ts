@@ -7,6 +7,8 @@ export interface UnitState {
   load: string;
   /** ActiveState: active, inactive, failed, activating, deactivating, reloading. */
   active: string;
+  /** UnitFileState: enabled, disabled, static...; where known. */
+  file?: string;
 }
 
 export interface Systemd {
@@ -37,14 +39,18 @@ export function createSystemd(run: CommandRunner): Systemd & SystemdManager {
   };
   return {
     async state(unit, signal) {
-      const text = await systemctl(['show', '--property=LoadState,ActiveState', '--', unit], queryTimeoutMs, signal);
+      const text = await systemctl(['show', '--property=LoadState,ActiveState,UnitFileState', '--', unit], queryTimeoutMs, signal);
       const values = new Map(
         text
           .split('\n')
           .filter((line) => line.includes('='))
           .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)] as const),
       );
-      return { load: values.get('LoadState') ?? 'unknown', active: values.get('ActiveState') ?? 'unknown' };
+      return {
+        load: values.get('LoadState') ?? 'unknown',
+        active: values.get('ActiveState') ?? 'unknown',
+        file: values.get('UnitFileState') || undefined,
+      };
     },
     async start(unit, timeoutMs, signal) {
       await systemctl(['start', '--', unit], timeoutMs, signal);

@@ -6,12 +6,15 @@
 #                                         jobs, records and events back to
 #                                         defaults (task counter keeps counting)
 #   standin.sh set KEY VALUE              KEY: duration | pickup_delay | hosturl |
-#                                         connect_error | extra_lines
+#                                         connect_error | extra_lines |
+#                                         outcome | outcome_<JOBNAME> | outcome_<ID>
+#                                         (Success|Warning|Error|Fatal) |
+#                                         api_password | token_ttl | token_clock_skew
 #                                         (VALUE "" or "-" removes the setting)
 #   standin.sh flag NAME on|off           NAME: paused | hang_run
 #   standin.sh add-job ID NAME SOURCE [DURATION]
 #   standin.sh remove-job ID-OR-NAME
-#   standin.sh jobs | records | events    print the file
+#   standin.sh jobs | records | results | events    print the file
 #   standin.sh wait-idle [SECONDS]        wait until no active task and empty
 #                                         queue (default 60 s; exit 1 on timeout)
 #   standin.sh util ARGS...               podman exec duplicati duplicati-server-util ARGS
@@ -66,24 +69,41 @@ reset)
 	[ -f "$ST/counter" ] || echo 10 >"$ST/counter"
 	: >"$ST/queue"
 	rm -f "$ST/active" "$ST"/*.tmp.* "$CTL/paused" "$CTL/hang_run" "$CTL/connect_error" \
-		"$CTL/extra_lines" "$CTL/hosturl"
+		"$CTL/extra_lines" "$CTL/hosturl" "$CTL/outcome" "$CTL"/outcome_* "$CTL/api_password" \
+		"$CTL/token_ttl" "$CTL/token_clock_skew"
 	put jobs "$DEFAULT_JOBS"
 	put duration 2
 	put pickup_delay 0
 	: >"$CTL/records.log"
+	: >"$CTL/results.log"
 	echo "$(now_ms) RESET" >"$CTL/events.log"
 	chown -R "$WORLD_USER:" "$CTL"
-	chmod 644 "$CTL/records.log" "$CTL/events.log"
+	chmod 644 "$CTL/records.log" "$CTL/results.log" "$CTL/events.log"
 	unlock
 	echo "stand-in reset (next task id $(($(cat "$ST/counter") + 1)))"
 	;;
 set)
 	[ $# -eq 2 ] || die "usage: standin.sh set KEY VALUE"
-	case "$1" in
-	duration | pickup_delay | hosturl | connect_error | extra_lines) ;;
-	*) die "unknown setting $1" ;;
+	key=$1 val=$2
+	case "$key" in
+	duration | pickup_delay | hosturl | connect_error | extra_lines | api_password) ;;
+	token_ttl | token_clock_skew)
+		case "$val" in "" | -) ;; *[!0-9]*) die "$key must be whole seconds" ;; esac
+		;;
+	outcome | outcome_*)
+		case "$key" in outcome_*[!A-Za-z0-9._-]* | outcome_) die "bad job name in $key" ;; esac
+		case "$(echo "$val" | tr 'A-Z' 'a-z')" in
+		success) val=Success ;;
+		warning) val=Warning ;;
+		error) val=Error ;;
+		fatal) val=Fatal ;;
+		"" | -) ;;
+		*) die "outcome must be Success, Warning, Error or Fatal" ;;
+		esac
+		;;
+	*) die "unknown setting $key" ;;
 	esac
-	if [ -z "$2" ] || [ "$2" = - ]; then rm -f "${CTL:?}/$1"; else put "$1" "$2"; fi
+	if [ -z "$val" ] || [ "$val" = - ]; then rm -f "${CTL:?}/$key"; else put "$key" "$val"; fi
 	;;
 flag)
 	[ $# -eq 2 ] || die "usage: standin.sh flag NAME on|off"
@@ -112,6 +132,7 @@ remove-job)
 	;;
 jobs) cat "$CTL/jobs" ;;
 records) cat "$CTL/records.log" 2>/dev/null || true ;;
+results) cat "$CTL/results.log" 2>/dev/null || true ;;
 events) cat "$CTL/events.log" 2>/dev/null || true ;;
 wait-idle)
 	secs=${1:-60}
@@ -125,7 +146,7 @@ util)
 	as_user podman exec duplicati duplicati-server-util "$@"
 	;;
 *)
-	sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+	awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0" | sed 's/^# \{0,1\}//'
 	[ -z "$cmd" ] || exit 2
 	;;
 esac

@@ -12,7 +12,11 @@
 #                   "Failed to connect to server: <text>", exit 2
 #   extra_lines     lines printed right after "Connecting to ..." (parser tests)
 #   hosturl         default host URL shown in "Connecting to ..." lines
+#   outcome         Success|Warning|Error|Fatal: how every job ends (default Success)
+#   outcome_<NAME>, outcome_<ID>   the same for one job (wins over outcome)
 #   records.log     one line per finished job (written here)
+#   results.log     one line per finished job with its outcome (written here,
+#                   read by the REST API stand-in)
 #   events.log      one line per event (written here)
 #   state/          queue, active, counter, generation, lock (written here)
 

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Main process of the "duplicati" stand-in container: one worker that takes the
 # head of the queue (after pickup_delay), "backs it up" for its duration while
-# sampling the job's source folder, then records CLEAN or DIRTY.
+# sampling the job's source folder, then records CLEAN or DIRTY (records.log)
+# and the job's outcome (results.log, read by the REST API stand-in).
 here=$(dirname "$(readlink -f "$0")")
 . "$here/standin-lib.sh"
 
@@ -24,6 +25,20 @@ snapshot() {
 }
 
 gen_now() { cat "$ST/generation" 2>/dev/null; }
+
+# outcome_for NAME BACKUPID: the job's result (Success|Warning|Error|Fatal) from
+# outcome_<NAME>, else outcome_<BACKUPID>, else outcome; anything else is Success.
+outcome_for() {
+	_o=$(setting "outcome_$1" "")
+	[ -n "$_o" ] || _o=$(setting "outcome_$2" "")
+	[ -n "$_o" ] || _o=$(setting outcome Success)
+	case "$(echo "$_o" | tr 'A-Z' 'a-z')" in
+	warning) echo Warning ;;
+	error) echo Error ;;
+	fatal) echo Fatal ;;
+	*) echo Success ;;
+	esac
+}
 
 # run_job TASK BACKUPID START_MS GENERATION
 run_job() {
@@ -58,9 +73,12 @@ run_job() {
 	_stop=$(now_ms)
 	_res=CLEAN
 	[ "$_changed" -gt 0 ] && _res=DIRTY
+	_out=$(outcome_for "$_name" "$_b")
 	lock
 	if [ "$(gen_now)" = "$_gen" ]; then
 		echo "$_t $_b $_name $_start $_stop $_res $_samples $_changed" >>"$CTL/records.log"
+		# read by the REST API stand-in (duplicati-api/server.mjs)
+		echo "$_t $_b $_name $_start $_stop $_out" >>"$CTL/results.log"
 		event END "$_t" "$_b" "$_name" "$_res"
 	fi
 	unlock

@@ -1,0 +1,23 @@
+/** Outgoing HTTP for monitoring: one bounded request at a time, through Node's fetch. */
+export interface HttpRequest {
+  method: 'GET' | 'POST';
+  url: string;
+  body?: string;
+  contentType?: string;
+  timeoutMs: number;
+}
+
+export type HttpSend = (request: HttpRequest) => Promise<number>;
+
+/** Sends the request and returns the HTTP status; rejects on a network error or timeout. */
+export const sendHttp: HttpSend = async (request) => {
+  const response = await fetch(request.url, {
+    method: request.method,
+    headers: request.contentType ? { 'Content-Type': request.contentType } : {},
+    body: request.body,
+    signal: AbortSignal.timeout(request.timeoutMs),
+  });
+  // The body is not needed, but must be consumed so the connection is released.
+  await response.arrayBuffer().catch(() => undefined);
+  return response.status;
+};

@@ -1,0 +1,150 @@
+/**
+ * `stack-backup doctor`: checks everything a run needs, touching nothing, and says for each
+ * check OK or what is wrong and how to fix it.
+ */
+import type { Duplicati } from './adapters/duplicati.js';
+import type { ContainerEngine } from './adapters/podman.js';
+import type { Systemd } from './adapters/systemd.js';
+import { loadGlobalConfig, listStackNames, loadStack, podmanSocketPath, selectStacks } from './config/load.js';
+import { assertOnlyUserCanWrite } from './config/permissions.js';
+import type { GlobalConfig, StackConfig } from './config/types.js';
+import { errorMessage } from './errors.js';
+import { timerUnit } from './install.js';
+
+export interface CheckResult {
+  ok: boolean;
+  what: string;
+  /** What is wrong and how to fix it, when not ok. */
+  problem?: string;
+}
+
+export interface DoctorDependencies {
+  environment: Record<string, string | undefined>;
+  systemd: Systemd;
+  createEngine(socketPath: string): ContainerEngine;
+  createDuplicati(global: GlobalConfig): Duplicati;
+  checkFolder(folder: string, timeoutMs: number): Promise<void>;
+}
+
+const pass = (what: string): CheckResult => ({ ok: true, what });
+const fail = (what: string, problem: string): CheckResult => ({ ok: false, what, problem });
+
+export async function runDoctor(root: string, targets: readonly string[], dependencies: DoctorDependencies): Promise<CheckResult[]> {
+  const checks: CheckResult[] = [];
+  let global: GlobalConfig;
+  try {
+    global = loadGlobalConfig(root, dependencies.environment);
+    checks.push(pass('stack-backup.yaml and the environment are valid'));
+  } catch (error) {
+    checks.push(fail('stack-backup.yaml and the environment are valid', `${errorMessage(error)}; fix the key named`));
+    return checks;
+  }
+  const stacks: StackConfig[] = [];
+  try {
+    const names = targets.length > 0 ? selectStacks(root, global, targets).map((stack) => stack.name) : listStackNames(root);
+    for (const name of names) {
+      try {
+        stacks.push(loadStack(root, name, global));
+        checks.push(pass(`stacks/${name}.yaml is valid`));
+      } catch (error) {
+        checks.push(fail(`stacks/${name}.yaml is valid`, `${errorMessage(error)}; fix the key named (see stacks/_template.yaml)`));
+      }
+    }
+  } catch (error) {
+    checks.push(fail('the stacks can be listed', errorMessage(error)));
+  }
+  try {
+    assertOnlyUserCanWrite(root, stacks.map((stack) => stack.file));
+    checks.push(pass('only you can write the configuration, hooks and logs'));
+  } catch (error) {
+    checks.push(fail('only you can write the configuration, hooks and logs', errorMessage(error)));
+  }
+
+  let socket: string | undefined;
+  try {
+    socket = podmanSocketPath(dependencies.environment);
+  } catch (error) {
+    checks.push(fail('the Podman API can be found', errorMessage(error)));
+  }
+  if (socket) {
+    const engine = dependencies.createEngine(socket);
+    try {
+      await engine.ping();
+      checks.push(pass(`the Podman API answers at ${socket}`));
+      const { container } = global.duplicati;
+      const state = await engine.containerState(container);
+      checks.push(
+        state === 'running'
+          ? pass(`the Duplicati container "${container}" runs`)
+          : fail(`the Duplicati container "${container}" runs`, `it is ${state}; start it, or set duplicati.container`),
+      );
+    } catch (error) {
+      checks.push(fail(`the Podman API answers at ${socket}`, `${errorMessage(error)}; start it: systemctl --user enable --now podman.socket`));
+    }
+  }
+
+  const duplicati = dependencies.createDuplicati(global);
+  const driver = `driver ${global.duplicati.driver}`;
+  try {
+    const status = await duplicati.status();
+    checks.push(
+      status.paused
+        ? fail(`Duplicati answers (${driver})`, 'the server is paused: resume it, or every backup will wait and fail')
+        : pass(`Duplicati answers (${driver})`),
+    );
+    const jobs = await duplicati.listJobs();
+    for (const stack of stacks) {
+      for (const job of stack.jobs) {
+        const found = jobs.find((entry) => entry.id === job || entry.name.toLowerCase() === job.toLowerCase());
+        checks.push(
+          found
+            ? pass(`Duplicati has job "${job}" of ${stack.name} (ID ${found.id})`)
+            : fail(`Duplicati has job "${job}" of ${stack.name}`, `no such job; Duplicati has: ${jobs.map((entry) => entry.name).join(', ') || 'none'}`),
+        );
+      }
+    }
+  } catch (error) {
+    checks.push(fail(`Duplicati answers (${driver})`, errorMessage(error)));
+  }
+
+  for (const stack of stacks) {
+    for (const unit of [stack.unit, stack.freeze?.socket, stack.freeze?.service].filter((name): name is string => name !== undefined)) {
+      try {
+        const state = await dependencies.systemd.state(unit);
+        checks.push(
+          state.load === 'loaded'
+            ? pass(`unit ${unit} exists (${state.active})`)
+            : fail(`unit ${unit} exists`, `it is ${state.load}; create it, or set unit/ondemand_socket/ondemand_service in stacks/${stack.name}.yaml`),
+        );
+      } catch (error) {
+        checks.push(fail(`unit ${unit} exists`, errorMessage(error)));
+      }
+    }
+  }
+
+  if (global.backupMount) {
+    try {
+      await dependencies.checkFolder(global.backupMount, 30_000);
+      checks.push(pass(`backup_mount ${global.backupMount} can be read`));
+    } catch (error) {
+      checks.push(fail(`backup_mount ${global.backupMount} can be read`, `${errorMessage(error)}; mount it or fix backup_mount`));
+    }
+  }
+
+  try {
+    const timer = await dependencies.systemd.state(timerUnit);
+    const ok = timer.load === 'loaded' && timer.file === 'enabled';
+    checks.push(
+      ok
+        ? pass(`${timerUnit} is installed and enabled`)
+        : fail(`${timerUnit} is installed and enabled`, `it is ${timer.load}${timer.file ? `, ${timer.file}` : ''}; run: stack-backup install`),
+    );
+  } catch (error) {
+    checks.push(fail(`${timerUnit} is installed and enabled`, errorMessage(error)));
+  }
+  return checks;
+}
+
+export function formatChecks(checks: readonly CheckResult[]): string {
+  return `${checks.map((check) => (check.ok ? `OK    ${check.what}` : `FAIL  ${check.what}: ${check.problem}`)).join('\n')}\n`;
+}
