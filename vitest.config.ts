@@ -14,8 +14,8 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
-          // One shared world of real units and containers: files run one after the other.
-          fileParallelism: false,
+          // One shared world of real units and containers: files must run one after the other
+          // (scripts/test.sh passes --no-file-parallelism), and tests within a file too.
           sequence: { concurrent: false },
           testTimeout: 180_000,
           hookTimeout: 300_000,

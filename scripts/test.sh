@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-installed.sh
+echo "== type check of the tests"
+npx tsc -p tsconfig.test.json
 echo "== unit tests"
 npx vitest run --project unit
 if [ "$(id -u)" != 0 ]; then
@@ -14,4 +16,4 @@ fi
 echo "== setting up the real world (test/world/setup.sh)"
 bash test/world/setup.sh
 echo "== end-to-end tests"
-npx vitest run --project e2e
+npx vitest run --project e2e --no-file-parallelism

@@ -12,7 +12,7 @@ import { writeTextFileAtomically } from './adapters/state-files.js';
 import { renderMetrics } from './metrics.js';
 import { createStackMonitor, type StackMonitor } from './monitor.js';
 import { acquireRootLock } from './adapters/lock.js';
-import { appendHistory, readHistory } from './history.js';
+import { appendHistory, historyFile, readHistory, type HistoryEntry } from './history.js';
 import { createJournal } from './journal.js';
 import { recoverPending, type RecoveryReport } from './recover.js';
 import { createStackLog } from './logging.js';
@@ -70,7 +70,7 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
         const result = await backupStack({ stack, global, adapters, log, undo: new UndoStack(journal), signal, timings: {}, jobResults: [] });
         results.push(result);
         if (monitor) reports.push(reportLater(stack.name, monitor, result));
-        appendHistory(global.root, {
+        recordHistory(global.root, progress, {
           stack: stack.name,
           run: runId,
           startedAt,
@@ -87,7 +87,9 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
       }
       writeMetrics(global, progress);
     }
-    await pruneLogs(path.join(global.root, 'logs'), global.logRetentionDays, adapters.clock.now());
+    await pruneLogs(path.join(global.root, 'logs'), global.logRetentionDays, adapters.clock.now()).catch((error: Error) =>
+      progress.message(`warning: cannot prune old logs: ${error.message}`),
+    );
   } finally {
     await release().catch(() => {});
   }
@@ -104,6 +106,15 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
   const logFiles = [...new Set(results.map((result) => result.logFile))];
   if (logFiles.length > 0) request.output.write(`Logs: ${logFiles.join(', ')}\n`);
   return { recovery, results, skipped };
+}
+
+/** The history only feeds `status` and the metrics: failing to write it must not stop the next stack. */
+function recordHistory(root: string, progress: Progress, entry: HistoryEntry): void {
+  try {
+    appendHistory(root, entry);
+  } catch (error) {
+    progress.message(`warning: cannot record the run in ${historyFile(root)}: ${(error as Error).message}`);
+  }
 }
 
 async function reportLater(stack: string, monitor: StackMonitor, result: StackResult): Promise<{ stack: string; failures: string[] }> {

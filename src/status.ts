@@ -25,7 +25,7 @@ export function stackStatuses(
   journal: readonly JournalEntry[],
   runInProgress: boolean,
 ): StackStatus[] {
-  // Stacks in the history or the journal but no longer configured still show: something may be left.
+  // A stack no longer configured still shows while the journal holds something of it.
   const names = [...new Set([...stacks, ...journal.map((entry) => entry.stack)])];
   return names.map((stack) => {
     const runs = history.filter((entry) => entry.stack === stack);

@@ -394,6 +394,7 @@ export function stackConfig(overrides: Partial<StackConfig> = {}): StackConfig {
     freeze: undefined,
     hooks: { pre_stop: [], post_stop: [], pre_backup: [], post_backup: [], pre_start: [], post_start: [], verify: [] },
     hookTimeoutMs: 300_000,
+    monitor: { healthchecks: undefined, webhook: undefined },
     ...overrides,
   };
 }
@@ -403,6 +404,10 @@ export function globalConfig(overrides: Partial<GlobalConfig> = {}): GlobalConfi
     root: '/srv/stack-backup',
     file: '/srv/stack-backup/stack-backup.yaml',
     duplicati: {
+      driver: 'exec',
+      url: 'http://127.0.0.1:8200',
+      passwordFile: undefined,
+      warningsFail: false,
       container: 'duplicati',
       serverUtil: 'duplicati-server-util',
       runTimeoutMs: 25_000,
@@ -413,6 +418,8 @@ export function globalConfig(overrides: Partial<GlobalConfig> = {}): GlobalConfi
     backupMount: undefined,
     hookTimeoutMs: 300_000,
     logRetentionDays: 30,
+    monitor: { healthchecks: undefined, webhook: undefined },
+    metricsFile: undefined,
     ...overrides,
   };
 }

@@ -14,7 +14,11 @@ export function readJsonFile<T>(file: string, fallback: T): T {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return fallback;
     throw error;
   }
-  return JSON.parse(text) as T;
+  try {
+    return JSON.parse(text) as T;
+  } catch (error) {
+    throw new Error(`${file} is damaged (${(error as Error).message}); look at it, then move it away`);
+  }
 }
 
 export function writeJsonFileDurably(file: string, value: unknown): void {

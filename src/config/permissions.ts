@@ -35,7 +35,8 @@ function check(root: string, target: string, identity: Identity): Stats | undefi
   const reason = looseness(stats, identity);
   if (reason) {
     const shown = path.relative(root, target) || '.';
-    throw new ConfigError(shown, undefined, `refused: ${reason}, and stack-backup runs hooks as you. Fix: chmod go-w ${target}`);
+    const fix = stats.uid !== identity.uid && stats.uid !== 0 ? `chown ${identity.uid} ${target}` : `chmod go-w ${target}`;
+    throw new ConfigError(shown, undefined, `refused: ${reason}, and stack-backup runs hooks as you. Fix: ${fix}`);
   }
   return stats;
 }
@@ -53,7 +54,8 @@ export function assertOnlyUserCanWrite(root: string, stackFiles: readonly string
   for (const file of stackFiles) check(root, file, identity);
   const walk = (folder: string, depth: number) => {
     const stats = check(root, folder, identity);
-    if (!stats?.isDirectory() || depth > 3) return;
+    // Deep enough for any hooks layout, bounded against a symlink loop.
+    if (!stats?.isDirectory() || depth > 16) return;
     for (const entry of readdirSync(folder)) walk(path.join(folder, entry), depth + 1);
   };
   walk(path.join(root, 'hooks'), 0);

@@ -2,7 +2,7 @@
  * Checks made before a stack is touched: the Podman API answers, the Duplicati container runs,
  * the stack's units exist, backup_mount can be read. A failure fails the stack, nothing changed.
  */
-import { CommandError, errorMessage } from '../errors.js';
+import { AbortedError, CommandError, errorMessage } from '../errors.js';
 import type { StackRun } from './context.js';
 
 const mountTimeoutMs = 30_000;
@@ -17,6 +17,10 @@ async function check(run: StackRun, what: string, fields: Record<string, unknown
   try {
     problem = await test();
   } catch (error) {
+    if (error instanceof AbortedError) {
+      step.failed(error);
+      throw error;
+    }
     problem = errorMessage(error);
   }
   if (problem !== undefined) {

@@ -5,10 +5,12 @@
 import { mkdirSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadGlobalConfig, selectStacks } from '../../src/config/load.js';
+import { historyFile } from '../../src/history.js';
 import { createJournal, journalFile } from '../../src/journal.js';
 import { recoverPending } from '../../src/recover.js';
 import { createProgress, formatSeconds } from '../../src/report.js';
-import { globalConfig, hooks, runStack, stackConfig, removeTempRoots, tempRoot, worldWithStack } from '../fakes.js';
+import { runBackups } from '../../src/run.js';
+import { FakeWorld, addStack, globalConfig, hooks, runStack, stackConfig, removeTempRoots, tempRoot, worldWithStack } from '../fakes.js';
 
 afterAll(removeTempRoots);
 
@@ -146,5 +148,30 @@ describe('regressions: a crash journal that can no longer be written', () => {
     expect(world.actions).toEqual([`start ${unit}`, 'start app-proxy.socket']);
     expect(world.state('app-proxy.socket')).toBe('active');
     expect(outcome).not.toBeInstanceOf(Error);
+  });
+});
+
+describe('regressions: the run history cannot be written', () => {
+  it('run.ts runBackups: a history.json that cannot be written does not stop the next stacks or the summary', async () => {
+    // appendHistory runs inside the stack loop with nothing around it but the log's finally: when
+    // it throws (disk full, a damaged history.json), runBackups throws right after the first
+    // stack. The next stacks are not backed up and no summary is printed, although the history
+    // is only for `status` and monitoring; run.ts promises "a failed stack does not stop the next".
+    const root = tempRoot();
+    mkdirSync(`${historyFile(root)}.${process.pid}.tmp`, { recursive: true });
+    const world = addStack(addStack(new FakeWorld(), 'alpha'), 'beta');
+    const output: string[] = [];
+    const outcome = await runBackups({
+      global: globalConfig({ root }),
+      stacks: [stackConfig({ name: 'alpha' }), stackConfig({ name: 'beta' })],
+      adapters: world.adapters(),
+      progress: createProgress({ write: () => {} }, world.clock),
+      output: { write: (text) => output.push(text) },
+      signal: new AbortController().signal,
+    }).catch((error: unknown) => error);
+    expect(world.actions).toContain('stop beta-stack.service');
+    expect(world.state('beta-stack.service')).toBe('active');
+    expect(outcome).not.toBeInstanceOf(Error);
+    expect(output.join('')).toMatch(/^beta\s+backed up/m);
   });
 });

@@ -2,7 +2,8 @@
 # Brings the running world back to its baseline state (seconds; run as root):
 #   stand-in reset (standin.sh reset), the three stack units active with all
 #   their containers running, ondemand-proxy.socket listening,
-#   ondemand-proxy.service inactive, the duplicati container running.
+#   ondemand-proxy.service inactive, the duplicati container running, the REST
+#   API stand-in (sbworld-duplicati-api.service) answering.
 # Does not touch $WORLD_DIR/root (stack files, hooks, logs, locks).
 #   reset.sh [--quiet]
 set -euo pipefail
@@ -19,7 +20,7 @@ manager_answers || die "the systemd --user manager of $WORLD_USER does not answe
 "$HERE/standin.sh" reset >/dev/null
 uctl reset-failed 2>/dev/null || true
 uctl stop ondemand-proxy.service 2>/dev/null
-uctl start $USERNS_UNIT podman.socket $DUPLICATI_UNIT $STACK_UNITS ondemand-proxy.socket
+uctl start $USERNS_UNIT podman.socket $DUPLICATI_UNIT $DUPLICATI_API_UNIT $STACK_UNITS ondemand-proxy.socket
 
 # Every stack must have all its containers running (a test may have killed or
 # stopped some behind systemd's back).
@@ -34,6 +35,10 @@ if [ "$(upodman inspect -f '{{.State.Running}}' duplicati 2>/dev/null || true)" 
 	say "reset: duplicati container not running, restarting $DUPLICATI_UNIT"
 	uctl restart $DUPLICATI_UNIT
 fi
+if ! api_answers; then
+	say "reset: REST API stand-in not answering, restarting $DUPLICATI_API_UNIT"
+	uctl restart $DUPLICATI_API_UNIT
+fi
 # restarting a stack may have pulled the proxy in again
 uctl stop ondemand-proxy.service 2>/dev/null
 
@@ -43,9 +48,10 @@ for s in $STACKS; do
 	wait_for 15 fresh "$s" || die "reset: $s heartbeat is not advancing"
 done
 wait_for 20 upodman exec duplicati true || die "reset: cannot exec into the duplicati container"
+wait_for 10 api_answers || die "reset: the REST API stand-in does not answer on 127.0.0.1:$APIPORT"
 
 if [ "$quiet" = 0 ]; then
-	for u in $STACK_UNITS ondemand-proxy.socket ondemand-proxy.service $DUPLICATI_UNIT; do
+	for u in $STACK_UNITS ondemand-proxy.socket ondemand-proxy.service $DUPLICATI_UNIT $DUPLICATI_API_UNIT; do
 		printf '%-28s %s\n' "$u" "$(uctl is-active "$u" 2>/dev/null || true)"
 	done
 fi

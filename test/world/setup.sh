@@ -9,7 +9,7 @@
 #                         systemd-user/ from the checkout into $WORLD_DIR/app
 #
 # Env: WORLD_USER (sbworld), WORLD_DIR (/var/tmp/stack-backup-world),
-#      FRONTPORT (18080), BACKPORT (18081).
+#      FRONTPORT (18080), BACKPORT (18081), APIPORT (8200).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 CHECKOUT=$(cd "$HERE/../.." && pwd)
@@ -21,6 +21,7 @@ T0=$(date +%s%N)
 elapsed() { echo "$((($(date +%s%N) - T0) / 1000000)) ms"; }
 
 PACKAGES="podman runc uidmap slirp4netns fuse-overlayfs catatonit busybox-static podman-compose socat curl"
+NODE=/usr/bin/node
 CHANGED_UNITS=""
 
 # ---------------------------------------------------------------- helpers
@@ -45,6 +46,9 @@ install_packages() {
 	for p in $PACKAGES; do
 		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing="$missing $p"
 	done
+	# The REST API stand-in runs on the host's node (the app needs it anyway).
+	[ -x "$NODE" ] || [ -z "$(command -v node)" ] || NODE=$(command -v node)
+	[ -x "$NODE" ] || missing="$missing nodejs"
 	if [ -z "$missing" ]; then
 		say "packages: present"
 		return
@@ -89,7 +93,7 @@ prepare_dirs() {
 		install -d -m 755 -o "$WORLD_USER" -g "$WORLD_GID" "$WORLD_DIR/data/$d"
 	done
 	# root-owned, read-only for the user: scripts mounted into containers
-	install -d -m 755 "$WORLD_DIR/box" "$WORLD_DIR/standin" "$WORLD_DIR/bin"
+	install -d -m 755 "$WORLD_DIR/box" "$WORLD_DIR/standin" "$WORLD_DIR/bin" "$WORLD_DIR/api"
 
 	# rootless podman configuration
 	install -d -m 755 -o "$WORLD_USER" -g "$WORLD_GID" "$WORLD_HOME/.config" "$WORLD_HOME/.config/containers" \
@@ -330,6 +334,30 @@ WantedBy=default.target
 EOF
 }
 
+write_api_unit() {
+	put_unit $DUPLICATI_API_UNIT <<EOF
+# written by stack-backup test/world/setup.sh
+# REST API stand-in (Duplicati /api/v1 subset) on 127.0.0.1:$APIPORT, sharing the
+# control folder (queue, lock, records) with the duplicati container's worker.
+[Unit]
+Description=stack-backup world: Duplicati REST API stand-in
+
+[Service]
+Type=simple
+Environment=STANDIN_CONTROL=$WORLD_DIR/duplicati API_LISTEN=127.0.0.1:$APIPORT
+ExecStart=$NODE $WORLD_DIR/api/server.mjs
+ExecStartPost=$WORLD_DIR/bin/wait-http http://127.0.0.1:$APIPORT/health 20
+Restart=on-failure
+RestartSec=1
+TimeoutStopSec=10
+StandardOutput=append:$WORLD_DIR/logs/$DUPLICATI_API_UNIT.log
+StandardError=inherit
+
+[Install]
+WantedBy=default.target
+EOF
+}
+
 write_scripts() {
 	# container-side scripts (root-owned, read-only mounts)
 	put_file "$WORLD_DIR/box/heartbeat.sh" 755 root: <"$HERE/box/heartbeat.sh" &&
@@ -339,6 +367,8 @@ write_scripts() {
 		put_file "$WORLD_DIR/standin/$f" 755 root: <"$HERE/duplicati/$f" &&
 			CHANGED_UNITS="$CHANGED_UNITS $DUPLICATI_UNIT"
 	done
+	put_file "$WORLD_DIR/api/server.mjs" 644 root: <"$HERE/duplicati-api/server.mjs" &&
+		CHANGED_UNITS="$CHANGED_UNITS $DUPLICATI_API_UNIT"
 	# host-side helpers
 	put_file "$WORLD_DIR/bin/wait-http" 755 root: <<'EOF' || true
 #!/bin/sh
@@ -459,6 +489,7 @@ PODMAN_SOCKET=$XDG_RUNTIME_DIR/podman/podman.sock
 CONTAINER_HOST=unix://$XDG_RUNTIME_DIR/podman/podman.sock
 FRONTPORT=$FRONTPORT
 BACKPORT=$BACKPORT
+APIPORT=$APIPORT
 DUPLICATI_CONTAINER=duplicati
 DUPLICATI_UNIT=$DUPLICATI_UNIT
 DUPLICATI_UTIL=duplicati-server-util
@@ -466,6 +497,10 @@ DUPLICATI_UTIL_PATH=/opt/duplicati/duplicati-server-util
 STANDIN_CONTROL=$WORLD_DIR/duplicati
 STANDIN_RECORDS=$WORLD_DIR/duplicati/records.log
 STANDIN_EVENTS=$WORLD_DIR/duplicati/events.log
+STANDIN_RESULTS=$WORLD_DIR/duplicati/results.log
+DUPLICATI_API_URL=http://127.0.0.1:$APIPORT
+DUPLICATI_API_UNIT=$DUPLICATI_API_UNIT
+DUPLICATI_API_PASSWORD=sbworld-secret
 SYSTEMD_PID=$(cat "$WORLD_DIR/systemd.pid" 2>/dev/null || true)
 EOF
 }
@@ -473,7 +508,7 @@ EOF
 apply_units() {
 	uctl daemon-reload
 	uctl enable --quiet composeapp-stack.service plainapp-stack.service ondemand-stack.service \
-		ondemand-proxy.socket $DUPLICATI_UNIT 2>/dev/null || true
+		ondemand-proxy.socket $DUPLICATI_UNIT $DUPLICATI_API_UNIT 2>/dev/null || true
 	local u done=" "
 	for u in $CHANGED_UNITS; do
 		case "$done" in *" $u "*) continue ;; esac
@@ -514,6 +549,7 @@ prepare_dirs
 start_manager
 write_scripts
 write_units
+write_api_unit
 start_podman_api
 build_image
 default_stack_files

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Stops what setup.sh started: the stack units and their containers, the
-# Duplicati stand-in, podman.socket, and the user's systemd manager (only the
+# Duplicati stand-in and its REST API, podman.socket, and the user's systemd manager (only the
 # one whose PID setup.sh recorded in $WORLD_DIR/systemd.pid, plus whatever is
 # left in the cgroup setup.sh created for it). Leaves packages, the user, the
 # image and $WORLD_DIR (data, records, root/) in place. Run as root.
@@ -18,7 +18,7 @@ pid=$(recorded_manager_pid)
 
 if manager_answers; then
 	say "teardown: stopping units"
-	uctl stop ondemand-proxy.socket ondemand-proxy.service $STACK_UNITS $DUPLICATI_UNIT 2>/dev/null
+	uctl stop ondemand-proxy.socket ondemand-proxy.service $STACK_UNITS $DUPLICATI_UNIT $DUPLICATI_API_UNIT 2>/dev/null
 	# plainapp-slow lingers ~3 s after its unit stops; remove every world container
 	ids=$(upodman ps -aq --filter "label=$WORLD_LABEL=1" 2>/dev/null)
 	if [ -n "$ids" ]; then

@@ -11,11 +11,14 @@ FRONTPORT=${FRONTPORT:-$(_world_env_get FRONTPORT)}
 FRONTPORT=${FRONTPORT:-18080}
 BACKPORT=${BACKPORT:-$(_world_env_get BACKPORT)}
 BACKPORT=${BACKPORT:-18081}
+APIPORT=${APIPORT:-$(_world_env_get APIPORT)}
+APIPORT=${APIPORT:-8200}
 WORLD_IMAGE=localhost/sbworld-box
 WORLD_LABEL=sbworld.world
 STACKS="composeapp plainapp ondemand"
 STACK_UNITS="composeapp-stack.service plainapp-stack.service ondemand-stack.service"
 DUPLICATI_UNIT=sbworld-duplicati.service
+DUPLICATI_API_UNIT=sbworld-duplicati-api.service
 USERNS_UNIT=sbworld-userns.service
 
 say() { printf '[world] %s\n' "$*"; }
@@ -101,6 +104,11 @@ wait_for() {
 		[ "$i" -ge $((secs * 10)) ] && return 1
 		sleep 0.1
 	done
+}
+
+# True when the REST API stand-in answers /health.
+api_answers() {
+	[ "$(curl -s --max-time 2 "http://127.0.0.1:$APIPORT/health" 2>/dev/null)" = Healthy ]
 }
 
 # Number of running containers of a compose project (label).
