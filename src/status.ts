@@ -11,6 +11,8 @@ export interface StackStatus {
   stack: string;
   lastRun: string | null;
   result: 'success' | 'failed' | 'never';
+  /** Duplicati's verdict on the last run; `unknown` where the driver could not see it. */
+  outcome: string | null;
   error: string | null;
   downtimeMs: number | null;
   backupMs: number | null;
@@ -35,6 +37,7 @@ export function stackStatuses(
       stack,
       lastRun: last?.endedAt ?? null,
       result: last?.result ?? 'never',
+      outcome: last?.outcome ?? null,
       error: last?.error ?? null,
       downtimeMs: last?.downtimeMs ?? null,
       backupMs: last?.backupMs ?? null,
@@ -61,7 +64,7 @@ export function formatStatus(statuses: readonly StackStatus[], runInProgress: bo
   const rows = statuses.map((status) => [
     status.stack,
     when(status.lastRun),
-    status.result,
+    status.result === 'success' && status.outcome === 'unknown' ? 'ran, outcome unknown' : status.result,
     formatSeconds(status.downtimeMs ?? undefined),
     formatSeconds(status.backupMs ?? undefined),
     when(status.lastSuccess),

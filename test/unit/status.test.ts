@@ -81,7 +81,7 @@ describe('stackStatuses and statusExitCode', () => {
   it('a configured stack that never ran shows "never"; nothing needs a look', () => {
     const statuses = stackStatuses(['alpha'], [], [], false);
     expect(statuses).toEqual([
-      { stack: 'alpha', lastRun: null, result: 'never', error: null, downtimeMs: null, backupMs: null, lastSuccess: null, pendingRecovery: [] },
+      { stack: 'alpha', lastRun: null, result: 'never', outcome: null, error: null, downtimeMs: null, backupMs: null, lastSuccess: null, pendingRecovery: [] },
     ]);
     expect(statusExitCode(statuses)).toBe(exitCodes.success);
   });
@@ -98,6 +98,7 @@ describe('stackStatuses and statusExitCode', () => {
       stack: 'alpha',
       lastRun: history[2]!.endedAt,
       result: 'failed',
+      outcome: null,
       error: 'restore unit: start failed',
       downtimeMs: 3000,
       backupMs: null,
@@ -105,6 +106,14 @@ describe('stackStatuses and statusExitCode', () => {
       pendingRecovery: [],
     });
     expect(beta).toMatchObject({ result: 'success', error: null, downtimeMs: 9000, lastRun: history[3]!.endedAt, lastSuccess: history[3]!.endedAt });
+  });
+
+  it('a success whose Duplicati result was not seen (exec driver) reads "ran, outcome unknown", never "success"', () => {
+    const statuses = stackStatuses(['alpha'], [entry('alpha', 0, { outcome: 'unknown' })], [], false);
+    expect(statuses[0]).toMatchObject({ result: 'success', outcome: 'unknown' });
+    const row = formatStatus(statuses, false).split('\n')[1]!;
+    expect(row.split(/\s{2,}/)[2]).toBe('ran, outcome unknown');
+    expect(statusExitCode(statuses)).toBe(0);
   });
 
   it('exit 1 when a last run failed, 0 once a later run succeeded', () => {
