@@ -10,6 +10,7 @@ import { AbortedError, LockHeldError, UsageError, errorMessage } from './errors.
 import { exitCodeFor, exitCodes } from './exit-codes.js';
 import { installPaths, installUnits, renderUnits } from './install.js';
 import { planStack } from './plan.js';
+import { formatTable } from './report.js';
 import type { RunReport } from './run.js';
 
 function exitCodeForReport(report: RunReport, signal: AbortSignal): number {
@@ -52,11 +53,7 @@ function listCommand(options: GlobalOptions & { json?: boolean }): void {
     stack.restorePolicy,
     stack.freeze ? `yes (${[stack.freeze.socket, stack.freeze.service].filter(Boolean).join(', ')})` : 'no',
   ]);
-  const header = ['STACK', 'UNIT', 'JOBS', 'RESTORE', 'FREEZE'];
-  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
-  for (const row of [header, ...rows]) {
-    process.stdout.write(`${row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()}\n`);
-  }
+  process.stdout.write(`${formatTable(['STACK', 'UNIT', 'JOBS', 'RESTORE', 'FREEZE'], rows).join('\n')}\n`);
   if (rows.length === 0) process.stdout.write(`(no stacks in ${root}/stacks)\n`);
 }
 

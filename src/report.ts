@@ -65,14 +65,14 @@ export interface SummaryRow {
   note: string;
 }
 
+/** Columns padded to their widest cell, two spaces apart: the tables of list, status and the summary. */
+export function formatTable(header: readonly string[], rows: ReadonlyArray<readonly string[]>): string[] {
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
+  return [header, ...rows].map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd());
+}
+
 export function formatSummary(rows: readonly SummaryRow[]): string {
   const header = ['STACK', 'RESULT', 'DOWNTIME', 'BACKUP', 'NOTE'];
   const cells = rows.map((row) => [row.stack, row.result, formatSeconds(row.downtimeMs), formatSeconds(row.backupMs), row.note]);
-  const widths = header.map((title, column) => Math.max(title.length, ...cells.map((line) => line[column]!.length)));
-  const render = (line: string[]) =>
-    line
-      .map((cell, column) => (column === line.length - 1 ? cell : cell.padEnd(widths[column]!)))
-      .join('  ')
-      .trimEnd();
-  return [render(header), ...cells.map(render)].join('\n') + '\n';
+  return `${formatTable(header, cells).join('\n')}\n`;
 }

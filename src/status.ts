@@ -4,7 +4,7 @@
  */
 import type { HistoryEntry } from './history.js';
 import type { JournalEntry } from './journal.js';
-import { formatSeconds } from './report.js';
+import { formatSeconds, formatTable } from './report.js';
 import { undoName } from './steps/undo-actions.js';
 
 export interface StackStatus {
@@ -70,8 +70,7 @@ export function formatStatus(statuses: readonly StackStatus[], runInProgress: bo
     when(status.lastSuccess),
     status.pendingRecovery.join(', ') || '-',
   ]);
-  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
-  const lines = [header, ...rows].map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd());
+  const lines = formatTable(header, rows);
   for (const status of statuses) if (status.result === 'failed' && status.error) lines.push(`${status.stack}: ${status.error}`);
   if (runInProgress) lines.push('A run is in progress (it holds the lock).');
   return `${lines.join('\n')}\n`;

@@ -99,8 +99,9 @@ export class FakeWorld {
     return (which === 'first' ? matching[0] : matching[matching.length - 1])?.at;
   }
 
-  unit(name: string, active: string, load = 'loaded'): this {
-    this.units.set(name, { load, active });
+  /** Adds a unit; `file` is its UnitFileState (enabled, disabled...), left out when not given. */
+  unit(name: string, active: string, load = 'loaded', file?: string): this {
+    this.units.set(name, file === undefined ? { load, active } : { load, active, file });
     return this;
   }
 
@@ -314,6 +315,12 @@ export class FakeDuplicati implements Duplicati {
       queue: this.tasks.filter((task) => task.startedAt === undefined).map((task) => ({ task: task.task, backupId: task.backupId })),
     };
   }
+
+  /**
+   * Left out by default, as the exec driver does: waiters then poll with the clock. Set it to
+   * act as the api driver's long-poll (it should advance the world's clock).
+   */
+  waitForChange?: (since: DuplicatiStatus, maxWaitMs: number, signal?: AbortSignal) => Promise<void>;
 
   /** What Duplicati says of each finished job (the exec driver's is Unknown). */
   resultKind: JobResultKind = 'Success';
