@@ -4,6 +4,8 @@
  */
 import { mkdirSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { parseJobList } from '../../src/adapters/duplicati.js';
+import { runDoctor, type CheckResult } from '../../src/doctor.js';
 import { loadGlobalConfig, selectStacks } from '../../src/config/load.js';
 import { historyFile } from '../../src/history.js';
 import { createJournal, journalFile } from '../../src/journal.js';
@@ -173,5 +175,59 @@ describe('regressions: the run history cannot be written', () => {
     expect(world.state('beta-stack.service')).toBe('active');
     expect(outcome).not.toBeInstanceOf(Error);
     expect(output.join('')).toMatch(/^beta\s+backed up/m);
+  });
+});
+
+describe('regressions: doctor and the job list', () => {
+  /** A sound root and world for the doctor; `world` is changed by each test before the run. */
+  async function doctorChecks(world: FakeWorld): Promise<CheckResult[]> {
+    const root = tempRoot({ 'stack-backup.yaml': '', 'stacks/app.yaml': 'duplicati_jobs: [app]\n' });
+    world.unit('stack-backup.timer', 'active', 'loaded', 'enabled');
+    return runDoctor(root, [], {
+      environment: { XDG_RUNTIME_DIR: '/run/user/1000' },
+      systemd: world.systemd,
+      createEngine: () => world.engine,
+      createDuplicati: () => world.duplicati,
+      checkFolder: async () => {},
+    });
+  }
+
+  /** Names of checks reported both OK and FAIL. */
+  const contradictions = (checks: readonly CheckResult[]) =>
+    checks.filter((check) => !check.ok && checks.some((other) => other.ok && other.what === check.what)).map((check) => check.what);
+
+  it('doctor.ts: the Duplicati container cannot be looked up: not "OK" and then "FAIL" for the Podman API, with advice to start podman.socket', async () => {
+    // After the ping succeeded and its OK line was added, containerState throws (the API
+    // answers 500 for the container, say); the same catch then adds a FAIL for the Podman API
+    // check too, advising "systemctl --user enable --now podman.socket", which the OK line
+    // just showed is running. The failure belongs to the Duplicati container check.
+    const world = worldWithStack('active');
+    world.failing.add('containerState');
+    const checks = await doctorChecks(world);
+    expect(contradictions(checks)).toEqual([]);
+    const failed = checks.filter((check) => !check.ok);
+    expect(failed.map((check) => check.what)).toEqual(['the Duplicati container "duplicati" runs']);
+  });
+
+  it('doctor.ts: listing the jobs fails after the status answered: not "OK" and then "FAIL" for "Duplicati answers"', async () => {
+    const world = worldWithStack('active');
+    world.duplicati.listJobs = async () => {
+      throw new Error('list-backups: exit 1: database is locked');
+    };
+    const checks = await doctorChecks(world);
+    expect(contradictions(checks)).toEqual([]);
+    expect(checks.filter((check) => !check.ok).map((check) => check.problem).join()).toContain('database is locked');
+  });
+
+  it('duplicati.ts parseJobList: a job\'s description line is not taken for a job', () => {
+    // list-backups prints "ID: NAME", then the description indented by two spaces, then an empty
+    // line (Duplicati/CommandLine/ServerUtil/Commands/ListBackups.cs). Lines are trimmed before
+    // the "ID: NAME" match, so a description such as "2: offsite copy of job 1" becomes a job
+    // with ID 2, and doctor reports a job "2" that `run 2` would not find.
+    const output = ['Connecting to http://localhost:8200/...', '1: app', '  2: offsite copy of job 1', '', '3: db', ''].join('\n');
+    expect(parseJobList(output)).toEqual([
+      { id: '1', name: 'app' },
+      { id: '3', name: 'db' },
+    ]);
   });
 });

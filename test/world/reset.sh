@@ -52,7 +52,7 @@ wait_for 10 api_answers || die "reset: the REST API stand-in does not answer on 
 
 if [ "$quiet" = 0 ]; then
 	for u in $STACK_UNITS ondemand-proxy.socket ondemand-proxy.service $DUPLICATI_UNIT $DUPLICATI_API_UNIT; do
-		printf '%-28s %s\n' "$u" "$(uctl is-active "$u" 2>/dev/null || true)"
+		printf '%-30s %s\n' "$u" "$(uctl is-active "$u" 2>/dev/null || true)"
 	done
 fi
 say "reset: baseline"

@@ -37,7 +37,7 @@ status_body() { util status | grep -v '^Connecting to ' | tr '\n' '|'; }
 
 echo "== baseline"
 "$HERE/reset.sh" --quiet >/dev/null || die "reset.sh failed; is the world set up?"
-for u in $STACK_UNITS ondemand-proxy.socket $DUPLICATI_UNIT; do eq "$u active" "$(active "$u")" active; done
+for u in $STACK_UNITS ondemand-proxy.socket $DUPLICATI_UNIT $DUPLICATI_API_UNIT; do eq "$u active" "$(active "$u")" active; done
 eq "ondemand-proxy.service inactive" "$(active ondemand-proxy.service)" inactive
 eq "composeapp containers" "$(project_running composeapp)" 2
 eq "plainapp containers" "$(project_running plainapp)" 2
@@ -167,9 +167,42 @@ wait
 eq "18 concurrent runs of 3 jobs -> 3 tasks" "$(grep -c . "$WORLD_DIR/duplicati/state/queue")" 3
 eq "distinct task ids" "$(cut -d' ' -f1 "$WORLD_DIR/duplicati/state/queue" | sort -u | wc -l)" 3
 
+echo "== REST API stand-in"
+"$S" reset >/dev/null
+API=http://127.0.0.1:$APIPORT
+jget() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)" 2>/dev/null; }
+hcode() { as_user curl -s -o /dev/null -w '%{http_code}' "$@"; }
+eq "GET /health" "$(as_user curl -s "$API/health")" Healthy
+eq "login with a wrong password -> 401" "$(hcode -X POST "$API/api/v1/auth/login" -d '{"Password":"x"}')" 401
+tok=$(as_user curl -s -X POST "$API/api/v1/auth/login" -d '{"Password":"sbworld-secret","RememberMe":true}' | jget 'd["AccessToken"]')
+api() { as_user curl -s -X "$1" "$API$2" -H "Authorization: Bearer $tok"; }
+eq "no token -> 401" "$(hcode "$API/api/v1/serverstate")" 401
+eq "backups list" "$(api GET /api/v1/backups | jget '[x["Backup"]["ID"] + ":" + x["Backup"]["Name"] for x in d]')" "['1:composeapp', '2:plainapp', '3:ondemand']"
+"$S" flag paused on
+util run plainapp >/dev/null
+task=$(awk '$2 == "ENQUEUE" { print $3 }' "$WORLD_DIR/duplicati/events.log" | tail -n1)
+eq "API run de-duplicated against util's queued task" "$(api POST /api/v1/backup/2/run | jget 'd["ID"]')" "$task"
+eq "serverstate while paused" "$(api GET /api/v1/serverstate | jget '(d["ProgramState"], d["ActiveTask"], d["SchedulerQueueIds"])')" "('Paused', None, [{'Item1': $task, 'Item2': '2'}])"
+eq "task Waiting" "$(api GET "/api/v1/task/$task" | jget 'd["Status"]')" Waiting
+ev=$(api GET /api/v1/serverstate | jget 'd["LastEventID"]')
+"$S" set outcome Warning
+"$S" set duration 0.5
+(sleep 1; "$S" flag paused off) &
+t0=$(date +%s%N)
+ev2=$(api GET "/api/v1/serverstate?longpoll=true&lastEventId=$ev&duration=20s" | jget 'd["LastEventID"]')
+waited=$((($(date +%s%N) - t0) / 1000000))
+wait
+if [ "${ev2:-0}" -gt "$ev" ] && [ "$waited" -ge 900 ] && [ "$waited" -le 2500 ]; then ok "long poll answered ${waited} ms after the request (resume after 1 s)"; else bad "long poll: event $ev -> $ev2 after $waited ms"; fi
+"$S" wait-idle 10 || bad "API-queued task did not run"
+sleep 0.2
+eq "task Completed" "$(api GET "/api/v1/task/$task" | jget 'd["Status"]')" Completed
+eq "log: newest ParsedResult = outcome" "$(api GET "/api/v1/backup/2/log?pagesize=1" | jget 'json.loads(d[0]["Message"])["ParsedResult"]')" Warning
+eq "LastBackupFinished set" "$(api GET /api/v1/backups | jget '"LastBackupFinished" in d[1]["Backup"]["Metadata"]')" True
+eq "record written for the task" "$(awk -v t="$task" '$1 == t { print $3 }' "$WORLD_DIR/duplicati/records.log")" plainapp
+
 echo "== back to baseline"
 "$HERE/reset.sh" --quiet >/dev/null || bad "reset.sh"
-for u in $STACK_UNITS ondemand-proxy.socket $DUPLICATI_UNIT; do eq "$u active" "$(active "$u")" active; done
+for u in $STACK_UNITS ondemand-proxy.socket $DUPLICATI_UNIT $DUPLICATI_API_UNIT; do eq "$u active" "$(active "$u")" active; done
 eq "ondemand-proxy.service inactive" "$(active ondemand-proxy.service)" inactive
 
 if [ "$FAILS" = 0 ]; then echo "selfcheck: all ok"; else echo "selfcheck: $FAILS failed"; exit 1; fi

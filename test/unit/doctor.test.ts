@@ -1,0 +1,281 @@
+/**
+ * src/doctor.ts: `stack-backup doctor` against the fakes (units, Podman, Duplicati) and a temp
+ * root. Every check says OK, or what is wrong and how to fix it; a failed check does not hide
+ * the others; and the doctor touches nothing: no unit is started or stopped, no job is run.
+ */
+import { chmodSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { formatChecks, runDoctor, type CheckResult, type DoctorDependencies } from '../../src/doctor.js';
+import { TimeoutError } from '../../src/errors.js';
+import { FakeWorld, removeTempRoots, tempRoot, worldWithStack } from '../fakes.js';
+
+afterAll(removeTempRoots);
+
+const socket = '/run/user/1000/podman/podman.sock';
+const timer = 'stack-backup.timer';
+
+interface Doctor {
+  root: string;
+  world: FakeWorld;
+  environment: Record<string, string | undefined>;
+  /** Sockets createEngine was asked for. */
+  sockets: string[];
+  unreachable: Set<string>;
+  run(targets?: string[]): Promise<CheckResult[]>;
+}
+
+/** A sound setup: stack app (job app, ID 1, unit active), the timer enabled, files mode 644. */
+function doctor(files: Record<string, string> = {}): Doctor {
+  const contents = { 'stack-backup.yaml': 'duplicati:\n  container: duplicati\n', 'stacks/app.yaml': 'duplicati_jobs: [app]\n', 'stacks/_template.yaml': 'duplicati_jobs: []\n', ...files };
+  const root = tempRoot(contents);
+  for (const name of Object.keys(contents)) chmodSync(path.join(root, name), 0o644);
+  const world = worldWithStack('active');
+  world.duplicati.job('2', 'other');
+  world.unit(timer, 'active', 'loaded', 'enabled');
+  const environment: Record<string, string | undefined> = { XDG_RUNTIME_DIR: '/run/user/1000' };
+  const sockets: string[] = [];
+  const unreachable = new Set<string>();
+  const dependencies: DoctorDependencies = {
+    environment,
+    systemd: world.systemd,
+    createEngine: (path) => {
+      sockets.push(path);
+      return world.engine;
+    },
+    createDuplicati: () => world.duplicati,
+    checkFolder: async (folder) => {
+      world.record(`check ${folder}`);
+      if (unreachable.has(folder)) throw new TimeoutError(`${folder}: no answer within 30 s`);
+    },
+  };
+  return {
+    root,
+    world,
+    environment,
+    sockets,
+    unreachable,
+    run: async (targets = []) => {
+      const checks = await runDoctor(root, targets, dependencies);
+      // Whatever it found, the doctor changed nothing.
+      expect(world.actions.filter((action) => /^(start|stop|duplicati run|hook) /.test(action))).toEqual([]);
+      return checks;
+    },
+  };
+}
+
+const failures = (checks: readonly CheckResult[]) => checks.filter((check) => !check.ok);
+const failure = (checks: readonly CheckResult[], what: RegExp) => {
+  const found = checks.filter((check) => !check.ok && what.test(check.what));
+  expect(found, `one failed check matching ${what}`).toHaveLength(1);
+  return found[0]!;
+};
+const passed = (checks: readonly CheckResult[]) => checks.filter((check) => check.ok).map((check) => check.what);
+
+describe('runDoctor: a sound setup', () => {
+  it('every check OK, in order', async () => {
+    const { run, sockets } = doctor();
+    const checks = await run();
+    expect(failures(checks)).toEqual([]);
+    expect(checks.map((check) => check.what)).toEqual([
+      'stack-backup.yaml and the environment are valid',
+      'stacks/app.yaml is valid',
+      'only you can write the configuration, hooks and logs',
+      `the Podman API answers at ${socket}`,
+      'the Duplicati container "duplicati" runs',
+      'Duplicati answers (driver exec)',
+      'Duplicati has job "app" of app (ID 1)',
+      'unit app-stack.service exists (active)',
+      `${timer} is installed and enabled`,
+    ]);
+    expect(sockets).toEqual([socket]);
+  });
+
+  it('backup_mount is read; freeze units are checked', async () => {
+    const { run, world } = doctor({
+      'stack-backup.yaml': 'backup_mount: /mnt/backup\n',
+      'stacks/app.yaml': 'duplicati_jobs: [app]\nfreeze_ondemand: true\nondemand_socket: app-proxy.socket\nondemand_service: app-proxy.service\n',
+    });
+    world.unit('app-proxy.socket', 'active').unit('app-proxy.service', 'inactive');
+    const checks = await run();
+    expect(failures(checks)).toEqual([]);
+    expect(passed(checks)).toEqual(
+      expect.arrayContaining(['backup_mount /mnt/backup can be read', 'unit app-proxy.socket exists (active)', 'unit app-proxy.service exists (inactive)']),
+    );
+    expect(world.actions).toContain('check /mnt/backup');
+  });
+
+  it('$CONTAINER_HOST names the socket', async () => {
+    const { run, environment, sockets } = doctor();
+    environment.CONTAINER_HOST = 'unix:///tmp/podman-test.sock';
+    const checks = await run();
+    expect(sockets).toEqual(['/tmp/podman-test.sock']);
+    expect(passed(checks)).toContain('the Podman API answers at /tmp/podman-test.sock');
+  });
+
+  it('named stacks: only those are checked', async () => {
+    const { run, world } = doctor({ 'stacks/beta.yaml': 'duplicati_jobs: [beta]\n' });
+    world.unit('beta-stack.service', 'active');
+    world.duplicati.job('3', 'beta');
+    const all = await run();
+    expect(passed(all)).toEqual(expect.arrayContaining(['stacks/app.yaml is valid', 'stacks/beta.yaml is valid']));
+    const some = await run(['beta']);
+    expect(failures(some)).toEqual([]);
+    expect(passed(some)).toContain('stacks/beta.yaml is valid');
+    expect(passed(some).some((what) => what.includes('app'))).toBe(false);
+  });
+});
+
+describe('runDoctor: each failure says what and how to fix it', () => {
+  it('a bad stack file fails its check; the other checks still run', async () => {
+    const { run } = doctor({ 'stacks/bad.yaml': 'duplicati_jobs: [bad]\nrestore_policy: sometimes\n' });
+    const checks = await run();
+    const bad = failure(checks, /stacks\/bad\.yaml/);
+    expect(bad.what).toBe('stacks/bad.yaml is valid');
+    expect(bad.problem).toContain('restore_policy');
+    expect(bad.problem).toContain('stacks/_template.yaml');
+    expect(failures(checks)).toHaveLength(1);
+    expect(passed(checks)).toEqual(
+      expect.arrayContaining(['stacks/app.yaml is valid', 'Duplicati answers (driver exec)', 'Duplicati has job "app" of app (ID 1)', 'unit app-stack.service exists (active)', `${timer} is installed and enabled`]),
+    );
+  });
+
+  it('a bad stack-backup.yaml: named with its key, and nothing else is checked', async () => {
+    const { run, world } = doctor({ 'stack-backup.yaml': 'duplicati:\n  driver: ftp\n' });
+    const checks = await run();
+    expect(checks).toHaveLength(1);
+    expect(checks[0]!.ok).toBe(false);
+    expect(checks[0]!.problem).toMatch(/stack-backup\.yaml: duplicati\.driver: .*; fix the key named/);
+    expect(world.actions).toEqual([]);
+  });
+
+  it('an unknown job lists the jobs Duplicati has', async () => {
+    const { run } = doctor({ 'stacks/app.yaml': 'duplicati_jobs: [app, nightly]\n' });
+    const checks = await run();
+    expect(passed(checks)).toContain('Duplicati has job "app" of app (ID 1)');
+    const missing = failure(checks, /nightly/);
+    expect(missing.what).toBe('Duplicati has job "nightly" of app');
+    expect(missing.problem).toBe('no such job; Duplicati has: app, other');
+  });
+
+  it('a job given by ID is found by its ID', async () => {
+    const { run } = doctor({ 'stacks/app.yaml': 'duplicati_jobs: [2]\n' });
+    expect(passed(await run())).toContain('Duplicati has job "2" of app (ID 2)');
+  });
+
+  it('a missing unit: create it, or set unit in the stack file', async () => {
+    const { run, world } = doctor();
+    world.units.delete('app-stack.service');
+    const checks = await run();
+    const unit = failure(checks, /app-stack\.service/);
+    expect(unit.what).toBe('unit app-stack.service exists');
+    expect(unit.problem).toBe('it is not-found; create it, or set unit/ondemand_socket/ondemand_service in stacks/app.yaml');
+    expect(failures(checks)).toHaveLength(1);
+  });
+
+  it('a paused server: resume it; the jobs are still checked', async () => {
+    const { run, world } = doctor();
+    world.duplicati.paused = true;
+    const checks = await run();
+    const paused = failure(checks, /^Duplicati answers/);
+    expect(paused.problem).toMatch(/paused: resume it/);
+    expect(passed(checks)).toContain('Duplicati has job "app" of app (ID 1)');
+  });
+
+  it('Duplicati not answering: its error; the units and timer are still checked', async () => {
+    const { run, world } = doctor();
+    world.duplicati.failStatus = 1;
+    const checks = await run();
+    expect(failure(checks, /^Duplicati answers/).problem).toContain('no such container');
+    expect(passed(checks)).toEqual(expect.arrayContaining(['unit app-stack.service exists (active)', `${timer} is installed and enabled`]));
+  });
+
+  it('the Podman API not answering: start podman.socket; the container is not asked about', async () => {
+    const { run, world } = doctor();
+    world.failing.add('ping');
+    const checks = await run();
+    const podman = failure(checks, /Podman API/);
+    expect(podman.what).toBe(`the Podman API answers at ${socket}`);
+    expect(podman.problem).toContain('ping: failed (injected)');
+    expect(podman.problem).toContain('systemctl --user enable --now podman.socket');
+    expect(checks.some((check) => check.what.includes('Duplicati container'))).toBe(false);
+    expect(passed(checks)).toContain('Duplicati answers (driver exec)');
+  });
+
+  it('no way to find the Podman API: say which variables to set', async () => {
+    const { run, environment } = doctor();
+    delete environment.XDG_RUNTIME_DIR;
+    const checks = await run();
+    expect(failure(checks, /Podman API/).problem).toMatch(/CONTAINER_HOST, DOCKER_HOST or XDG_RUNTIME_DIR/);
+  });
+
+  it('the Duplicati container not running: its state, start it or set duplicati.container', async () => {
+    const { run, world } = doctor();
+    world.containerStates.set('duplicati', 'exited');
+    const checks = await run();
+    const container = failure(checks, /Duplicati container/);
+    expect(container.what).toBe('the Duplicati container "duplicati" runs');
+    expect(container.problem).toBe('it is exited; start it, or set duplicati.container');
+    expect(passed(checks)).toContain(`the Podman API answers at ${socket}`);
+  });
+
+  it('the timer missing: run stack-backup install', async () => {
+    const { run, world } = doctor();
+    world.units.delete(timer);
+    const checks = await run();
+    const missing = failure(checks, /timer/);
+    expect(missing.problem).toBe('it is not-found; run: stack-backup install');
+  });
+
+  it('the timer loaded but not enabled: run stack-backup install', async () => {
+    const { run, world } = doctor();
+    world.unit(timer, 'inactive', 'loaded', 'disabled');
+    const checks = await run();
+    expect(failure(checks, /timer/).problem).toBe('it is loaded, disabled; run: stack-backup install');
+  });
+
+  it('a stack file others can write: chmod go-w', async () => {
+    const { run, root } = doctor();
+    chmodSync(path.join(root, 'stacks/app.yaml'), 0o666);
+    const checks = await run();
+    const loose = failure(checks, /only you can write/);
+    expect(loose.problem).toContain('stacks/app.yaml');
+    expect(loose.problem).toContain(`chmod go-w ${path.join(root, 'stacks/app.yaml')}`);
+  });
+
+  it('backup_mount unreachable: mount it or fix backup_mount', async () => {
+    const { run, unreachable } = doctor({ 'stack-backup.yaml': 'backup_mount: /mnt/backup\n' });
+    unreachable.add('/mnt/backup');
+    const checks = await run();
+    const mount = failure(checks, /backup_mount/);
+    expect(mount.problem).toContain('no answer within 30 s');
+    expect(mount.problem).toContain('mount it or fix backup_mount');
+  });
+
+  it('driver api without a password: the config check names duplicati.password_file', async () => {
+    const { run } = doctor({ 'stack-backup.yaml': 'duplicati:\n  driver: api\n' });
+    const checks = await run();
+    expect(checks).toHaveLength(1);
+    expect(checks[0]!.problem).toContain('duplicati.password_file');
+  });
+});
+
+describe('formatChecks', () => {
+  it('"OK    what" and "FAIL  what: problem", one line each', () => {
+    expect(
+      formatChecks([
+        { ok: true, what: 'stacks/app.yaml is valid' },
+        { ok: false, what: `${timer} is installed and enabled`, problem: 'it is not-found; run: stack-backup install' },
+      ]),
+    ).toBe(`OK    stacks/app.yaml is valid\nFAIL  ${timer} is installed and enabled: it is not-found; run: stack-backup install\n`);
+  });
+
+  it('formats a real report', async () => {
+    const { run, world } = doctor();
+    world.units.delete(timer);
+    const lines = formatChecks(await run()).trimEnd().split('\n');
+    expect(lines[0]).toBe('OK    stack-backup.yaml and the environment are valid');
+    expect(lines.at(-1)).toBe(`FAIL  ${timer} is installed and enabled: it is not-found; run: stack-backup install`);
+    expect(lines.every((line) => /^(OK {4}|FAIL {2})\S/.test(line))).toBe(true);
+  });
+});

@@ -1,0 +1,269 @@
+/**
+ * src/monitor.ts: the Healthchecks-style pings and the JSON webhook each stack's run sends,
+ * through a fake HttpSend that records every request and answers as told. And, through
+ * runBackups, that monitoring never delays a stack and that undelivered reports are logged.
+ */
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { HttpRequest, HttpSend } from '../../src/adapters/http.js';
+import type { MonitorSettings } from '../../src/config/types.js';
+import { createStackMonitor, defaultMonitorOptions } from '../../src/monitor.js';
+import type { StackResult } from '../../src/orchestrator.js';
+import { createProgress } from '../../src/report.js';
+import { runBackups } from '../../src/run.js';
+import { globalConfig, removeTempRoots, stackConfig, tempRoot, worldWithStack } from '../fakes.js';
+
+afterAll(removeTempRoots);
+
+/** The default options, without the real second between attempts. */
+const quick = { ...defaultMonitorOptions, retryDelayMs: 1 };
+
+const hc = 'https://hc.example.com/ping/5f1e';
+const webhook = 'https://ntfy.example.com/backups';
+
+type Answer = number | Error | (() => Promise<number>);
+
+/** An HttpSend that records requests and answers from `answers` (by URL), else 200. */
+function recorder(answers: Record<string, Answer[]> = {}): { send: HttpSend; requests: HttpRequest[]; attempts: (url: string) => number } {
+  const requests: HttpRequest[] = [];
+  const send: HttpSend = async (request) => {
+    requests.push(request);
+    const answer = answers[request.url]?.shift() ?? 200;
+    if (answer instanceof Error) throw answer;
+    if (typeof answer === 'function') return answer();
+    return answer;
+  };
+  return { send, requests, attempts: (url) => requests.filter((request) => request.url === url).length };
+}
+
+function stackResult(overrides: Partial<StackResult> = {}): StackResult {
+  return {
+    stack: 'app',
+    ok: true,
+    error: undefined,
+    restoreErrors: [],
+    notRestored: false,
+    aborted: false,
+    outcome: 'success',
+    downtimeMs: 12_500,
+    backupMs: 3000,
+    logFile: '/srv/stack-backup/logs/backup-app-2024-03-01.log',
+    ...overrides,
+  };
+}
+
+const settings = (overrides: Partial<MonitorSettings> = {}): MonitorSettings => ({ healthchecks: undefined, webhook: undefined, ...overrides });
+
+function networkError(): Error {
+  return new TypeError('fetch failed');
+}
+
+describe('healthchecks pings', () => {
+  it('started() sends GET <url>/start and returns at once, not waiting for the answer', async () => {
+    let answer!: (status: number) => void;
+    const pending = new Promise<number>((resolve) => (answer = resolve));
+    const { send, requests } = recorder({ [`${hc}/start`]: [() => pending] });
+    const monitor = createStackMonitor('app', settings({ healthchecks: hc }), send, quick);
+    const returned: unknown = monitor.started();
+    expect(returned).toBeUndefined();
+    expect(requests).toEqual([{ method: 'GET', url: `${hc}/start`, timeoutMs: quick.timeoutMs }]);
+    // finished() waits for the start ping before it resolves.
+    let done = false;
+    const finished = monitor.finished(stackResult(), '').then((report) => {
+      done = true;
+      return report;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(done).toBe(false);
+    answer(200);
+    expect((await finished).failures).toEqual([]);
+  });
+
+  it('success: POST to the bare URL with a summary and the log tail', async () => {
+    const { send, requests } = recorder();
+    const monitor = createStackMonitor('app', settings({ healthchecks: hc }), send, quick);
+    monitor.started();
+    const report = await monitor.finished(stackResult(), 'line one\nline two');
+    expect(report.failures).toEqual([]);
+    expect(requests.map((request) => `${request.method} ${request.url}`)).toEqual([`GET ${hc}/start`, `POST ${hc}`]);
+    expect(requests[1]!.body).toBe('app: backed up\n\nline one\nline two');
+    expect(requests[1]!.contentType).toMatch(/^text\/plain/);
+    expect(requests[1]!.timeoutMs).toBe(quick.timeoutMs);
+  });
+
+  it('success with the outcome unknown says so', async () => {
+    const { send, requests } = recorder();
+    await createStackMonitor('app', settings({ healthchecks: hc }), send, quick).finished(stackResult({ outcome: 'unknown' }), 'tail');
+    expect(requests[0]!.url).toBe(hc);
+    expect(requests[0]!.body).toBe('app: ran, outcome unknown\n\ntail');
+  });
+
+  it('failure: POST <url>/fail with the error, the restore errors and the log tail', async () => {
+    const { send, requests } = recorder();
+    const result = stackResult({ ok: false, outcome: 'failed', error: 'Duplicati reports Error for job app: disk full', restoreErrors: ['post_start hook failed'] });
+    await createStackMonitor('app', settings({ healthchecks: hc }), send, quick).finished(result, 'the tail');
+    expect(requests.map((request) => `${request.method} ${request.url}`)).toEqual([`POST ${hc}/fail`]);
+    expect(requests[0]!.body).toBe('app: FAILED: Duplicati reports Error for job app: disk full; post_start hook failed\n\nthe tail');
+  });
+
+  it('a trailing slash on the URL: /start and /fail without a double slash', async () => {
+    const { send, requests } = recorder();
+    const monitor = createStackMonitor('app', settings({ healthchecks: `${hc}/` }), send, quick);
+    monitor.started();
+    await monitor.finished(stackResult({ ok: false, outcome: 'failed', error: 'x' }), '');
+    expect(requests.map((request) => request.url)).toEqual([`${hc}/start`, `${hc}/fail`]);
+  });
+
+  it('the body is at most 10 000 characters, keeping the end of the log', async () => {
+    const { send, requests } = recorder();
+    const tail = `${'first lines '.repeat(2000)}THE LAST LINE`;
+    await createStackMonitor('app', settings({ healthchecks: hc }), send, quick).finished(stackResult({ ok: false, outcome: 'failed', error: 'x' }), tail);
+    const body = requests[0]!.body!;
+    expect(body.length).toBe(10_000);
+    expect(body.endsWith('THE LAST LINE')).toBe(true);
+    expect(tail.endsWith(body)).toBe(true);
+  });
+
+  it('nothing is sent without settings', async () => {
+    const { send, requests } = recorder();
+    const monitor = createStackMonitor('app', settings(), send, quick);
+    monitor.started();
+    expect(await monitor.finished(stackResult(), 'tail')).toEqual({ failures: [] });
+    expect(requests).toEqual([]);
+  });
+});
+
+describe('webhook', () => {
+  it('POSTs JSON with stack, host, time, result, outcome, downtime, duration, error, log file', async () => {
+    const { send, requests } = recorder();
+    const before = Date.now();
+    const result = stackResult({ ok: false, outcome: 'failed', error: 'stop unit: timed out', restoreErrors: ['restore unit: start failed'], downtimeMs: 12_500, backupMs: 3000 });
+    await createStackMonitor('app', settings({ webhook }), send, quick).finished(result, 'tail');
+    const after = Date.now();
+    expect(requests).toHaveLength(1);
+    expect(requests[0]).toMatchObject({ method: 'POST', url: webhook, contentType: 'application/json' });
+    const body = JSON.parse(requests[0]!.body!) as Record<string, unknown>;
+    expect(Object.keys(body).sort()).toEqual(['downtime_seconds', 'duration_seconds', 'error', 'host', 'log_file', 'outcome', 'result', 'stack', 'time'].sort());
+    expect(body).toMatchObject({
+      stack: 'app',
+      host: os.hostname(),
+      result: 'failed',
+      outcome: 'failed',
+      downtime_seconds: 12.5,
+      duration_seconds: 3,
+      error: 'stop unit: timed out; restore unit: start failed',
+      log_file: '/srv/stack-backup/logs/backup-app-2024-03-01.log',
+    });
+    const time = Date.parse(body.time as string);
+    expect(body.time).toBe(new Date(time).toISOString());
+    expect(time).toBeGreaterThanOrEqual(before);
+    expect(time).toBeLessThanOrEqual(after);
+  });
+
+  it('a success: result success, error null; unknown durations are null', async () => {
+    const { send, requests } = recorder();
+    await createStackMonitor('app', settings({ webhook }), send, quick).finished(stackResult({ outcome: 'warning', downtimeMs: undefined, backupMs: undefined }), '');
+    const body = JSON.parse(requests[0]!.body!) as Record<string, unknown>;
+    expect(body).toMatchObject({ result: 'success', outcome: 'warning', error: null, downtime_seconds: null, duration_seconds: null });
+  });
+
+  it('healthchecks and webhook together: both sent', async () => {
+    const { send, requests } = recorder();
+    const monitor = createStackMonitor('app', settings({ healthchecks: hc, webhook }), send, quick);
+    monitor.started();
+    await monitor.finished(stackResult(), '');
+    expect(requests.map((request) => `${request.method} ${request.url}`).sort()).toEqual([`GET ${hc}/start`, `POST ${hc}`, `POST ${webhook}`].sort());
+  });
+});
+
+describe('delivery: retries and failures', () => {
+  it.each([
+    ['HTTP 503', [503, 503, 503], /HTTP 503/],
+    ['a network error', [networkError(), networkError(), networkError()], /fetch failed/],
+    ['no answer in time', [Object.assign(new Error('aborted'), { name: 'TimeoutError' }), networkError(), Object.assign(new Error('aborted'), { name: 'TimeoutError' })], /no answer within 5 s/],
+  ] as Array<[string, Answer[], RegExp]>)('%s: three attempts, then a failure naming the request', async (_title, answers, problem) => {
+    const { send, attempts } = recorder({ [webhook]: answers });
+    const report = await createStackMonitor('app', settings({ webhook }), send, quick).finished(stackResult(), '');
+    expect(attempts(webhook)).toBe(3);
+    expect(report.failures).toHaveLength(1);
+    expect(report.failures[0]).toContain(`POST ${webhook}`);
+    expect(report.failures[0]).toMatch(problem);
+  });
+
+  it('a 5xx then a success: delivered on the retry, no failure', async () => {
+    const { send, attempts } = recorder({ [hc]: [502, networkError(), 200] });
+    const report = await createStackMonitor('app', settings({ healthchecks: hc }), send, quick).finished(stackResult(), '');
+    expect(attempts(hc)).toBe(3);
+    expect(report.failures).toEqual([]);
+  });
+
+  it.each([400, 404, 410])('HTTP %i: one attempt only', async (status) => {
+    const { send, attempts } = recorder({ [`${hc}/fail`]: [status, 200, 200] });
+    const report = await createStackMonitor('app', settings({ healthchecks: hc }), send, quick).finished(stackResult({ ok: false, outcome: 'failed', error: 'x' }), '');
+    expect(attempts(`${hc}/fail`)).toBe(1);
+    expect(report.failures).toEqual([`POST ${hc}/fail: HTTP ${status}`]);
+  });
+
+  it('a failed start ping is reported by finished()', async () => {
+    const { send } = recorder({ [`${hc}/start`]: [500, 500, 500] });
+    const monitor = createStackMonitor('app', settings({ healthchecks: hc }), send, quick);
+    monitor.started();
+    const report = await monitor.finished(stackResult(), '');
+    expect(report.failures).toEqual([`GET ${hc}/start: HTTP 500`]);
+  });
+
+  it('credentials in the URL are not in the failure text', async () => {
+    const secretUrl = 'http://alice:s3cr3t-pass@hooks.example.com/x';
+    const { send } = recorder({ [secretUrl]: [500, 500, 500] });
+    const report = await createStackMonitor('app', settings({ webhook: secretUrl }), send, quick).finished(stackResult(), '');
+    expect(report.failures).toHaveLength(1);
+    expect(report.failures[0]).toContain('http://hooks.example.com/x');
+    expect(report.failures[0]).not.toContain('s3cr3t-pass');
+    expect(report.failures[0]).not.toContain('alice');
+  });
+
+  it('finished never throws, even when send throws at once', async () => {
+    const send: HttpSend = () => {
+      throw new Error('send blew up');
+    };
+    const monitor = createStackMonitor('app', settings({ healthchecks: hc, webhook }), send, quick);
+    expect(() => monitor.started()).not.toThrow();
+    const report = await monitor.finished(stackResult({ ok: false, outcome: 'failed', error: 'x' }), 'tail');
+    expect(report.failures).toHaveLength(3);
+    for (const failure of report.failures) expect(failure).toContain('send blew up');
+  });
+});
+
+describe('monitoring in a run (runBackups)', () => {
+  it('the start ping does not hold up the stack, and an undelivered report is logged', async () => {
+    const root = tempRoot({ 'stacks/app.yaml': 'duplicati_jobs: [app]\n' });
+    const world = worldWithStack('active');
+    let answerStart!: (status: number) => void;
+    const startAnswered = new Promise<number>((resolve) => (answerStart = resolve));
+    const { send, requests } = recorder({ [`${hc}/start`]: [() => startAnswered], [hc]: [404] });
+    let stackBackBeforeStartAnswer = false;
+    world.onAction = (action) => {
+      if (action === 'start app-stack.service') {
+        stackBackBeforeStartAnswer = true;
+        answerStart(200);
+      }
+    };
+    const report = await runBackups({
+      global: globalConfig({ root, file: path.join(root, 'stack-backup.yaml') }),
+      sendHttp: send,
+      stacks: [stackConfig({ file: path.join(root, 'stacks/app.yaml'), monitor: { healthchecks: hc, webhook: undefined } })],
+      adapters: world.adapters(),
+      progress: createProgress({ write: () => {} }, world.clock),
+      output: { write: () => {} },
+      signal: new AbortController().signal,
+    });
+    expect(stackBackBeforeStartAnswer).toBe(true);
+    expect(report.results[0]!.ok).toBe(true);
+    expect(requests.map((request) => `${request.method} ${request.url}`)).toEqual([`GET ${hc}/start`, `POST ${hc}`]);
+    expect(requests[1]!.body).toMatch(/^app: backed up\n\n/);
+    const log = readFileSync(report.results[0]!.logFile, 'utf8');
+    expect(log).toContain(`monitoring report not delivered: POST ${hc}: HTTP 404`);
+  });
+});
