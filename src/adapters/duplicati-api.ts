@@ -190,14 +190,21 @@ export function createApiDuplicati(settings: ApiSettings): Duplicati {
     },
     async run(job, signal) {
       const backup = await find(job, signal);
-      const started = (await call('POST', `/api/v1/backup/${encodeURIComponent(backup.ID)}/run`, { timeoutMs: settings.runTimeoutMs, signal })) as { ID?: number };
-      return {
+      const receipt = {
         backupId: backup.ID,
         backupName: backup.Name,
         timedOut: false,
-        output: `Running backup ${backup.Name} (ID: ${backup.ID}), task ${started?.ID ?? '?'}`,
+        output: `Running backup ${backup.Name} (ID: ${backup.ID})`,
         lastFinishedBefore: backup.Metadata?.LastBackupFinished ?? '',
       };
+      try {
+        const started = (await call('POST', `/api/v1/backup/${encodeURIComponent(backup.ID)}/run`, { timeoutMs: settings.runTimeoutMs, signal })) as { ID?: number };
+        return { ...receipt, output: `${receipt.output}, task ${started?.ID ?? '?'}` };
+      } catch (error) {
+        // As with the exec driver: the job may be queued all the same, so it is followed by polling.
+        if (error instanceof TimeoutError) return { ...receipt, timedOut: true };
+        throw error;
+      }
     },
     async result(run, signal) {
       if (run.backupId === undefined) return { result: 'Unknown', message: 'no backup ID' };
