@@ -2,7 +2,7 @@
  * `stack-backup doctor`: checks everything a run needs, touching nothing, and says for each
  * check OK or what is wrong and how to fix it.
  */
-import type { Duplicati } from './adapters/duplicati.js';
+import type { BackupJob, Duplicati } from './adapters/duplicati.js';
 import type { ContainerEngine } from './adapters/podman.js';
 import type { Systemd } from './adapters/systemd.js';
 import { loadGlobalConfig, listStackNames, loadStack, podmanSocketPath, selectStacks } from './config/load.js';
@@ -28,6 +28,18 @@ export interface DoctorDependencies {
 
 const pass = (what: string): CheckResult => ({ ok: true, what });
 const fail = (what: string, problem: string): CheckResult => ({ ok: false, what, problem });
+
+/** Runs one check: the test returns a problem or nothing; a throw is a problem too. Returns whether it passed. */
+async function check(checks: CheckResult[], what: string, test: () => Promise<string | undefined>, fixWhenThrown?: string): Promise<boolean> {
+  let problem: string | undefined;
+  try {
+    problem = await test();
+  } catch (error) {
+    problem = fixWhenThrown ? `${errorMessage(error)}; ${fixWhenThrown}` : errorMessage(error);
+  }
+  checks.push(problem === undefined ? pass(what) : fail(what, problem));
+  return problem === undefined;
+}
 
 export async function runDoctor(root: string, targets: readonly string[], dependencies: DoctorDependencies): Promise<CheckResult[]> {
   const checks: CheckResult[] = [];
@@ -68,32 +80,35 @@ export async function runDoctor(root: string, targets: readonly string[], depend
   }
   if (socket) {
     const engine = dependencies.createEngine(socket);
-    try {
+    const { container } = global.duplicati;
+    const answers = await check(checks, `the Podman API answers at ${socket}`, async () => {
       await engine.ping();
-      checks.push(pass(`the Podman API answers at ${socket}`));
-      const { container } = global.duplicati;
-      const state = await engine.containerState(container);
-      checks.push(
-        state === 'running'
-          ? pass(`the Duplicati container "${container}" runs`)
-          : fail(`the Duplicati container "${container}" runs`, `it is ${state}; start it, or set duplicati.container`),
-      );
-    } catch (error) {
-      checks.push(fail(`the Podman API answers at ${socket}`, `${errorMessage(error)}; start it: systemctl --user enable --now podman.socket`));
+      return undefined;
+    }, 'start it: systemctl --user enable --now podman.socket');
+    if (answers) {
+      await check(checks, `the Duplicati container "${container}" runs`, async () => {
+        const state = await engine.containerState(container);
+        return state === 'running' ? undefined : `it is ${state}; start it, or set duplicati.container`;
+      });
     }
   }
 
   const duplicati = dependencies.createDuplicati(global);
   const driver = `driver ${global.duplicati.driver}`;
-  try {
+  let answers = false;
+  await check(checks, `Duplicati answers (${driver})`, async () => {
     const status = await duplicati.status();
-    checks.push(
-      status.paused
-        ? fail(`Duplicati answers (${driver})`, 'the server is paused: resume it, or every backup will wait and fail')
-        : pass(`Duplicati answers (${driver})`),
-    );
-    const jobs = await duplicati.listJobs();
-    for (const stack of stacks) {
+    answers = true;
+    return status.paused ? 'the server is paused: resume it, or every backup will wait and fail' : undefined;
+  });
+  // A paused server still lists its jobs.
+  if (answers) {
+    let jobs: BackupJob[] = [];
+    const listed = await check(checks, `Duplicati lists its backup jobs (${driver})`, async () => {
+      jobs = await duplicati.listJobs();
+      return undefined;
+    });
+    for (const stack of listed ? stacks : []) {
       for (const job of stack.jobs) {
         const found = jobs.find((entry) => entry.id === job || entry.name.toLowerCase() === job.toLowerCase());
         checks.push(
@@ -103,8 +118,6 @@ export async function runDoctor(root: string, targets: readonly string[], depend
         );
       }
     }
-  } catch (error) {
-    checks.push(fail(`Duplicati answers (${driver})`, errorMessage(error)));
   }
 
   for (const stack of stacks) {

@@ -30,7 +30,8 @@ export function renderMetrics(history: readonly HistoryEntry[]): string {
     values.get('stack_backup_last_run_timestamp_seconds')!.push([stack, seconds(last.endedAt)]);
     if (success) values.get('stack_backup_last_success_timestamp_seconds')!.push([stack, seconds(success.endedAt)]);
     values.get('stack_backup_last_run_success')!.push([stack, last.result === 'success' ? 1 : 0]);
-    values.get('stack_backup_last_run_outcome_known')!.push([stack, last.outcome === 'unknown' ? 0 : 1]);
+    // Runs recorded before outcomes were kept count as unknown too.
+    values.get('stack_backup_last_run_outcome_known')!.push([stack, last.outcome === undefined || last.outcome === 'unknown' ? 0 : 1]);
     if (last.downtimeMs !== undefined) values.get('stack_backup_downtime_seconds')!.push([stack, last.downtimeMs / 1000]);
     if (last.backupMs !== undefined) values.get('stack_backup_backup_duration_seconds')!.push([stack, last.backupMs / 1000]);
   }

@@ -92,10 +92,12 @@ export function createStackMonitor(stack: string, settings: MonitorSettings, sen
     async finished(result, logTail) {
       const deliveries: Array<Promise<string | undefined>> = [startPing];
       if (settings.healthchecks) {
+        const labels = { success: 'backed up', warning: 'backed up, warnings', unknown: 'ran, outcome unknown', failed: 'FAILED' };
         const summary = result.ok
-          ? `${stack}: ${result.outcome === 'unknown' ? 'ran, outcome unknown' : 'backed up'}`
-          : `${stack}: FAILED: ${[result.error, ...result.restoreErrors].filter(Boolean).join('; ')}`;
-        const body = `${summary}\n\n${logTail}`.slice(-bodyLimit);
+          ? `${stack}: ${labels[result.outcome]}`
+          : `${stack}: FAILED: ${[result.error, ...result.restoreErrors].filter(Boolean).join('; ')}`.slice(0, bodyLimit / 2);
+        // The summary first, then as much of the end of the log as fits.
+        const body = `${summary}\n\n${logTail.slice(-(bodyLimit - summary.length - 2))}`;
         deliveries.push(deliver(send, request('POST', result.ok ? settings.healthchecks : join(settings.healthchecks, 'fail'), body), options));
       }
       if (settings.webhook) {

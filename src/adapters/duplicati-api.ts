@@ -129,7 +129,12 @@ export function createApiDuplicati(settings: ApiSettings): Duplicati {
     }
     const text = await response.text();
     if (!response.ok) throw new HttpError(`${method} ${base}${path}: HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ''}`, response.status, text);
-    return text === '' ? undefined : (JSON.parse(text) as unknown);
+    if (text === '') return undefined;
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new CommandError(`${method} ${base}${path}: the answer is not JSON (is duplicati.url Duplicati's?): ${text.slice(0, 80)}`);
+    }
   }
 
   async function signIn(signal?: AbortSignal): Promise<void> {

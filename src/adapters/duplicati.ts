@@ -113,7 +113,8 @@ export function parseRunLine(output: string): { backupName: string; backupId: st
 export function parseJobList(output: string): BackupJob[] {
   const jobs: BackupJob[] = [];
   for (const line of output.split('\n')) {
-    const match = /^(\d+): (.+)$/.exec(line.trim());
+    // Descriptions follow indented: only an unindented line names a job.
+    const match = /^(\d+): (.+)$/.exec(line.trimEnd());
     if (match) jobs.push({ id: match[1]!, name: match[2]! });
   }
   return jobs;

@@ -127,13 +127,11 @@ async function runJob(run: StackRun, job: string): Promise<void> {
       throw new CommandError(`"run ${job}" printed no "Running backup NAME (ID: N)" line: cannot tell that the job ran`, outcome.output);
     }
     let seen = false;
-    let present = false;
     let polls = 0;
     const ours = isJob(backupId);
     const last = await pollStatus(run, `job ${job} (backup ${backupId})`, (status) => {
       polls += 1;
-      present = ours(status.active) || status.queue.some(ours);
-      if (present) {
+      if (ours(status.active) || status.queue.some(ours)) {
         if (!seen) run.log.info('job seen', { job, backup_id: backupId, status: describeStatus(status) });
         seen = true;
         return false;
@@ -146,13 +144,11 @@ async function runJob(run: StackRun, job: string): Promise<void> {
       }
       return seen;
     }).catch((error: Error) => {
-      // The stack is about to start again while Duplicati still holds the job: say so, since
-      // Duplicati will report that run as a success although it read a live stack.
-      if (present) {
-        const note = `Duplicati still holds job ${job} (backup ${backupId}): when it runs, it reads the running stack, so its result is not a consistent backup`;
-        run.log.warn(note);
-        if (!(error instanceof AbortedError)) error.message += `; ${note}`;
-      }
+      // The job was enqueued and not seen to end, and the stack is about to start again: say
+      // so, since Duplicati would report that run as a success although it read a live stack.
+      const note = `Duplicati may still hold job ${job} (backup ${backupId}): if it runs on after the stack has started again, it reads the running stack, so its result is not a consistent backup`;
+      run.log.warn(note);
+      if (!(error instanceof AbortedError)) error.message += `; ${note}`;
       throw error;
     });
     const result = await judgeResult(run, job, outcome);

@@ -84,6 +84,7 @@ describe('runDoctor: a sound setup', () => {
       `the Podman API answers at ${socket}`,
       'the Duplicati container "duplicati" runs',
       'Duplicati answers (driver exec)',
+      'Duplicati lists its backup jobs (driver exec)',
       'Duplicati has job "app" of app (ID 1)',
       'unit app-stack.service exists (active)',
       `${timer} is installed and enabled`,

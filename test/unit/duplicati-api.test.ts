@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { UnknownJobError, type Duplicati, type RunOutcome } from '../../src/adapters/duplicati.js';
 import { createApiDuplicati, resultFromLog, statusFromServerState } from '../../src/adapters/duplicati-api.js';
-import { CommandError } from '../../src/errors.js';
+import { AbortedError, CommandError } from '../../src/errors.js';
 
 const password = 'pw-Hunter2-secret';
 
@@ -78,6 +78,10 @@ class FakeDuplicatiServer {
   onRun: ((id: string) => void) | undefined;
   /** Real milliseconds a long-poll holds the answer. */
   longPollMs = 50;
+  /** Real milliseconds POST backup/N/run takes to answer (after the job is queued). */
+  runDelayMs = 0;
+  /** Status POST backup/N/run answers with. */
+  runStatus = 200;
   private server: Server | undefined;
   url = '';
 
@@ -141,6 +145,8 @@ class FakeDuplicatiServer {
     if (seen.method === 'POST' && run) {
       if (!this.backups.some((backup) => backup.ID === run[1])) return answer(404, { Error: 'Not found' });
       this.onRun?.(run[1]!);
+      if (this.runDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.runDelayMs));
+      if (this.runStatus !== 200) return answer(this.runStatus, { Error: 'Internal server error' });
       return answer(200, { Status: 'OK', ID: 12 });
     }
     const log = /^\/api\/v1\/backup\/([^/]+)\/log$/.exec(url.pathname);
@@ -173,7 +179,7 @@ async function startServer(): Promise<FakeDuplicatiServer> {
   return server;
 }
 
-function driver(url: string, secret = password): { duplicati: Duplicati; passwordReads: () => number } {
+function driver(url: string, secret = password, runTimeoutMs = 25_000): { duplicati: Duplicati; passwordReads: () => number } {
   let reads = 0;
   const duplicati = createApiDuplicati({
     url,
@@ -181,7 +187,7 @@ function driver(url: string, secret = password): { duplicati: Duplicati; passwor
       reads += 1;
       return secret;
     },
-    runTimeoutMs: 25_000,
+    runTimeoutMs,
   });
   return { duplicati, passwordReads: () => reads };
 }
@@ -333,6 +339,37 @@ describe('createApiDuplicati: jobs', () => {
     const outcome = await duplicati.run('2');
     expect(server.calls().filter((call) => call.endsWith('/run'))).toEqual(['POST /api/v1/backup/2/run']);
     expect(outcome).toMatchObject({ backupId: '2', backupName: 'Other Job', lastFinishedBefore: '20240102T000000Z' });
+  });
+
+  it('a run request outliving run_timeout: a timedOut outcome naming the backup, to be followed by polling', async () => {
+    const server = await startServer();
+    server.runDelayMs = 1500;
+    const { duplicati } = driver(server.url, password, 200);
+    const started = Date.now();
+    const outcome = await duplicati.run('app');
+    expect(Date.now() - started).toBeLessThan(1400);
+    expect(outcome).toMatchObject({ backupId: '1', backupName: 'app', timedOut: true, lastFinishedBefore: '20240101T000000Z' });
+    expect(outcome.output).toContain('Running backup app (ID: 1)');
+    expect(server.calls()).toContain('POST /api/v1/backup/1/run');
+  });
+
+  it('a run request refused (HTTP 500): a CommandError, not a timed-out run', async () => {
+    const server = await startServer();
+    server.runStatus = 500;
+    const { duplicati } = driver(server.url);
+    const error = await failureOf(duplicati.run('app'));
+    expect(error).toBeInstanceOf(CommandError);
+    expect(error.message).toContain(`POST ${server.url}/api/v1/backup/1/run: HTTP 500`);
+  });
+
+  it('a run ended by the abort signal rejects with its reason, not as a timed-out run', async () => {
+    const server = await startServer();
+    server.runDelayMs = 1500;
+    const { duplicati } = driver(server.url, password, 5000);
+    const controller = new AbortController();
+    const reason = new AbortedError('SIGTERM');
+    server.onRun = () => controller.abort(reason);
+    await expect(duplicati.run('app', controller.signal)).rejects.toBe(reason);
   });
 
   it('an unknown job is an UnknownJobError naming it, and nothing is run', async () => {

@@ -116,14 +116,15 @@ describe('healthchecks pings', () => {
     expect(requests.map((request) => request.url)).toEqual([`${hc}/start`, `${hc}/fail`]);
   });
 
-  it('the body is at most 10 000 characters, keeping the end of the log', async () => {
+  it('the body is at most 10 000 characters: the summary first, then the end of the log', async () => {
     const { send, requests } = recorder();
     const tail = `${'first lines '.repeat(2000)}THE LAST LINE`;
     await createStackMonitor('app', settings({ healthchecks: hc }), send, quick).finished(stackResult({ ok: false, outcome: 'failed', error: 'x' }), tail);
     const body = requests[0]!.body!;
     expect(body.length).toBe(10_000);
+    expect(body.startsWith('app: FAILED: x\n\n')).toBe(true);
     expect(body.endsWith('THE LAST LINE')).toBe(true);
-    expect(tail.endsWith(body)).toBe(true);
+    expect(tail.endsWith(body.slice('app: FAILED: x\n\n'.length))).toBe(true);
   });
 
   it('nothing is sent without settings', async () => {
