@@ -4,7 +4,7 @@
  * through exit-codes.ts.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { listStackNames, loadGlobalConfig, loadStack, podmanSocketPath, resolveRoot, selectStacks } from './config/load.js';
+import { listStackNames, loadGlobalConfig, loadStack, podmanSocketPath, resolveRoot, saveConfigCaches, selectStacks } from './config/load.js';
 import { assertOnlyUserCanWrite } from './config/permissions.js';
 import { AbortedError, LockHeldError, UsageError, errorMessage } from './errors.js';
 import { exitCodeFor, exitCodes } from './exit-codes.js';
@@ -280,6 +280,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     code = exitCodeFor(error);
     if (!(error instanceof CommanderError)) process.stderr.write(`stack-backup: ${errorMessage(error)}\n`);
   }
+  saveConfigCaches();
   return code;
 }
 

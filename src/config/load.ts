@@ -3,13 +3,15 @@
  * environment overrides, and stacks/*.yaml. Every failure is a ConfigError naming the file and
  * the key (or line), thrown before anything outside is touched.
  */
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync, type Stats } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import { parseDocument } from 'yaml';
+import type * as Yaml from 'yaml';
 import type { z } from 'zod/v3';
 import { ConfigError, UsageError } from '../errors.js';
 import { assertPlainStackName, normaliseStackArgument } from './names.js';
-import { globalFileSchema, hookPhases, stackFileSchema, type GlobalFile, type StackFile } from './schema.js';
+import { ParsedFileCache } from './cache.js';
+import { hookPhases, schemas, type GlobalFile, type StackFile } from './schema.js';
 import type { GlobalConfig, StackConfig } from './types.js';
 
 export const globalFileName = 'stack-backup.yaml';
@@ -72,6 +74,8 @@ function readYaml(root: string, file: string, missingIsEmpty: boolean): unknown 
     if (code === 'ENOENT' && missingIsEmpty) return {};
     throw new ConfigError(shown, undefined, code === 'ENOENT' ? 'no such file' : `cannot read: ${code ?? error}`);
   }
+  // Loaded here, not at the top: a command whose files are all cached never needs the parser.
+  const { parseDocument } = createRequire(import.meta.url)('yaml') as typeof Yaml;
   const document = parseDocument(text, { uniqueKeys: true });
   const problem = document.errors[0];
   if (problem) {
@@ -84,6 +88,39 @@ function readYaml(root: string, file: string, missingIsEmpty: boolean): unknown 
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw new ConfigError(shown, undefined, 'expected a mapping of keys to values at the top level');
   }
+  return value;
+}
+
+const caches = new Map<string, ParsedFileCache>();
+
+function cacheOf(root: string): ParsedFileCache {
+  let cache = caches.get(root);
+  if (!cache) caches.set(root, (cache = new ParsedFileCache(root)));
+  return cache;
+}
+
+/** Writes what this process parsed into the roots' caches; the command line calls it once at the end. */
+export function saveConfigCaches(): void {
+  for (const cache of caches.values()) cache.save();
+}
+
+/** Reads and validates a file, or takes the validated value from the cache while the file is unchanged. */
+function readValidated<T>(root: string, file: string, schema: () => z.ZodType<T, z.ZodTypeDef, unknown>, missingIsEmpty: boolean): T {
+  let stats: Stats | undefined;
+  try {
+    stats = statSync(file);
+  } catch {
+    stats = undefined;
+  }
+  // A missing optional file is an empty mapping, valid as every key of it is optional.
+  if (!stats && missingIsEmpty) return {} as T;
+  const cache = cacheOf(root);
+  if (stats) {
+    const cached = cache.get(file, stats);
+    if (cached !== undefined) return cached as T;
+  }
+  const value = validate(schema(), readYaml(root, file, missingIsEmpty), displayPath(root, file));
+  if (stats) cache.set(file, stats, value);
   return value;
 }
 
@@ -175,7 +212,7 @@ export function podmanSocketPath(environment: Environment): string {
 
 export function loadGlobalConfig(root: string, environment: Environment): GlobalConfig {
   const file = path.join(root, globalFileName);
-  const parsed: GlobalFile = validate(globalFileSchema, readYaml(root, file, true), globalFileName);
+  const parsed: GlobalFile = readValidated(root, file, () => schemas().globalFileSchema, true);
   const duplicati = parsed.duplicati ?? {};
   const toMs = (seconds: number) => Math.round(seconds * 1000);
   const driver = duplicati.driver ?? 'exec';
@@ -237,7 +274,7 @@ export function stackFilePath(root: string, name: string): string {
 export function loadStack(root: string, name: string, global: GlobalConfig): StackConfig {
   const file = stackFilePath(root, name);
   const shown = displayPath(root, file);
-  const parsed: StackFile = validate(stackFileSchema, readYaml(root, file, false), shown);
+  const parsed: StackFile = readValidated(root, file, () => schemas().stackFileSchema, false);
   return normaliseStack(name, file, shown, parsed, global);
 }
 

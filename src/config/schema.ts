@@ -4,9 +4,12 @@
  * Normalisation into the shapes the rest of the program uses lives in load.ts.
  *
  * zod's classic API (`zod/v3`, shipped inside zod 4) loads in a fifth of the time of zod 4's,
- * and every command reads the configuration first: it keeps `stack-backup list` quick.
+ * and every command reads the configuration first: it keeps `stack-backup list` quick. The
+ * schemas are built on first use, so a command whose files are all in the parse cache (cache.ts)
+ * does not load zod at all.
  */
-import { z } from 'zod/v3';
+import { createRequire } from 'node:module';
+import type * as Zod from 'zod/v3';
 
 export const hookPhases = [
   'pre_stop',
@@ -19,159 +22,172 @@ export const hookPhases = [
 ] as const;
 export type HookPhase = (typeof hookPhases)[number];
 
-/** One message for every way a value can be wrong, saying what is allowed. */
-const expecting = (message: string) => ({ errorMap: () => ({ message }) });
+function build(z: typeof Zod.z) {
+  /** One message for every way a value can be wrong, saying what is allowed. */
+  const expecting = (message: string) => ({ errorMap: () => ({ message }) });
 
-const seconds = () => z.number(expecting('expected a number of seconds greater than 0')).positive();
+  const seconds = () => z.number(expecting('expected a number of seconds greater than 0')).positive();
 
-const hookCommands = z.union(
-  [z.string().min(1), z.array(z.string().min(1)).min(1)],
-  expecting('expected a shell command or a non-empty list of shell commands'),
-);
+  const hookCommands = z.union(
+    [z.string().min(1), z.array(z.string().min(1)).min(1)],
+    expecting('expected a shell command or a non-empty list of shell commands'),
+  );
 
-const unitName = (suffix: string) =>
-  z
-    .string(expecting(`expected a systemd unit name ending in ${suffix}`))
-    .regex(new RegExp(`^[A-Za-z0-9:_.@\\\\-]+\\${suffix}$`));
+  const unitName = (suffix: string) =>
+    z
+      .string(expecting(`expected a systemd unit name ending in ${suffix}`))
+      .regex(new RegExp(`^[A-Za-z0-9:_.@\\\\-]+\\${suffix}$`));
 
-const url = z.string(expecting('expected an http:// or https:// URL')).regex(/^https?:\/\/[^\s]+$/);
+  const url = z.string(expecting('expected an http:// or https:// URL')).regex(/^https?:\/\/[^\s]+$/);
 
-const monitorSchema = z
-  .object(
-    {
-      healthchecks: url
-        .optional()
-        .describe('Healthchecks-style ping URL: URL/start when the stack\'s run begins, URL on success, URL/fail (with the log tail) on failure.'),
-      webhook: url.optional().describe('URL that gets a JSON POST per stack run: stack, result, downtime, duration, error (ntfy, generic webhooks).'),
-    },
-    expecting('expected a mapping with healthchecks and/or webhook'),
-  )
-  .strict()
-  .optional();
-
-export const stackFileSchema = z.object({
-  duplicati_jobs: z
-    .array(
-      z.union([z.string().min(1), z.number().int().nonnegative()], expecting('expected a Duplicati job name or numeric ID')),
-      expecting('expected a non-empty list of Duplicati job names or IDs'),
-    )
-    .min(1, { message: 'expected at least one Duplicati job name or ID' })
-    .describe('Duplicati backup jobs (names or numeric IDs) to run while the stack is stopped, in order.'),
-  unit: unitName('.service')
-    .optional()
-    .describe('The systemd --user unit that runs the stack. Default: <name>-stack.service.'),
-  project_label: z
-    .string(expecting('expected a compose project name'))
-    .min(1)
-    .optional()
-    .describe('Compose project of the stack: its containers carry io.podman.compose.project=<this>. Default: <name>.'),
-  container_label: z
-    .string(expecting('expected "KEY=VALUE"'))
-    .regex(/^[^=\s]+=.+$/)
-    .optional()
-    .describe('Label selector that replaces project_label, e.g. PODMAN_SYSTEMD_UNIT=app.service for Quadlet stacks.'),
-  stop_timeout: seconds()
-    .optional()
-    .describe('Seconds to wait for the unit to stop and then for its containers to exit. Default: 120.'),
-  start_timeout: seconds().optional().describe('Seconds to wait for the unit to start again. Default: 120.'),
-  restore_policy: z
-    .enum(['previous', 'always'], expecting('expected "previous" or "always"'))
-    .optional()
-    .describe('previous: start the unit again only if it was active before; always: start it in any case. Default: previous.'),
-  freeze_ondemand: z
-    .boolean(expecting('expected true or false'))
-    .optional()
-    .describe('Stop the on-demand socket (and its service) during the backup so no visitor starts the stack. Default: false.'),
-  ondemand_socket: unitName('.socket')
-    .optional()
-    .describe('The .socket unit that starts the stack on demand. Required when freeze_ondemand is true.'),
-  ondemand_service: unitName('.service')
-    .optional()
-    .describe('The service that the on-demand socket activates. Optional.'),
-  hooks: z
+  const monitorSchema = z
     .object(
-      Object.fromEntries(hookPhases.map((phase) => [phase, hookCommands.optional()])) as Record<
-        HookPhase,
-        z.ZodOptional<typeof hookCommands>
-      >,
-      expecting('expected a mapping of hook phases to commands'),
+      {
+        healthchecks: url
+          .optional()
+          .describe('Healthchecks-style ping URL: URL/start when the stack\'s run begins, URL on success, URL/fail (with the log tail) on failure.'),
+        webhook: url.optional().describe('URL that gets a JSON POST per stack run: stack, result, downtime, duration, error (ntfy, generic webhooks).'),
+      },
+      expecting('expected a mapping with healthchecks and/or webhook'),
     )
     .strict()
-    .optional()
-    .describe('Shell commands per phase: pre_stop, post_stop, pre_backup, post_backup, pre_start, post_start, verify.'),
-  hook_timeout: seconds()
-    .optional()
-    .describe('Seconds one hook command may run before its process group is killed. Default: the global hook_timeout.'),
-  monitor: monitorSchema.describe('Where to report this stack\'s runs; each key replaces the one of stack-backup.yaml.'),
-}).strict();
-export type StackFile = z.infer<typeof stackFileSchema>;
+    .optional();
 
-export const globalFileSchema = z.object({
-  duplicati: z
-    .object({
-      container: z
-        .string(expecting('expected a container name'))
-        .min(1)
-        .optional()
-        .describe('Name of the Duplicati container. Default: duplicati. Environment: DUPLICATI_CONTAINER.'),
-      server_util: z
-        .string(expecting('expected a path'))
-        .min(1)
-        .optional()
-        .describe(
-          'duplicati-server-util inside the container. Default: duplicati-server-util (LinuxServer image: /app/duplicati/duplicati-server-util).',
-        ),
-      run_timeout: seconds()
-        .optional()
-        .describe('Seconds "run" may take to enqueue a job before it is ended and the job is followed by polling. Default: 25. Environment: DUPLICATI_RUN_TIMEOUT.'),
-      wait_timeout: seconds()
-        .optional()
-        .describe('Seconds to wait for one job to run. Default: 21600. Environment: DUPLICATI_WAIT_TIMEOUT.'),
-      poll_interval: seconds()
-        .optional()
-        .describe('Longest time in seconds between two status polls; polls start every 0.1 s and slow down to a tenth of the time waited. Default: 5.'),
-      driver: z
-        .enum(['exec', 'api'], expecting('expected "exec" or "api"'))
-        .optional()
-        .describe('exec: duplicati-server-util through podman exec (cannot see a backup\'s result); api: the REST API, which can. Default: exec.'),
-      url: z
-        .string(expecting('expected an http:// or https:// URL'))
-        .regex(/^https?:\/\/[^\s]+$/)
-        .optional()
-        .describe('Where the REST API listens (driver api). Default: http://127.0.0.1:8200.'),
-      password_file: z
-        .string(expecting('expected an absolute path'))
-        .regex(/^\//)
-        .optional()
-        .describe('File holding the Duplicati password (driver api), readable by you only. Or set DUPLICATI_PASSWORD. Never put the password itself here.'),
-      warnings_fail: z
-        .boolean(expecting('expected true or false'))
-        .optional()
-        .describe('Fail the stack when Duplicati reports Warning (driver api). Default: false.'),
-      paused_timeout: seconds()
-        .optional()
-        .describe('Seconds a paused server may hold our queued job before the stack fails. Default: 60.'),
-    }, expecting('expected a mapping of Duplicati settings'))
-    .strict()
-    .optional()
-    .describe('How to reach Duplicati.'),
-  backup_mount: z
-    .string(expecting('expected an absolute path'))
-    .regex(/^\//)
-    .optional()
-    .describe('A folder that must be reachable before any stack is stopped (reading it triggers an automount).'),
-  hook_timeout: seconds().optional().describe('Seconds one hook command may run. Default: 300.'),
-  monitor: monitorSchema.describe('Where to report every stack\'s run (a stack file\'s monitor keys win).'),
-  metrics_file: z
-    .string(expecting('expected an absolute path'))
-    .regex(/^\//)
-    .optional()
-    .describe('Prometheus textfile (node_exporter textfile collector) written after each stack, e.g. /var/lib/node_exporter/textfile/stack_backup.prom.'),
-  log_retention_days: z
-    .number(expecting('expected a whole number of days greater than 0'))
-    .int()
-    .positive()
-    .optional()
-    .describe('Days to keep logs/backup-<stack>-YYYY-MM-DD.log files; older ones are deleted after each run. Default: 30.'),
-}).strict();
-export type GlobalFile = z.infer<typeof globalFileSchema>;
+  const stackFileSchema = z.object({
+    duplicati_jobs: z
+      .array(
+        z.union([z.string().min(1), z.number().int().nonnegative()], expecting('expected a Duplicati job name or numeric ID')),
+        expecting('expected a non-empty list of Duplicati job names or IDs'),
+      )
+      .min(1, { message: 'expected at least one Duplicati job name or ID' })
+      .describe('Duplicati backup jobs (names or numeric IDs) to run while the stack is stopped, in order.'),
+    unit: unitName('.service')
+      .optional()
+      .describe('The systemd --user unit that runs the stack. Default: <name>-stack.service.'),
+    project_label: z
+      .string(expecting('expected a compose project name'))
+      .min(1)
+      .optional()
+      .describe('Compose project of the stack: its containers carry io.podman.compose.project=<this>. Default: <name>.'),
+    container_label: z
+      .string(expecting('expected "KEY=VALUE"'))
+      .regex(/^[^=\s]+=.+$/)
+      .optional()
+      .describe('Label selector that replaces project_label, e.g. PODMAN_SYSTEMD_UNIT=app.service for Quadlet stacks.'),
+    stop_timeout: seconds()
+      .optional()
+      .describe('Seconds to wait for the unit to stop and then for its containers to exit. Default: 120.'),
+    start_timeout: seconds().optional().describe('Seconds to wait for the unit to start again. Default: 120.'),
+    restore_policy: z
+      .enum(['previous', 'always'], expecting('expected "previous" or "always"'))
+      .optional()
+      .describe('previous: start the unit again only if it was active before; always: start it in any case. Default: previous.'),
+    freeze_ondemand: z
+      .boolean(expecting('expected true or false'))
+      .optional()
+      .describe('Stop the on-demand socket (and its service) during the backup so no visitor starts the stack. Default: false.'),
+    ondemand_socket: unitName('.socket')
+      .optional()
+      .describe('The .socket unit that starts the stack on demand. Required when freeze_ondemand is true.'),
+    ondemand_service: unitName('.service')
+      .optional()
+      .describe('The service that the on-demand socket activates. Optional.'),
+    hooks: z
+      .object(
+        Object.fromEntries(hookPhases.map((phase) => [phase, hookCommands.optional()])) as Record<
+          HookPhase,
+          Zod.ZodOptional<typeof hookCommands>
+        >,
+        expecting('expected a mapping of hook phases to commands'),
+      )
+      .strict()
+      .optional()
+      .describe('Shell commands per phase: pre_stop, post_stop, pre_backup, post_backup, pre_start, post_start, verify.'),
+    hook_timeout: seconds()
+      .optional()
+      .describe('Seconds one hook command may run before its process group is killed. Default: the global hook_timeout.'),
+    monitor: monitorSchema.describe('Where to report this stack\'s runs; each key replaces the one of stack-backup.yaml.'),
+  }).strict();
+
+  const globalFileSchema = z.object({
+    duplicati: z
+      .object({
+        container: z
+          .string(expecting('expected a container name'))
+          .min(1)
+          .optional()
+          .describe('Name of the Duplicati container. Default: duplicati. Environment: DUPLICATI_CONTAINER.'),
+        server_util: z
+          .string(expecting('expected a path'))
+          .min(1)
+          .optional()
+          .describe(
+            'duplicati-server-util inside the container. Default: duplicati-server-util (LinuxServer image: /app/duplicati/duplicati-server-util).',
+          ),
+        run_timeout: seconds()
+          .optional()
+          .describe('Seconds "run" may take to enqueue a job before it is ended and the job is followed by polling. Default: 25. Environment: DUPLICATI_RUN_TIMEOUT.'),
+        wait_timeout: seconds()
+          .optional()
+          .describe('Seconds to wait for one job to run. Default: 21600. Environment: DUPLICATI_WAIT_TIMEOUT.'),
+        poll_interval: seconds()
+          .optional()
+          .describe('Longest time in seconds between two status polls; polls start every 0.1 s and slow down to a tenth of the time waited. Default: 5.'),
+        driver: z
+          .enum(['exec', 'api'], expecting('expected "exec" or "api"'))
+          .optional()
+          .describe('exec: duplicati-server-util through podman exec (cannot see a backup\'s result); api: the REST API, which can. Default: exec.'),
+        url: z
+          .string(expecting('expected an http:// or https:// URL'))
+          .regex(/^https?:\/\/[^\s]+$/)
+          .optional()
+          .describe('Where the REST API listens (driver api). Default: http://127.0.0.1:8200.'),
+        password_file: z
+          .string(expecting('expected an absolute path'))
+          .regex(/^\//)
+          .optional()
+          .describe('File holding the Duplicati password (driver api), readable by you only. Or set DUPLICATI_PASSWORD. Never put the password itself here.'),
+        warnings_fail: z
+          .boolean(expecting('expected true or false'))
+          .optional()
+          .describe('Fail the stack when Duplicati reports Warning (driver api). Default: false.'),
+        paused_timeout: seconds()
+          .optional()
+          .describe('Seconds a paused server may hold our queued job before the stack fails. Default: 60.'),
+      }, expecting('expected a mapping of Duplicati settings'))
+      .strict()
+      .optional()
+      .describe('How to reach Duplicati.'),
+    backup_mount: z
+      .string(expecting('expected an absolute path'))
+      .regex(/^\//)
+      .optional()
+      .describe('A folder that must be reachable before any stack is stopped (reading it triggers an automount).'),
+    hook_timeout: seconds().optional().describe('Seconds one hook command may run. Default: 300.'),
+    monitor: monitorSchema.describe('Where to report every stack\'s run (a stack file\'s monitor keys win).'),
+    metrics_file: z
+      .string(expecting('expected an absolute path'))
+      .regex(/^\//)
+      .optional()
+      .describe('Prometheus textfile (node_exporter textfile collector) written after each stack, e.g. /var/lib/node_exporter/textfile/stack_backup.prom.'),
+    log_retention_days: z
+      .number(expecting('expected a whole number of days greater than 0'))
+      .int()
+      .positive()
+      .optional()
+      .describe('Days to keep logs/backup-<stack>-YYYY-MM-DD.log files; older ones are deleted after each run. Default: 30.'),
+  }).strict();
+  return { stackFileSchema, globalFileSchema };
+}
+
+type Schemas = ReturnType<typeof build>;
+export type StackFile = Zod.infer<Schemas['stackFileSchema']>;
+export type GlobalFile = Zod.infer<Schemas['globalFileSchema']>;
+
+let built: Schemas | undefined;
+
+/** The schemas, built (and zod loaded) on first use. */
+export function schemas(): Schemas {
+  built ??= build((createRequire(import.meta.url)('zod/v3') as typeof Zod).z);
+  return built;
+}
