@@ -55,6 +55,17 @@ function freshWorld() {
   script('standin.sh', 'set', 'duration', String(jobSeconds));
 }
 
+/** Writes stack-backup.yaml for the driver under test (exec: the defaults, no file). */
+function useDriver(driver) {
+  const file = path.join(world.WORLD_ROOT, 'stack-backup.yaml');
+  const passwordFile = path.join(world.WORLD_ROOT, 'duplicati-password');
+  rmSync(file, { force: true });
+  if (driver !== 'api') return;
+  writeFileSync(passwordFile, `${world.DUPLICATI_API_PASSWORD}\n`, { mode: 0o600 });
+  writeFileSync(file, `duplicati:\n  driver: api\n  url: ${world.DUPLICATI_API_URL}\n  password_file: ${passwordFile}\n`);
+  for (const written of [file, passwordFile]) execFileSync('chown', [`${world.WORLD_UID}:${world.WORLD_GID}`, written]);
+}
+
 function measureStackBackup(stack) {
   freshWorld();
   const before = Date.now();
@@ -134,21 +145,28 @@ say('| tool | stack | downtime | unit stop | containers exit | job | unit start 
 say('|---|---|---|---|---|---|---|---|---|');
 const overheads = {};
 for (const stack of stacks) {
+  useDriver('exec');
   const ours = Array.from({ length: runs }, () => measureStackBackup(stack));
+  useDriver('api');
+  const api = Array.from({ length: runs }, () => measureStackBackup(stack));
+  useDriver('exec');
   const baseline = Array.from({ length: runs }, () => measureBaseline(stack));
-  const a = summarise('stack-backup', stack, ours);
-  const b = summarise('5 s polling script', stack, baseline);
+  const a = summarise('stack-backup (default: exec driver)', stack, ours);
   say(a.row);
-  say(b.row);
+  say(summarise('stack-backup (api driver)', stack, api).row);
+  say(summarise('5 s polling script', stack, baseline).row);
   overheads[stack] = a.overhead;
 }
+useDriver('exec');
 script('reset.sh', '--quiet');
 say('');
 const worst = Math.max(...Object.values(overheads));
-say(`Target: median overhead under 300 ms per stack: ${worst < 300 ? 'met' : 'NOT met'} (worst stack ${worst.toFixed(0)} ms).`);
+say(`Target: median overhead under 300 ms per stack with default settings: ${worst < 300 ? 'met' : 'NOT met'} (worst stack ${worst.toFixed(0)} ms).`);
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'stack-backup-bench-'));
 mkdirSync(path.join(root, 'stacks'));
+// A root as a user has it: with logs/, where the parse cache lives.
+mkdirSync(path.join(root, 'logs'));
 for (let index = 1; index <= 200; index++) {
   writeFileSync(
     path.join(root, 'stacks', `stack${String(index).padStart(3, '0')}.yaml`),
@@ -156,6 +174,8 @@ for (let index = 1; index <= 200; index++) {
   );
 }
 const node = timeCommand([process.execPath, '-e', '0'], 15);
+// The first run parses every file and fills the cache; the others find them unchanged.
+const [firstList] = timeCommand([process.execPath, path.join(checkout, 'dist', 'cli.js'), '--root', root, 'list'], 1);
 const list = timeCommand([process.execPath, path.join(checkout, 'dist', 'cli.js'), '--root', root, 'list'], 15);
 rmSync(root, { recursive: true, force: true });
 const ratio = median(list) / median(node);
@@ -163,7 +183,8 @@ say('');
 say('| command | median ms | spread ms |');
 say('|---|---|---|');
 say(`| node -e 0 | ${median(node).toFixed(0)} | ${spread(node).toFixed(0)} |`);
-say(`| stack-backup list (200 stack files) | ${median(list).toFixed(0)} | ${spread(list).toFixed(0)} |`);
+say(`| stack-backup list (200 stack files, unchanged since the last command) | ${median(list).toFixed(0)} | ${spread(list).toFixed(0)} |`);
+say(`| stack-backup list (200 stack files, first run: all parsed) | ${firstList.toFixed(0)} | - |`);
 say('');
 say(`Target: list under 2x bare node startup: ${ratio < 2 ? 'met' : 'NOT met'} (${ratio.toFixed(2)}x).`);
 writeFileSync(path.join(here, 'results.md'), `${lines.join('\n')}\n`);
