@@ -7,17 +7,10 @@ import { Command, CommanderError, Option } from 'commander';
 import { listStackNames, loadGlobalConfig, loadStack, podmanSocketPath, resolveRoot, saveConfigCaches, selectStacks } from './config/load.js';
 import { assertOnlyUserCanWrite } from './config/permissions.js';
 import { AbortedError, LockHeldError, UsageError, errorMessage } from './errors.js';
-import { exitCodeFor, exitCodes } from './exit-codes.js';
+import { exitCodeFor, exitCodeForReport, exitCodes } from './exit-codes.js';
 import { installPaths, installUnits, renderUnits } from './install.js';
 import { planStack } from './plan.js';
 import { formatTable } from './report.js';
-import type { RunReport } from './run.js';
-
-function exitCodeForReport(report: RunReport, signal: AbortSignal): number {
-  if (signal.aborted) return exitCodeFor(signal.reason);
-  const allGood = report.results.every((result) => result.ok) && report.recovery.failed.length === 0;
-  return allGood ? exitCodes.success : exitCodes.stackFailed;
-}
 
 interface GlobalOptions {
   root?: string;

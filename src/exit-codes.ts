@@ -5,6 +5,7 @@
  */
 import { CommanderError } from 'commander';
 import { AbortedError, ConfigError, LockHeldError, UsageError } from './errors.js';
+import type { RunReport } from './run.js';
 
 export const exitCodes = {
   success: 0,
@@ -24,3 +25,10 @@ export function exitCodeFor(outcome: unknown): number {
   return exitCodes.stackFailed;
 }
 
+
+/** A finished run: its signal if it was aborted, else 1 when a stack or a recovery failed. */
+export function exitCodeForReport(report: RunReport, signal: AbortSignal): number {
+  if (signal.aborted) return exitCodeFor(signal.reason);
+  const allGood = report.results.every((result) => result.ok) && report.recovery.failed.length === 0;
+  return allGood ? exitCodes.success : exitCodes.stackFailed;
+}

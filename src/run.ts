@@ -5,18 +5,18 @@
  */
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import type { GlobalConfig, StackConfig } from './config/types.js';
 import { pruneLogs, readLogTail } from './adapters/files.js';
 import type { HttpSend } from './adapters/http.js';
-import { writeTextFileAtomically } from './adapters/state-files.js';
-import { renderMetrics } from './metrics.js';
-import { createStackMonitor, type StackMonitor } from './monitor.js';
 import { acquireRootLock } from './adapters/lock.js';
+import { writeTextFileAtomically } from './adapters/state-files.js';
+import type { GlobalConfig, StackConfig } from './config/types.js';
 import { appendHistory, historyFile, readHistory, type HistoryEntry } from './history.js';
 import { createJournal } from './journal.js';
-import { recoverPending, type RecoveryReport } from './recover.js';
 import { createStackLog } from './logging.js';
+import { renderMetrics } from './metrics.js';
+import { createStackMonitor, type StackMonitor } from './monitor.js';
 import { backupStack, type StackResult } from './orchestrator.js';
+import { recoverPending, type RecoveryReport } from './recover.js';
 import { formatSummary, type Progress, type SummaryRow, type TextSink } from './report.js';
 import type { Adapters } from './steps/context.js';
 import { UndoStack } from './undo.js';
