@@ -4,7 +4,8 @@
 
 WORLD_DIR=${WORLD_DIR:-/var/tmp/stack-backup-world}
 # A world remembers its user and ports in its env file; the environment wins.
-_world_env_get() { sed -n "s/^$1=//p" "$WORLD_DIR/env" 2>/dev/null | head -n1; }
+# A fresh machine has no env file yet: then nothing is remembered (and set -e must not stop here).
+_world_env_get() { [ -f "$WORLD_DIR/env" ] || return 0; sed -n "s/^$1=//p" "$WORLD_DIR/env" | head -n1 || true; }
 WORLD_USER=${WORLD_USER:-$(_world_env_get WORLD_USER)}
 WORLD_USER=${WORLD_USER:-sbworld}
 FRONTPORT=${FRONTPORT:-$(_world_env_get FRONTPORT)}
