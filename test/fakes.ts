@@ -10,7 +10,7 @@ import type { Clock } from '../src/adapters/clock.js';
 import type { BackupJob, Duplicati, DuplicatiStatus, JobResult, JobResultKind, RunOutcome } from '../src/adapters/duplicati.js';
 import { UnknownJobError } from '../src/adapters/duplicati.js';
 import type { HookRun } from '../src/adapters/hooks.js';
-import type { CommandResult } from '../src/adapters/process.js';
+import type { CommandOptions, CommandResult, CommandRunner } from '../src/adapters/process.js';
 import type { ContainerEngine, ContainerSummary } from '../src/adapters/podman.js';
 import type { Systemd, UnitState } from '../src/adapters/systemd.js';
 import type { LabelSelector } from '../src/config/types.js';
@@ -521,4 +521,22 @@ export async function unwind(run: StackRun): Promise<Array<{ name: string; error
   const { systemd, runHook, clock } = run.adapters;
   const context = { systemd, runHook, clock, log: run.log, timings: run.timings };
   return run.undo.unwind((record, signal) => performUndo(record, context, signal), { started: () => {}, finished: () => {} });
+}
+
+export interface RecordedCommand {
+  argv: readonly string[];
+  options: CommandOptions;
+}
+
+/** A CommandRunner that records its calls and answers from a list, for the adapters' own tests. */
+export function fakeRunner(answers: Array<Partial<CommandResult>>): { run: CommandRunner; calls: RecordedCommand[] } {
+  const calls: RecordedCommand[] = [];
+  const run: CommandRunner = async (argv, options) => {
+    calls.push({ argv, options });
+    const answer = answers.shift();
+    if (!answer) throw new Error(`unexpected command ${argv.join(' ')}`);
+    const stdout = answer.stdout ?? '';
+    return { argv, exitCode: 0, stdout, stderr: '', output: stdout, timedOut: false, durationMs: 10, ...answer };
+  };
+  return { run, calls };
 }

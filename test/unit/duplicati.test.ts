@@ -4,10 +4,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { UnknownJobError, createExecDuplicati, parseRunLine, parseStatus } from '../../src/adapters/duplicati.js';
-import type { CommandOptions, CommandResult, CommandRunner } from '../../src/adapters/process.js';
 import type { DuplicatiSettings } from '../../src/config/types.js';
 import { CommandError, TimeoutError } from '../../src/errors.js';
-import { globalConfig } from '../fakes.js';
+import { fakeRunner, globalConfig } from '../fakes.js';
 
 const lines = (...text: string[]) => `${text.join('\n')}\n`;
 
@@ -106,32 +105,6 @@ describe('parseRunLine', () => {
   });
 });
 
-interface Call {
-  argv: readonly string[];
-  options: CommandOptions;
-}
-
-/** A CommandRunner that records calls and answers from a list. */
-function fakeRunner(answers: Array<Partial<CommandResult>>): { run: CommandRunner; calls: Call[] } {
-  const calls: Call[] = [];
-  const run: CommandRunner = async (argv, options) => {
-    calls.push({ argv, options });
-    const answer = answers.shift();
-    if (!answer) throw new Error(`unexpected command ${argv.join(' ')}`);
-    const stdout = answer.stdout ?? '';
-    return {
-      argv,
-      exitCode: 0,
-      stdout,
-      stderr: '',
-      output: stdout,
-      timedOut: false,
-      durationMs: 10,
-      ...answer,
-    };
-  };
-  return { run, calls };
-}
 
 const settings = (overrides: Partial<DuplicatiSettings> = {}): DuplicatiSettings => ({ ...globalConfig().duplicati, ...overrides });
 
