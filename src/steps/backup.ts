@@ -64,7 +64,12 @@ async function pollStatus(
     if (pausedSince !== undefined) deadlines.push(pausedSince + settings.pausedTimeoutMs);
     const untilDeadline = Math.max(0, Math.min(...deadlines) - clock.now());
     if (status && duplicati.waitForChange) {
-      await duplicati.waitForChange(status, untilDeadline, run.signal);
+      // A long-poll that breaks is no verdict: the next status call is, and counts its failures.
+      await duplicati.waitForChange(status, untilDeadline, run.signal).catch(async (error: unknown) => {
+        throwIfAborted(run.signal);
+        run.log.warn('waiting for a change of the Duplicati server state failed', { error: (error as Error).message });
+        await clock.sleep(Math.min(firstPollDelayMs * 10, untilDeadline), run.signal);
+      });
     } else {
       await clock.sleep(Math.min(nextPollDelay(clock.now() - started, settings.pollIntervalMs), untilDeadline), run.signal);
     }
