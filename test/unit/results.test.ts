@@ -201,6 +201,24 @@ describe('pollStatus with a driver that can wait for a change (REST long-poll)',
     expect(world.duplicati.completed('1')).toHaveLength(1);
   });
 
+  it('a long-poll that breaks mid-job is no failure: the wait goes on and the backup completes', async () => {
+    const world = worldWithStack('active');
+    world.duplicati.durationMs = 7000;
+    let broken = 0;
+    world.duplicati.waitForChange = async (_since, maxWaitMs) => {
+      if (broken < 2) {
+        broken += 1;
+        throw new Error('socket hang up');
+      }
+      world.clock.advance(Math.min(2000, maxWaitMs));
+    };
+    const { result, log } = await runStack(world);
+    expect(result.ok).toBe(true);
+    expect(broken).toBe(2);
+    expect(log.messages('warn').filter((message) => message.startsWith('waiting for a change of the Duplicati server state failed'))).toHaveLength(2);
+    expect(world.duplicati.completed('1')[0]!.sawLiveStack).toBe(false);
+  });
+
   it('without waitForChange (exec driver), the same wait sleeps between polls', async () => {
     const world = worldWithStack('active');
     world.duplicati.durationMs = 7000;
