@@ -22,6 +22,8 @@ import { backupStack, type StackResult } from '../src/orchestrator.js';
 import type { Adapters, StackRun } from '../src/steps/context.js';
 import { UndoStack } from '../src/undo.js';
 import { performUndo } from '../src/steps/undo-actions.js';
+import { createProgress } from '../src/report.js';
+import { runBackups, type RunReport } from '../src/run.js';
 
 export class FakeClock implements Clock {
   time = 1_700_000_000_000;
@@ -539,4 +541,46 @@ export function fakeRunner(answers: Array<Partial<CommandResult>>): { run: Comma
     return { argv, exitCode: 0, stdout, stderr: '', output: stdout, timedOut: false, durationMs: 10, ...answer };
   };
   return { run, calls };
+}
+
+export interface TwoStackRun {
+  root: string;
+  world: FakeWorld;
+  stacks: StackConfig[];
+  output: string[];
+  progress: string[];
+  run(signal?: AbortSignal): Promise<RunReport>;
+}
+
+/**
+ * Stacks alpha and beta in a fresh root, both units active, for runBackups with the real lock,
+ * log files and journal; alpha gets the given hooks, and its pre_stop hook fails with `failAlpha`.
+ */
+export function twoStackRun(options: { alphaHooks?: Partial<StackConfig['hooks']>; failAlpha?: boolean } = {}): TwoStackRun {
+  const root = tempRoot({ 'stacks/alpha.yaml': 'duplicati_jobs: [alpha]\n', 'stacks/beta.yaml': 'duplicati_jobs: [beta]\n' });
+  const world = addStack(addStack(new FakeWorld(), 'alpha'), 'beta');
+  if (options.failAlpha) world.hookResults.set('alpha maintenance on', { exitCode: 1, output: 'cannot reach alpha\n' });
+  const stacks = [
+    stackConfig({ name: 'alpha', file: path.join(root, 'stacks/alpha.yaml'), hooks: hooks(options.alphaHooks ?? {}) }),
+    stackConfig({ name: 'beta', file: path.join(root, 'stacks/beta.yaml') }),
+  ];
+  const output: string[] = [];
+  const progress: string[] = [];
+  const global = globalConfig({ root, file: path.join(root, 'stack-backup.yaml') });
+  return {
+    root,
+    world,
+    stacks,
+    output,
+    progress,
+    run: (signal = new AbortController().signal) =>
+      runBackups({
+        global,
+        stacks,
+        adapters: world.adapters(),
+        progress: createProgress({ write: (text) => progress.push(text) }, world.clock),
+        output: { write: (text) => output.push(text) },
+        signal,
+      }),
+  };
 }

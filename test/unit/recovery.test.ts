@@ -7,8 +7,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { StackConfig } from '../../src/config/types.js';
-import { exitCodes } from '../../src/exit-codes.js';
+import { exitCodeForReport, exitCodes } from '../../src/exit-codes.js';
 import { historyFile, readHistory } from '../../src/history.js';
 import { createJournal, journalFile, type HookCommands, type UndoRecord } from '../../src/journal.js';
 import { localDate } from '../../src/logging.js';
@@ -16,7 +15,7 @@ import { recoverPending } from '../../src/recover.js';
 import { createProgress } from '../../src/report.js';
 import { runBackups, type RunReport } from '../../src/run.js';
 import { undoName } from '../../src/steps/undo-actions.js';
-import { FakeWorld, addStack, globalConfig, hooks, removeTempRoots, runStack, stackConfig, tempRoot, worldWithStack } from '../fakes.js';
+import { FakeWorld, addStack, globalConfig, hooks, removeTempRoots, runStack, stackConfig, tempRoot, twoStackRun, worldWithStack } from '../fakes.js';
 
 afterAll(removeTempRoots);
 
@@ -179,47 +178,11 @@ describe('recoverPending', () => {
   });
 });
 
-interface Setup {
-  root: string;
-  world: FakeWorld;
-  stacks: StackConfig[];
-  output: string[];
-  progress: string[];
-  run(): Promise<RunReport>;
-}
-
 /** Stacks alpha and beta in a fresh root, both units active; alpha has a pre_stop hook. */
-function setup(): Setup {
-  const root = tempRoot({ 'stacks/alpha.yaml': 'duplicati_jobs: [alpha]\n', 'stacks/beta.yaml': 'duplicati_jobs: [beta]\n' });
-  const world = addStack(addStack(new FakeWorld(), 'alpha'), 'beta');
-  const stacks = [
-    stackConfig({ name: 'alpha', file: path.join(root, 'stacks/alpha.yaml'), hooks: hooks({ pre_stop: ['alpha maintenance on'], post_start: ['alpha maintenance off'] }) }),
-    stackConfig({ name: 'beta', file: path.join(root, 'stacks/beta.yaml') }),
-  ];
-  const output: string[] = [];
-  const progress: string[] = [];
-  const global = globalConfig({ root, file: path.join(root, 'stack-backup.yaml') });
-  return {
-    root,
-    world,
-    stacks,
-    output,
-    progress,
-    run: () =>
-      runBackups({
-        global,
-        stacks,
-        adapters: world.adapters(),
-        progress: createProgress({ write: (text) => progress.push(text) }, world.clock),
-        output: { write: (text) => output.push(text) },
-        signal: new AbortController().signal,
-      }),
-  };
-}
+const setup = () => twoStackRun({ alphaHooks: { pre_stop: ['alpha maintenance on'], post_start: ['alpha maintenance off'] } });
 
-/** The exit code the CLI gives a run report (src/cli.ts exitCodeForReport). */
-const exitCodeOf = (report: RunReport) =>
-  report.results.every((result) => result.ok) && report.recovery.failed.length === 0 ? exitCodes.success : exitCodes.stackFailed;
+/** The exit code the CLI gives a finished run. */
+const exitCodeOf = (report: RunReport) => exitCodeForReport(report, new AbortController().signal);
 
 describe('runBackups and the crash journal', () => {
   it('first recovers what a dead run left, before any stack is taken, and the journal is empty afterwards', async () => {

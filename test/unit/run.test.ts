@@ -5,54 +5,17 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { StackConfig } from '../../src/config/types.js';
 import { AbortedError, LockHeldError } from '../../src/errors.js';
 import { exitCodeFor } from '../../src/exit-codes.js';
 import { localDate } from '../../src/logging.js';
 import { createProgress } from '../../src/report.js';
-import { runBackups, type RunReport } from '../../src/run.js';
-import { FakeWorld, addStack, globalConfig, hooks, stackConfig, removeTempRoots, tempRoot } from '../fakes.js';
+import { runBackups } from '../../src/run.js';
+import { FakeWorld, globalConfig, removeTempRoots, twoStackRun } from '../fakes.js';
 
 afterAll(removeTempRoots);
 
-interface Setup {
-  root: string;
-  world: FakeWorld;
-  stacks: StackConfig[];
-  output: string[];
-  progress: string[];
-  run(signal?: AbortSignal): Promise<RunReport>;
-}
-
 /** Two stacks, alpha and beta, in a fresh root; alpha's pre_stop hook fails when `failAlpha`. */
-function setup(options: { failAlpha?: boolean } = {}): Setup {
-  const root = tempRoot({ 'stacks/alpha.yaml': 'duplicati_jobs: [alpha]\n', 'stacks/beta.yaml': 'duplicati_jobs: [beta]\n' });
-  const world = addStack(addStack(new FakeWorld(), 'alpha'), 'beta');
-  if (options.failAlpha) world.hookResults.set('alpha maintenance on', { exitCode: 1, output: 'cannot reach alpha\n' });
-  const stacks = [
-    stackConfig({ name: 'alpha', file: path.join(root, 'stacks/alpha.yaml'), hooks: hooks({ pre_stop: ['alpha maintenance on'] }) }),
-    stackConfig({ name: 'beta', file: path.join(root, 'stacks/beta.yaml') }),
-  ];
-  const output: string[] = [];
-  const progress: string[] = [];
-  const global = globalConfig({ root, file: path.join(root, 'stack-backup.yaml') });
-  return {
-    root,
-    world,
-    stacks,
-    output,
-    progress,
-    run: (signal = new AbortController().signal) =>
-      runBackups({
-        global,
-        stacks,
-        adapters: world.adapters(),
-        progress: createProgress({ write: (text) => progress.push(text) }, world.clock),
-        output: { write: (text) => output.push(text) },
-        signal,
-      }),
-  };
-}
+const setup = (options: { failAlpha?: boolean } = {}) => twoStackRun({ alphaHooks: { pre_stop: ['alpha maintenance on'] }, ...options });
 
 const summaryLine = (output: string[], stack: string) =>
   output.join('').split('\n').find((line) => line.startsWith(`${stack} `));
