@@ -14,6 +14,8 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
+          // A failing test prints its run's logs and the world's states (before the next reset).
+          setupFiles: ['test/e2e/diagnostics.ts'],
           // One shared world of real units and containers: files must run one after the other
           // (scripts/test.sh passes --no-file-parallelism), and tests within a file too.
           sequence: { concurrent: false },

@@ -50,7 +50,9 @@ export class FakeClock implements Clock {
   }
 }
 
-interface FakeContainer extends ContainerSummary {
+interface FakeContainer extends Omit<ContainerSummary, 'running'> {
+  /** Whether its processes run when the status word alone does not say (a "removing" container). */
+  processes?: boolean;
   labels: Record<string, string>;
   unit: string;
   /** Keeps running this long after its unit stopped (a slow shutdown). */
@@ -171,7 +173,7 @@ export class FakeWorld {
       if (this.containersLatencyMs > 0) await new Promise((resolve) => setTimeout(resolve, this.containersLatencyMs));
       return this.containers
         .filter((container) => container.labels[selector.key] === selector.value)
-        .map(({ id, name, state }) => ({ id, name, state }));
+        .map(({ id, name, state, processes }) => ({ id, name, state, running: processes ?? state === 'running' }));
     },
     containerState: async (name, signal) => {
       await this.call('containerState', signal);

@@ -3,7 +3,7 @@
  * container is still shutting down; a backup taken then would copy a live stack. The waiter
  * reacts to the engine's events and lists again on each; a slow re-list covers a missed event.
  */
-import { isRunning, type ContainerSummary } from '../adapters/podman.js';
+import { knownStates, type ContainerSummary } from '../adapters/podman.js';
 import { TimeoutError, throwIfAborted } from '../errors.js';
 import type { StackRun } from './context.js';
 
@@ -48,10 +48,26 @@ export async function waitForContainers(run: StackRun): Promise<void> {
       run.log.warn('cannot follow container events; listing containers instead', { error: (error as Error).message });
     }
     let running: ContainerSummary[] = [];
+    const named = new Set<string>();
     for (;;) {
       throwIfAborted(run.signal);
       changed = false;
-      running = (await engine.containers(stack.selector, run.signal)).filter(isRunning);
+      const containers = await engine.containers(stack.selector, run.signal);
+      for (const container of containers) {
+        // A state this code does not know, or one Podman keeps after the processes are gone
+        // ("removing"), is named once, so a stack that waits or does not wait says why.
+        const odd = !knownStates.has(container.state) || (container.state === 'running') !== container.running;
+        if (odd && !named.has(`${container.name} ${container.state} ${container.running}`)) {
+          named.add(`${container.name} ${container.state} ${container.running}`);
+          run.log.warn(
+            container.running
+              ? `container ${container.name} is in Podman state "${container.state}" and its processes still run; waiting for them`
+              : `container ${container.name} is in Podman state "${container.state}" but runs no process; counted as stopped`,
+            { container: container.name, state: container.state },
+          );
+        }
+      }
+      running = containers.filter((container) => container.running);
       if (running.length === 0) break;
       const remaining = deadline - clock.now();
       if (remaining <= 0) {

@@ -336,6 +336,29 @@ describe('waitForContainers', () => {
     expect(world.clock.now() - started).toBeLessThan(32_000);
   });
 
+  it('a container Podman still lists as "removing" but whose processes are gone counts as stopped, and the log names its state', async () => {
+    const world = new FakeWorld().unit(unit, 'active');
+    world.container('app-web', unit, { 'io.podman.compose.project': 'app' });
+    await world.systemd.stop(unit, 1000);
+    Object.assign(world.containers[0]!, { state: 'removing', processes: false });
+    const started = world.clock.now();
+    const run = stackRun(world, stackConfig({ stopTimeoutMs: 30_000 }));
+    await waitForContainers(run);
+    expect(run.timings.containersGoneAt).toBe(started);
+    expect(run.log.messages('warn')).toContain('container app-web is in Podman state "removing" but runs no process; counted as stopped');
+  });
+
+  it('a container in a state this code does not know is waited for while its processes run', async () => {
+    const world = new FakeWorld().unit(unit, 'active');
+    world.container('app-web', unit, { 'io.podman.compose.project': 'app' });
+    await world.systemd.stop(unit, 1000);
+    Object.assign(world.containers[0]!, { state: 'stopping', processes: true });
+    const run = stackRun(world, stackConfig({ stopTimeoutMs: 30_000 }));
+    const error = await waitForContainers(run).catch((caught: unknown) => caught);
+    expect((error as Error).message).toBe('containers still running 30 s after the stop: app-web (stopping)');
+    expect(run.log.messages('warn')).toContain('container app-web is in Podman state "stopping" and its processes still run; waiting for them');
+  });
+
   it('an abort ends the wait', async () => {
     const world = new FakeWorld().unit(unit, 'active');
     world.container('app-web', unit, { 'io.podman.compose.project': 'app' }, 10 * 3_600_000);

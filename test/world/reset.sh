@@ -18,6 +18,9 @@ quiet=0
 manager_answers || die "the systemd --user manager of $WORLD_USER does not answer; run setup.sh"
 
 "$HERE/standin.sh" reset >/dev/null
+rm -f "$WORLD_DIR/ondemand-activation-delay"
+# Containers a test left stuck (stuck-container.sh) carry this label.
+for c in $(upodman ps -a -q --filter label=sbworld.stuck=1 2>/dev/null); do upodman rm -f --ignore "$c" >/dev/null 2>&1 || true; done
 uctl reset-failed 2>/dev/null || true
 uctl stop ondemand-proxy.service 2>/dev/null
 uctl start $USERNS_UNIT podman.socket $DUPLICATI_UNIT $DUPLICATI_API_UNIT $STACK_UNITS ondemand-proxy.socket

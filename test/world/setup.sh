@@ -273,7 +273,13 @@ Type=simple
 KillMode=mixed
 ExecStart=$RUN --name ondemand-app --label io.podman.compose.project=ondemand --network=host -e HTTP_LISTEN=127.0.0.1:$BACKPORT -v $D/data/ondemand:/data -v $B:/world:ro $WORLD_IMAGE /bin/sh /world/heartbeat.sh app
 ExecStartPost=$D/bin/wait-http http://127.0.0.1:$BACKPORT/heartbeat 30
+# A test can hold the unit in "activating" (container up, start not finished) for N seconds.
+ExecStartPost=/bin/sh -c 'delay=\$\$(cat $D/ondemand-activation-delay 2>/dev/null); [ -z "\$\$delay" ] || sleep "\$\$delay"'
 ExecStop=/usr/bin/podman stop --ignore -t 10 ondemand-app
+# A stop while the unit is still activating skips ExecStop: systemd sends SIGTERM to "podman run"
+# and then kills the rest of the unit, conmon's "podman container cleanup --rm" included, which can
+# leave the container "removing" (or "created"). Finish that removal before the unit reads inactive.
+ExecStopPost=-/usr/bin/podman rm -f --ignore ondemand-app
 SuccessExitStatus=143
 TimeoutStartSec=120
 TimeoutStopSec=60
