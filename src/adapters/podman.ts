@@ -15,7 +15,7 @@ export interface ContainerEngine {
   ping(signal?: AbortSignal): Promise<void>;
   /**
    * Every container carrying the label, whatever its state, each with whether its processes still
-   * run (from inspect where the status word does not settle it).
+   * run (its process ID, since the status word does not settle it).
    */
   containers(selector: LabelSelector, signal?: AbortSignal): Promise<ContainerSummary[]>;
   /** The container's state (running, exited...), or "missing" when there is none of that name. */

@@ -57,8 +57,9 @@ export async function waitForContainers(run: StackRun): Promise<void> {
         // A state this code does not know, or one Podman keeps after the processes are gone
         // ("removing"), is named once, so a stack that waits or does not wait says why.
         const odd = !knownStates.has(container.state) || (container.state === 'running') !== container.running;
-        if (odd && !named.has(`${container.name} ${container.state} ${container.running}`)) {
-          named.add(`${container.name} ${container.state} ${container.running}`);
+        const key = `${container.name} ${container.state} ${container.running}`;
+        if (odd && !named.has(key)) {
+          named.add(key);
           run.log.warn(
             container.running
               ? `container ${container.name} is in Podman state "${container.state}" and its processes still run; waiting for them`
