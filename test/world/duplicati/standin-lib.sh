@@ -8,17 +8,32 @@
 #   pickup_delay    seconds a queued job waits before the worker takes it (default 0)
 #   paused          flag file: server state Paused, queued tasks never start
 #   hang_run        flag file: `run` enqueues, prints its line, then hangs
+#   hang_run_before flag file: `run` prints its line, then hangs BEFORE it
+#                   enqueues (RunBackup.cs prints the line before the request)
+#   hang_seconds    how long either hang lasts (default: until the flag is off);
+#                   a `run` that outlives its hang goes on (and enqueues)
+#   version         the server's version, `--version` and systeminfo
+#                   (default 2.2.0.3_stable_2025-12-04)
+#   log_locked      seconds after a task ends during which GET backup/ID/log
+#                   still answers DatabaseLockedException (default 0; while a
+#                   task of that backup is active it always does)
 #   connect_error   if non-empty: every command fails with
 #                   "Failed to connect to server: <text>", exit 2
 #   extra_lines     lines printed right after "Connecting to ..." (parser tests)
 #   hosturl         default host URL shown in "Connecting to ..." lines
-#   outcome         Success|Warning|Error|Fatal: how every job ends (default Success)
+#   outcome         Success|Warning|Error|Fatal: how every job ends (default
+#                   Success). Fatal is the failure that throws: the task ends
+#                   Failed, the record gets LastErrorDate/LastErrorMessage and
+#                   keeps its LastBackup* keys (Runner.cs UpdateMetadataError)
 #   outcome_<NAME>, outcome_<ID>   the same for one job (wins over outcome)
 #   records.log     one line per finished job (written here)
-#   results.log     one line per finished job with its outcome (written here,
-#                   read by the REST API stand-in)
+#   results.log     one line per ended task with its outcome, Interrupted for a
+#                   stopped or aborted one (written here and by the REST API
+#                   stand-in; the job records (Metadata) are computed from it)
 #   events.log      one line per event (written here)
-#   state/          queue, active, counter, generation, lock (written here)
+#   state/          queue, active, counter, generation, lock (written here);
+#                   stop ("TASK stop|abort", written by the REST API stand-in),
+#                   progress ("TASK DONE_MS TOTAL_MS", written by the worker)
 
 CTL=${STANDIN_CONTROL:-/control}
 ST=$CTL/state
@@ -104,4 +119,45 @@ init_state() {
 	[ -f "$ST/counter" ] || echo 10 >"$ST/counter"
 	[ -f "$ST/generation" ] || echo 0 >"$ST/generation"
 	[ -f "$ST/queue" ] || : >"$ST/queue"
+}
+
+# The version the stand-in claims (Duplicati's `--version` / systeminfo ServerVersionName).
+standin_version() {
+	setting version 2.2.0.3_stable_2025-12-04
+}
+
+# metadata ID: the job's record (Metadata) as "KEY=VALUE" lines, computed from
+# results.log as Runner.cs UpdateMetadataBase / UpdateMetadataError leave it:
+# a completed run (any ParsedResult, not interrupted) sets LastBackupStarted,
+# LastBackupFinished, LastBackupDuration (hh:mm:ss.fffffff), LastBackupDate,
+# BackupListCount and sizes; a run that threw (Fatal) sets LastErrorDate and
+# LastErrorMessage only; an interrupted one changes nothing. Dates are
+# yyyyMMddTHHmmssZ (Library.Utility.Utility.SerializeDateTime).
+metadata() {
+	[ -f "$CTL/results.log" ] || return 0
+	awk -v want="$1" '
+	function d(ms) { return strftime("%Y%m%dT%H%M%SZ", int(ms / 1000), 1) }
+	function span(ms,   s, f) {
+		s = int(ms / 1000); f = ms % 1000
+		return sprintf("%02d:%02d:%02d%s", int(s / 3600) % 24, int(s / 60) % 60, s % 60, f ? sprintf(".%03d0000", f) : "")
+	}
+	NF >= 6 && $2 == want {
+		if ($6 == "Interrupted") next
+		if ($6 == "Fatal") {
+			m["LastErrorDate"] = d($5)
+			m["LastErrorMessage"] = "The stand-in was told to end " $3 " with Fatal (outcome setting)"
+			next
+		}
+		versions++
+		m["LastBackupDate"] = d($4); m["BackupListCount"] = versions
+		m["SourceFilesSize"] = 0; m["SourceFilesCount"] = 0; m["TargetFilesSize"] = 0
+		m["LastBackupStarted"] = d($4); m["LastBackupFinished"] = d($5); m["LastBackupDuration"] = span($5 - $4)
+	}
+	END { for (k in m) print k "=" m[k] }' "$CTL/results.log" | sort
+}
+
+# json_string TEXT: TEXT as a JSON string literal.
+json_string() {
+	printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/	/\\t/g' -e 's/\r/\\r/g' |
+		awk 'BEGIN { ORS = ""; print "\"" } NR > 1 { print "\\n" } { print } END { print "\"" }'
 }

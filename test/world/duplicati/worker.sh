@@ -40,7 +40,20 @@ outcome_for() {
 	esac
 }
 
+# stop_request TASK: "stop" or "abort" when the REST API stand-in asked to end
+# TASK (state/stop, TaskQueueService.StopTaskAsync / AbortTaskAsync).
+stop_request() {
+	[ -f "$ST/stop" ] || return 0
+	# shellcheck disable=SC2046
+	set -- $(cat "$ST/stop" 2>/dev/null)
+	[ "$1" = "$_t" ] && echo "$2"
+}
+
 # run_job TASK BACKUPID START_MS GENERATION
+# Like Duplicati's runner: a paused server holds the running task where it is
+# (it goes on when the server resumes); "stop" ends it after the current file
+# (here 0.3 s), "abort" at once; either way it ends Interrupted and the job's
+# record is not updated.
 run_job() {
 	_t=$1 _b=$2 _start=$3 _gen=$4
 	_job=$(find_job_by_id "$_b")
@@ -54,15 +67,31 @@ run_job() {
 	_dur_ms=$(sec_to_ms "$_dur")
 	event START "$_t" "$_b" "$_name"
 	_snap0=$(snapshot "$_src")
-	_samples=0 _changed=0
+	_samples=0 _changed=0 _stopped=
 	_end=$((_start + _dur_ms))
+	_prev=$_start
 	while :; do
 		_now=$(now_ms)
+		if flag_on paused; then
+			# held: the time paused does not count towards the job's duration
+			_end=$((_end + _now - _prev))
+		fi
+		_prev=$_now
+		_req=$(stop_request)
+		if [ -n "$_req" ] && [ -z "$_stopped" ]; then
+			_stopped=$_req
+			event STOP_REQUEST "$_t" "$_b" "$_name" "$_req"
+			if [ "$_req" = abort ]; then _end=$_now; elif [ $((_now + 300)) -lt "$_end" ]; then _end=$((_now + 300)); fi
+		fi
 		[ "$_now" -ge "$_end" ] && break
 		_left=$((_end - _now))
 		[ "$_left" -gt 100 ] && _left=100
 		usleep $((_left * 1000))
 		[ "$(gen_now)" = "$_gen" ] || return 1
+		_done=$((_dur_ms - (_end - $(now_ms))))
+		[ "$_done" -lt 0 ] && _done=0
+		write_file "$ST/progress" "$_t $_done $_dur_ms
+"
 		_s=$(snapshot "$_src")
 		_samples=$((_samples + 1))
 		[ "$_s" = "$_snap0" ] || _changed=$((_changed + 1))
@@ -74,13 +103,20 @@ run_job() {
 	_res=CLEAN
 	[ "$_changed" -gt 0 ] && _res=DIRTY
 	_out=$(outcome_for "$_name" "$_b")
+	[ -n "$_stopped" ] && _out=Interrupted
 	lock
 	if [ "$(gen_now)" = "$_gen" ]; then
-		echo "$_t $_b $_name $_start $_stop $_res $_samples $_changed" >>"$CTL/records.log"
-		# read by the REST API stand-in (duplicati-api/server.mjs)
+		if [ -n "$_stopped" ]; then
+			event STOPPED "$_t" "$_b" "$_name" "$_res"
+		else
+			echo "$_t $_b $_name $_start $_stop $_res $_samples $_changed" >>"$CTL/records.log"
+			event END "$_t" "$_b" "$_name" "$_res"
+		fi
+		# read by the REST API stand-in (duplicati-api/server.mjs) and by
+		# `list-backups` (the job's record, standin-lib.sh metadata)
 		echo "$_t $_b $_name $_start $_stop $_out" >>"$CTL/results.log"
-		event END "$_t" "$_b" "$_name" "$_res"
 	fi
+	rm -f "$ST/stop" "$ST/progress"
 	unlock
 	return 0
 }
