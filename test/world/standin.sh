@@ -9,9 +9,14 @@
 #                                         connect_error | extra_lines |
 #                                         outcome | outcome_<JOBNAME> | outcome_<ID>
 #                                         (Success|Warning|Error|Fatal) |
-#                                         api_password | token_ttl | token_clock_skew
+#                                         api_password | token_ttl | token_clock_skew |
+#                                         hang_seconds (how long a hang lasts; default
+#                                         until the flag is off) | version (e.g.
+#                                         2.2.0.3_stable_2025-12-04) | log_locked
+#                                         (seconds the log stays locked after a task)
 #                                         (VALUE "" or "-" removes the setting)
-#   standin.sh flag NAME on|off           NAME: paused | hang_run
+#   standin.sh flag NAME on|off           NAME: paused | hang_run (after it queued) |
+#                                         hang_run_before (before it queued)
 #   standin.sh add-job ID NAME SOURCE [DURATION]
 #   standin.sh remove-job ID-OR-NAME
 #   standin.sh jobs | records | results | events    print the file
@@ -70,7 +75,8 @@ reset)
 	: >"$ST/queue"
 	rm -f "$ST/active" "$ST"/*.tmp.* "$CTL/paused" "$CTL/hang_run" "$CTL/connect_error" \
 		"$CTL/extra_lines" "$CTL/hosturl" "$CTL/outcome" "$CTL"/outcome_* "$CTL/api_password" \
-		"$CTL/token_ttl" "$CTL/token_clock_skew"
+		"$CTL/token_ttl" "$CTL/token_clock_skew" "$CTL/hang_run_before" "$CTL/hang_seconds" \
+		"$CTL/version" "$CTL/log_locked" "$ST/stop" "$ST/progress"
 	put jobs "$DEFAULT_JOBS"
 	put duration 2
 	put pickup_delay 0
@@ -87,8 +93,11 @@ set)
 	key=$1 val=$2
 	case "$key" in
 	duration | pickup_delay | hosturl | connect_error | extra_lines | api_password) ;;
-	token_ttl | token_clock_skew)
+	token_ttl | token_clock_skew | log_locked | hang_seconds)
 		case "$val" in "" | -) ;; *[!0-9]*) die "$key must be whole seconds" ;; esac
+		;;
+	version)
+		case "$val" in "" | - | [0-9]*.[0-9]*.[0-9]*.[0-9]*) ;; *) die "version looks like 2.2.0.3_stable_2025-12-04" ;; esac
 		;;
 	outcome | outcome_*)
 		case "$key" in outcome_*[!A-Za-z0-9._-]* | outcome_) die "bad job name in $key" ;; esac
@@ -107,7 +116,7 @@ set)
 	;;
 flag)
 	[ $# -eq 2 ] || die "usage: standin.sh flag NAME on|off"
-	case "$1" in paused | hang_run) ;; *) die "unknown flag $1" ;; esac
+	case "$1" in paused | hang_run | hang_run_before) ;; *) die "unknown flag $1" ;; esac
 	case "$2" in
 	on) put "$1" on ;;
 	off) rm -f "${CTL:?}/$1" ;;

@@ -25,9 +25,12 @@ const LOCK = path.join(ST, 'lock');
 const API_DIR = path.join(CTL, 'api');
 const LISTEN = process.env.API_LISTEN || '127.0.0.1:8200';
 const POLL_MS = 50;
-const VERSION = '2.1.0.5 (2.1.0.5_stable_2025-03-04)';
+/** The version the stand-in claims (control file `version`, as standin-lib.sh standin_version). */
+const versionName = () => setting('version', '2.2.0.3_stable_2025-12-04');
+const versionNumber = () => versionName().split('_')[0];
 const ISSUER = 'https://duplicati';
-const OUTCOMES = new Set(['Success', 'Warning', 'Error', 'Fatal']);
+// Interrupted: a task that was stopped or aborted (written by worker.sh and by this server).
+const OUTCOMES = new Set(['Success', 'Warning', 'Error', 'Fatal', 'Interrupted']);
 const TASK_CACHE_MAX = 100; // QueueRunnerService.MAX_TASK_RESULT_CACHE_SIZE
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -193,6 +196,7 @@ function loadResults() {
     if (!byBackup.has(backup)) byBackup.set(backup, []);
     byBackup.get(backup).push(run);
     byTask.set(run.task, run);
+    if (outcome === 'Interrupted') continue;
     if (outcome === 'Warning') hasWarning = true;
     if (outcome === 'Error' || outcome === 'Fatal') hasError = true;
     if (outcome !== 'Success') notifying += 1;
@@ -314,7 +318,7 @@ function logLine(ms, tag, message) {
 const fatalMessage = (run) => `The stand-in was told to end ${run.name} with Fatal (outcome setting)`;
 
 /** The "Result" message a backup writes into its LogData table (BackupResults, serialized). */
-function resultMessage(run, versions) {
+function resultMessage(run, versions, interrupted = false) {
   const messages = [
     logLine(run.start, 'Information-Duplicati.Library.Main.Controller-StartingOperation', 'The operation Backup has started'),
   ];
@@ -357,8 +361,8 @@ function resultMessage(run, versions) {
     RepairResults: null,
     TestResults: null,
     ParsedResult: run.outcome,
-    Interrupted: false,
-    Version: VERSION,
+    Interrupted: interrupted,
+    Version: `${versionNumber()} (${versionName()})`,
     EndTime: isoDate(run.end),
     BeginTime: isoDate(run.start),
     Duration: duration,
@@ -391,7 +395,7 @@ function resultMessage(run, versions) {
       MainOperation: 'Backup',
       ParsedResult: 'Success',
       Interrupted: false,
-      Version: VERSION,
+      Version: `${versionNumber()} (${versionName()})`,
       EndTime: '0001-01-01T00:00:00',
       BeginTime: isoDate(run.start),
       Duration: '00:00:00',
@@ -417,6 +421,12 @@ function backupHistory(backupId) {
   const rows = [];
   let versions = 0;
   runs.forEach((run, index) => {
+    if (run.outcome === 'Interrupted') {
+      // A stopped or aborted backup: its result says Interrupted and the record is left
+      // alone (Runner.cs UpdateMetadataBase skips LastBackup* when result.Interrupted).
+      rows.push({ ID: index + 1, OperationID: index + 1, Timestamp: Math.floor(run.end / 1000), Type: 'Result', Message: resultMessage({ ...run, outcome: 'Success' }, versions, true), Exception: null });
+      return;
+    }
     if (run.outcome !== 'Fatal') versions += 1;
     rows.push({
       ID: index + 1,
@@ -781,8 +791,20 @@ async function backupLog(req, res, id, query) {
   const offset = parseLong(query.offset);
   const pagesize = parseLong(query.pagesize);
   if (offset === null || pagesize === null) return send(res, 400);
-  await snapshot();
+  const state = await snapshot();
   if (!jobById(id)) return fail(res, 404, 'Backup not found');
+  // BackupGet.cs ExecuteGetLog: the backup's database lock or DatabaseLockedException, a
+  // UserInformationException that the exception handler answers 400 with its HelpId.
+  // Held while a task of that backup runs, and (log_locked) for a while after it ended.
+  const lastEnd = Math.max(0, ...(results.byBackup.get(id) ?? []).map((run) => run.end));
+  if (state.active?.backup === id || Date.now() - lastEnd < numberSetting('log_locked', 0) * 1000) {
+    appendEvent(`LOG_LOCKED ${id}`);
+    return send(res, 400, {
+      Error: 'The backup database is currently in use by another operation and cannot be accessed concurrently. Please wait for the running operation to finish and try again.',
+      Code: 400,
+      HelpId: 'DatabaseLocked',
+    });
+  }
   // LogData.DumpTable: WHERE ID < offset ORDER BY ID DESC LIMIT clamp(pagesize, 10, 500)
   const limit = Math.max(10, Math.min(500, pagesize ?? 100));
   const rows = backupHistory(id)
@@ -862,8 +884,98 @@ async function taskInfo(req, res, idText) {
   if (state.queue.some((q) => q.task === id)) return send(res, 200, { ...base, Status: 'Waiting' });
   const done = results.byTask.get(id);
   if (!done) return fail(res, 404, 'No such task found');
-  // A queued backup that fails is caught in Runner.Run (fromQueue), so it is "Completed" too.
+  // Runner.cs RunInternalAsync rethrows after UpdateMetadataError, so a task that threw
+  // (the stand-in's Fatal) is "Failed" with the exception's message; the rest "Completed".
+  if (done.outcome === 'Fatal') {
+    const message = fatalMessage(done);
+    return send(res, 200, { ...base, Status: 'Failed', TaskStarted: isoDate(done.start), TaskFinished: isoDate(done.end), ErrorMessage: message, Exception: `Duplicati.Library.Interface.UserInformationException: ${message}` });
+  }
   send(res, 200, { ...base, Status: 'Completed', TaskStarted: isoDate(done.start), TaskFinished: isoDate(done.end) });
+}
+
+/**
+ * Tasks.cs / TaskQueueService.StopOrAbortTaskAsync: the active or a queued task, else 404
+ * "No such task found". The active one is told through state/stop (worker.sh ends it
+ * Interrupted: stop after the current file, abort at once); a queued one never starts.
+ */
+async function stopTask(req, res, idText, mode) {
+  await readBody(req);
+  const id = parseLong(idText);
+  if (id === null || id === undefined) return send(res, 400);
+  const found = await withLock(() => {
+    const state = readQueueState();
+    if (state.active?.task === id) {
+      writeAtomic(path.join(ST, 'stop'), `${id} ${mode}\n`);
+      appendEvent(`STOP_ASKED ${id} ${state.active.backup} ${mode}`);
+      return true;
+    }
+    const queued = state.queue.find((q) => q.task === id);
+    if (!queued) return false;
+    const rest = state.queue.filter((q) => q.task !== id).map((q) => `${q.task} ${q.backup} ${q.enqueuedAt}\n`).join('');
+    writeAtomic(path.join(ST, 'queue'), rest);
+    const now = Date.now();
+    const name = jobById(queued.backup)?.name ?? '?';
+    fs.appendFileSync(path.join(CTL, 'results.log'), `${id} ${queued.backup} ${name} ${now} ${now} Interrupted\n`);
+    appendEvent(`STOPPED ${id} ${queued.backup} ${name} QUEUED`);
+    return true;
+  });
+  if (!found) return fail(res, 404, 'No such task found');
+  await snapshot();
+  send(res, 200);
+}
+
+/** SystemInfo.cs (Dto.SystemInfoDto), the members that matter. */
+async function systemInfo(req, res) {
+  send(res, 200, {
+    APIVersion: 1,
+    PasswordPlaceholder: '**********',
+    ServerVersion: versionNumber(),
+    ServerVersionName: versionName(),
+    ServerVersionType: versionName().split('_')[1] ?? 'Stable',
+    StartedBy: 'Server',
+    DefaultUpdateChannel: 'Stable',
+    DefaultUsageReportLevel: 'Information',
+    ServerTime: new Date().toISOString(),
+    OSType: 'Linux',
+    MachineName: 'duplicati',
+    UserName: 'root',
+  });
+}
+
+/**
+ * ProgressState.cs: the running backup's progress (IProgressEventData), 404 "No active
+ * backup" otherwise. Progress comes from the worker (state/progress: TASK DONE_MS TOTAL_MS).
+ */
+async function progressState(req, res) {
+  const state = await snapshot();
+  if (!state.active) return fail(res, 404, 'No active backup');
+  const [task, done, total] = readText(path.join(ST, 'progress')).trim().split(/\s+/).map(Number);
+  const fraction = task === state.active.task && total > 0 ? Math.min(1, Math.max(0, done / total)) : 0;
+  const files = 1000;
+  const bytes = 50 * 1024 * 1024;
+  const job = jobById(state.active.backup);
+  send(res, 200, {
+    BackupID: state.active.backup,
+    TaskID: state.active.task,
+    BackendAction: 'Put',
+    BackendPath: null,
+    BackendFileSize: 0,
+    BackendFileProgress: 0,
+    BackendSpeed: 0,
+    BackendIsBlocking: false,
+    CurrentFilename: job ? `/source/${job.source}/heartbeat` : null,
+    CurrentFilesize: 0,
+    CurrentFileoffset: 0,
+    CurrentFilecomplete: false,
+    Phase: fraction === 0 ? 'Backup_Begin' : 'Backup_ProcessingFiles',
+    OverallProgress: fraction,
+    ProcessedFileCount: Math.round(files * fraction),
+    ProcessedFileSize: Math.round(bytes * fraction),
+    TotalFileCount: files,
+    TotalFileSize: bytes,
+    StillCounting: false,
+    ActiveTransfers: [],
+  });
 }
 
 // ------------------------------------------------------------------ routing
@@ -891,6 +1003,9 @@ async function handle(req, res) {
   on('POST', () => route === '/api/v1/serverstate/pause', () => pauseResume(req, res, true));
   on('POST', () => route === '/api/v1/serverstate/resume', () => pauseResume(req, res, false));
   on('GET', () => parts.length === 4 && route.startsWith('/api/v1/task/'), () => taskInfo(req, res, rawParts[3]));
+  on('POST', () => parts.length === 5 && route.startsWith('/api/v1/task/') && (parts[4] === 'stop' || parts[4] === 'abort'), () => stopTask(req, res, rawParts[3], parts[4]));
+  on('GET', () => route === '/api/v1/systeminfo', () => systemInfo(req, res));
+  on('GET', () => route === '/api/v1/progressstate', () => progressState(req, res));
 
   const matching = table.filter((entry) => entry.test());
   const entry = matching.find((e) => e.m === method || (method === 'HEAD' && e.m === 'GET'));
