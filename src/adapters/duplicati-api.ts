@@ -4,7 +4,7 @@
  * the password is never logged or put in an error message.
  */
 import { CommandError, TimeoutError } from '../errors.js';
-import type { BackupJob, Duplicati, DuplicatiStatus, JobResult, JobResultKind, RunOutcome, TaskReference } from './duplicati.js';
+import type { BackupJob, Duplicati, DuplicatiStatus, JobProgress, JobResult, JobResultKind, RunOutcome, TaskReference, TaskState } from './duplicati.js';
 import { UnknownJobError } from './duplicati.js';
 
 export interface ApiSettings {
@@ -12,7 +12,18 @@ export interface ApiSettings {
   /** Read when needed, never stored in the configuration or logs. */
   password: () => string;
   runTimeoutMs: number;
+  /** Waits between reads of a locked log; the real clock unless a test passes its own. */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
+
+/**
+ * While a task holds a backup's database, 2.3.x answers `GET backup/{id}/log` with
+ * DatabaseLockedException (BackupGet.cs ExecuteGetLog), which the exception handler turns
+ * into HTTP 400 with `HelpId: "DatabaseLocked"` (DuplicatiWebserver.cs). The task has ended
+ * when we read, so the lock goes soon: retry, bounded.
+ */
+const lockedLogRetries = 10;
+const lockedLogDelayMs = 500;
 
 const requestTimeoutMs = 30_000;
 /** Access tokens last 15 minutes; sign in again a minute before. */
@@ -81,6 +92,10 @@ export function statusFromServerState(state: ServerState): DuplicatiStatus {
 }
 
 const knownResults: readonly JobResultKind[] = ['Success', 'Warning', 'Error', 'Fatal'];
+
+function isLockedLog(error: unknown): boolean {
+  return error instanceof HttpError && error.status === 400 && /DatabaseLocked|in use by another operation/i.test(error.output ?? '');
+}
 
 /** The newest backup result in a log page (newest first): its ParsedResult and Duplicati's words. */
 export function resultFromLog(entries: readonly LogEntry[]): JobResult {
@@ -178,6 +193,22 @@ export function createApiDuplicati(settings: ApiSettings): Duplicati {
     return found.Backup;
   }
 
+  const sleep = settings.sleep ?? ((ms: number, signal?: AbortSignal) => new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => { clearTimeout(timer); reject(signal.reason); }, { once: true });
+  }));
+
+  async function readLog(backupId: string, signal?: AbortSignal): Promise<JobResult> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return resultFromLog(((await call('GET', `/api/v1/backup/${encodeURIComponent(backupId)}/log?pagesize=5`, { signal })) as LogEntry[]) ?? []);
+      } catch (error) {
+        if (!isLockedLog(error) || attempt >= lockedLogRetries) throw error;
+        await sleep(lockedLogDelayMs, signal);
+      }
+    }
+  }
+
   return {
     async status(signal) {
       return statusFromServerState((await call('GET', '/api/v1/serverstate', { signal })) as ServerState);
@@ -200,11 +231,14 @@ export function createApiDuplicati(settings: ApiSettings): Duplicati {
         backupName: backup.Name,
         timedOut: false,
         output: `Running backup ${backup.Name} (ID: ${backup.ID})`,
-        lastFinishedBefore: backup.Metadata?.LastBackupFinished ?? '',
+        recordBefore: { ...(backup.Metadata ?? {}) },
       };
       try {
+        // BackupPost.cs ExecuteRunBackup: {Status: "OK", ID: taskId}, the queued task or the one
+        // that already runs or waits for this backup.
         const started = (await call('POST', `/api/v1/backup/${encodeURIComponent(backup.ID)}/run`, { timeoutMs: settings.runTimeoutMs, signal })) as { ID?: number };
-        return { ...receipt, output: `${receipt.output}, task ${started?.ID ?? '?'}` };
+        const task = typeof started?.ID === 'number' ? started.ID : undefined;
+        return { ...receipt, task, output: `${receipt.output}, task ${task ?? '?'}` };
       } catch (error) {
         // As with the exec driver: the job may be queued all the same, so it is followed by polling.
         if (error instanceof TimeoutError) return { ...receipt, timedOut: true };
@@ -213,19 +247,76 @@ export function createApiDuplicati(settings: ApiSettings): Duplicati {
     },
     async result(run, signal) {
       if (run.backupId === undefined) return { result: 'Unknown', message: 'no backup ID' };
+      // A task that threw is Failed with its exception's message (TaskQueueService.GetTaskInfo,
+      // Runner.cs rethrows after UpdateMetadataError).
+      if (run.taskEnd?.status === 'Failed') {
+        return { result: 'Fatal', message: run.taskEnd.errorMessage || 'the Duplicati task failed' };
+      }
       const backup = await find(run.backupId, signal);
       const finished = backup.Metadata?.LastBackupFinished ?? '';
-      if (finished === '' || finished === run.lastFinishedBefore) {
-        const log = resultFromLog(((await call('GET', `/api/v1/backup/${encodeURIComponent(run.backupId)}/log?pagesize=5`, { signal })) as LogEntry[]) ?? []);
-        // A failed run may leave LastBackupFinished alone; its log still says why.
+      const before = run.recordBefore?.LastBackupFinished ?? '';
+      if (finished === '' || finished === before) {
+        const errorDate = backup.Metadata?.LastErrorDate ?? '';
+        if (errorDate !== '' && errorDate !== (run.recordBefore?.LastErrorDate ?? '')) {
+          return { result: 'Fatal', message: backup.Metadata?.LastErrorMessage || 'Duplicati recorded an error (LastErrorDate)' };
+        }
+        const log = await readLog(run.backupId, signal);
+        // A failed run may leave LastBackupFinished alone; its log still says why. A stopped
+        // one (Interrupted) writes no LastBackupFinished either.
         return log.result === 'Error' || log.result === 'Fatal'
           ? log
-          : { result: 'Fatal', message: `Duplicati recorded no finished backup for this run (LastBackupFinished is still "${finished}")` };
+          : { result: 'Fatal', message: `Duplicati recorded no finished backup for this run (LastBackupFinished is still "${finished}"; was it stopped?)` };
       }
-      return resultFromLog(((await call('GET', `/api/v1/backup/${encodeURIComponent(run.backupId)}/log?pagesize=5`, { signal })) as LogEntry[]) ?? []);
+      return readLog(run.backupId, signal);
+    },
+    async task(task, signal) {
+      try {
+        const answer = (await call('GET', `/api/v1/task/${task}`, { signal })) as { Status?: string; ErrorMessage?: string | null };
+        const status = answer?.Status;
+        if (status === 'Waiting' || status === 'Running' || status === 'Completed' || status === 'Failed') {
+          return { status, errorMessage: answer.ErrorMessage ?? undefined };
+        }
+        throw new CommandError(`GET ${base}/api/v1/task/${task}: unknown Status "${status}"`);
+      } catch (error) {
+        // Only the last 100 results are kept (QueueRunnerService): an unknown task has ended.
+        if (error instanceof HttpError && error.status === 404) return { status: 'Gone' } satisfies TaskState;
+        throw error;
+      }
+    },
+    async stopTask(task, how, signal) {
+      try {
+        await call('POST', `/api/v1/task/${task}/${how}`, { signal });
+      } catch (error) {
+        // 404 "No such task found": it is neither queued nor running any more.
+        if (error instanceof HttpError && error.status === 404) return;
+        throw error;
+      }
+    },
+    async progress(signal) {
+      try {
+        const state = (await call('GET', '/api/v1/progressstate', { signal })) as Record<string, unknown>;
+        const number = (key: string) => (typeof state?.[key] === 'number' ? (state[key] as number) : 0);
+        return {
+          phase: String(state?.Phase ?? ''),
+          overall: number('OverallProgress'),
+          filesDone: number('ProcessedFileCount'),
+          filesTotal: number('TotalFileCount'),
+          bytesDone: number('ProcessedFileSize'),
+          bytesTotal: number('TotalFileSize'),
+        } satisfies JobProgress;
+      } catch (error) {
+        // ProgressState.cs: 404 "No active backup" when none runs.
+        if (error instanceof HttpError && error.status === 404) return undefined;
+        throw error;
+      }
+    },
+    async version(signal) {
+      // SystemInfo.cs (SystemInfoDto): ServerVersionName such as "2.2.0.3_stable_2025-12-04".
+      const info = (await call('GET', '/api/v1/systeminfo', { signal })) as { ServerVersion?: string | null; ServerVersionName?: string | null };
+      return String(info?.ServerVersionName || info?.ServerVersion || '');
     },
     async listJobs(signal) {
-      return (await backups(signal)).map((entry): BackupJob => ({ id: entry.Backup.ID, name: entry.Backup.Name }));
+      return (await backups(signal)).map((entry): BackupJob => ({ id: entry.Backup.ID, name: entry.Backup.Name, record: { ...(entry.Backup.Metadata ?? {}) } }));
     },
   };
 }

@@ -20,6 +20,20 @@ export interface DuplicatiStatus {
   eventId?: number;
 }
 
+/**
+ * A job's record (`Metadata`), as Runner.cs leaves it (UpdateMetadataBase, UpdateMetadataError):
+ * `LastBackupFinished` is set only when a backup completed, `LastErrorDate`/`LastErrorMessage`
+ * only when its task threw; a stopped task changes neither. Servers before 2.2 (no `--json`)
+ * show only `LastBackupDate`, `LastBackupDuration` and the last error in `--detailed` lines.
+ */
+export type JobRecord = Readonly<Record<string, string>>;
+
+/** How a task ended, from `GET /api/v1/task/{id}` (TaskQueueService.GetTaskInfo). */
+export interface TaskState {
+  status: 'Waiting' | 'Running' | 'Completed' | 'Failed' | 'Gone';
+  errorMessage?: string | undefined;
+}
+
 export interface RunOutcome {
   /** The backup's ID from `Running backup NAME (ID: N)`; undefined when the line never came. */
   backupId: string | undefined;
@@ -27,12 +41,31 @@ export interface RunOutcome {
   /** `run` had to be ended after run_timeout; the job may or may not be queued. */
   timedOut: boolean;
   output: string;
-  /** The backup's LastBackupFinished before this run, where the driver can read it. */
-  lastFinishedBefore?: string | undefined;
+  /** The task `run` queued or joined, where the driver learns it (REST API). */
+  task?: number | undefined;
+  /** The job's record read just before `run`. */
+  recordBefore?: JobRecord | undefined;
+  /** How the task ended, once known (REST API). */
+  taskEnd?: TaskState | undefined;
 }
 
-/** What Duplicati says of a finished job; `Unknown` when the driver cannot see it. */
-export type JobResultKind = 'Success' | 'Warning' | 'Error' | 'Fatal' | 'Unknown';
+/**
+ * What Duplicati says of a finished job. `Completed`: the exec driver saw the record say the
+ * backup completed, which holds no result (a Warning or an Error that did not throw looks the
+ * same); `Unknown` when nothing was seen.
+ */
+export type JobResultKind = 'Success' | 'Warning' | 'Error' | 'Fatal' | 'Completed' | 'Unknown';
+
+/** Duplicati's progress of the running backup (`GET /api/v1/progressstate`). */
+export interface JobProgress {
+  phase: string;
+  /** 0..1 */
+  overall: number;
+  filesDone: number;
+  filesTotal: number;
+  bytesDone: number;
+  bytesTotal: number;
+}
 
 export interface JobResult {
   result: JobResultKind;
@@ -43,6 +76,7 @@ export interface JobResult {
 export interface BackupJob {
   id: string;
   name: string;
+  record?: JobRecord | undefined;
 }
 
 export interface Duplicati {
@@ -50,8 +84,16 @@ export interface Duplicati {
   run(job: string, signal?: AbortSignal): Promise<RunOutcome>;
   /** How the job that `run` started ended. */
   result(run: RunOutcome, signal?: AbortSignal): Promise<JobResult>;
-  /** Every backup job Duplicati has, for `doctor`. */
+  /** Every backup job Duplicati has, with its record where the driver can read it. */
   listJobs(signal?: AbortSignal): Promise<BackupJob[]>;
+  /** The server's version, e.g. `2.2.0.3_stable_2025-12-04`. */
+  version(signal?: AbortSignal): Promise<string>;
+  /** The state of a task (REST API only). */
+  task?(task: number, signal?: AbortSignal): Promise<TaskState>;
+  /** Asks Duplicati to end a queued or running task: stop after the current file, or abort (REST API only). */
+  stopTask?(task: number, how: 'stop' | 'abort', signal?: AbortSignal): Promise<void>;
+  /** The running backup's progress; undefined when none runs (REST API only). */
+  progress?(signal?: AbortSignal): Promise<JobProgress | undefined>;
   /**
    * Resolves once the server state may have changed since `since`, or after maxWaitMs: the
    * REST API long-polls. Drivers that cannot be told leave it out, and the waiter polls.
@@ -120,43 +162,202 @@ export function parseJobList(output: string): BackupJob[] {
   return jobs;
 }
 
+/**
+ * Lowest versions supported. Exec: the oldest ServerUtil whose lines were read (2.1.0.5);
+ * `--json` (OutputInterceptor.cs) came with 2.2, older tools are read through `--detailed`.
+ * REST API: 2.2.0.0, since 2.1.0.x names the task stop calls differently
+ * (`stopaftercurrentfile`/`stopnow`, ServerUtil Connection.cs) from Tasks.cs's `stop`/`abort`.
+ */
+export const lowestExecVersion = '2.1.0.5';
+export const lowestApiVersion = '2.2.0.0';
+const jsonSince = '2.2.0.0';
+
+/** "2.2.0.3_stable_2025-12-04" or "2.2.0.3 (...)" -> [2, 2, 0, 3]; undefined when no version is in it. */
+export function parseVersion(text: string): number[] | undefined {
+  const match = /(\d+)\.(\d+)\.(\d+)(?:\.(\d+))?/.exec(text);
+  return match ? [match[1], match[2], match[3], match[4] ?? '0'].map(Number) : undefined;
+}
+
+export function versionAtLeast(version: string, lowest: string): boolean {
+  const have = parseVersion(version);
+  const need = parseVersion(lowest)!;
+  if (!have) return false;
+  for (let index = 0; index < need.length; index += 1) {
+    if (have[index]! !== need[index]!) return have[index]! > need[index]!;
+  }
+  return true;
+}
+
+/** Refuses a server older than the driver supports, saying which version is needed. */
+export function checkVersion(version: string, driver: 'exec' | 'api'): string | undefined {
+  const lowest = driver === 'exec' ? lowestExecVersion : lowestApiVersion;
+  if (versionAtLeast(version, lowest)) return undefined;
+  return `Duplicati ${version || '(no version)'} is older than ${lowest}, the lowest version the ${driver} driver supports; update Duplicati${driver === 'api' ? ' or use duplicati.driver: exec' : ''}`;
+}
+
+const finishedKeys = ['LastBackupFinished', 'LastBackupStarted', 'LastBackupDuration', 'LastBackupDate'] as const;
+const errorKeys = ['LastErrorDate', 'LastErrorMessage'] as const;
+
+/**
+ * What changed in a job's record between two reads (Runner.cs): `error` when the task threw
+ * (LastErrorDate/LastErrorMessage; it wins when both changed), `finished` when a backup
+ * completed (LastBackup*), `none` when neither (not run yet, or stopped).
+ */
+export function recordChange(before: JobRecord | undefined, after: JobRecord | undefined): 'error' | 'finished' | 'none' {
+  const changed = (keys: readonly string[]) => keys.some((key) => (after?.[key] ?? '') !== '' && (after?.[key] ?? '') !== (before?.[key] ?? ''));
+  if (changed(errorKeys)) return 'error';
+  if (changed(finishedKeys)) return 'finished';
+  return 'none';
+}
+
+/** The verdict of the exec driver, from the job's record before and after its run. */
+export function resultFromRecords(before: JobRecord | undefined, after: JobRecord | undefined): JobResult {
+  switch (recordChange(before, after)) {
+    case 'error':
+      return { result: 'Fatal', message: after?.LastErrorMessage || 'Duplicati recorded an error (LastErrorDate) without a message' };
+    case 'finished':
+      return { result: 'Completed', message: 'the backup completed (LastBackupFinished); the exec driver cannot see whether with warnings or errors' };
+    default:
+      return { result: 'Fatal', message: 'Duplicati recorded neither a completed backup nor an error for this run (was it stopped?)' };
+  }
+}
+
+/** `--json list-backups` (ListBackups.cs, OutputInterceptor.cs): Backups [{Id, Name, Metadata}]. */
+export function parseJobListJson(output: string): BackupJob[] | undefined {
+  const start = output.indexOf('{');
+  const end = output.lastIndexOf('}');
+  if (start < 0 || end < start) return undefined;
+  let parsed: { Backups?: unknown };
+  try {
+    parsed = JSON.parse(output.slice(start, end + 1)) as { Backups?: unknown };
+  } catch {
+    return undefined;
+  }
+  // An empty list prints "No backups found" and no Backups member.
+  if (!Array.isArray(parsed.Backups)) return typeof parsed === 'object' && parsed !== null && 'Messages' in parsed ? [] : undefined;
+  return parsed.Backups.map((entry: { Id?: unknown; Name?: unknown; Metadata?: unknown }) => ({
+    id: String(entry.Id ?? ''),
+    name: String(entry.Name ?? ''),
+    record: Object.fromEntries(
+      Object.entries(entry.Metadata && typeof entry.Metadata === 'object' ? entry.Metadata : {}).map(([key, value]) => [key, String(value)]),
+    ),
+  }));
+}
+
+/**
+ * `list-backups --detailed` for servers before 2.2 (ListBackups.cs): `  Last backup: DATE`,
+ * `  Last duration: SPAN`, `  Last error: DATE - MESSAGE` under each `ID: NAME` line.
+ */
+export function parseJobListDetailed(output: string): BackupJob[] {
+  const jobs: Array<{ id: string; name: string; record: Record<string, string> }> = [];
+  for (const raw of output.split('\n')) {
+    const line = raw.trimEnd();
+    const job = /^(\d+): (.+)$/.exec(line);
+    if (job) {
+      jobs.push({ id: job[1]!, name: job[2]!, record: {} });
+      continue;
+    }
+    const current = jobs[jobs.length - 1];
+    if (!current) continue;
+    const detail = /^ {2}(Last backup|Last duration|Last error): (.*)$/.exec(line);
+    if (!detail) continue;
+    if (detail[1] === 'Last backup') current.record.LastBackupDate = detail[2]!;
+    else if (detail[1] === 'Last duration') current.record.LastBackupDuration = detail[2]!;
+    else {
+      const error = /^(\S+ \S+) - (.*)$/.exec(detail[2]!);
+      current.record.LastErrorDate = error ? error[1]! : detail[2]!;
+      current.record.LastErrorMessage = error ? error[2]! : '';
+    }
+  }
+  return jobs;
+}
+
+/** Finds a job as `run` does (RunBackup.cs): exact ID, or name case-insensitively. */
+export function findJob(jobs: readonly BackupJob[], job: string): BackupJob | undefined {
+  return jobs.find((entry) => entry.name.toLowerCase() === job.toLowerCase() || entry.id === job);
+}
+
 const statusTimeoutMs = 30_000;
+/** The outer bound on `podman exec ... run` lets the inner `timeout` fire first. */
+const outerRunMarginMs = 3_000;
 
 export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSettings): Duplicati {
   const argv = (...args: string[]) => ['podman', 'exec', settings.container, settings.serverUtil, ...args];
+  /** Whether the tool takes `--json`; learned from the first list (servers before 2.2 do not). */
+  let json: boolean | undefined;
+
+  async function read(args: string[], signal?: AbortSignal) {
+    const result = await run(argv(...args), { timeoutMs: statusTimeoutMs, signal });
+    if (result.timedOut) throw timeoutError(result, statusTimeoutMs);
+    return result;
+  }
+
+  async function listJobs(signal?: AbortSignal): Promise<BackupJob[]> {
+    if (json !== false) {
+      const result = await read(['--json', 'list-backups'], signal);
+      const jobs = result.exitCode === 0 ? parseJobListJson(result.stdout) : undefined;
+      if (jobs) {
+        json = true;
+        return jobs;
+      }
+      if (json === true || !/Unrecognized|--json/i.test(result.output)) {
+        throw new CommandError(describeFailure(result, statusTimeoutMs), result.output);
+      }
+      json = false;
+    }
+    const result = await read(['list-backups', '--detailed'], signal);
+    if (result.exitCode !== 0) throw new CommandError(describeFailure(result, statusTimeoutMs), result.output);
+    return parseJobListDetailed(result.stdout);
+  }
+
   return {
     async status(signal) {
-      const result = await run(argv('status'), { timeoutMs: statusTimeoutMs, signal });
-      if (result.timedOut) throw timeoutError(result, statusTimeoutMs);
+      const result = await read(['status'], signal);
       if (result.exitCode !== 0) throw new CommandError(describeFailure(result, statusTimeoutMs), result.output);
       return parseStatus(result.stdout);
     },
     async run(job, signal) {
-      const result = await run(argv('run', job), { timeoutMs: settings.runTimeoutMs, signal });
+      // Killing the `podman exec` client leaves the process in the container running: bound it
+      // there too, so a `run` ended after run_timeout cannot queue the job later, against the
+      // restarted stack. RunBackup.cs prints its line before it sends the request. The job's
+      // name goes after `--`, since a name may begin with `-`.
+      const seconds = String(Math.max(1, Math.ceil(settings.runTimeoutMs / 1000)));
+      const command = ['podman', 'exec', settings.container, 'timeout', '-s', 'KILL', seconds, settings.serverUtil, 'run', '--', job];
+      const result = await run(command, { timeoutMs: settings.runTimeoutMs + outerRunMarginMs, signal });
       const parsed = parseRunLine(result.stdout);
-      if (!result.timedOut && result.exitCode !== 0) {
+      // timeout(1) exits 124, or 137 when it had to send KILL
+      const timedOut = result.timedOut || result.exitCode === 124 || result.exitCode === 137;
+      if (!timedOut && result.exitCode !== 0) {
         if (/No backup found/i.test(result.output)) {
           throw new UnknownJobError(`Duplicati has no backup job with the name or ID "${job}"`, result.output);
+        }
+        if (/timeout.*(not found|no such file)|executable file .timeout./i.test(result.output)) {
+          throw new CommandError(`the Duplicati container has no "timeout" command, which bounds "run" inside it (run_timeout)`, result.output);
         }
         throw new CommandError(describeFailure(result, settings.runTimeoutMs), result.output);
       }
       return {
         backupId: parsed?.backupId,
         backupName: parsed?.backupName,
-        timedOut: result.timedOut,
+        timedOut,
         output: result.output,
       };
     },
-    async result() {
-      // duplicati-server-util shows no backup's result (`run --wait` reports it only from
-      // 2.2.0.3, and its exit code only from 2.3.1.0): never claim a success not seen.
-      return { result: 'Unknown', message: 'the exec driver cannot see Duplicati\'s result; use duplicati.driver: api' };
+    async result(outcome, signal) {
+      // The record holds no ParsedResult: LastErrorDate says the task threw, LastBackupFinished
+      // alone that a backup completed, neither that it was stopped (Runner.cs).
+      const after = outcome.backupId === undefined ? undefined : (await listJobs(signal)).find((job) => job.id === outcome.backupId);
+      return resultFromRecords(outcome.recordBefore, after?.record);
     },
-    async listJobs(signal) {
-      const result = await run(argv('list-backups'), { timeoutMs: statusTimeoutMs, signal });
-      if (result.timedOut) throw timeoutError(result, statusTimeoutMs);
+    listJobs,
+    async version(signal) {
+      // System.CommandLine's --version (Program.cs UseDefaults): the informational version.
+      const result = await read(['--version'], signal);
       if (result.exitCode !== 0) throw new CommandError(describeFailure(result, statusTimeoutMs), result.output);
-      return parseJobList(result.stdout);
+      const line = result.stdout.split('\n').find((text) => parseVersion(text) !== undefined);
+      if (!line) throw new CommandError(`${settings.serverUtil} --version printed no version`, result.output);
+      if (json === undefined) json = versionAtLeast(line, jsonSince);
+      return line.trim();
     },
   };
 }
