@@ -31,6 +31,8 @@ export interface StackResult {
   outcome: 'success' | 'warning' | 'unknown' | 'failed';
   downtimeMs: number | undefined;
   backupMs: number | undefined;
+  /** Time the stack was down behind another job's Duplicati task. */
+  queueMs?: number | undefined;
   logFile: string;
 }
 
@@ -74,7 +76,8 @@ export const forwardSteps: readonly Step[] = [
 ];
 
 function worstOutcome(results: readonly string[]): StackResult['outcome'] {
-  if (results.includes('Unknown')) return 'unknown';
+  // Completed: the exec driver saw the backup complete but cannot see its result.
+  if (results.includes('Unknown') || results.includes('Completed')) return 'unknown';
   if (results.includes('Warning')) return 'warning';
   return 'success';
 }
@@ -132,6 +135,7 @@ export async function backupStack(run: StackRun): Promise<StackResult> {
     outcome: !ok ? 'failed' : worstOutcome(run.jobResults.map((entry) => entry.result)),
     downtimeMs,
     backupMs,
+    queueMs: timings.queueMs,
     logFile: log.file,
   };
   const fields = {
@@ -140,6 +144,7 @@ export async function backupStack(run: StackRun): Promise<StackResult> {
     duration_ms: adapters.clock.now() - started,
     downtime_ms: downtimeMs,
     backup_ms: backupMs,
+    queue_ms: timings.queueMs,
     // The parts of the downtime that are the stack's own, for the benchmark and for tuning.
     unit_stop_ms: span(timings.unitStopIssuedAt, timings.unitStoppedAt),
     containers_wait_ms: span(timings.unitStoppedAt, timings.containersGoneAt),

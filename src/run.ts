@@ -17,7 +17,7 @@ import { renderMetrics } from './metrics.js';
 import { createStackMonitor, type StackMonitor } from './monitor.js';
 import { backupStack, type StackResult } from './orchestrator.js';
 import { recoverPending, type RecoveryReport } from './recover.js';
-import { formatSummary, type Progress, type SummaryRow, type TextSink } from './report.js';
+import { formatSeconds, formatSummary, type Progress, type SummaryRow, type TextSink } from './report.js';
 import type { Adapters } from './steps/context.js';
 import { UndoStack } from './undo.js';
 
@@ -145,7 +145,13 @@ function summaryRows(results: readonly StackResult[], skipped: readonly string[]
       result: resultLabel(result),
       downtimeMs: result.downtimeMs,
       backupMs: result.backupMs,
-      note: [result.error, ...result.restoreErrors.map((text) => `restore: ${text}`)].filter(Boolean).join('; '),
+      note: [
+        result.queueMs ? `queued ${formatSeconds(result.queueMs)} behind another Duplicati task` : undefined,
+        result.error,
+        ...result.restoreErrors.map((text) => `restore: ${text}`),
+      ]
+        .filter(Boolean)
+        .join('; '),
     })),
     ...skipped.map((stack) => ({ stack, result: 'not run', downtimeMs: undefined, backupMs: undefined, note: 'run aborted before this stack' })),
   ];

@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Clock } from '../src/adapters/clock.js';
-import type { BackupJob, Duplicati, DuplicatiStatus, JobResult, JobResultKind, RunOutcome } from '../src/adapters/duplicati.js';
+import type { BackupJob, Duplicati, DuplicatiStatus, JobProgress, JobResult, JobResultKind, RunOutcome, TaskState } from '../src/adapters/duplicati.js';
 import { UnknownJobError } from '../src/adapters/duplicati.js';
 import type { HookRun } from '../src/adapters/hooks.js';
 import type { CommandOptions, CommandResult, CommandRunner } from '../src/adapters/process.js';
@@ -230,6 +230,8 @@ interface FakeTask {
   endedAt?: number;
   /** Whether the job's stack unit was active at any moment while the task ran. */
   sawLiveStack: boolean;
+  /** Ended by stop or abort: Interrupted, the record left alone. */
+  stopped?: boolean;
 }
 
 /**
@@ -258,6 +260,15 @@ export class FakeDuplicati implements Duplicati {
   onRun: ((job: string) => void) | undefined;
   readonly tasks: FakeTask[] = [];
   private nextTask = 10;
+  serverVersion = '2.2.0.3_stable_2025-12-04';
+  /** Each backup's record (Metadata), updated as Runner.cs does when a task ends. */
+  readonly records = new Map<string, Record<string, string>>();
+  /** Backup IDs whose task throws: LastErrorDate/LastErrorMessage, task Failed. */
+  readonly throwing = new Set<string>();
+  /** `stop` and `abort` calls, in order. */
+  readonly stopCalls: string[] = [];
+  /** Tasks that ignore `stop` (only `abort` ends them). */
+  ignoreStop = false;
 
   constructor(private readonly world: FakeWorld) {}
 
@@ -277,6 +288,7 @@ export class FakeDuplicati implements Duplicati {
         if (unit && this.world.state(unit) === 'active') active.sawLiveStack = true;
         if (now < active.startedAt! + this.durationMs) return;
         active.endedAt = active.startedAt! + this.durationMs;
+        this.recordEnd(active);
         continue;
       }
       if (this.paused) return;
@@ -289,6 +301,49 @@ export class FakeDuplicati implements Duplicati {
       const unit = this.unitOf.get(next.backupId);
       if (unit && this.world.state(unit) === 'active') next.sawLiveStack = true;
     }
+  }
+
+  private recordEnd(task: FakeTask): void {
+    if (task.stopped) return;
+    const stamp = new Date(task.endedAt!).toISOString();
+    const record = { ...this.records.get(task.backupId) };
+    if (this.throwing.has(task.backupId)) Object.assign(record, { LastErrorDate: stamp, LastErrorMessage: `backup ${task.backupId} threw` });
+    else Object.assign(record, { LastBackupStarted: new Date(task.startedAt!).toISOString(), LastBackupFinished: stamp });
+    this.records.set(task.backupId, record);
+  }
+
+  /**
+   * Acts as the REST API driver: `run` answers the task ID, and tasks can be looked up,
+   * stopped and aborted (a stopped task ends Interrupted and leaves the record alone).
+   */
+  useTaskApi(): this {
+    this.task = async (id: number): Promise<TaskState> => {
+      this.settle();
+      const task = this.tasks.find((entry) => entry.task === id);
+      if (!task) return { status: 'Gone' };
+      if (task.endedAt === undefined) return { status: task.startedAt === undefined ? 'Waiting' : 'Running' };
+      if (!task.stopped && this.throwing.has(task.backupId)) return { status: 'Failed', errorMessage: `backup ${task.backupId} threw` };
+      return { status: 'Completed' };
+    };
+    this.stopTask = async (id: number, how: 'stop' | 'abort'): Promise<void> => {
+      this.stopCalls.push(`${how} ${id}`);
+      this.settle();
+      const task = this.tasks.find((entry) => entry.task === id && entry.endedAt === undefined);
+      if (!task || (how === 'stop' && this.ignoreStop)) return;
+      task.stopped = true;
+      task.startedAt ??= this.world.clock.now();
+      task.endedAt = this.world.clock.now();
+    };
+    this.progress = async (): Promise<JobProgress | undefined> => ({ phase: 'Backup_ProcessingFiles', overall: 0.5, filesDone: 5, filesTotal: 10, bytesDone: 1, bytesTotal: 2 });
+    return this;
+  }
+
+  task?: (id: number) => Promise<TaskState>;
+  stopTask?: (id: number, how: 'stop' | 'abort') => Promise<void>;
+  progress?: () => Promise<JobProgress | undefined>;
+
+  async version(): Promise<string> {
+    return this.serverVersion;
   }
 
   /** Puts a task on the queue as Duplicati's own scheduler would. */
@@ -335,7 +390,8 @@ export class FakeDuplicati implements Duplicati {
   }
 
   async listJobs(): Promise<BackupJob[]> {
-    return this.jobs.map(({ id, name }) => ({ id, name }));
+    this.settle();
+    return this.jobs.map(({ id, name }) => ({ id, name, record: { ...this.records.get(id) } }));
   }
 
   async run(jobName: string, signal?: AbortSignal): Promise<RunOutcome> {
@@ -347,13 +403,15 @@ export class FakeDuplicati implements Duplicati {
     this.settle();
     const existing = this.tasks.find((task) => task.backupId === job.id && task.endedAt === undefined);
     if (!existing && !this.dropRuns) this.schedule(job.id);
+    const ours = existing ?? this.tasks.find((task) => task.backupId === job.id && task.endedAt === undefined);
+    const task = this.task && !this.dropRuns ? (ours?.task ?? this.tasks.filter((entry) => entry.backupId === job.id).at(-1)?.task) : undefined;
     const line = `Running backup ${job.name} (ID: ${job.id})`;
     if (this.runSilent) return { backupId: undefined, backupName: undefined, timedOut: true, output: '' };
     if (this.runHangs) {
       this.world.clock.advance(25_000);
       return { backupId: job.id, backupName: job.name, timedOut: true, output: line };
     }
-    return { backupId: job.id, backupName: job.name, timedOut: false, output: line };
+    return { backupId: job.id, backupName: job.name, timedOut: false, output: line, task };
   }
 }
 

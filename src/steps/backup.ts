@@ -1,16 +1,34 @@
 /**
  * Runs the stack's Duplicati jobs, one after the other, and waits until each has really run.
- * `run` only enqueues: a job just enqueued shows as "Active task: None" with the job in the
- * queue, so a job counts as done only after it was seen queued or active and then seen gone.
+ * `run` only enqueues, and a job may end before anyone looks (a job that fails on start ends
+ * in milliseconds), so a job's end is read from its task (REST API: `GET task/{id}`) or from
+ * its record (exec: `LastBackupFinished`/`LastErrorDate` changed, see shared/notes/duplicati.md),
+ * never only from catching it in the queue. When the run must give up while our task is
+ * queued or running, the task is stopped (REST API) or the job is named as one that may read
+ * the live stack.
  */
-import type { DuplicatiStatus, JobResult, RunOutcome, TaskReference } from '../adapters/duplicati.js';
-import { AbortedError, CommandError, TimeoutError, throwIfAborted } from '../errors.js';
+import { findJob, recordChange, UnknownJobError, type DuplicatiStatus, type JobResult, type RunOutcome, type TaskReference } from '../adapters/duplicati.js';
+import { CommandError, TimeoutError, errorMessage, throwIfAborted } from '../errors.js';
 import { formatSeconds } from '../report.js';
 import type { StackRun } from './context.js';
 
 const allowedStatusFailures = 3;
+/**
+ * After `run` returned, a job that is neither queued nor active and whose record did not
+ * change within this did not run (`run` hung before it sent its request, RunBackup.cs).
+ */
+export const didNotRunGraceMs = 5_000;
+/** How long a stopped task may take to end before the stack starts again all the same. */
+export const stopWaitMs = 30_000;
+/** `stop` ends a task after its current file; past this, `abort` ends it at once. */
+export const abortAfterMs = 5_000;
+const progressLogEveryMs = 60_000;
 
 const isJob = (backupId: string) => (task: TaskReference | undefined) => task?.backupId === backupId;
+
+export class JobDidNotRunError extends CommandError {
+  override name = 'JobDidNotRunError';
+}
 
 export function describeStatus(status: DuplicatiStatus): string {
   const active = status.active ? `task ${status.active.task} (backup ${status.active.backupId})` : 'none';
@@ -18,61 +36,83 @@ export function describeStatus(status: DuplicatiStatus): string {
   return `server ${status.paused ? 'paused' : 'running'}, active: ${active}, queue: ${queue}`;
 }
 
+interface Wait {
+  /** What the wait is for, as warnings and timeouts name it: "job web (backup 3)". */
+  what: string;
+  until: (status: DuplicatiStatus) => boolean | Promise<boolean>;
+  /** The stack is down and waits behind another job's task: counted as queue time. */
+  behind?: (status: DuplicatiStatus) => boolean;
+  /** A deadline of the caller's: the wait wakes up by then to look again. */
+  wakeBy?: () => number | undefined;
+}
+
 /** Polls `status`, tolerating a few failed polls in a row, until `until` says the wait is over. */
-async function pollStatus(
-  run: StackRun,
-  what: string,
-  until: (status: DuplicatiStatus) => boolean,
-): Promise<DuplicatiStatus> {
+async function pollStatus(run: StackRun, wait: Wait): Promise<DuplicatiStatus> {
   const { duplicati, clock } = run.adapters;
   const settings = run.global.duplicati;
   const started = clock.now();
   let failures = 0;
   let pausedSince: number | undefined;
-  for (;;) {
-    throwIfAborted(run.signal);
-    let status: DuplicatiStatus | undefined;
-    try {
-      status = await duplicati.status(run.signal);
-      failures = 0;
-    } catch (error) {
+  let behindSince: number | undefined;
+  const countQueueTime = () => {
+    if (behindSince === undefined) return;
+    run.timings.queueMs = (run.timings.queueMs ?? 0) + (clock.now() - behindSince);
+    behindSince = undefined;
+  };
+  try {
+    for (;;) {
       throwIfAborted(run.signal);
-      failures += 1;
-      run.log.warn(`Duplicati status failed (${failures} of ${allowedStatusFailures})`, { error: (error as Error).message });
-      if (failures >= allowedStatusFailures) throw error;
-    }
-    if (status && until(status)) return status;
-    if (status?.paused) {
-      if (pausedSince === undefined) {
-        pausedSince = clock.now();
-        run.log.warn(`Duplicati server is paused: ${what} cannot go on until it is resumed`, { status: describeStatus(status) });
-      } else if (clock.now() - pausedSince >= settings.pausedTimeoutMs) {
-        throw new CommandError(
-          `Duplicati server is paused: ${what} did not go on for ${formatSeconds(clock.now() - pausedSince)} (paused_timeout)`,
+      let status: DuplicatiStatus | undefined;
+      try {
+        status = await duplicati.status(run.signal);
+        failures = 0;
+      } catch (error) {
+        throwIfAborted(run.signal);
+        failures += 1;
+        run.log.warn(`Duplicati status failed (${failures} of ${allowedStatusFailures}) while waiting for ${wait.what}`, { error: errorMessage(error) });
+        if (failures >= allowedStatusFailures) throw error;
+      }
+      if (status) {
+        if (wait.behind?.(status)) behindSince ??= clock.now();
+        else countQueueTime();
+      }
+      if (status && (await wait.until(status))) return status;
+      if (status?.paused) {
+        if (pausedSince === undefined) {
+          pausedSince = clock.now();
+          run.log.warn(`Duplicati server is paused: waiting for ${wait.what} cannot go on until it is resumed`, { status: describeStatus(status) });
+        } else if (clock.now() - pausedSince >= settings.pausedTimeoutMs) {
+          throw new CommandError(
+            `Duplicati server is paused: ${wait.what} did not go on for ${formatSeconds(clock.now() - pausedSince)} (paused_timeout)`,
+          );
+        }
+      } else {
+        pausedSince = undefined;
+      }
+      if (clock.now() - started >= settings.waitTimeoutMs) {
+        throw new TimeoutError(
+          `waiting for ${wait.what}: not done after ${formatSeconds(settings.waitTimeoutMs)} (wait_timeout)${status ? `; ${describeStatus(status)}` : ''}`,
         );
       }
-    } else {
-      pausedSince = undefined;
+      // Never sleep past a deadline: a timeout is reported when it is reached, not a poll later.
+      const deadlines = [started + settings.waitTimeoutMs];
+      if (pausedSince !== undefined) deadlines.push(pausedSince + settings.pausedTimeoutMs);
+      const wakeBy = wait.wakeBy?.();
+      if (wakeBy !== undefined) deadlines.push(wakeBy);
+      const untilDeadline = Math.max(0, Math.min(...deadlines) - clock.now());
+      if (status && duplicati.waitForChange) {
+        // A long-poll that breaks is no verdict: the next status call is, and counts its failures.
+        await duplicati.waitForChange(status, untilDeadline, run.signal).catch(async (error: unknown) => {
+          throwIfAborted(run.signal);
+          run.log.warn('waiting for a change of the Duplicati server state failed', { error: errorMessage(error) });
+          await clock.sleep(Math.min(firstPollDelayMs * 10, untilDeadline), run.signal);
+        });
+      } else {
+        await clock.sleep(Math.min(nextPollDelay(clock.now() - started, settings.pollIntervalMs), untilDeadline), run.signal);
+      }
     }
-    if (clock.now() - started >= settings.waitTimeoutMs) {
-      throw new TimeoutError(
-        `${what}: not done after ${formatSeconds(settings.waitTimeoutMs)} (wait_timeout)${status ? `; ${describeStatus(status)}` : ''}`,
-      );
-    }
-    // Never sleep past a deadline: a timeout is reported when it is reached, not a poll later.
-    const deadlines = [started + settings.waitTimeoutMs];
-    if (pausedSince !== undefined) deadlines.push(pausedSince + settings.pausedTimeoutMs);
-    const untilDeadline = Math.max(0, Math.min(...deadlines) - clock.now());
-    if (status && duplicati.waitForChange) {
-      // A long-poll that breaks is no verdict: the next status call is, and counts its failures.
-      await duplicati.waitForChange(status, untilDeadline, run.signal).catch(async (error: unknown) => {
-        throwIfAborted(run.signal);
-        run.log.warn('waiting for a change of the Duplicati server state failed', { error: (error as Error).message });
-        await clock.sleep(Math.min(firstPollDelayMs * 10, untilDeadline), run.signal);
-      });
-    } else {
-      await clock.sleep(Math.min(nextPollDelay(clock.now() - started, settings.pollIntervalMs), untilDeadline), run.signal);
-    }
+  } finally {
+    countQueueTime();
   }
 }
 
@@ -87,6 +127,9 @@ export function nextPollDelay(waitedMs: number, longestMs: number): number {
   return Math.min(longestMs, Math.max(firstPollDelayMs, waitedMs / 10));
 }
 
+const isIdle = (status: DuplicatiStatus) => !status.paused && status.active === undefined && status.queue.length === 0;
+const isBusy = (status: DuplicatiStatus) => status.active !== undefined || status.queue.length > 0;
+
 /**
  * Before the stack is stopped, so a paused or busy server costs no downtime: a job that Duplicati runs or holds queued already (its own
  * schedule fired) would be reused by `run` and back up the live stack. Wait for the server to
@@ -95,7 +138,7 @@ export function nextPollDelay(waitedMs: number, longestMs: number): number {
 export async function waitForDuplicatiIdle(run: StackRun): Promise<void> {
   const step = run.log.step('wait for Duplicati to be idle');
   try {
-    await waitUntilIdle(run, 'Duplicati is busy before the stack is stopped; waiting until it is idle');
+    await waitUntilIdle(run, 'Duplicati to be idle before the stack is stopped', 'Duplicati is busy before the stack is stopped; waiting until it is idle', false);
   } catch (error) {
     step.failed(error as Error);
     throw error;
@@ -103,61 +146,158 @@ export async function waitForDuplicatiIdle(run: StackRun): Promise<void> {
   step.done();
 }
 
-const isIdle = (status: DuplicatiStatus) => !status.paused && status.active === undefined && status.queue.length === 0;
-
-async function waitUntilIdle(run: StackRun, busyWarning: string): Promise<void> {
+async function waitUntilIdle(run: StackRun, what: string, busyWarning: string, stackIsDown: boolean): Promise<void> {
   let warned = false;
-  await pollStatus(run, 'the backup', (status) => {
-    if (isIdle(status)) return true;
-    if (!warned && !status.paused) run.log.warn(busyWarning, { status: describeStatus(status) });
-    warned = true;
-    return false;
+  await pollStatus(run, {
+    what,
+    // Only once the stack is down is a wait behind another task the stack's queue time.
+    ...(stackIsDown ? { behind: isBusy } : {}),
+    until: (status) => {
+      if (isIdle(status)) return true;
+      if (!warned && !status.paused) run.log.warn(busyWarning, { status: describeStatus(status) });
+      warned = true;
+      return false;
+    },
   });
 }
 
+function percent(part: number): string {
+  return `${Math.round(part * 100)}%`;
+}
+
+function megabytes(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/** Follows one job until it has ended: its task (REST API) or its place in the queue and its record. */
+async function followJob(run: StackRun, job: string, backupId: string, outcome: RunOutcome, runReturnedAt: number): Promise<DuplicatiStatus> {
+  const { duplicati, clock } = run.adapters;
+  const ours = isJob(backupId);
+  let seen = false;
+  let lastProgressAt = clock.now();
+  return pollStatus(run, {
+    what: `job ${job} (backup ${backupId}${outcome.task !== undefined ? `, task ${outcome.task}` : ''})`,
+    behind: (status) => status.queue.some(ours) && status.active !== undefined && !ours(status.active),
+    wakeBy: () => (seen || outcome.task !== undefined ? undefined : runReturnedAt + didNotRunGraceMs),
+    until: async (status) => {
+      if (ours(status.active) || status.queue.some(ours)) {
+        if (!seen) run.log.info('job seen', { job, backup_id: backupId, task: outcome.task, status: describeStatus(status) });
+        seen = true;
+        if (ours(status.active) && duplicati.progress && clock.now() - lastProgressAt >= progressLogEveryMs) {
+          lastProgressAt = clock.now();
+          const progress = await duplicati.progress(run.signal).catch(() => undefined);
+          if (progress) {
+            run.log.info(
+              `job ${job}: ${progress.phase} ${percent(progress.overall)}, ${progress.filesDone} of ${progress.filesTotal} files, ${megabytes(progress.bytesDone)} of ${megabytes(progress.bytesTotal)}`,
+              { job, progress },
+            );
+          }
+        }
+        return false;
+      }
+      if (outcome.task !== undefined && duplicati.task) {
+        // Our task is neither queued nor active: its state says how it ended.
+        const state = await duplicati.task(outcome.task, run.signal);
+        if (state.status === 'Waiting' || state.status === 'Running') return false;
+        outcome.taskEnd = state;
+        return true;
+      }
+      if (seen) return true;
+      // Never seen: it may have run and ended between two looks. Its record says so.
+      const after = (await duplicati.listJobs(run.signal)).find((entry) => entry.id === backupId);
+      if (recordChange(outcome.recordBefore, after?.record) !== 'none') {
+        run.log.info(`job ${job} ended before it was seen queued or running; its record changed`, { job, backup_id: backupId });
+        return true;
+      }
+      if (clock.now() - runReturnedAt >= didNotRunGraceMs) {
+        throw new JobDidNotRunError(
+          `job ${job} did not run: "run" ${outcome.timedOut ? 'was ended after run_timeout' : 'returned'}, but within ${formatSeconds(didNotRunGraceMs)} Duplicati neither queued nor ran it and its record did not change`,
+          outcome.output,
+        );
+      }
+      return false;
+    },
+  });
+}
+
+/**
+ * The run gives up (paused_timeout, wait_timeout, a signal) while our task may be queued or
+ * running, and the stack is about to start again: a task that goes on would read the live
+ * stack and record it as a good version. Stop it where the driver can (REST API: stop, abort
+ * after a grace), bounded; otherwise say so, naming the job. Never throws: the stack's restore
+ * comes next, whatever happens here.
+ */
+async function stopOurTask(run: StackRun, job: string, backupId: string, outcome: RunOutcome, error: Error): Promise<void> {
+  const { duplicati, clock } = run.adapters;
+  // Not run.signal: it may have fired (SIGTERM), and this is part of the way back.
+  const signal = AbortSignal.timeout(stopWaitMs + 10_000);
+  const ours = isJob(backupId);
+  let task = outcome.task;
+  try {
+    const status = await duplicati.status(signal);
+    const found = ours(status.active) ? status.active : status.queue.find(ours);
+    if (!found && (task === undefined || !duplicati.task || (await duplicati.task(task, signal)).status !== 'Waiting')) return;
+    task ??= found?.task;
+  } catch (statusError) {
+    run.log.warn(`cannot tell whether Duplicati still holds job ${job}: ${errorMessage(statusError)}`);
+  }
+  if (task !== undefined && duplicati.stopTask && duplicati.task) {
+    try {
+      run.log.warn(`stopping Duplicati task ${task} (job ${job}) before the stack starts again`, { job, task, reason: error.message });
+      await duplicati.stopTask(task, 'stop', signal);
+      const asked = clock.now();
+      let aborted = false;
+      for (;;) {
+        const state = await duplicati.task(task, signal);
+        if (state.status !== 'Waiting' && state.status !== 'Running') {
+          run.log.info(`Duplicati task ${task} (job ${job}) has ended (${state.status}) before the stack starts again`, { job, task });
+          error.message += `; Duplicati task ${task} of job ${job} was stopped before the stack started again`;
+          return;
+        }
+        if (!aborted && clock.now() - asked >= abortAfterMs) {
+          run.log.warn(`Duplicati task ${task} (job ${job}) did not stop within ${formatSeconds(abortAfterMs)}; aborting it`, { job, task });
+          await duplicati.stopTask(task, 'abort', signal);
+          aborted = true;
+        }
+        if (clock.now() - asked >= stopWaitMs) break;
+        await clock.sleep(250, signal);
+      }
+    } catch (stopError) {
+      run.log.warn(`cannot stop Duplicati task ${task} (job ${job}): ${errorMessage(stopError)}`, { job, task });
+    }
+  }
+  const note = `Duplicati may still run job ${job} (backup ${backupId}${task !== undefined ? `, task ${task}` : ''}) after the stack has started again: it would read the live stack and may record an inconsistent version`;
+  run.log.warn(note, { job, backup_id: backupId, task });
+  error.message += `; ${note}`;
+}
+
 async function runJob(run: StackRun, job: string): Promise<void> {
-  const { duplicati } = run.adapters;
+  const { duplicati, clock } = run.adapters;
   const step = run.log.step(`backup job ${job}`);
   try {
+    // The record is read after the last idle check and just before `run`, so that a run of
+    // Duplicati's own schedule cannot be mistaken for ours.
+    const known = findJob(await duplicati.listJobs(run.signal), job);
+    if (!known) throw new UnknownJobError(`Duplicati has no backup job with the name or ID "${job}"`);
     const outcome = await duplicati.run(job, run.signal);
+    const runReturnedAt = clock.now();
+    outcome.recordBefore ??= known.record;
     if (outcome.output.trim() !== '') run.log.info('duplicati run output', { job, output: outcome.output });
     if (outcome.timedOut) {
       run.log.warn(`"run ${job}" did not return within run_timeout; it was ended, and the job is followed by polling`);
     }
-    const backupId = outcome.backupId ?? (/^\d+$/.test(job) ? job : undefined);
-    if (backupId === undefined) {
-      // Queued or not, we cannot tell which task is ours: wait until the server is idle so no job
-      // of ours runs while the stack starts again, then fail, since the result is not known.
-      await pollStatus(run, `job ${job}`, (status) => status.active === undefined && status.queue.length === 0);
-      throw new CommandError(`"run ${job}" printed no "Running backup NAME (ID: N)" line: cannot tell that the job ran`, outcome.output);
-    }
-    let seen = false;
-    let polls = 0;
-    const ours = isJob(backupId);
-    const last = await pollStatus(run, `job ${job} (backup ${backupId})`, (status) => {
-      polls += 1;
-      if (ours(status.active) || status.queue.some(ours)) {
-        if (!seen) run.log.info('job seen', { job, backup_id: backupId, status: describeStatus(status) });
-        seen = true;
-        return false;
-      }
-      if (!seen && polls === 1 && outcome.timedOut) {
-        // `run` confirmed the enqueue on an idle server and then hung for run_timeout: a job
-        // missing from the queue and the active slot after that has run and ended.
-        run.log.warn(`job ${job} ended while "run" hung; it was enqueued (backup ${backupId}) and is no longer queued or active`);
-        return true;
-      }
-      return seen;
-    }).catch((error: Error) => {
-      // The job was enqueued and not seen to end, and the stack is about to start again: say
-      // so, since Duplicati would report that run as a success although it read a live stack.
-      const note = `Duplicati may still hold job ${job} (backup ${backupId}): if it runs on after the stack has started again, it reads the running stack, so its result is not a consistent backup`;
-      run.log.warn(note);
-      if (!(error instanceof AbortedError)) error.message += `; ${note}`;
+    const backupId = outcome.backupId ?? known.id;
+    outcome.backupId = backupId;
+    outcome.backupName ??= known.name;
+    let last: DuplicatiStatus;
+    try {
+      last = await followJob(run, job, backupId, outcome, runReturnedAt);
+    } catch (error) {
+      if (!(error instanceof JobDidNotRunError)) await stopOurTask(run, job, backupId, outcome, error as Error);
       throw error;
-    });
+    }
     const result = await judgeResult(run, job, outcome);
-    step.done({ backup_id: backupId, backup_name: outcome.backupName, status: describeStatus(last), result: result.result });
+    step.done({ backup_id: backupId, backup_name: outcome.backupName, task: outcome.task, status: describeStatus(last), result: result.result });
   } catch (error) {
     step.failed(error as Error);
     throw error;
@@ -166,8 +306,8 @@ async function runJob(run: StackRun, job: string): Promise<void> {
 
 /**
  * Duplicati's own verdict on the job: Success passes, Warning passes unless warnings_fail,
- * Error and Fatal fail the stack with Duplicati's words. Unknown (the exec driver cannot see
- * it) passes, but is reported as unknown, never as a success.
+ * Error and Fatal fail the stack with Duplicati's words. Completed (the exec driver saw the
+ * record say the backup completed) and Unknown pass, reported as such, never as a success.
  */
 async function judgeResult(run: StackRun, job: string, outcome: RunOutcome): Promise<JobResult> {
   const result = await run.adapters.duplicati.result(outcome, run.signal);
@@ -177,6 +317,7 @@ async function judgeResult(run: StackRun, job: string, outcome: RunOutcome): Pro
     throw new CommandError(`Duplicati reports ${result.result} for job ${job}${words}`);
   }
   if (result.result === 'Warning') run.log.warn(`Duplicati reports Warning for job ${job}${words}`);
+  if (result.result === 'Completed') run.log.info(`job ${job} completed${words}`);
   if (result.result === 'Unknown') run.log.info(`outcome of job ${job} unknown${words}`);
   return result;
 }
@@ -184,10 +325,15 @@ async function judgeResult(run: StackRun, job: string, outcome: RunOutcome): Pro
 /**
  * After the stop: a task that Duplicati started between the idle check and the stop may be
  * ours, taken of the live stack, and `run` would join it. Let it end first, so that ours is a
- * fresh task on the stopped stack.
+ * fresh task on the stopped stack. The stack is down meanwhile: that is queue time.
  */
 export async function waitForDuplicatiIdleAfterStop(run: StackRun): Promise<void> {
-  await waitUntilIdle(run, 'Duplicati started a task before the stack was stopped; waiting for it to end before running a fresh job');
+  await waitUntilIdle(
+    run,
+    "another Duplicati task to end (it began before the stack was stopped)",
+    'Duplicati started a task before the stack was stopped; waiting for it to end before running a fresh job',
+    true,
+  );
 }
 
 export async function runBackupJobs(run: StackRun): Promise<void> {
@@ -195,3 +341,4 @@ export async function runBackupJobs(run: StackRun): Promise<void> {
   for (const job of run.stack.jobs) await runJob(run, job);
   run.timings.backupEndedAt = run.adapters.clock.now();
 }
+

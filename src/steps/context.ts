@@ -29,6 +29,8 @@ export interface StackTimings {
   unitStartedAt?: number;
   backupStartedAt?: number;
   backupEndedAt?: number;
+  /** Time the stack spent down waiting behind another job's Duplicati task. */
+  queueMs?: number;
 }
 
 /** Duplicati's verdict on each job of the stack, in order. */

@@ -82,6 +82,11 @@ class FakeDuplicatiServer {
   runDelayMs = 0;
   /** Status POST backup/N/run answers with. */
   runStatus = 200;
+  /** GET task/N answers, by task ID (absent: 404 "No such task found"). */
+  readonly taskStates = new Map<number, { Status: string; ErrorMessage?: string | null }>();
+  /** How many more log reads answer DatabaseLockedException (HTTP 400, BackupGet.cs). */
+  lockedLogReads = 0;
+  version = '2.2.0.3_stable_2025-12-04';
   private server: Server | undefined;
   url = '';
 
@@ -149,7 +154,29 @@ class FakeDuplicatiServer {
       if (this.runStatus !== 200) return answer(this.runStatus, { Error: 'Internal server error' });
       return answer(200, { Status: 'OK', ID: 12 });
     }
+    const task = /^\/api\/v1\/task\/(\d+)(?:\/(stop|abort))?$/.exec(url.pathname);
+    if (task) {
+      const state = this.taskStates.get(Number(task[1]));
+      if (!state || (task[2] && state.Status !== 'Running' && state.Status !== 'Waiting')) return answer(404, { Error: 'No such task found', Code: 404 });
+      if (task[2] && seen.method === 'POST') return answer(200);
+      if (seen.method === 'GET' && !task[2]) return answer(200, { ID: Number(task[1]), TaskStarted: null, TaskFinished: null, ErrorMessage: null, Exception: null, ...state });
+    }
+    if (seen.method === 'GET' && url.pathname === '/api/v1/systeminfo') {
+      return answer(200, { APIVersion: 1, ServerVersion: this.version.split('_')[0], ServerVersionName: this.version, ServerVersionType: 'Stable' });
+    }
+    if (seen.method === 'GET' && url.pathname === '/api/v1/progressstate') {
+      if (!this.state.ActiveTask) return answer(404, { Error: 'No active backup', Code: 404 });
+      return answer(200, { Phase: 'Backup_ProcessingFiles', OverallProgress: 0.25, ProcessedFileCount: 10, TotalFileCount: 40, ProcessedFileSize: 1048576, TotalFileSize: 4194304 });
+    }
     const log = /^\/api\/v1\/backup\/([^/]+)\/log$/.exec(url.pathname);
+    if (seen.method === 'GET' && log && this.lockedLogReads > 0) {
+      this.lockedLogReads -= 1;
+      return answer(400, {
+        Error: 'The backup database is currently in use by another operation and cannot be accessed concurrently. Please wait for the running operation to finish and try again.',
+        Code: 400,
+        HelpId: 'DatabaseLocked',
+      });
+    }
     if (seen.method === 'GET' && log) {
       const size = Number(url.searchParams.get('pagesize') ?? '100');
       return answer(200, (this.logs.get(log[1]!) ?? []).slice(0, size));
@@ -188,6 +215,7 @@ function driver(url: string, secret = password, runTimeoutMs = 25_000): { duplic
       return secret;
     },
     runTimeoutMs,
+    sleep: async () => {},
   });
   return { duplicati, passwordReads: () => reads };
 }
@@ -328,7 +356,7 @@ describe('createApiDuplicati: jobs', () => {
     const outcome = await duplicati.run('APP');
     expect(server.calls()).toContain('POST /api/v1/backup/1/run');
     expect(server.calls()).not.toContain('POST /api/v1/backup/2/run');
-    expect(outcome).toMatchObject({ backupId: '1', backupName: 'app', timedOut: false, lastFinishedBefore: '20240101T000000Z' });
+    expect(outcome).toMatchObject({ backupId: '1', backupName: 'app', timedOut: false, task: 12, recordBefore: { LastBackupFinished: '20240101T000000Z' } });
     expect(outcome.output).toContain('Running backup app (ID: 1)');
     expect(outcome.output).toContain('task 12');
   });
@@ -338,7 +366,7 @@ describe('createApiDuplicati: jobs', () => {
     const { duplicati } = driver(server.url);
     const outcome = await duplicati.run('2');
     expect(server.calls().filter((call) => call.endsWith('/run'))).toEqual(['POST /api/v1/backup/2/run']);
-    expect(outcome).toMatchObject({ backupId: '2', backupName: 'Other Job', lastFinishedBefore: '20240102T000000Z' });
+    expect(outcome).toMatchObject({ backupId: '2', backupName: 'Other Job', recordBefore: { LastBackupFinished: '20240102T000000Z' } });
   });
 
   it('a run request outliving run_timeout: a timedOut outcome naming the backup, to be followed by polling', async () => {
@@ -348,7 +376,7 @@ describe('createApiDuplicati: jobs', () => {
     const started = Date.now();
     const outcome = await duplicati.run('app');
     expect(Date.now() - started).toBeLessThan(1400);
-    expect(outcome).toMatchObject({ backupId: '1', backupName: 'app', timedOut: true, lastFinishedBefore: '20240101T000000Z' });
+    expect(outcome).toMatchObject({ backupId: '1', backupName: 'app', timedOut: true, recordBefore: { LastBackupFinished: '20240101T000000Z' } });
     expect(outcome.output).toContain('Running backup app (ID: 1)');
     expect(server.calls()).toContain('POST /api/v1/backup/1/run');
   });
@@ -381,12 +409,12 @@ describe('createApiDuplicati: jobs', () => {
     expect(server.calls().some((call) => call.endsWith('/run'))).toBe(false);
   });
 
-  it('listJobs lists every backup with its ID and name', async () => {
+  it('listJobs lists every backup with its ID, name and record', async () => {
     const server = await startServer();
     const { duplicati } = driver(server.url);
-    expect(await duplicati.listJobs()).toEqual([
-      { id: '1', name: 'app' },
-      { id: '2', name: 'Other Job' },
+    expect(await duplicati.listJobs()).toMatchObject([
+      { id: '1', name: 'app', record: { LastBackupFinished: '20240101T000000Z' } },
+      { id: '2', name: 'Other Job', record: { LastBackupFinished: '20240102T000000Z' } },
     ]);
   });
 });
@@ -574,5 +602,73 @@ describe('resultFromLog', () => {
   it('no result in the page: Unknown', () => {
     expect(resultFromLog([]).result).toBe('Unknown');
     expect(resultFromLog([{ ID: 1, Type: 'Information', Message: 'not json' }]).result).toBe('Unknown');
+  });
+});
+
+describe('createApiDuplicati: tasks, progress, version, the locked log', () => {
+  it('task: GET task/N gives Waiting, Running, Completed, Failed with its message; 404 is Gone', async () => {
+    const server = await startServer();
+    const { duplicati } = driver(server.url);
+    server.taskStates.set(12, { Status: 'Running' });
+    expect(await duplicati.task!(12)).toEqual({ status: 'Running', errorMessage: undefined });
+    server.taskStates.set(12, { Status: 'Failed', ErrorMessage: 'The source folder /source/app does not exist' });
+    expect(await duplicati.task!(12)).toEqual({ status: 'Failed', errorMessage: 'The source folder /source/app does not exist' });
+    expect(await duplicati.task!(99)).toEqual({ status: 'Gone' });
+  });
+
+  it('stopTask: POST task/N/stop and task/N/abort; a task that already ended (404) is no error', async () => {
+    const server = await startServer();
+    const { duplicati } = driver(server.url);
+    server.taskStates.set(12, { Status: 'Running' });
+    await duplicati.stopTask!(12, 'stop');
+    await duplicati.stopTask!(12, 'abort');
+    await duplicati.stopTask!(13, 'stop');
+    expect(server.calls().filter((call) => call.startsWith('POST /api/v1/task'))).toEqual([
+      'POST /api/v1/task/12/stop',
+      'POST /api/v1/task/12/abort',
+      'POST /api/v1/task/13/stop',
+    ]);
+  });
+
+  it('progress: progressstate while a backup runs, undefined otherwise (404 "No active backup")', async () => {
+    const server = await startServer();
+    const { duplicati } = driver(server.url);
+    expect(await duplicati.progress!()).toBeUndefined();
+    server.state.ActiveTask = { Item1: 12, Item2: '1' };
+    expect(await duplicati.progress!()).toEqual({ phase: 'Backup_ProcessingFiles', overall: 0.25, filesDone: 10, filesTotal: 40, bytesDone: 1048576, bytesTotal: 4194304 });
+  });
+
+  it('version: ServerVersionName from systeminfo', async () => {
+    const server = await startServer();
+    expect(await driver(server.url).duplicati.version()).toBe('2.2.0.3_stable_2025-12-04');
+  });
+
+  const ran = (): RunOutcome => ({ backupId: '1', backupName: 'app', timedOut: false, output: '', recordBefore: { LastBackupFinished: '20240101T000000Z' } });
+
+  it('a locked log (DatabaseLockedException) is read again, and its result is judged', async () => {
+    const server = await startServer();
+    server.finishes('1', resultEntry(7, 'Warning', { Warnings: ['file changed'] }));
+    server.onRun!('1');
+    server.lockedLogReads = 2;
+    const { duplicati } = driver(server.url);
+    expect(await duplicati.result(ran())).toEqual({ result: 'Warning', message: 'file changed' });
+    expect(server.calls().filter((call) => call.endsWith('/log'))).toHaveLength(3);
+  });
+
+  it('a log locked for good: the error after a bounded number of reads', async () => {
+    const server = await startServer();
+    server.finishes('1', resultEntry(7, 'Success'));
+    server.onRun!('1');
+    server.lockedLogReads = 1000;
+    const error = await failureOf(driver(server.url).duplicati.result(ran()));
+    expect(error.message).toMatch(/HTTP 400/);
+    expect(server.calls().filter((call) => call.endsWith('/log')).length).toBeLessThanOrEqual(10);
+  });
+
+  it('a Failed task is Fatal with its error message, whatever the log says', async () => {
+    const server = await startServer();
+    const { duplicati } = driver(server.url);
+    const result = await duplicati.result({ ...ran(), taskEnd: { status: 'Failed', errorMessage: 'Wrong passphrase' } });
+    expect(result).toEqual({ result: 'Fatal', message: 'Wrong passphrase' });
   });
 });

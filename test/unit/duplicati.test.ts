@@ -109,11 +109,11 @@ describe('parseRunLine', () => {
 const settings = (overrides: Partial<DuplicatiSettings> = {}): DuplicatiSettings => ({ ...globalConfig().duplicati, ...overrides });
 
 describe('createExecDuplicati', () => {
-  it('run: podman exec <container> <server_util> run JOB, bounded by run_timeout', async () => {
+  it('run: podman exec <container> timeout -s KILL <run_timeout> <server_util> run -- JOB; the client waits a little longer', async () => {
     const { run, calls } = fakeRunner([{ stdout: lines('Connecting to http://localhost:8200/...', 'Running backup nextcloud (ID: 3)') }]);
     const outcome = await createExecDuplicati(run, settings({ runTimeoutMs: 25_000 })).run('nextcloud');
-    expect(calls[0]!.argv).toEqual(['podman', 'exec', 'duplicati', 'duplicati-server-util', 'run', 'nextcloud']);
-    expect(calls[0]!.options.timeoutMs).toBe(25_000);
+    expect(calls[0]!.argv).toEqual(['podman', 'exec', 'duplicati', 'timeout', '-s', 'KILL', '25', 'duplicati-server-util', 'run', '--', 'nextcloud']);
+    expect(calls[0]!.options.timeoutMs).toBeGreaterThan(25_000);
     expect(outcome).toMatchObject({ backupId: '3', backupName: 'nextcloud', timedOut: false });
     expect(outcome.output).toContain('Running backup nextcloud (ID: 3)');
   });
@@ -128,7 +128,7 @@ describe('createExecDuplicati', () => {
     await duplicati.run('x');
     expect(calls.map((call) => call.argv)).toEqual([
       ['podman', 'exec', 'backup', '/app/duplicati/duplicati-server-util', 'status'],
-      ['podman', 'exec', 'backup', '/app/duplicati/duplicati-server-util', 'run', 'x'],
+      ['podman', 'exec', 'backup', 'timeout', '-s', 'KILL', '25', '/app/duplicati/duplicati-server-util', 'run', '--', 'x'],
     ]);
   });
 
@@ -182,6 +182,19 @@ describe('createExecDuplicati', () => {
     const { run } = fakeRunner([{ exitCode: undefined, timedOut: true, stdout: output, output, durationMs: 25_000 }]);
     const outcome = await createExecDuplicati(run, settings()).run('nextcloud');
     expect(outcome).toMatchObject({ timedOut: true, backupId: '3', backupName: 'nextcloud' });
+  });
+
+  it.each([124, 137])('run ended by timeout inside the container (exit %i): timedOut, not a failure', async (exitCode) => {
+    const output = lines('Connecting to http://localhost:8200/...', 'Running backup nextcloud (ID: 3)');
+    const { run } = fakeRunner([{ exitCode, stdout: output, output }]);
+    const outcome = await createExecDuplicati(run, settings()).run('nextcloud');
+    expect(outcome).toMatchObject({ timedOut: true, backupId: '3' });
+  });
+
+  it('a job name beginning with "-" goes after "--"', async () => {
+    const { run, calls } = fakeRunner([{ stdout: 'Running backup -odd (ID: 4)\n' }]);
+    await createExecDuplicati(run, settings()).run('-odd');
+    expect(calls[0]!.argv.slice(-2)).toEqual(['--', '-odd']);
   });
 
   it('run outliving run_timeout with no output: timedOut, no backup ID', async () => {
