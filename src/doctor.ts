@@ -2,7 +2,7 @@
  * `stack-backup doctor`: checks everything a run needs, touching nothing, and says for each
  * check OK or what is wrong and how to fix it.
  */
-import type { BackupJob, Duplicati } from './adapters/duplicati.js';
+import { checkVersion, type BackupJob, type Duplicati } from './adapters/duplicati.js';
 import type { ContainerEngine } from './adapters/podman.js';
 import type { Systemd } from './adapters/systemd.js';
 import { loadGlobalConfig, listStackNames, loadStack, podmanSocketPath, selectStacks } from './config/load.js';
@@ -101,6 +101,14 @@ export async function runDoctor(root: string, targets: readonly string[], depend
     answers = true;
     return status.paused ? 'the server is paused: resume it, or every backup will wait and fail' : undefined;
   });
+  if (answers) {
+    // The version decides what the driver can do (README, "Duplicati versions").
+    let version = '';
+    await check(checks, `Duplicati's version is supported (${driver})`, async () => {
+      version = await duplicati.version();
+      return checkVersion(version, global.duplicati.driver);
+    });
+  }
   // A paused server still lists its jobs.
   if (answers) {
     let jobs: BackupJob[] = [];

@@ -2,6 +2,7 @@
  * Checks made before a stack is touched: the Podman API answers, the Duplicati container runs,
  * the stack's units exist, backup_mount can be read. A failure fails the stack, nothing changed.
  */
+import { checkVersion } from '../adapters/duplicati.js';
 import { AbortedError, CommandError, errorMessage } from '../errors.js';
 import type { StackRun } from './context.js';
 
@@ -43,6 +44,11 @@ export async function preflight(run: StackRun): Promise<void> {
     const state = await engine.containerState(container, run.signal);
     return state === 'running' ? undefined : `the Duplicati container "${container}" is not running (${state})`;
   });
+  if (run.global.duplicati.driver === 'api') {
+    // The REST API answers at once: its version is read here (the exec driver's costs a
+    // `podman exec`, so `doctor` reads it). 2.1.0.x names the task stop calls differently.
+    await check(run, "check Duplicati's version", { driver: 'api' }, async () => checkVersion(await run.adapters.duplicati.version(run.signal), 'api'));
+  }
   const units = [run.stack.unit, run.stack.freeze?.socket, run.stack.freeze?.service].filter((unit): unit is string => unit !== undefined);
   await check(run, 'check the units exist', { units }, async () => {
     for (const unit of units) {

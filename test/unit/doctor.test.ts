@@ -84,6 +84,7 @@ describe('runDoctor: a sound setup', () => {
       `the Podman API answers at ${socket}`,
       'the Duplicati container "duplicati" runs',
       'Duplicati answers (driver exec)',
+      "Duplicati's version is supported (driver exec)",
       'Duplicati lists its backup jobs (driver exec)',
       'Duplicati has job "app" of app (ID 1)',
       'unit app-stack.service exists (active)',
@@ -278,5 +279,15 @@ describe('formatChecks', () => {
     expect(lines[0]).toBe('OK    stack-backup.yaml and the environment are valid');
     expect(lines.at(-1)).toBe(`FAIL  ${timer} is installed and enabled: it is not-found; run: stack-backup install`);
     expect(lines.every((line) => /^(OK {4}|FAIL {2})\S/.test(line))).toBe(true);
+  });
+});
+
+describe('runDoctor: the Duplicati version', () => {
+  it('a server older than the driver supports: refused, naming the lowest version', async () => {
+    const { run, world } = doctor();
+    world.duplicati.serverVersion = '2.0.8.1_beta_2024-05-07';
+    const checks = await run();
+    const version = checks.find((check) => check.what === "Duplicati's version is supported (driver exec)")!;
+    expect(version.problem).toBe('Duplicati 2.0.8.1_beta_2024-05-07 is older than 2.1.0.5, the lowest version the exec driver supports; update Duplicati');
   });
 });
