@@ -1,0 +1,203 @@
+/**
+ * Duplicati as it really behaves (issue 10), against the stand-in: jobs that end before anyone
+ * looks, jobs that fail at once or late, a `run` that hangs before or after it queued, a pause
+ * and a SIGTERM while our job runs, and a log that is locked when first read. Each case checks
+ * unit states, the exit code, the summary and the log.
+ */
+import path from 'node:path';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { cli, jobRecords, jobStarted, logLines, resetRoot, resetWorld, root, sleep, standin, standinEvents, startCli, unitState, waitUntil, world, writeUserFile } from './world.js';
+
+const passwordFile = path.join(root, 'duplicati-password');
+
+function useExecDriver(extra = ''): void {
+  writeUserFile(path.join(root, 'stack-backup.yaml'), `duplicati:\n  wait_timeout: 120\n${extra}`);
+}
+
+function useApiDriver(extra = ''): void {
+  writeUserFile(passwordFile, `${world.DUPLICATI_API_PASSWORD}\n`, 0o600);
+  writeUserFile(
+    path.join(root, 'stack-backup.yaml'),
+    `duplicati:\n  driver: api\n  url: ${world.DUPLICATI_API_URL}\n  password_file: ${passwordFile}\n  wait_timeout: 120\n${extra}`,
+  );
+}
+
+const jobEnd = (stack: string) => logLines(stack).find((line) => String(line.step).startsWith('backup job') && line.event === 'end');
+const runEnd = (stack: string) => logLines(stack).find((line) => line.msg === 'stack run end' || String(line.msg).startsWith('stack run failed'));
+const messages = (stack: string) => logLines(stack).map((line) => String(line.msg));
+const eventTime = (pattern: RegExp) => Number(standinEvents().find((line) => pattern.test(line))?.split(' ')[0]);
+const unitStartTime = (stack: string) => Date.parse(String(logLines(stack).find((line) => line.step === 'start unit' && line.event === 'start')?.time));
+
+/** `run` enqueues, then hangs this long: the job ends before the first look. */
+async function runReturnsLate(seconds: string): Promise<void> {
+  await standin('set', 'duration', '0');
+  await standin('set', 'hang_seconds', seconds);
+  await standin('flag', 'hang_run', 'on');
+}
+
+beforeEach(async () => {
+  resetRoot();
+  await resetWorld();
+});
+
+describe('a job that ends before the first look', () => {
+  it('instant success (exec): done from its record at once, reported "completed", not at wait_timeout', async () => {
+    useExecDriver();
+    await runReturnsLate('3');
+    const started = Date.now();
+    const result = await cli(['composeapp']);
+    expect(result.code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(60_000);
+    expect(result.stderr).toMatch(/composeapp\s+ran, outcome unknown/);
+    expect(messages('composeapp')).toContain('job composeapp ended before it was seen queued or running; its record changed');
+    expect(messages('composeapp').some((text) => text.startsWith('job composeapp completed: the backup completed (LastBackupFinished)'))).toBe(true);
+    expect(jobEnd('composeapp')).toMatchObject({ outcome: 'done', result: 'Completed' });
+    expect(jobRecords()).toMatchObject([{ name: 'composeapp', verdict: 'CLEAN' }]);
+    expect(await unitState('composeapp-stack.service')).toBe('active');
+  });
+
+  it('instant success (api): done from its task, "backed up" as Duplicati said Success', async () => {
+    useApiDriver();
+    await standin('set', 'duration', '0');
+    const result = await cli(['plainapp']);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(/plainapp\s+backed up\s/);
+    expect(jobEnd('plainapp')).toMatchObject({ outcome: 'done', result: 'Success', task: expect.any(Number) });
+    expect(await unitState('plainapp-stack.service')).toBe('active');
+  });
+
+  it('instant failure (exec): the changed LastErrorDate fails the stack with LastErrorMessage, within seconds', async () => {
+    useExecDriver();
+    await runReturnsLate('3');
+    await standin('set', 'outcome', 'Fatal');
+    const started = Date.now();
+    const result = await cli(['composeapp']);
+    expect(result.code).toBe(1);
+    expect(Date.now() - started).toBeLessThan(60_000);
+    expect(result.stderr).toMatch(/composeapp\s+FAILED/);
+    expect(result.stderr).toContain('Duplicati reports Fatal for job composeapp: The stand-in was told to end composeapp with Fatal (outcome setting)');
+    expect(runEnd('composeapp')).toMatchObject({ level: 50, outcome: 'failed' });
+    expect(await unitState('composeapp-stack.service')).toBe('active');
+  });
+});
+
+describe('a job that fails late', () => {
+  it('slow failure (exec): seen running, then its record says it threw: FAILED with its message', async () => {
+    useExecDriver();
+    await standin('set', 'duration', '3');
+    await standin('set', 'outcome', 'Fatal');
+    const result = await cli(['plainapp']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/plainapp\s+FAILED/);
+    expect(result.stderr).toContain('Duplicati reports Fatal for job plainapp: The stand-in was told to end plainapp with Fatal (outcome setting)');
+    expect(messages('plainapp')).toContain('job seen');
+    expect(await unitState('plainapp-stack.service')).toBe('active');
+  });
+
+  it('slow failure (api): the task is Failed, with its error message', async () => {
+    useApiDriver();
+    await standin('set', 'duration', '3');
+    await standin('set', 'outcome', 'Fatal');
+    const result = await cli(['plainapp']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('Duplicati reports Fatal for job plainapp: The stand-in was told to end plainapp with Fatal (outcome setting)');
+    expect(await unitState('plainapp-stack.service')).toBe('active');
+  });
+});
+
+describe('a `run` that hangs', () => {
+  it('before it queued: "the job did not run" within seconds, and no job is queued later (run is bounded in the container)', async () => {
+    useExecDriver('  run_timeout: 3\n');
+    await standin('set', 'hang_seconds', '20');
+    await standin('flag', 'hang_run_before', 'on');
+    const started = Date.now();
+    const result = await cli(['composeapp']);
+    expect(result.code).toBe(1);
+    expect(Date.now() - started).toBeLessThan(45_000);
+    expect(result.stderr).toMatch(/composeapp\s+FAILED/);
+    expect(result.stderr).toContain('job composeapp did not run: "run" was ended after run_timeout, but within 5.0 s Duplicati neither queued nor ran it');
+    expect(await unitState('composeapp-stack.service')).toBe('active');
+    // The hung `run` would have queued the job 20 s after it was called, had it lived on.
+    const called = eventTime(/ RUN_CALLED 1 composeapp /);
+    await sleep(Math.max(0, called + 25_000 - Date.now()));
+    expect(standinEvents().filter((line) => / ENQUEUE \d+ 1 composeapp/.test(line))).toEqual([]);
+    expect(jobRecords()).toEqual([]);
+  }, 90_000);
+
+  it('after it queued: ended after run_timeout, the job followed to its end, the backup clean', async () => {
+    useExecDriver('  run_timeout: 3\n');
+    await standin('set', 'duration', '2');
+    await standin('flag', 'hang_run', 'on');
+    const result = await cli(['composeapp']);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain('did not return within run_timeout');
+    expect(result.stderr).toMatch(/composeapp\s+ran, outcome unknown/);
+    expect(jobRecords()).toMatchObject([{ name: 'composeapp', verdict: 'CLEAN' }]);
+    expect(jobRecords()[0]!.endedAt).toBeLessThanOrEqual(unitStartTime('composeapp'));
+    expect(await unitState('composeapp-stack.service')).toBe('active');
+  });
+});
+
+describe('never our job running against a live stack', () => {
+  it('pause mid-job (api): after paused_timeout the task is stopped, and ended before the stack starts again', async () => {
+    useApiDriver('  paused_timeout: 3\n');
+    await standin('set', 'duration', '30');
+    const run = startCli(['composeapp']);
+    await waitUntil('the composeapp job to start', () => jobStarted('composeapp'));
+    await standin('flag', 'paused', 'on');
+    const result = await run.finished;
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/composeapp\s+FAILED/);
+    expect(result.stderr).toContain('paused_timeout');
+    expect(result.stderr).toMatch(/Duplicati task \d+ of job composeapp was stopped before the stack started again/);
+    expect(messages('composeapp').some((text) => /^stopping Duplicati task \d+ \(job composeapp\) before the stack starts again$/.test(text))).toBe(true);
+    const stopped = eventTime(/ STOPPED \d+ 1 composeapp /);
+    expect(stopped).toBeGreaterThan(0);
+    expect(stopped).toBeLessThanOrEqual(unitStartTime('composeapp'));
+    expect(jobRecords()).toEqual([]);
+    expect(await unitState('composeapp-stack.service')).toBe('active');
+  }, 90_000);
+
+  it('pause mid-job (exec): the stack starts again, and the summary and the log name the job that may record an inconsistent version', async () => {
+    useExecDriver('  paused_timeout: 3\n');
+    await standin('set', 'duration', '30');
+    const run = startCli(['plainapp']);
+    await waitUntil('the plainapp job to start', () => jobStarted('plainapp'));
+    await standin('flag', 'paused', 'on');
+    const result = await run.finished;
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/plainapp\s+FAILED/);
+    expect(result.stderr).toMatch(/Duplicati may still run job plainapp \(backup 2, task \d+\) after the stack has started again: it would read the live stack and may record an inconsistent version/);
+    expect(messages('plainapp').some((text) => text.startsWith('Duplicati may still run job plainapp'))).toBe(true);
+    expect(await unitState('plainapp-stack.service')).toBe('active');
+  }, 90_000);
+
+  it('SIGTERM mid-job (api): the task is stopped before the stack starts again, exit 143', async () => {
+    useApiDriver();
+    await standin('set', 'duration', '30');
+    const run = startCli(['composeapp']);
+    await waitUntil('the composeapp job to start', () => jobStarted('composeapp'));
+    run.child.kill('SIGTERM');
+    const result = await run.finished;
+    expect(result.code).toBe(143);
+    expect(runEnd('composeapp')).toMatchObject({ outcome: 'failed', error: expect.stringMatching(/^aborted by SIGTERM; Duplicati task \d+ of job composeapp was stopped before the stack started again$/) });
+    const stopped = eventTime(/ STOPPED \d+ 1 composeapp /);
+    expect(stopped).toBeGreaterThan(0);
+    expect(stopped).toBeLessThanOrEqual(unitStartTime('composeapp'));
+    expect(jobRecords()).toEqual([]);
+    expect(await unitState('composeapp-stack.service')).toBe('active');
+  }, 90_000);
+});
+
+describe('the log endpoint', () => {
+  it('locked when first read (DatabaseLockedException): read again, and the result judged', async () => {
+    useApiDriver();
+    await standin('set', 'log_locked', '2');
+    const result = await cli(['plainapp']);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(/plainapp\s+backed up\s/);
+    expect(standinEvents().some((line) => / LOG_LOCKED 2$/.test(line))).toBe(true);
+    expect(jobEnd('plainapp')).toMatchObject({ outcome: 'done', result: 'Success' });
+    expect(await unitState('plainapp-stack.service')).toBe('active');
+  });
+});
