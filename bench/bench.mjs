@@ -1,6 +1,9 @@
 // npm run bench: downtime and its parts per stack, stack-backup against a shell script that
 // polls every 5 s, in the real world of the test suite; then `stack-backup list` over 200
 // stack files against bare node startup. Prints Markdown tables (also bench/results.md).
+// Both drivers are measured before and after in one run: "before" is BENCH_BEFORE_REF (default
+// main) built aside into $WORLD_DIR/app-before; BENCH_BEFORE_REF=none skips it.
+// BENCH_STACKS (comma-separated) picks the stacks, BENCH_RUNS the runs per cell.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -12,7 +15,8 @@ const checkout = path.resolve(here, '..');
 const worldDir = process.env.WORLD_DIR ?? '/var/tmp/stack-backup-world';
 const runs = Number(process.env.BENCH_RUNS ?? 5);
 const jobSeconds = Number(process.env.BENCH_JOB_SECONDS ?? 2);
-const stacks = ['composeapp', 'ondemand', 'plainapp'];
+const stacks = (process.env.BENCH_STACKS ?? 'composeapp,ondemand,plainapp').split(',').filter(Boolean);
+const beforeRef = process.env.BENCH_BEFORE_REF ?? 'main';
 
 const world = Object.fromEntries(
   readFileSync(path.join(worldDir, 'env'), 'utf8')
@@ -66,10 +70,28 @@ function useDriver(driver) {
   for (const written of [file, passwordFile]) execFileSync('chown', [`${world.WORLD_UID}:${world.WORLD_GID}`, written]);
 }
 
-function measureStackBackup(stack) {
+/**
+ * Builds BENCH_BEFORE_REF aside, where the world's user can run it (world-readable, with the
+ * installed app's node_modules), and returns its cli.js; undefined when skipped.
+ */
+function buildBefore() {
+  if (beforeRef === 'none') return undefined;
+  const target = path.join(worldDir, 'app-before');
+  rmSync(target, { recursive: true, force: true });
+  mkdirSync(target, { recursive: true });
+  execFileSync('bash', ['-c', `git -C "$1" archive "$2" | tar -x -C "$3"`, 'archive', checkout, beforeRef, target]);
+  execFileSync('ln', ['-s', path.join(checkout, 'node_modules'), path.join(target, 'node_modules')]);
+  execFileSync(process.execPath, [path.join(checkout, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(target, 'tsconfig.json')], { cwd: target });
+  rmSync(path.join(target, 'node_modules'));
+  execFileSync('ln', ['-s', path.join(world.WORLD_APP ?? path.join(worldDir, 'app'), 'node_modules'), path.join(target, 'node_modules')]);
+  execFileSync('chmod', ['-R', 'a+rX', target]);
+  return path.join(target, 'dist', 'cli.js');
+}
+
+function measureStackBackup(stack, cli = world.WORLD_CLI) {
   freshWorld();
   const before = Date.now();
-  const run = asUser(process.execPath, world.WORLD_CLI, '--root', world.WORLD_ROOT, stack);
+  const run = asUser(process.execPath, cli, '--root', world.WORLD_ROOT, stack);
   if (run.status !== 0) throw new Error(`stack-backup ${stack} exited ${run.status}: ${run.stderr}`);
   const logFile = readdirSync(path.join(world.WORLD_ROOT, 'logs')).filter((name) => name.startsWith(`backup-${stack}-`)).sort().at(-1);
   const lines = readFileSync(path.join(world.WORLD_ROOT, 'logs', logFile), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
@@ -139,29 +161,41 @@ const say = (text) => {
   console.log(text);
 };
 
-say(`Downtime per stack, in ms: median ± half the spread over ${runs} runs; stand-in job of ${jobSeconds} s. Overhead = downtime - (unit stop + container exit after the stop + job + unit start).`);
+const beforeCli = buildBefore();
+say(`Downtime per stack, in ms: median ± half the spread over ${runs} runs; stand-in job of ${jobSeconds} s. Overhead = downtime - (unit stop + container exit after the stop + job + unit start).${beforeCli ? ` "before": ${beforeRef}; "after": this checkout.` : ''}`);
 say('');
 say('| tool | stack | downtime | unit stop | containers exit | job | unit start | overhead | CLEAN |');
 say('|---|---|---|---|---|---|---|---|---|');
 const overheads = {};
+const aims = { exec: 400, api: 100 };
+const worstByDriver = { exec: 0, api: 0 };
 for (const stack of stacks) {
-  useDriver('exec');
-  const ours = Array.from({ length: runs }, () => measureStackBackup(stack));
-  useDriver('api');
-  const api = Array.from({ length: runs }, () => measureStackBackup(stack));
+  for (const driver of ['exec', 'api']) {
+    const label = driver === 'exec' ? 'default: exec driver' : 'api driver';
+    if (beforeCli) {
+      useDriver(driver);
+      const old = Array.from({ length: runs }, () => measureStackBackup(stack, beforeCli));
+      say(summarise(`stack-backup before (${label})`, stack, old).row);
+    }
+    useDriver(driver);
+    const now = Array.from({ length: runs }, () => measureStackBackup(stack));
+    const summary = summarise(`stack-backup${beforeCli ? ' after' : ''} (${label})`, stack, now);
+    say(summary.row);
+    worstByDriver[driver] = Math.max(worstByDriver[driver], summary.overhead);
+    if (driver === 'exec') overheads[stack] = summary.overhead;
+  }
   useDriver('exec');
   const baseline = Array.from({ length: runs }, () => measureBaseline(stack));
-  const a = summarise('stack-backup (default: exec driver)', stack, ours);
-  say(a.row);
-  say(summarise('stack-backup (api driver)', stack, api).row);
   say(summarise('5 s polling script', stack, baseline).row);
-  overheads[stack] = a.overhead;
 }
 useDriver('exec');
 script('reset.sh', '--quiet');
 say('');
 const worst = Math.max(...Object.values(overheads));
 say(`Target: median overhead under 300 ms per stack with default settings: ${worst < 300 ? 'met' : 'NOT met'} (worst stack ${worst.toFixed(0)} ms).`);
+for (const driver of ['exec', 'api']) {
+  say(`Aim (issue 10): ${driver} driver overhead at most ${aims[driver]} ms: ${worstByDriver[driver] <= aims[driver] ? 'met' : 'NOT met'} (worst stack ${worstByDriver[driver].toFixed(0)} ms).`);
+}
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'stack-backup-bench-'));
 mkdirSync(path.join(root, 'stacks'));
