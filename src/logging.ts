@@ -11,6 +11,8 @@ import type { Progress } from './report.js';
 export interface StepHandle {
   done(fields?: Record<string, unknown>): void;
   failed(error: Error, fields?: Record<string, unknown>): void;
+  /** What the step reports while it runs, on the terminal's progress line only. */
+  detail?(text: string): void;
 }
 
 export interface StackLog {
@@ -45,6 +47,7 @@ export function createStackLog(root: string, stack: string, runId: string, clock
       logger.info({ step: name, event: 'start', ...fields }, `${name}: start`);
       const end = progress.begin(stack, name);
       return {
+        detail: (text) => end.detail(text),
         done(extra) {
           end('done');
           logger.info({ step: name, event: 'end', outcome: 'done', duration_ms: clock.now() - started, ...extra }, `${name}: done`);

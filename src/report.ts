@@ -5,8 +5,11 @@
  */
 import type { Clock } from './adapters/clock.js';
 
+/** Ends a step's progress line; `detail` adds what the step reports meanwhile (Duplicati's progress). */
+export type StepProgress = ((outcome: 'done' | 'failed') => void) & { detail(text: string): void };
+
 export interface Progress {
-  begin(stack: string, step: string): (outcome: 'done' | 'failed') => void;
+  begin(stack: string, step: string): StepProgress;
   message(text: string): void;
 }
 
@@ -33,8 +36,9 @@ export function createProgress(sink: TextSink, clock: Clock): Progress {
       const started = clock.now();
       const label = `[${stack}] ${step}`;
       let timer: NodeJS.Timeout | undefined;
+      let detail = '';
+      const draw = () => sink.write(`\r\x1b[K${label} ... ${formatSeconds(clock.now() - started)}${detail ? `, ${detail}` : ''}`);
       if (interactive) {
-        const draw = () => sink.write(`\r\x1b[K${label} ... ${formatSeconds(clock.now() - started)}`);
         draw();
         timer = setInterval(draw, 1000);
         clearCurrent = () => sink.write('\r\x1b[K');
@@ -43,12 +47,19 @@ export function createProgress(sink: TextSink, clock: Clock): Progress {
         timer = setInterval(() => sink.write(`${label} ... still waiting, ${formatSeconds(clock.now() - started)}\n`), 30_000);
       }
       timer.unref();
-      return (outcome) => {
+      const end = (outcome: 'done' | 'failed') => {
         clearInterval(timer);
         clearCurrent = undefined;
         const mark = outcome === 'done' ? 'ok' : 'FAILED';
         sink.write(`${interactive ? '\r\x1b[K' : ''}${label}: ${mark} (${formatSeconds(clock.now() - started)})\n`);
       };
+      return Object.assign(end, {
+        // Only the terminal line shows it; a journal gets the log's progress lines instead.
+        detail(text: string) {
+          detail = text;
+          if (interactive) draw();
+        },
+      });
     },
     message(text) {
       clearCurrent?.();

@@ -10,6 +10,7 @@
 import { findJob, recordChange, UnknownJobError, type DuplicatiStatus, type JobResult, type RunOutcome, type TaskReference } from '../adapters/duplicati.js';
 import { CommandError, TimeoutError, errorMessage, throwIfAborted } from '../errors.js';
 import { formatSeconds } from '../report.js';
+import type { StepHandle } from '../logging.js';
 import type { StackRun } from './context.js';
 
 const allowedStatusFailures = 3;
@@ -170,11 +171,12 @@ function megabytes(bytes: number): string {
 }
 
 /** Follows one job until it has ended: its task (REST API) or its place in the queue and its record. */
-async function followJob(run: StackRun, job: string, backupId: string, outcome: RunOutcome, runReturnedAt: number): Promise<DuplicatiStatus> {
+async function followJob(run: StackRun, job: string, backupId: string, outcome: RunOutcome, runReturnedAt: number, step: StepHandle): Promise<DuplicatiStatus> {
   const { duplicati, clock } = run.adapters;
   const ours = isJob(backupId);
   let seen = false;
   let lastProgressAt = clock.now();
+  let progressShown = false;
   return pollStatus(run, {
     what: `job ${job} (backup ${backupId}${outcome.task !== undefined ? `, task ${outcome.task}` : ''})`,
     behind: (status) => status.queue.some(ours) && status.active !== undefined && !ours(status.active),
@@ -183,15 +185,22 @@ async function followJob(run: StackRun, job: string, backupId: string, outcome: 
       if (ours(status.active) || status.queue.some(ours)) {
         if (!seen) run.log.info('job seen', { job, backup_id: backupId, task: outcome.task, status: describeStatus(status) });
         seen = true;
-        if (ours(status.active) && duplicati.progress && clock.now() - lastProgressAt >= progressLogEveryMs) {
-          lastProgressAt = clock.now();
+        // The terminal line shows Duplicati's progress at each look; the log gets a line a minute.
+        const logNow = clock.now() - lastProgressAt >= progressLogEveryMs;
+        if (ours(status.active) && duplicati.progress && (step.detail || logNow)) {
           const progress = await duplicati.progress(run.signal).catch(() => undefined);
           if (progress) {
-            run.log.info(
-              `job ${job}: ${progress.phase} ${percent(progress.overall)}, ${progress.filesDone} of ${progress.filesTotal} files, ${megabytes(progress.bytesDone)} of ${megabytes(progress.bytesTotal)}`,
-              { job, progress },
-            );
+            const text = `${progress.phase} ${percent(progress.overall)}, ${progress.filesDone} of ${progress.filesTotal} files, ${megabytes(progress.bytesDone)} of ${megabytes(progress.bytesTotal)}`;
+            step.detail?.(text);
+            progressShown = true;
+            if (logNow) {
+              lastProgressAt = clock.now();
+              run.log.info(`job ${job}: ${text}`, { job, progress });
+            }
           }
+        } else if (progressShown && !ours(status.active)) {
+          step.detail?.('');
+          progressShown = false;
         }
         return false;
       }
@@ -291,7 +300,7 @@ async function runJob(run: StackRun, job: string): Promise<void> {
     outcome.backupName ??= known.name;
     let last: DuplicatiStatus;
     try {
-      last = await followJob(run, job, backupId, outcome, runReturnedAt);
+      last = await followJob(run, job, backupId, outcome, runReturnedAt, step);
     } catch (error) {
       if (!(error instanceof JobDidNotRunError)) await stopOurTask(run, job, backupId, outcome, error as Error);
       throw error;
