@@ -178,3 +178,22 @@ describe('preflight in a run over several stacks', () => {
     expect(path.isAbsolute(report.results[0]!.logFile)).toBe(true);
   });
 });
+
+describe('preflight: the Duplicati version (api driver)', () => {
+  const api = () => globalConfig({ duplicati: { ...globalConfig().duplicati, driver: 'api' } });
+
+  it('a server older than the api driver supports: refused before anything is touched, naming the lowest version', async () => {
+    const fake = world();
+    fake.duplicati.serverVersion = '2.1.0.5_stable_2025-03-04';
+    await expectRefused(fake, /Duplicati 2\.1\.0\.5_stable_2025-03-04 is older than 2\.2\.0\.0, the lowest version the api driver supports; update Duplicati or use duplicati\.driver: exec/, { global: api() });
+  });
+
+  it('a supported server passes; the exec driver leaves the version to doctor', async () => {
+    const fake = world();
+    const { result } = await runStack(fake, stack(), { global: api() });
+    expect(result.ok).toBe(true);
+    const old = world();
+    old.duplicati.serverVersion = '2.1.0.5_stable_2025-03-04';
+    expect((await runStack(old, stack())).result.ok).toBe(true);
+  });
+});
