@@ -245,7 +245,12 @@ async function stopOurTask(run: StackRun, job: string, backupId: string, outcome
   try {
     const status = await duplicati.status(signal);
     const found = ours(status.active) ? status.active : status.queue.find(ours);
-    if (!found && (task === undefined || !duplicati.task || (await duplicati.task(task, signal)).status !== 'Waiting')) return;
+    if (!found) {
+      // Neither queued nor active: nothing of ours can run on, unless the task says otherwise.
+      if (task === undefined || !duplicati.task) return;
+      const state = await duplicati.task(task, signal);
+      if (state.status !== 'Waiting' && state.status !== 'Running') return;
+    }
     task ??= found?.task;
   } catch (statusError) {
     run.log.warn(`cannot tell whether Duplicati still holds job ${job}: ${errorMessage(statusError)}`);
