@@ -72,8 +72,9 @@ run_job() {
 	_prev=$_start
 	while :; do
 		_now=$(now_ms)
-		if flag_on paused; then
-			# held: the time paused does not count towards the job's duration
+		if [ -z "$_stopped" ] && flag_on paused; then
+			# held: the time paused does not count towards the job's duration (a
+			# stop or abort releases the hold: the task ends, interrupted)
 			_end=$((_end + _now - _prev))
 		fi
 		_prev=$_now
