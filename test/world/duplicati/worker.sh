@@ -74,7 +74,8 @@ run_job() {
 		_now=$(now_ms)
 		if [ -z "$_stopped" ] && flag_on paused; then
 			# held: the time paused does not count towards the job's duration (a
-			# stop or abort releases the hold: the task ends, interrupted)
+			# stop or abort releases the hold: Library/Main/Operation/Common/
+			# TaskControl.cs Stop() completes a paused task's wait, Stopped)
 			_end=$((_end + _now - _prev))
 		fi
 		_prev=$_now
