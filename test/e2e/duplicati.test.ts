@@ -44,6 +44,8 @@ beforeEach(async () => {
 
 // Each case is a whole run against real units; on a loaded machine one takes a minute or more.
 vi.setConfig({ testTimeout: 400_000 });
+/** How long a run may take to reach its job on a loaded machine. */
+const startWithinMs = 240_000;
 
 describe('a job that ends before the first look', () => {
   it('instant success (exec): done from its record at once, reported "completed", not at wait_timeout', async () => {
@@ -141,9 +143,9 @@ describe('a `run` that hangs', () => {
 describe('never our job running against a live stack', () => {
   it('pause mid-job (api): after paused_timeout the task is stopped, and ended before the stack starts again', async () => {
     useApiDriver('  paused_timeout: 3\n');
-    await standin('set', 'duration', '30');
+    await standin('set', 'duration', '60');
     const run = startCli(['composeapp']);
-    await waitUntil('the composeapp job to start', () => jobStarted('composeapp'));
+    await waitUntil('the composeapp job to start', () => jobStarted('composeapp'), startWithinMs);
     await standin('flag', 'paused', 'on');
     const result = await run.finished;
     expect(result.code).toBe(1);
@@ -160,9 +162,9 @@ describe('never our job running against a live stack', () => {
 
   it('pause mid-job (exec): the stack starts again, and the summary and the log name the job that may record an inconsistent version', async () => {
     useExecDriver('  paused_timeout: 3\n');
-    await standin('set', 'duration', '30');
+    await standin('set', 'duration', '60');
     const run = startCli(['plainapp']);
-    await waitUntil('the plainapp job to start', () => jobStarted('plainapp'));
+    await waitUntil('the plainapp job to start', () => jobStarted('plainapp'), startWithinMs);
     await standin('flag', 'paused', 'on');
     const result = await run.finished;
     expect(result.code).toBe(1);
@@ -174,9 +176,9 @@ describe('never our job running against a live stack', () => {
 
   it('SIGTERM mid-job (api): the task is stopped before the stack starts again, exit 143', async () => {
     useApiDriver();
-    await standin('set', 'duration', '30');
+    await standin('set', 'duration', '60');
     const run = startCli(['composeapp']);
-    await waitUntil('the composeapp job to start', () => jobStarted('composeapp'));
+    await waitUntil('the composeapp job to start', () => jobStarted('composeapp'), startWithinMs);
     run.child.kill('SIGTERM');
     const result = await run.finished;
     expect(result.code).toBe(143);
