@@ -2,9 +2,15 @@
  * The per-stack log: JSON lines (pino) appended to logs/backup-<stack>-YYYY-MM-DD.log, one
  * line per step start and end with its duration and outcome, and the output of what failed.
  * Steps also show on stderr through Progress.
+ *
+ * The log is written while a stack is being restored, so writing it can never throw or stop
+ * the run: a file that cannot be written (disk full, folder removed, permission) turns into one
+ * warning on stderr (which is the journal when run by systemd) and the log counts as
+ * incomplete, which the stack's result and the summary say.
  */
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import pino, { type Logger } from 'pino';
+import pino, { type DestinationStream, type Logger } from 'pino';
 import type { Clock } from './adapters/clock.js';
 import type { Progress } from './report.js';
 
@@ -22,6 +28,8 @@ export interface StackLog {
   warn(message: string, fields?: Record<string, unknown>): void;
   error(message: string, fields?: Record<string, unknown>): void;
   readonly file: string;
+  /** Why lines are missing from the file, once a write failed; undefined while it is whole. */
+  readonly incomplete: string | undefined;
   close(): void;
 }
 
@@ -36,12 +44,89 @@ export function stackLogFile(root: string, stack: string, ms: number): string {
   return path.join(root, 'logs', `backup-${stack}-${localDate(ms)}.log`);
 }
 
-export function createStackLog(root: string, stack: string, runId: string, clock: Clock, progress: Progress): StackLog {
+/** Writes file contents; the real one is node:fs, a test passes one that fails like a full disk. */
+export interface LogFileSystem {
+  open(file: string): number;
+  write(descriptor: number, bytes: Uint8Array): number;
+  close(descriptor: number): void;
+}
+
+const realFileSystem: LogFileSystem = {
+  open(file) {
+    mkdirSync(path.dirname(file), { recursive: true });
+    return openSync(file, 'a', 0o600);
+  },
+  write: (descriptor, bytes) => writeSync(descriptor, bytes),
+  close: (descriptor) => closeSync(descriptor),
+};
+
+interface SafeDestination extends DestinationStream {
+  readonly problem: string | undefined;
+  close(): void;
+}
+
+/**
+ * A pino destination that never throws and never retries. pino's own (sonic-boom) emits an
+ * 'error' event on a failed write, which ends the process when nobody listens, and in sync mode
+ * busy-waits and retries on EAGAIN: both can stop a restore. Writes are synchronous
+ * (writeSync to a local file), so each line is on disk in order before the step goes on, and
+ * a line is never half-kept in a buffer when the process ends. After the first failure the
+ * file is left alone: a line cut off by a full disk is not followed by more lines that would
+ * make the gap look like nothing.
+ */
+function safeDestination(file: string, files: LogFileSystem, warn: (text: string) => void): SafeDestination {
+  let descriptor: number | undefined;
+  let problem: string | undefined;
+  const fail = (error: unknown) => {
+    problem = `${file}: ${(error as Error).message ?? String(error)}`;
+    warn(`cannot write the log ${problem}; the run goes on, and this log is incomplete`);
+  };
+  return {
+    get problem() {
+      return problem;
+    },
+    write(line: string) {
+      if (problem !== undefined) return;
+      try {
+        descriptor ??= files.open(file);
+        let rest = Buffer.from(line);
+        while (rest.length > 0) {
+          const written = files.write(descriptor, rest);
+          if (written <= 0) throw new Error('no space written');
+          rest = rest.subarray(written);
+        }
+      } catch (error) {
+        fail(error);
+      }
+    },
+    close() {
+      if (descriptor === undefined) return;
+      try {
+        files.close(descriptor);
+      } catch {
+        // Closing cannot lose what writeSync already handed to the kernel.
+      }
+      descriptor = undefined;
+    },
+  };
+}
+
+export function createStackLog(
+  root: string,
+  stack: string,
+  runId: string,
+  clock: Clock,
+  progress: Progress,
+  files: LogFileSystem = realFileSystem,
+): StackLog {
   const file = stackLogFile(root, stack, clock.now());
-  const destination = pino.destination({ dest: file, append: true, mkdir: true, sync: true });
+  const destination = safeDestination(file, files, (text) => progress.message(`[${stack}] warning: ${text}`));
   const logger: Logger = pino({ base: { stack, run: runId }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
   return {
     file,
+    get incomplete() {
+      return destination.problem;
+    },
     step(name, fields) {
       const started = clock.now();
       logger.info({ step: name, event: 'start', ...fields }, `${name}: start`);
@@ -74,8 +159,7 @@ export function createStackLog(root: string, stack: string, runId: string, clock
       progress.message(`[${stack}] error: ${message}`);
     },
     close() {
-      destination.flushSync();
-      destination.end();
+      destination.close();
     },
   };
 }

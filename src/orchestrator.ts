@@ -34,6 +34,8 @@ export interface StackResult {
   /** Time the stack was down behind another job's Duplicati task. */
   queueMs?: number | undefined;
   logFile: string;
+  /** Why the log file misses lines (a write failed); such a run is not reported as a success. */
+  logIncomplete?: string | undefined;
 }
 
 type Step = (run: StackRun) => Promise<void>;
@@ -82,6 +84,15 @@ function worstOutcome(results: readonly string[]): StackResult['outcome'] {
   return 'success';
 }
 
+/** Everything that went wrong in a stack's run, in one list for the log, the history and the summary. */
+export function problems(result: Pick<StackResult, 'error' | 'restoreErrors' | 'logIncomplete'>): string[] {
+  return [
+    ...(result.error ? [result.error] : []),
+    ...result.restoreErrors.map((text) => `restore: ${text}`),
+    ...(result.logIncomplete ? [`the log is incomplete: ${result.logIncomplete}`] : []),
+  ];
+}
+
 function span(from: number | undefined, to: number | undefined): number | undefined {
   return from !== undefined && to !== undefined ? to - from : undefined;
 }
@@ -122,7 +133,10 @@ export async function backupStack(run: StackRun): Promise<StackResult> {
       failure = error as Error;
     }
   }
-  const ok = !failure && restoreErrors.length === 0;
+  // A run whose log lost lines cannot be checked afterwards: it is not a success, but it was
+  // still restored like any other (the log never stops the undos).
+  const logIncomplete = log.incomplete;
+  const ok = !failure && restoreErrors.length === 0 && logIncomplete === undefined;
   const downtimeMs = span(timings.unitStopIssuedAt, timings.unitStartedAt);
   const backupMs = span(timings.backupStartedAt, timings.backupEndedAt);
   const result: StackResult = {
@@ -137,6 +151,7 @@ export async function backupStack(run: StackRun): Promise<StackResult> {
     backupMs,
     queueMs: timings.queueMs,
     logFile: log.file,
+    logIncomplete,
   };
   const fields = {
     outcome: result.outcome,
@@ -152,8 +167,9 @@ export async function backupStack(run: StackRun): Promise<StackResult> {
     unit_was_active: timings.unitWasActive,
     error: result.error,
     restore_errors: restoreErrors,
+    log_incomplete: logIncomplete,
   };
   if (ok) log.info('stack run end', fields);
-  else log.error(`stack run failed: ${[result.error, ...restoreErrors].filter(Boolean).join('; ')}`, fields);
+  else log.error(`stack run failed: ${problems(result).join('; ')}`, fields);
   return result;
 }

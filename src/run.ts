@@ -15,7 +15,7 @@ import { createJournal } from './journal.js';
 import { createStackLog } from './logging.js';
 import { renderMetrics } from './metrics.js';
 import { createStackMonitor, type StackMonitor } from './monitor.js';
-import { backupStack, type StackResult } from './orchestrator.js';
+import { backupStack, problems, type StackResult } from './orchestrator.js';
 import { recoverPending, type RecoveryReport } from './recover.js';
 import { formatSeconds, formatSummary, type Progress, type SummaryRow, type TextSink } from './report.js';
 import type { Adapters } from './steps/context.js';
@@ -77,7 +77,7 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
           endedAt: new Date(adapters.clock.now()).toISOString(),
           result: result.ok ? 'success' : 'failed',
           outcome: result.outcome,
-          error: [result.error, ...result.restoreErrors].filter(Boolean).join('; ') || undefined,
+          error: problems(result).join('; ') || undefined,
           notRestored: result.notRestored,
           downtimeMs: result.downtimeMs,
           backupMs: result.backupMs,
@@ -145,11 +145,7 @@ function summaryRows(results: readonly StackResult[], skipped: readonly string[]
       result: resultLabel(result),
       downtimeMs: result.downtimeMs,
       backupMs: result.backupMs,
-      note: [
-        result.queueMs ? `queued ${formatSeconds(result.queueMs)} behind another Duplicati task` : undefined,
-        result.error,
-        ...result.restoreErrors.map((text) => `restore: ${text}`),
-      ]
+      note: [result.queueMs ? `queued ${formatSeconds(result.queueMs)} behind another Duplicati task` : undefined, ...problems(result)]
         .filter(Boolean)
         .join('; '),
     })),

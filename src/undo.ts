@@ -8,6 +8,11 @@ import { TimeoutError, errorMessage } from './errors.js';
 import type { Journal, UndoRecord } from './journal.js';
 import { undoName, undoTimeoutMs } from './steps/undo-actions.js';
 
+/** The crash journal could not be written before a change: the change was not made. */
+export class JournalError extends Error {
+  override name = 'JournalError';
+}
+
 export interface UndoFailure {
   name: string;
   error: Error;
@@ -54,9 +59,18 @@ export class UndoStack {
     private readonly budget: (record: UndoRecord) => number = undoTimeoutMs,
   ) {}
 
-  /** Records the undo durably; call it before the change it reverses. */
+  /**
+   * Records the undo durably; call it before the change it reverses. When the journal cannot
+   * be written (disk full) this throws, so the step fails before its change: a change whose
+   * undo a crash would lose is not made.
+   */
   push(stack: string, record: UndoRecord): void {
-    const journalId = this.journal.add(stack, record);
+    let journalId: string;
+    try {
+      journalId = this.journal.add(stack, record);
+    } catch (error) {
+      throw new JournalError(`cannot write the crash journal (${errorMessage(error)}), so the change that "${undoName(record)}" would undo was not made`);
+    }
     this.pending.push({ record, journalId });
   }
 

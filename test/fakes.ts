@@ -442,6 +442,7 @@ export class MemoryLog implements StackLog {
   error(message: string, fields?: Record<string, unknown>): void {
     this.lines.push({ level: 'error', message, fields: fields ?? {} });
   }
+  incomplete: string | undefined = undefined;
   close(): void {}
   messages(level?: LogLine['level']): string[] {
     return this.lines.filter((line) => level === undefined || line.level === level).map((line) => line.message);
