@@ -34,8 +34,12 @@ export interface StackResult {
   /** Time the stack was down behind another job's Duplicati task. */
   queueMs?: number | undefined;
   logFile: string;
-  /** Why the log file misses lines (a write failed); such a run is not reported as a success. */
-  logIncomplete?: string | undefined;
+  /**
+   * What this run could not write down: the log file missing lines, the crash journal not
+   * updated after an undo (it will be replayed once more, harmlessly). The stack was still
+   * restored, but such a run is not reported as a success: nobody could check it afterwards.
+   */
+  unrecorded?: string[];
 }
 
 type Step = (run: StackRun) => Promise<void>;
@@ -85,12 +89,8 @@ function worstOutcome(results: readonly string[]): StackResult['outcome'] {
 }
 
 /** Everything that went wrong in a stack's run, in one list for the log, the history and the summary. */
-export function problems(result: Pick<StackResult, 'error' | 'restoreErrors' | 'logIncomplete'>): string[] {
-  return [
-    ...(result.error ? [result.error] : []),
-    ...result.restoreErrors.map((text) => `restore: ${text}`),
-    ...(result.logIncomplete ? [`the log is incomplete: ${result.logIncomplete}`] : []),
-  ];
+export function problems(result: Pick<StackResult, 'error' | 'restoreErrors' | 'unrecorded'>): string[] {
+  return [...(result.error ? [result.error] : []), ...result.restoreErrors.map((text) => `restore: ${text}`), ...(result.unrecorded ?? [])];
 }
 
 function span(from: number | undefined, to: number | undefined): number | undefined {
@@ -118,12 +118,16 @@ export async function backupStack(run: StackRun): Promise<StackResult> {
   if (failure && run.undo.size > 0) {
     log.warn(`${failure.message}; restoring the stack`);
   }
+  const journalFailures: string[] = [];
   const context = { systemd: adapters.systemd, runHook: adapters.runHook, clock: adapters.clock, log, timings };
   const undoFailures = await run.undo.unwind((record, signal) => performUndo(record, context, signal), {
     started: (name) => log.info('undo start', { undo: name }),
     finished: (name, error) =>
       error ? log.error(`undo "${name}" failed: ${error.message}`, { undo: name }) : log.info('undo done', { undo: name }),
-    journalFailed: (error) => log.warn(`cannot update the crash journal: ${error.message}`),
+    journalFailed: (error) => {
+      journalFailures.push(error.message);
+      log.warn(`cannot update the crash journal: ${error.message}`);
+    },
   });
   const restoreErrors = undoFailures.map((entry) => `${entry.name}: ${entry.error.message}`);
   if (!failure && restoreErrors.length === 0) {
@@ -133,10 +137,12 @@ export async function backupStack(run: StackRun): Promise<StackResult> {
       failure = error as Error;
     }
   }
-  // A run whose log lost lines cannot be checked afterwards: it is not a success, but it was
-  // still restored like any other (the log never stops the undos).
-  const logIncomplete = log.incomplete;
-  const ok = !failure && restoreErrors.length === 0 && logIncomplete === undefined;
+  // Checked last, so a write that failed during the verify hooks counts too.
+  const unrecorded = [
+    ...(journalFailures.length > 0 ? [`the crash journal was not updated after the restore (${journalFailures[0]}); \`stack-backup recover\` clears it`] : []),
+    ...(log.incomplete !== undefined ? [`the log is incomplete: ${log.incomplete}`] : []),
+  ];
+  const ok = !failure && restoreErrors.length === 0 && unrecorded.length === 0;
   const downtimeMs = span(timings.unitStopIssuedAt, timings.unitStartedAt);
   const backupMs = span(timings.backupStartedAt, timings.backupEndedAt);
   const result: StackResult = {
@@ -151,7 +157,7 @@ export async function backupStack(run: StackRun): Promise<StackResult> {
     backupMs,
     queueMs: timings.queueMs,
     logFile: log.file,
-    logIncomplete,
+    unrecorded,
   };
   const fields = {
     outcome: result.outcome,
@@ -167,7 +173,7 @@ export async function backupStack(run: StackRun): Promise<StackResult> {
     unit_was_active: timings.unitWasActive,
     error: result.error,
     restore_errors: restoreErrors,
-    log_incomplete: logIncomplete,
+    unrecorded,
   };
   if (ok) log.info('stack run end', fields);
   else log.error(`stack run failed: ${problems(result).join('; ')}`, fields);

@@ -3,7 +3,7 @@
  * written atomically and durably: a temporary file, fsync, rename, fsync of the folder. A
  * power cut leaves either the old file or the new one, never half of one.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
 export function readJsonFile<T>(file: string, fallback: T): T {
@@ -27,12 +27,18 @@ export function writeJsonFileDurably(file: string, value: unknown): void {
   const temporary = `${file}.${process.pid}.tmp`;
   const descriptor = openSync(temporary, 'w', 0o600);
   try {
-    writeSync(descriptor, `${JSON.stringify(value, null, 2)}\n`);
-    fsyncSync(descriptor);
-  } finally {
-    closeSync(descriptor);
+    try {
+      writeSync(descriptor, `${JSON.stringify(value, null, 2)}\n`);
+      fsyncSync(descriptor);
+    } finally {
+      closeSync(descriptor);
+    }
+    renameSync(temporary, file);
+  } catch (error) {
+    // A full disk leaves no half-written file behind to take more space.
+    rmSync(temporary, { force: true });
+    throw error;
   }
-  renameSync(temporary, file);
   const folderDescriptor = openSync(folder, 'r');
   try {
     fsyncSync(folderDescriptor);

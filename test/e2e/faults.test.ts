@@ -3,7 +3,8 @@
  * as the restore policy says), nothing is left frozen, and a backup reported done is CLEAN.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { chmodSync, existsSync, mkdirSync, readFileSync, utimesSync, chownSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, chownSync } from 'node:fs';
 import path from 'node:path';
 import {
   asUser,
@@ -179,5 +180,46 @@ describe('hooks that hang', () => {
     expect(jobRecords()).toEqual([]);
     const left = await asUser(['pgrep', '-u', world.WORLD_USER!, '-f', 'sleep 60[01]']);
     expect(left.stdout.trim()).toBe('');
+  });
+});
+
+describe('a full disk under logs/', () => {
+  const logs = path.join(root, 'logs');
+  const mounted = () => readFileSync('/proc/mounts', 'utf8').split('\n').some((line) => line.split(' ')[1] === logs);
+
+  afterEach(() => {
+    if (mounted()) execFileSync('umount', ['-l', logs]);
+  });
+
+  it('logs/ fills while the job runs: the stack is still restored, the run ends, exit 1, the summary says the log is incomplete', async () => {
+    // A tiny tmpfs over the root's logs/, as a small /var that runs full in the night.
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k,mode=0700', 'stack-backup-test-logs', logs]);
+    chownSync(logs, Number(world.WORLD_UID), Number(world.WORLD_GID));
+    await standin('set', 'duration', '4');
+    const run = startCli(['ondemand']);
+    await waitUntil('the ondemand job to start', () => jobStarted('ondemand'));
+    expect(await unitState('ondemand-stack.service')).toBe('inactive');
+    // Fill it up (as root, which a tmpfs does not spare either): every later write gets ENOSPC.
+    try {
+      execFileSync('dd', ['if=/dev/zero', 'bs=64k', 'status=none', `of=${path.join(logs, 'filler')}`], { stdio: 'ignore' });
+    } catch {
+      // dd ends with "No space left on device": that is the point.
+    }
+    // The log's last page still has room; fill it too, with newlines (which logLines skips), so
+    // the next log line fails as on a disk that filled at just that moment.
+    const logFile = readdirSync(logs).find((name) => name.startsWith('backup-ondemand-'))!;
+    execFileSync('sh', ['-c', `yes '' | dd bs=1 status=none conv=notrunc oflag=append of=${path.join(logs, logFile)} 2>/dev/null || true`]);
+    const result = await run.finished;
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('cannot write the log');
+    expect(result.stderr).toMatch(/ondemand\s+FAILED .*the log is incomplete: .*no space left on device/i);
+    expect(result.stderr).toContain('the crash journal was not updated');
+    expect(await states()).toEqual(baseline);
+    await standin('wait-idle', '20');
+    execFileSync('umount', [logs]);
+    // Once there is room again, what the journal still holds is cleared by a replay that changes nothing.
+    expect((await cli(['recover'])).code).toBe(0);
+    expect(pendingEntries()).toEqual([]);
+    expect(await states()).toEqual(baseline);
   });
 });

@@ -117,7 +117,7 @@ describe('a run whose log fills up', () => {
     expect(world.actions).toContain('start app-stack.service');
     expect(result.ok).toBe(false);
     expect(result.notRestored).toBe(false);
-    expect(result.logIncomplete).toMatch(/ENOSPC/);
+    expect(result.unrecorded?.join()).toMatch(/the log is incomplete: .*ENOSPC/);
     expect(problems(result).join('; ')).toMatch(/the log is incomplete: .*ENOSPC/);
     expect(lines.join('')).toContain('cannot write the log');
   });
@@ -151,12 +151,14 @@ describe('a journal that cannot be written', () => {
     expect(world.state('app-stack.service')).toBe('active');
   });
 
-  it('on the undo path (crossing out fails): a warning, and every undo still runs', async () => {
+  it('on the undo path (crossing out fails): a warning, every undo still runs, the run is not a success', async () => {
     const world = worldWithStack('active');
     world.unit('app-proxy.socket', 'active');
     const journal = fullJournal(99);
     const { result, log } = await runStack(world, stackConfig({ freeze: { socket: 'app-proxy.socket', service: undefined } }), { journal });
-    expect(result.ok).toBe(true);
+    expect(result.ok).toBe(false);
+    expect(result.restoreErrors).toEqual([]);
+    expect(result.unrecorded?.join()).toMatch(/crash journal was not updated .*ENOSPC.*stack-backup recover/);
     expect(journal.removed).toHaveLength(2);
     expect(world.state('app-stack.service')).toBe('active');
     expect(world.state('app-proxy.socket')).toBe('active');
