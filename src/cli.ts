@@ -7,6 +7,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { listStackNames, loadGlobalConfig, loadStack, podmanSocketPath, resolveRoot, saveConfigCaches, selectStacks } from './config/load.js';
 import { assertOnlyUserCanWrite } from './config/permissions.js';
 import { AbortedError, LockHeldError, UsageError, errorMessage } from './errors.js';
+import { exitWhenDone } from './adapters/exit.js';
 import { exitCodeFor, exitCodeForReport, exitCodes } from './exit-codes.js';
 import { installPaths, installUnits, renderUnits } from './install.js';
 import { planStack } from './plan.js';
@@ -278,3 +279,4 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 process.exitCode = await main(process.argv.slice(2));
+exitWhenDone();

@@ -1,16 +1,43 @@
-/** The file system: a folder check that can hang (an automount that does not answer), bounded in time; log pruning and tails. */
+/** The file system: a folder check that can hang (a network mount that does not answer), bounded in time; log pruning and tails. */
 import { readFileSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { TimeoutError } from '../errors.js';
+import { runCommand, type CommandRunner } from './process.js';
 
-export async function checkFolder(folder: string, timeoutMs: number): Promise<void> {
+/**
+ * Opens the folder and reads one entry, which is what makes an automounter mount it, and
+ * prints why not on failure.
+ */
+const readOneEntry =
+  "try{const d=require('node:fs').opendirSync(process.argv[1]);d.readSync();d.closeSync()}catch(e){process.stderr.write(String(e.message));process.exit(1)}";
+
+const killGraceMs = 1000;
+/** How long after the kill a child that still does not end (stuck in the kernel) is left behind. */
+const abandonAfterKillMs = 3000;
+
+/**
+ * Reads the folder in a child process. A readdir on a network mount whose server is gone
+ * (NFS, SMB, a stopped FUSE daemon) never returns; done in this process it would hold one of
+ * libuv's threads for good, so the run could never exit and its lock would refuse the next
+ * night's run. A child can be killed at the timeout; one the kernel will not let die is left
+ * behind (the process exits anyway when its work is done, see exitWhenDone).
+ */
+export async function checkFolder(folder: string, timeoutMs: number, run: CommandRunner = runCommand): Promise<void> {
+  const seconds = Math.round(timeoutMs / 1000);
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TimeoutError(`no answer within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+  const abandoned = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new TimeoutError(`no answer within ${seconds} s, and the process reading it could not be ended`)),
+      timeoutMs + killGraceMs + abandonAfterKillMs,
+    );
   });
   try {
-    // Reading the folder, not just stat-ing it, is what makes an automounter mount it.
-    await Promise.race([readdir(folder), timeout]);
+    const result = await Promise.race([
+      run([process.execPath, '-e', readOneEntry, '--', folder], { timeoutMs, killGraceMs }),
+      abandoned,
+    ]);
+    if (result.timedOut) throw new TimeoutError(`no answer within ${seconds} s`);
+    if (result.exitCode !== 0) throw new Error(result.stderr.trim() || `cannot be read (exit ${result.exitCode ?? 'signal'})`);
   } finally {
     clearTimeout(timer);
   }

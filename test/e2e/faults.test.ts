@@ -3,7 +3,7 @@
  * as the restore policy says), nothing is left frozen, and a backup reported done is CLEAN.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, chownSync } from 'node:fs';
 import path from 'node:path';
 import {
@@ -221,5 +221,41 @@ describe('a full disk under logs/', () => {
     expect((await cli(['recover'])).code).toBe(0);
     expect(pendingEntries()).toEqual([]);
     expect(await states()).toEqual(baseline);
+  });
+});
+
+describe('a backup_mount whose server is gone', () => {
+  const source = path.join(world.WORLD_DIR ?? path.dirname(root), 'fuse-source');
+  const mountPoint = path.join(world.WORLD_DIR ?? path.dirname(root), 'fuse-mount');
+  const mounted = () => readFileSync('/proc/mounts', 'utf8').split('\n').some((line) => line.split(' ')[1] === mountPoint);
+  let daemon: ChildProcess | undefined;
+
+  afterEach(() => {
+    if (daemon?.pid !== undefined) process.kill(daemon.pid, 'SIGCONT');
+    if (mounted()) execFileSync('umount', ['-l', mountPoint]);
+    daemon?.kill('SIGTERM');
+    daemon = undefined;
+  });
+
+  it('a FUSE mount whose daemon is stopped: preflight fails within its timeout, nothing is touched, the process exits', async () => {
+    mkdirSync(source, { recursive: true });
+    mkdirSync(mountPoint, { recursive: true });
+    // allow_other: the daemon runs as root, the run as the world's user. What `readdir` meets
+    // on an NFS or SMB mount whose server is gone: a request nobody answers.
+    daemon = spawn('bindfs', ['-f', '-o', 'allow_other', source, mountPoint], { stdio: 'ignore' });
+    await waitUntil('the FUSE mount', mounted, 10_000);
+    process.kill(daemon.pid!, 'SIGSTOP');
+    writeUserFile(path.join(root, 'stack-backup.yaml'), `backup_mount: ${mountPoint}\n`);
+    const started = Date.now();
+    const result = await cli(['plainapp']);
+    const elapsed = Date.now() - started;
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/preflight: backup_mount .*fuse-mount is not reachable: no answer within 30 s; nothing was touched/);
+    // The 30 s check, the kill, and the exit: not held up by the read that never returns.
+    expect(elapsed).toBeLessThan(50_000);
+    expect(await states()).toEqual(baseline);
+    expect(logLines('plainapp').some((line) => line.step === 'stop unit')).toBe(false);
+    const left = await asUser(['pgrep', '-u', world.WORLD_USER!, '-f', 'opendirSync']);
+    expect(left.stdout.trim()).toBe('');
   });
 });
