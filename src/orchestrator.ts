@@ -5,14 +5,10 @@
  * stack as the restore policy wants it.
  */
 import { AbortedError, HookFailure, errorMessage } from './errors.js';
-import { runBackupJobs, waitForDuplicatiIdle, waitForDuplicatiIdleAfterStop } from './steps/backup.js';
 import type { StackRun } from './steps/context.js';
-import { freezeOnDemand } from './steps/freeze.js';
-import { preStopHooks, runHookPhase } from './steps/hooks.js';
-import { preflight } from './steps/preflight.js';
-import { stopUnit } from './steps/stop-unit.js';
+import { runHookPhase } from './steps/hooks.js';
+import { stackSteps, type Step } from './steps/sequence.js';
 import { performUndo } from './steps/undo-actions.js';
-import { waitForContainers } from './steps/wait-containers.js';
 
 export interface StackResult {
   stack: string;
@@ -34,6 +30,8 @@ export interface StackResult {
   /** Time the stack was down behind another job's Duplicati task. */
   queueMs?: number | undefined;
   logFile: string;
+  /** The forward steps that were started, in order: the same names the dry run prints. */
+  steps?: string[];
   /**
    * What this run could not write down: the log file missing lines, the crash journal not
    * updated after an undo (it will be replayed once more, harmlessly). The stack was still
@@ -41,45 +39,6 @@ export interface StackResult {
    */
   unrecorded?: string[];
 }
-
-type Step = (run: StackRun) => Promise<void>;
-
-/**
- * Once the unit is stopped: its containers must exit, and Duplicati must hold no task that
- * began before the stop. Both are waits on the outside world, so they overlap; if one fails,
- * the other is ended.
- */
-async function waitForStackDown(run: StackRun): Promise<void> {
-  const controller = new AbortController();
-  const forward = () => controller.abort(run.signal.reason);
-  run.signal.addEventListener('abort', forward, { once: true });
-  const idle = waitForDuplicatiIdleAfterStop({ ...run, signal: controller.signal });
-  // Its failure is awaited below; until then it must not count as unhandled and end the process.
-  idle.catch(() => {});
-  try {
-    await waitForContainers(run);
-  } catch (error) {
-    controller.abort(error);
-    await idle.catch(() => {});
-    throw error;
-  } finally {
-    run.signal.removeEventListener('abort', forward);
-  }
-  await idle;
-}
-
-export const forwardSteps: readonly Step[] = [
-  preflight,
-  waitForDuplicatiIdle,
-  preStopHooks,
-  freezeOnDemand,
-  stopUnit,
-  waitForStackDown,
-  (run) => runHookPhase(run, 'post_stop'),
-  (run) => runHookPhase(run, 'pre_backup'),
-  runBackupJobs,
-  (run) => runHookPhase(run, 'post_backup'),
-];
 
 function worstOutcome(results: readonly string[]): StackResult['outcome'] {
   // Completed: the exec driver saw the backup complete but cannot see its result.
@@ -97,7 +56,7 @@ function span(from: number | undefined, to: number | undefined): number | undefi
   return from !== undefined && to !== undefined ? to - from : undefined;
 }
 
-export async function backupStack(run: StackRun): Promise<StackResult> {
+export async function backupStack(run: StackRun, steps: readonly Step[] = stackSteps(run.stack, run.global)): Promise<StackResult> {
   const { log, timings, adapters } = run;
   const started = adapters.clock.now();
   log.info('stack run start', {
@@ -107,9 +66,11 @@ export async function backupStack(run: StackRun): Promise<StackResult> {
     freeze: run.stack.freeze ?? false,
   });
   let failure: Error | undefined;
-  for (const step of forwardSteps) {
+  const startedSteps: string[] = [];
+  for (const step of steps) {
+    startedSteps.push(step.name);
     try {
-      await step(run);
+      await step.run(run);
     } catch (error) {
       failure = error instanceof Error ? error : new Error(errorMessage(error));
       break;
@@ -157,6 +118,7 @@ export async function backupStack(run: StackRun): Promise<StackResult> {
     backupMs,
     queueMs: timings.queueMs,
     logFile: log.file,
+    steps: startedSteps,
     unrecorded,
   };
   const fields = {

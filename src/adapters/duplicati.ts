@@ -281,8 +281,19 @@ const statusTimeoutMs = 30_000;
 /** The outer bound on `podman exec ... run` lets the inner `timeout` fire first. */
 const outerRunMarginMs = 3_000;
 
+/** The command line of one duplicati-server-util call; the dry run shows the same. */
+export function serverUtilArgv(settings: Pick<DuplicatiSettings, 'container' | 'serverUtil'>, ...args: string[]): string[] {
+  return ['podman', 'exec', settings.container, settings.serverUtil, ...args];
+}
+
+/** The command line of `run`, bounded inside the container too (see run below); the dry run shows the same. */
+export function serverUtilRunArgv(settings: Pick<DuplicatiSettings, 'container' | 'serverUtil' | 'runTimeoutMs'>, job: string): string[] {
+  const seconds = String(Math.max(1, Math.ceil(settings.runTimeoutMs / 1000)));
+  return ['podman', 'exec', settings.container, 'timeout', '-s', 'KILL', seconds, settings.serverUtil, 'run', '--', job];
+}
+
 export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSettings): Duplicati {
-  const argv = (...args: string[]) => ['podman', 'exec', settings.container, settings.serverUtil, ...args];
+  const argv = (...args: string[]) => serverUtilArgv(settings, ...args);
   /** Whether the tool takes `--json`; learned from the first list (servers before 2.2 do not). */
   let json: boolean | undefined;
 
@@ -321,8 +332,7 @@ export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSetti
       // there too, so a `run` ended after run_timeout cannot queue the job later, against the
       // restarted stack. RunBackup.cs prints its line before it sends the request. The job's
       // name goes after `--`, since a name may begin with `-`.
-      const seconds = String(Math.max(1, Math.ceil(settings.runTimeoutMs / 1000)));
-      const command = ['podman', 'exec', settings.container, 'timeout', '-s', 'KILL', seconds, settings.serverUtil, 'run', '--', job];
+      const command = serverUtilRunArgv(settings, job);
       const result = await run(command, { timeoutMs: settings.runTimeoutMs + outerRunMarginMs, signal });
       const parsed = parseRunLine(result.stdout);
       // timeout(1) exits 124, or 137 when it had to send KILL

@@ -11,9 +11,14 @@ export interface HookRun {
 
 export type HookRunner = (hook: HookRun) => Promise<CommandResult>;
 
+/** The command line of one hook command; the dry run shows the same. */
+export function hookArgv(command: string): string[] {
+  return ['/bin/sh', '-c', command];
+}
+
 export function createHookRunner(run: CommandRunner): HookRunner {
   return (hook) =>
-    run(['/bin/sh', '-c', hook.command], {
+    run(hookArgv(hook.command), {
       timeoutMs: hook.timeoutMs,
       signal: hook.signal,
       env: hook.environment,

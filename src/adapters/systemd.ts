@@ -30,6 +30,11 @@ export function isUp(state: UnitState): boolean {
 
 const queryTimeoutMs = 15_000;
 
+/** The command line of a start or stop; the dry run shows the same. */
+export function systemctlArgv(action: 'start' | 'stop', unit: string): string[] {
+  return ['systemctl', '--user', action, '--', unit];
+}
+
 export function createSystemd(run: CommandRunner): Systemd & SystemdManager {
   const systemctl = async (args: string[], timeoutMs: number, signal?: AbortSignal) => {
     const result = await run(['systemctl', '--user', ...args], { timeoutMs, signal });
@@ -53,10 +58,10 @@ export function createSystemd(run: CommandRunner): Systemd & SystemdManager {
       };
     },
     async start(unit, timeoutMs, signal) {
-      await systemctl(['start', '--', unit], timeoutMs, signal);
+      await systemctl(systemctlArgv('start', unit).slice(2), timeoutMs, signal);
     },
     async stop(unit, timeoutMs, signal) {
-      await systemctl(['stop', '--', unit], timeoutMs, signal);
+      await systemctl(systemctlArgv('stop', unit).slice(2), timeoutMs, signal);
     },
     async daemonReload() {
       await systemctl(['daemon-reload'], queryTimeoutMs);

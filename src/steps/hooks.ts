@@ -1,25 +1,30 @@
 /** Runs the hook commands of one phase, in order; the first failure ends the phase. */
 import type { HookRunner } from '../adapters/hooks.js';
 import type { HookPhase } from '../config/schema.js';
+import type { GlobalConfig, StackConfig } from '../config/types.js';
 import { HookFailure, throwIfAborted } from '../errors.js';
 import type { HookCommands } from '../journal.js';
 import type { StackLog } from '../logging.js';
 import type { StackRun } from './context.js';
 
 /** A phase's commands with everything they need, also to run again from the crash journal. */
-export function hookCommands(run: StackRun, phase: HookPhase): HookCommands {
+export function hookCommandsOf(stack: StackConfig, global: GlobalConfig, phase: HookPhase): HookCommands {
   return {
     phase,
-    commands: run.stack.hooks[phase],
+    commands: stack.hooks[phase],
     environment: {
-      STACK_NAME: run.stack.name,
-      STACK_UNIT: run.stack.unit,
+      STACK_NAME: stack.name,
+      STACK_UNIT: stack.unit,
       STACK_PHASE: phase,
-      STACK_BACKUP_ROOT: run.global.root,
+      STACK_BACKUP_ROOT: global.root,
     },
-    cwd: run.global.root,
-    timeoutMs: run.stack.hookTimeoutMs,
+    cwd: global.root,
+    timeoutMs: stack.hookTimeoutMs,
   };
+}
+
+export function hookCommands(run: StackRun, phase: HookPhase): HookCommands {
+  return hookCommandsOf(run.stack, run.global, phase);
 }
 
 export async function runHookCommands(hooks: HookCommands, log: StackLog, runHook: HookRunner, signal: AbortSignal): Promise<void> {

@@ -6,7 +6,7 @@ import { checkVersion } from '../adapters/duplicati.js';
 import { AbortedError, CommandError, errorMessage } from '../errors.js';
 import type { StackRun } from './context.js';
 
-const mountTimeoutMs = 30_000;
+export const mountTimeoutMs = 30_000;
 
 export class PreflightError extends CommandError {
   override name = 'PreflightError';

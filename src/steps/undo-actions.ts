@@ -3,8 +3,11 @@
  * failed step, and when `recover` replays the journal of a run that died.
  */
 import type { Clock } from '../adapters/clock.js';
-import type { HookRunner } from '../adapters/hooks.js';
-import type { Systemd } from '../adapters/systemd.js';
+import { hookArgv, type HookRunner } from '../adapters/hooks.js';
+import { systemctlArgv, type Systemd } from '../adapters/systemd.js';
+import type { HookCommands } from '../journal.js';
+import { formatSeconds } from '../report.js';
+import { shellLine } from '../shell-quote.js';
 import type { UndoRecord } from '../journal.js';
 import type { StackLog } from '../logging.js';
 import type { StackTimings } from './context.js';
@@ -30,6 +33,39 @@ export function undoName(record: UndoRecord): string {
       return 'unfreeze on-demand socket';
     case 'hooks':
       return `${record.hooks.phase} hooks`;
+  }
+}
+
+/** Each hook command as the shell line it runs, named by its phase. */
+export function describeHooks(hooks: Pick<HookCommands, 'phase' | 'commands'>): string[] {
+  return hooks.commands.map((command) => `${hooks.phase} hook: ${shellLine(hookArgv(command))}`);
+}
+
+/**
+ * What an undo will do, command by command, shell-quoted: the dry run shows it for each step,
+ * `recover --dry-run` for each journal entry. `startCondition` is said of a unit start whose
+ * need is only known at run time (restore_policy previous).
+ */
+export function describeUndo(record: UndoRecord, startCondition?: string): string[] {
+  switch (record.kind) {
+    case 'restore-unit': {
+      const start = `${shellLine(systemctlArgv('start', record.unit))} (start_timeout ${formatSeconds(record.startTimeoutMs)})`;
+      return [
+        ...describeHooks(record.preStart),
+        startCondition !== undefined
+          ? `${start}, ${startCondition}`
+          : record.start
+            ? start
+            : `leave ${record.unit} stopped (restore_policy previous, and it was ${record.stateBefore})`,
+      ];
+    }
+    case 'unfreeze': {
+      const units = [record.socket, record.service].filter((unit): unit is string => unit !== undefined);
+      if (units.length === 0) return ['nothing to start: neither the socket nor its service was active'];
+      return units.map((unit) => `${shellLine(systemctlArgv('start', unit))}${startCondition !== undefined ? `, ${startCondition}` : ''}`);
+    }
+    case 'hooks':
+      return describeHooks(record.hooks);
   }
 }
 

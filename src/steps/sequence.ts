@@ -1,0 +1,221 @@
+/**
+ * The sequence of one stack's run, as values: each step says what it will do (the exact
+ * commands and API calls, with this run's values) and which undo it registers before its
+ * change. The orchestrator walks this list, `--dry-run` prints it, and the undos it names are
+ * the records the crash journal keeps. A mode (stop today, snapshot later) is a different list
+ * of these same steps, not a branch inside them.
+ */
+import { serverUtilArgv } from '../adapters/duplicati.js';
+import { systemctlArgv } from '../adapters/systemd.js';
+import type { HookPhase } from '../config/schema.js';
+import type { GlobalConfig, StackConfig } from '../config/types.js';
+import type { UndoRecord } from '../journal.js';
+import { formatSeconds } from '../report.js';
+import { shellLine } from '../shell-quote.js';
+import { runBackupJobs, waitForDuplicatiIdle, waitForDuplicatiIdleAfterStop } from './backup.js';
+import type { StackRun } from './context.js';
+import { freezeOnDemand } from './freeze.js';
+import { hookCommandsOf, preStopHooks, runHookPhase } from './hooks.js';
+import { mountTimeoutMs, preflight } from './preflight.js';
+import { stopUnit } from './stop-unit.js';
+import { describeHooks, describeUndo, undoName } from './undo-actions.js';
+import { waitForContainers } from './wait-containers.js';
+
+export interface PlannedUndo {
+  name: string;
+  /** What it will do; conditions known only at run time are said in words. */
+  actions: string[];
+}
+
+export interface Step {
+  /** As the dry run and the run's result name it. */
+  name: string;
+  /** What it will do, in order: shell-quoted command lines, API calls, waits. */
+  actions: string[];
+  /** The undo it registers before it changes anything; none when it changes nothing. */
+  undo?: PlannedUndo;
+  run(run: StackRun): Promise<void>;
+}
+
+/** The same steps for every mode; a mode is the list `stackSteps` makes of them. */
+interface Context {
+  stack: StackConfig;
+  global: GlobalConfig;
+}
+
+function planUndo(record: UndoRecord, startCondition?: string): PlannedUndo {
+  return { name: undoName(record), actions: describeUndo(record, startCondition) };
+}
+
+/** How a Duplicati status is read: the command or the API call, by driver. */
+function statusCall(global: GlobalConfig): string {
+  const settings = global.duplicati;
+  if (settings.driver === 'exec') return shellLine(serverUtilArgv(settings, 'status'));
+  return `GET ${settings.url}/api/v1/serverstate (then long-polls ?longpoll=true&lastEventId=N)`;
+}
+
+function idleWait(global: GlobalConfig, what: string): string {
+  const settings = global.duplicati;
+  return `${statusCall(global)}, repeated until ${what} (wait_timeout ${formatSeconds(settings.waitTimeoutMs)}, paused_timeout ${formatSeconds(settings.pausedTimeoutMs)})`;
+}
+
+function preflightStep({ stack, global }: Context): Step {
+  const units = [stack.unit, stack.freeze?.socket, stack.freeze?.service].filter((unit): unit is string => unit !== undefined);
+  return {
+    name: 'preflight',
+    actions: [
+      'Podman API: GET /_ping',
+      `Podman API: GET /containers/${global.duplicati.container}/json (must be running)`,
+      ...units.map((unit) => `${shellLine(['systemctl', '--user', 'show', '--property=LoadState,ActiveState,UnitFileState', '--', unit])} (must be loaded)`),
+      ...(global.backupMount !== undefined
+        ? [`read one entry of backup_mount ${shellLine([global.backupMount])} in a child process, killed after ${formatSeconds(mountTimeoutMs)}`]
+        : []),
+    ],
+    run: preflight,
+  };
+}
+
+function idleStep({ global }: Context): Step {
+  return {
+    name: 'wait for Duplicati to be idle',
+    actions: [idleWait(global, 'nothing runs, nothing is queued, and the server is not paused')],
+    run: waitForDuplicatiIdle,
+  };
+}
+
+function preStopStep(context: Context): Step | undefined {
+  const { stack } = context;
+  if (stack.hooks.pre_stop.length === 0 && stack.hooks.post_start.length === 0) return undefined;
+  return {
+    name: 'pre_stop hooks',
+    actions: describeHooks({ phase: 'pre_stop', commands: stack.hooks.pre_stop }),
+    undo: planUndo({ kind: 'hooks', hooks: hookCommandsOf(stack, context.global, 'post_start') }),
+    run: preStopHooks,
+  };
+}
+
+function freezeStep({ stack }: Context): Step | undefined {
+  const freeze = stack.freeze;
+  if (!freeze) return undefined;
+  const units = [freeze.socket, ...(freeze.service ? [freeze.service] : [])];
+  return {
+    name: 'freeze on-demand socket',
+    actions: [
+      `record whether ${units.join(' and ')} ${units.length === 1 ? 'is' : 'are'} active (systemctl --user show)`,
+      ...units.map((unit) => shellLine(systemctlArgv('stop', unit))),
+    ],
+    undo: planUndo({ kind: 'unfreeze', socket: freeze.socket, service: freeze.service }, 'if it was active before'),
+    run: freezeOnDemand,
+  };
+}
+
+function stopStep({ stack, global }: Context): Step {
+  const restore: UndoRecord = {
+    kind: 'restore-unit',
+    unit: stack.unit,
+    stateBefore: 'unknown',
+    start: true,
+    startTimeoutMs: stack.startTimeoutMs,
+    preStart: hookCommandsOf(stack, global, 'pre_start'),
+  };
+  return {
+    name: 'stop unit',
+    actions: [
+      `record whether ${stack.unit} is active (systemctl --user show)`,
+      `${shellLine(systemctlArgv('stop', stack.unit))} (stop_timeout ${formatSeconds(stack.stopTimeoutMs)})`,
+    ],
+    undo: planUndo(restore, stack.restorePolicy === 'always' ? 'always (restore_policy always)' : 'if it was active before (restore_policy previous)'),
+    run: stopUnit,
+  };
+}
+
+/**
+ * Once the unit is stopped: its containers must exit, and Duplicati must hold no task that
+ * began before the stop. Both are waits on the outside world, so they overlap; if one fails,
+ * the other is ended.
+ */
+async function waitForStackDown(run: StackRun): Promise<void> {
+  const controller = new AbortController();
+  const forward = () => controller.abort(run.signal.reason);
+  run.signal.addEventListener('abort', forward, { once: true });
+  const idle = waitForDuplicatiIdleAfterStop({ ...run, signal: controller.signal });
+  // Its failure is awaited below; until then it must not count as unhandled and end the process.
+  idle.catch(() => {});
+  try {
+    await waitForContainers(run);
+  } catch (error) {
+    controller.abort(error);
+    await idle.catch(() => {});
+    throw error;
+  } finally {
+    run.signal.removeEventListener('abort', forward);
+  }
+  await idle;
+}
+
+function stackDownStep({ stack, global }: Context): Step {
+  const label = `${stack.selector.key}=${stack.selector.value}`;
+  return {
+    name: 'wait for the stack to be down',
+    actions: [
+      `Podman API: GET /containers/json?all=true&filters={"label":[${JSON.stringify(label)}]}, again on each container event, until none runs (stop_timeout ${formatSeconds(stack.stopTimeoutMs)})`,
+      `meanwhile ${idleWait(global, 'no task that began before the stop runs or is queued')}`,
+    ],
+    run: waitForStackDown,
+  };
+}
+
+function hookStep({ stack }: Context, phase: HookPhase): Step | undefined {
+  const commands = stack.hooks[phase];
+  if (commands.length === 0) return undefined;
+  return { name: `${phase} hooks`, actions: describeHooks({ phase, commands }), run: (run) => runHookPhase(run, phase) };
+}
+
+function backupStep({ stack, global }: Context): Step {
+  const settings = global.duplicati;
+  const runCall = (job: string) =>
+    settings.driver === 'exec'
+      ? `${shellLine(serverUtilArgv(settings, 'run', job))} (run_timeout ${formatSeconds(settings.runTimeoutMs)})`
+      : `POST ${settings.url}/api/v1/backup/ID/run, ID the backup named ${shellLine([job])} in GET ${settings.url}/api/v1/backups (run_timeout ${formatSeconds(settings.runTimeoutMs)})`;
+  const result = (job: string) =>
+    settings.driver === 'exec'
+      ? `job ${job}'s result cannot be seen through duplicati-server-util: reported as unknown`
+      : `GET ${settings.url}/api/v1/backup/ID/log?pagesize=5: job ${job}'s result (Error and Fatal fail the stack${settings.warningsFail ? ', and Warning (warnings_fail)' : ''})`;
+  return {
+    name: 'backup jobs',
+    actions: stack.jobs.flatMap((job) => [
+      runCall(job),
+      idleWait(global, `job ${job} was seen queued or active and then gone`),
+      result(job),
+    ]),
+    run: runBackupJobs,
+  };
+}
+
+/** The verify hooks: after the restore, only when everything before succeeded. */
+export function verifyStep(context: Context): Step | undefined {
+  return hookStep(context, 'verify');
+}
+
+/** The forward steps of stop mode: the stack is stopped while its jobs run. */
+export function stopModeSteps(stack: StackConfig, global: GlobalConfig): Step[] {
+  const context = { stack, global };
+  const steps = [
+    preflightStep(context),
+    idleStep(context),
+    preStopStep(context),
+    freezeStep(context),
+    stopStep(context),
+    stackDownStep(context),
+    hookStep(context, 'post_stop'),
+    hookStep(context, 'pre_backup'),
+    backupStep(context),
+    hookStep(context, 'post_backup'),
+  ];
+  return steps.filter((step): step is Step => step !== undefined);
+}
+
+/** The forward steps of a stack's run in its mode. */
+export function stackSteps(stack: StackConfig, global: GlobalConfig): Step[] {
+  return stopModeSteps(stack, global);
+}
