@@ -1,48 +1,26 @@
-/** The --dry-run plan: each stack's steps with the exact commands and units, touching nothing. */
+/**
+ * The --dry-run plan: each stack's steps as the run will walk them (src/steps/sequence.ts),
+ * with their exact commands, then the undos they register, last first, then verify. Touches
+ * nothing: the list is printed, not applied.
+ */
 import type { GlobalConfig, StackConfig } from './config/types.js';
-import type { HookPhase } from './config/schema.js';
-import { formatSeconds } from './report.js';
+import { stackSteps, verifyStep, type Step } from './steps/sequence.js';
+
+function numbered(lines: string[], step: Pick<Step, 'name' | 'actions'>, note = ''): void {
+  lines.push(`  ${lines.filter((line) => /^ {2}\d+\. /.test(line)).length + 1}. ${step.name}${note}`);
+  for (const action of step.actions) lines.push(`       ${action}`);
+}
 
 export function planStack(stack: StackConfig, global: GlobalConfig, podmanSocket: string): string[] {
-  const lines: string[] = [];
-  const add = (text: string) => lines.push(`  ${lines.length + 1}. ${text}`);
-  const hooks = (phase: HookPhase) => {
-    for (const command of stack.hooks[phase]) add(`${phase} hook: sh -c ${JSON.stringify(command)}`);
-  };
-  const duplicati = global.duplicati;
-  const exec = `podman exec ${duplicati.container} ${duplicati.serverUtil}`;
-  if (global.backupMount) add(`check that backup_mount ${global.backupMount} can be read`);
-  add(`wait until Duplicati is idle and not paused: ${exec} status`);
-  hooks('pre_stop');
-  if (stack.freeze) {
-    add(`record the state of ${[stack.freeze.socket, stack.freeze.service].filter(Boolean).join(' and ')}`);
-    add(`systemctl --user stop ${stack.freeze.socket}`);
-    if (stack.freeze.service) add(`systemctl --user stop ${stack.freeze.service}`);
+  const lines: string[] = [`${stack.name} (${stack.file}), Podman API ${podmanSocket}, Duplicati driver ${global.duplicati.driver}`];
+  const steps = stackSteps(stack, global);
+  for (const step of steps) numbered(lines, step, step.undo ? ` (first registers its undo: ${step.undo.name})` : '');
+  const undos = steps.flatMap((step) => (step.undo ? [step.undo] : [])).reverse();
+  if (undos.length > 0) {
+    lines.push('  Then, after a good backup or any failure, the undos of the steps that ran, last first:');
+    for (const undo of undos) numbered(lines, undo);
   }
-  add(`record whether ${stack.unit} is active`);
-  add(`systemctl --user stop ${stack.unit} (stop_timeout ${formatSeconds(stack.stopTimeoutMs)})`);
-  add(
-    `wait until no container labelled ${stack.selector.key}=${stack.selector.value} runs (Podman API ${podmanSocket}, stop_timeout ${formatSeconds(stack.stopTimeoutMs)})`,
-  );
-  hooks('post_stop');
-  hooks('pre_backup');
-  for (const job of stack.jobs) {
-    add(
-      `${exec} run ${job} (run_timeout ${formatSeconds(duplicati.runTimeoutMs)}), then ${exec} status (every 0.1 s, slowing to every ${formatSeconds(duplicati.pollIntervalMs)}) until the job has run (wait_timeout ${formatSeconds(duplicati.waitTimeoutMs)})`,
-    );
-  }
-  hooks('post_backup');
-  hooks('pre_start');
-  add(
-    stack.restorePolicy === 'always'
-      ? `systemctl --user start ${stack.unit} (restore_policy always; start_timeout ${formatSeconds(stack.startTimeoutMs)})`
-      : `systemctl --user start ${stack.unit} if it was active before (restore_policy previous; start_timeout ${formatSeconds(stack.startTimeoutMs)})`,
-  );
-  if (stack.freeze) {
-    add(`systemctl --user start ${stack.freeze.socket} if it was active before`);
-    if (stack.freeze.service) add(`systemctl --user start ${stack.freeze.service} if it was active before`);
-  }
-  hooks('post_start');
-  hooks('verify');
-  return [`${stack.name} (${stack.file})`, ...lines];
+  const verify = verifyStep({ stack, global });
+  if (verify) numbered(lines, verify, ' (only when everything before succeeded)');
+  return lines;
 }

@@ -12,7 +12,7 @@ import type { GlobalConfig, StackConfig } from '../config/types.js';
 import type { UndoRecord } from '../journal.js';
 import { formatSeconds } from '../report.js';
 import { shellLine } from '../shell-quote.js';
-import { runBackupJobs, waitForDuplicatiIdle, waitForDuplicatiIdleAfterStop } from './backup.js';
+import { firstPollDelayMs, runBackupJobs, waitForDuplicatiIdle, waitForDuplicatiIdleAfterStop } from './backup.js';
 import type { StackRun } from './context.js';
 import { freezeOnDemand } from './freeze.js';
 import { hookCommandsOf, preStopHooks, runHookPhase } from './hooks.js';
@@ -50,13 +50,15 @@ function planUndo(record: UndoRecord, startCondition?: string): PlannedUndo {
 /** How a Duplicati status is read: the command or the API call, by driver. */
 function statusCall(global: GlobalConfig): string {
   const settings = global.duplicati;
-  if (settings.driver === 'exec') return shellLine(serverUtilArgv(settings, 'status'));
+  if (settings.driver === 'exec') {
+    return `${shellLine(serverUtilArgv(settings, 'status'))} every ${formatSeconds(firstPollDelayMs)}, slowing to every ${formatSeconds(settings.pollIntervalMs)} (poll_interval)`;
+  }
   return `GET ${settings.url}/api/v1/serverstate (then long-polls ?longpoll=true&lastEventId=N)`;
 }
 
 function idleWait(global: GlobalConfig, what: string): string {
   const settings = global.duplicati;
-  return `${statusCall(global)}, repeated until ${what} (wait_timeout ${formatSeconds(settings.waitTimeoutMs)}, paused_timeout ${formatSeconds(settings.pausedTimeoutMs)})`;
+  return `${statusCall(global)}, until ${what} (wait_timeout ${formatSeconds(settings.waitTimeoutMs)}, paused_timeout ${formatSeconds(settings.pausedTimeoutMs)})`;
 }
 
 function preflightStep({ stack, global }: Context): Step {

@@ -3,7 +3,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { StackConfig } from '../../src/config/types.js';
+import type { UndoRecord } from '../../src/journal.js';
 import { planStack } from '../../src/plan.js';
+import { stackSteps } from '../../src/steps/sequence.js';
+import { undoName } from '../../src/steps/undo-actions.js';
 import { createProgress, formatSeconds, formatSummary } from '../../src/report.js';
 import { FakeClock, globalConfig, hooks, runStack, stackConfig, worldWithStack } from '../fakes.js';
 
@@ -27,35 +30,56 @@ function fullStack(overrides: Partial<StackConfig> = {}): StackConfig {
 }
 
 describe('planStack', () => {
-  it('starts with the stack name and file, then numbered steps', () => {
+  it('starts with the stack name, file, Podman API and driver, then numbered steps with their actions indented', () => {
     const stack = stackConfig();
-    const [title, ...steps] = planStack(stack, globalConfig(), socket);
-    expect(title).toBe(`app (${stack.file})`);
-    steps.forEach((line, index) => expect(line).toMatch(new RegExp(`^  ${index + 1}\\. `)));
+    const [title, ...lines] = planStack(stack, globalConfig(), socket);
+    expect(title).toBe(`app (${stack.file}), Podman API ${socket}, Duplicati driver exec`);
+    const numbered = lines.filter((line) => /^ {2}\d+\. /.test(line));
+    numbered.forEach((line, index) => expect(line).toMatch(new RegExp(`^  ${index + 1}\\. `)));
+    expect(numbered.length).toBeGreaterThan(4);
   });
 
-  it('names the exact commands: stop and start of the unit, run of each job, the status poll, the socket', () => {
+  it('names the exact commands: stop and start of the unit, run of each job, the status poll, the container wait', () => {
     const plan = planStack(stackConfig({ jobs: ['app', '7'] }), globalConfig(), socket).join('\n');
-    expect(plan).toContain('systemctl --user stop app-stack.service');
-    expect(plan).toContain('systemctl --user start app-stack.service');
+    expect(plan).toContain('systemctl --user stop -- app-stack.service');
+    expect(plan).toContain('systemctl --user start -- app-stack.service');
     expect(plan).toContain('podman exec duplicati duplicati-server-util run app');
     expect(plan).toContain('podman exec duplicati duplicati-server-util run 7');
     expect(plan).toContain('podman exec duplicati duplicati-server-util status');
-    expect(plan).toContain(`wait until no container labelled io.podman.compose.project=app runs (Podman API ${socket}`);
+    expect(plan).toContain('Podman API: GET /containers/json?all=true&filters={"label":["io.podman.compose.project=app"]}');
     expect(plan).not.toContain('backup_mount');
+  });
+
+  it('includes the whole preflight: the Podman API, the Duplicati container, every unit, backup_mount', () => {
+    const global = globalConfig({ backupMount: '/mnt/backup' });
+    const plan = planStack(fullStack(), global, socket).join('\n');
+    expect(plan).toContain('Podman API: GET /_ping');
+    expect(plan).toContain('Podman API: GET /containers/duplicati/json (must be running)');
+    for (const unit of ['app-stack.service', 'app-proxy.socket', 'app-proxy.service']) {
+      expect(plan).toContain(`systemctl --user show --property=LoadState,ActiveState,UnitFileState -- ${unit} (must be loaded)`);
+    }
+    expect(plan).toContain('read one entry of backup_mount /mnt/backup in a child process, killed after 30 s');
   });
 
   it('uses the configured container, server_util, unit and label', () => {
     const global = globalConfig({
       duplicati: { ...globalConfig().duplicati, container: 'backup', serverUtil: '/app/duplicati/duplicati-server-util' },
-      backupMount: '/mnt/backup',
     });
     const stack = stackConfig({ unit: 'wiki.service', selector: { key: 'PODMAN_SYSTEMD_UNIT', value: 'wiki.service' } });
     const plan = planStack(stack, global, socket).join('\n');
     expect(plan).toContain('podman exec backup /app/duplicati/duplicati-server-util run app');
-    expect(plan).toContain('systemctl --user stop wiki.service');
-    expect(plan).toContain('container labelled PODMAN_SYSTEMD_UNIT=wiki.service');
-    expect(plan).toContain('check that backup_mount /mnt/backup can be read');
+    expect(plan).toContain('systemctl --user stop -- wiki.service');
+    expect(plan).toContain('"label":["PODMAN_SYSTEMD_UNIT=wiki.service"]');
+  });
+
+  it('the api driver: the REST calls, not podman exec', () => {
+    const global = globalConfig({ duplicati: { ...globalConfig().duplicati, driver: 'api', url: 'http://127.0.0.1:8200' } });
+    const plan = planStack(stackConfig(), global, socket).join('\n');
+    expect(plan).toContain('Duplicati driver api');
+    expect(plan).toContain('GET http://127.0.0.1:8200/api/v1/serverstate');
+    expect(plan).toContain('POST http://127.0.0.1:8200/api/v1/backup/ID/run, ID the backup named app');
+    expect(plan).toContain('GET http://127.0.0.1:8200/api/v1/backup/ID/log?pagesize=5');
+    expect(plan).not.toContain('podman exec');
   });
 
   it('shows the timeouts as configured', () => {
@@ -65,42 +89,87 @@ describe('planStack', () => {
     expect(plan).toContain(`start_timeout ${formatSeconds(45_000)}`);
     expect(plan).toContain(`run_timeout ${formatSeconds(40_000)}`);
     expect(plan).toContain(`wait_timeout ${formatSeconds(7_200_000)}`);
-    expect(plan).toContain(`every ${formatSeconds(2000)}`);
+    expect(plan).toContain(`every ${formatSeconds(2000)} (poll_interval)`);
   });
 
   it('states the restore policy', () => {
     const previous = planStack(stackConfig({ restorePolicy: 'previous' }), globalConfig(), socket).join('\n');
     const always = planStack(stackConfig({ restorePolicy: 'always' }), globalConfig(), socket).join('\n');
-    expect(previous).toMatch(/systemctl --user start app-stack.service if it was active before \(restore_policy previous/);
-    expect(always).toMatch(/systemctl --user start app-stack.service \(restore_policy always/);
+    expect(previous).toMatch(/systemctl --user start -- app-stack.service \(start_timeout .*\), if it was active before \(restore_policy previous\)/);
+    expect(always).toMatch(/systemctl --user start -- app-stack.service \(start_timeout .*\), always \(restore_policy always\)/);
   });
 
-  it('shows hooks as sh -c commands, quoted', () => {
-    const plan = planStack(fullStack(), globalConfig(), socket).join('\n');
-    expect(plan).toContain('verify hook: sh -c "curl -f http://localhost/health"');
-    expect(plan).toContain('pre_stop hook: sh -c "maintenance on"');
+  it('shows hooks as the /bin/sh -c command lines they run, shell-quoted', () => {
+    const stack = fullStack({ hooks: hooks({ pre_stop: [`echo "it's on" > /tmp/x`], verify: ['curl -f http://localhost/health'] }) });
+    const plan = planStack(stack, globalConfig(), socket).join('\n');
+    expect(plan).toContain(`verify hook: /bin/sh -c 'curl -f http://localhost/health'`);
+    expect(plan).toContain(`pre_stop hook: /bin/sh -c 'echo "it'\\''s on" > /tmp/x'`);
   });
+});
 
-  it('lists the same changes, in the same order, as a real run does', async () => {
+/** The mutating actions a FakeWorld records, read back out of a plan's lines. */
+function plannedActions(plan: string[], driver: 'exec' | 'api'): string[] {
+  return plan.flatMap((line): string[] => {
+    const hook = /^ +(\w+) hook: \/bin\/sh -c (.*)$/.exec(line);
+    if (hook) {
+      const word = hook[2]!;
+      const command = word.startsWith("'") ? word.slice(1, -1).replace(/'\\''/g, "'") : word;
+      return [`hook ${hook[1]}: ${command}`];
+    }
+    const systemctl = /^ +systemctl --user (stop|start) -- (\S+?),?(?: |$)/.exec(line);
+    if (systemctl) return [`${systemctl[1]} ${systemctl[2]}`];
+    const run = driver === 'exec' ? / run (\S+) \(run_timeout/.exec(line) : /\/run, ID the backup named (\S+) in/.exec(line);
+    if (run) return [`duplicati run ${run[1]}`];
+    return [];
+  });
+}
+
+describe('the dry run and the run come from one list', () => {
+  const drivers = ['exec', 'api'] as const;
+  const variants: Array<[string, Partial<StackConfig>]> = [
+    ['every step', {}],
+    ['no hooks, no freeze', { hooks: hooks({}), freeze: undefined, jobs: ['app'] }],
+    ['restore_policy always', { restorePolicy: 'always' }],
+  ];
+
+  for (const driver of drivers) {
+    for (const [variant, overrides] of variants) {
+      it(`stop mode, ${driver} driver, ${variant}: the same step names and the same changes, in the same order`, async () => {
+        const stack = fullStack(overrides);
+        const global = globalConfig({
+          backupMount: '/mnt/backup',
+          duplicati: { ...globalConfig().duplicati, driver, url: 'http://127.0.0.1:8200' },
+        });
+        const world = worldWithStack('active').unit('app-proxy.socket', 'active').unit('app-proxy.service', 'active');
+        world.duplicati.job('2', 'app-files', 'app-stack.service');
+        const journaled: string[] = [];
+        const journal = { add: (_stack: string, record: UndoRecord) => (journaled.push(undoName(record)), String(journaled.length)), remove: () => {}, pending: () => [] };
+        const { result } = await runStack(world, stack, { global, journal });
+        expect(result.ok).toBe(true);
+        const plan = planStack(stack, global, socket);
+        // The undos the journal recorded are the ones the listed steps say they register.
+        expect(journaled).toEqual(stackSteps(stack, global).flatMap((step) => (step.undo ? [step.undo.name] : [])));
+        const stepNames = plan
+          .map((line) => /^ {2}\d+\. (.+?)(?: \(first registers| \(only when|$)/.exec(line)?.[1])
+          .filter((name): name is string => name !== undefined);
+        // The forward steps the run walked, then its undos, then verify: as the plan lists them.
+        expect(stepNames.slice(0, result.steps!.length)).toEqual(result.steps);
+        const done = world.actions.filter((action) => action !== 'duplicati status' && !action.startsWith('check '));
+        expect(plannedActions(plan, driver)).toEqual(done);
+      });
+    }
+  }
+
+  it('a failed step: the run walked a prefix of the same list', async () => {
     const stack = fullStack();
     const world = worldWithStack('active').unit('app-proxy.socket', 'active').unit('app-proxy.service', 'active');
-    world.duplicati.job('2', 'app-files', 'app-stack.service');
+    world.failing.add('stop app-stack.service');
     const { result } = await runStack(world, stack);
-    expect(result.ok).toBe(true);
-    const done = world.actions.filter((action) => action !== 'duplicati status');
-    const planned = planStack(stack, globalConfig(), socket)
-      .slice(1)
-      .map((line) => line.replace(/^ {2}\d+\. /, ''))
-      .flatMap((line): string[] => {
-        const hook = /^(\w+) hook: sh -c (".*")$/.exec(line);
-        if (hook) return [`hook ${hook[1]}: ${JSON.parse(hook[2]!) as string}`];
-        const systemctl = /^systemctl --user (stop|start) (\S+)/.exec(line);
-        if (systemctl) return [`${systemctl[1]} ${systemctl[2]}`];
-        const run = / run (\S+) \(run_timeout/.exec(line);
-        if (run) return [`duplicati run ${run[1]}`];
-        return [];
-      });
-    expect(planned).toEqual(done);
+    expect(result.ok).toBe(false);
+    const names = planStack(stack, globalConfig(), socket)
+      .map((line) => /^ {2}\d+\. (.+?)(?: \(first registers| \(only when|$)/.exec(line)?.[1])
+      .filter((name): name is string => name !== undefined);
+    expect(result.steps).toEqual(names.slice(0, names.indexOf('stop unit') + 1));
   });
 });
 
