@@ -110,10 +110,15 @@ async function backupCommand(targets: string[], options: GlobalOptions & { dryRu
   }
 }
 
-async function recoverCommand(options: GlobalOptions): Promise<number> {
+async function recoverCommand(options: GlobalOptions & { dryRun?: boolean }): Promise<number> {
   const root = rootOf(options);
   loadGlobalConfig(root, process.env);
   assertOnlyUserCanWrite(root, []);
+  if (options.dryRun) {
+    const [{ createJournal }, { isRootLocked }, { recoveryPlan }] = await Promise.all([import('./journal.js'), import('./adapters/lock.js'), import('./recover.js')]);
+    process.stdout.write(`${recoveryPlan(createJournal(root, '').pending(), await isRootLocked(root)).join('\n')}\n`);
+    return exitCodes.success;
+  }
   const [{ acquireRootLock }, { createJournal }, { recoverPending }, { createRecoveryAdapters }, { createProgress }, { randomUUID }] =
     await Promise.all([
       import('./adapters/lock.js'),
@@ -205,6 +210,7 @@ Examples:
   stack-backup list --json              the configured stacks
   stack-backup status                   last runs; exit 1 when one failed or recovery is pending
   stack-backup recover                  put back what a killed run left stopped or frozen
+  stack-backup recover --dry-run        show what recover would do
   stack-backup doctor                   check everything a run needs, touching nothing
 
 Exit codes: 0 every stack backed up; 1 a stack failed (each still restored per its policy);
@@ -227,6 +233,7 @@ Exit codes: 0 every stack backed up; 1 a stack failed (each still restored per i
   program
     .command('recover')
     .description('put back what a run that died (SIGKILL, power loss) left: start the units that were active, unfreeze sockets')
+    .option('--dry-run', 'print what recovery would do, with the exact commands, and touch nothing')
     .action(async function (this: Command) {
       setExitCode(await recoverCommand(this.optsWithGlobals()));
     });

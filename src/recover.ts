@@ -6,10 +6,10 @@
 import type { Clock } from './adapters/clock.js';
 import type { HookRunner } from './adapters/hooks.js';
 import type { Systemd } from './adapters/systemd.js';
-import type { Journal } from './journal.js';
+import type { Journal, JournalEntry } from './journal.js';
 import { createStackLog } from './logging.js';
 import type { Progress } from './report.js';
-import { performUndo, undoName } from './steps/undo-actions.js';
+import { describeUndo, performUndo, undoName } from './steps/undo-actions.js';
 import { crossOut, runBounded } from './undo.js';
 
 export interface RecoveryDependencies {
@@ -23,6 +23,24 @@ export interface RecoveryReport {
   /** One line per undo: "stack: what". */
   restored: string[];
   failed: string[];
+}
+
+/**
+ * What `recover` would do, touching nothing: each pending undo in the order it would run
+ * (last change first), with its exact commands.
+ */
+export function recoveryPlan(entries: readonly JournalEntry[], runInProgress: boolean): string[] {
+  if (entries.length === 0) return ['nothing to recover: no run left a stack stopped or frozen'];
+  const lines: string[] = [];
+  if (runInProgress) {
+    lines.push('a run is in progress and holds the lock: `recover` would refuse, since the journal of a live run is never replayed');
+  }
+  [...entries].reverse().forEach((entry, index) => {
+    lines.push(`  ${index + 1}. ${entry.stack}: ${undoName(entry.undo)} (left by run ${entry.run}, pid ${entry.pid}, at ${entry.recordedAt})`);
+    for (const action of describeUndo(entry.undo)) lines.push(`       ${action}`);
+  });
+  lines.push(`Dry run: nothing was touched (${entries.length} pending undo${entries.length === 1 ? '' : 's'}).`);
+  return lines;
 }
 
 export async function recoverPending(root: string, journal: Journal, runId: string, dependencies: RecoveryDependencies): Promise<RecoveryReport> {

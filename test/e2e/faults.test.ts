@@ -82,6 +82,14 @@ describe('signals', () => {
     const status = await cli(['status']);
     expect(status.code).toBe(1);
     expect(status.stdout).toMatch(/ondemand.*restore unit, unfreeze on-demand socket/);
+    const dryRun = await cli(['recover', '--dry-run']);
+    expect(dryRun.code).toBe(0);
+    expect(dryRun.stdout).toMatch(/1\. ondemand: restore unit .*\n\s+systemctl --user start -- ondemand-stack.service/);
+    expect(dryRun.stdout).toMatch(/2\. ondemand: unfreeze on-demand socket .*\n\s+systemctl --user start -- ondemand-proxy.socket/);
+    expect(dryRun.stdout).toContain('Dry run: nothing was touched (2 pending undos)');
+    expect(await unitState('ondemand-stack.service')).toBe('inactive');
+    expect(await unitState('ondemand-proxy.socket')).toBe('inactive');
+    expect(pendingEntries()).toHaveLength(2);
     const recover = await cli(['recover']);
     expect(recover.code).toBe(0);
     expect(recover.stdout).toContain('recovered: ondemand: restore unit');

@@ -11,7 +11,7 @@ import { exitCodeForReport, exitCodes } from '../../src/exit-codes.js';
 import { historyFile, readHistory } from '../../src/history.js';
 import { createJournal, journalFile, type HookCommands, type UndoRecord } from '../../src/journal.js';
 import { localDate } from '../../src/logging.js';
-import { recoverPending } from '../../src/recover.js';
+import { recoverPending, recoveryPlan } from '../../src/recover.js';
 import { createProgress } from '../../src/report.js';
 import { runBackups, type RunReport } from '../../src/run.js';
 import { undoName } from '../../src/steps/undo-actions.js';
@@ -183,6 +183,46 @@ const setup = () => twoStackRun({ alphaHooks: { pre_stop: ['alpha maintenance on
 
 /** The exit code the CLI gives a finished run. */
 const exitCodeOf = (report: RunReport) => exitCodeForReport(report, new AbortController().signal);
+
+describe('recoveryPlan (recover --dry-run)', () => {
+  it('lists what recover would do, last change first, with the exact commands, and changes nothing', async () => {
+    const root = tempRoot();
+    leaveJournal(root, frozenStackJournal());
+    const world = frozenStackWorld();
+    const plan = recoveryPlan(createJournal(root, 'reader').pending(), false).join('\n');
+    expect(world.actions).toEqual([]);
+    expect(pendingNames(root)).toHaveLength(3);
+    const order = [
+      '1. app: restore unit (left by run dead-run-0000',
+      'pre_start hook: /bin/sh -c \'fix permissions\'',
+      'systemctl --user start -- app-stack.service (start_timeout 2m00s)',
+      '2. app: unfreeze on-demand socket',
+      'systemctl --user start -- app-proxy.socket',
+      'systemctl --user start -- app-proxy.service',
+      '3. app: post_start hooks',
+      'post_start hook: /bin/sh -c \'maintenance off\'',
+      'Dry run: nothing was touched (3 pending undos).',
+    ];
+    const positions = order.map((text) => plan.indexOf(text));
+    expect(positions.every((position) => position >= 0)).toBe(true);
+    expect([...positions].sort((a, b) => a - b)).toEqual(positions);
+    // And recover itself does what the plan said, in that order.
+    await recover(root, world);
+    expect(world.actions).toEqual(['hook pre_start: fix permissions', 'start app-stack.service', 'start app-proxy.socket', 'start app-proxy.service', 'hook post_start: maintenance off']);
+  });
+
+  it('a unit that was stopped before is named as left stopped; a live run is named', () => {
+    const root = tempRoot();
+    leaveJournal(root, [['app', restoreUnit('app', false)]]);
+    const plan = recoveryPlan(createJournal(root, 'reader').pending(), true).join('\n');
+    expect(plan).toContain('leave app-stack.service stopped (restore_policy previous, and it was inactive)');
+    expect(plan).toContain('a run is in progress and holds the lock');
+  });
+
+  it('nothing pending', () => {
+    expect(recoveryPlan([], false)).toEqual(['nothing to recover: no run left a stack stopped or frozen']);
+  });
+});
 
 describe('runBackups and the crash journal', () => {
   it('first recovers what a dead run left, before any stack is taken, and the journal is empty afterwards', async () => {
