@@ -9,7 +9,8 @@ import type { Systemd } from './adapters/systemd.js';
 import type { Journal, JournalEntry } from './journal.js';
 import { createStackLog } from './logging.js';
 import type { Progress } from './report.js';
-import { describeUndo, performUndo, undoName } from './steps/undo-actions.js';
+import { performUndo } from './steps/undo-actions.js';
+import { describeUndo, undoName } from './undo-records.js';
 import { crossOut, runBounded } from './undo.js';
 
 export interface RecoveryDependencies {

@@ -5,7 +5,7 @@
 import type { HistoryEntry } from './history.js';
 import type { JournalEntry } from './journal.js';
 import { formatSeconds, formatTable } from './report.js';
-import { undoName } from './steps/undo-actions.js';
+import { undoName } from './undo-records.js';
 
 export interface StackStatus {
   stack: string;

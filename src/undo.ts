@@ -6,7 +6,7 @@
  */
 import { TimeoutError, errorMessage } from './errors.js';
 import type { Journal, UndoRecord } from './journal.js';
-import { undoName, undoTimeoutMs } from './steps/undo-actions.js';
+import { undoName, undoTimeoutMs } from './undo-records.js';
 
 /** The crash journal could not be written before a change: the change was not made. */
 export class JournalError extends Error {

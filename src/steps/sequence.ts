@@ -18,7 +18,7 @@ import { freezeOnDemand } from './freeze.js';
 import { hookCommandsOf, preStopHooks, runHookPhase } from './hooks.js';
 import { mountTimeoutMs, preflight } from './preflight.js';
 import { stopUnit } from './stop-unit.js';
-import { describeHooks, describeUndo, undoName } from './undo-actions.js';
+import { describeHooks, describeUndo, undoName } from '../undo-records.js';
 import { waitForContainers } from './wait-containers.js';
 
 export interface PlannedUndo {

@@ -11,7 +11,8 @@ import { HookFailure } from '../../src/errors.js';
 import { createJournal, journalFile, type HookCommands, type UndoRecord } from '../../src/journal.js';
 import { preStopHooks } from '../../src/steps/hooks.js';
 import { stopUnit } from '../../src/steps/stop-unit.js';
-import { performUndo, undoName, undoTimeoutMs } from '../../src/steps/undo-actions.js';
+import { performUndo } from '../../src/steps/undo-actions.js';
+import { undoName, undoTimeoutMs } from '../../src/undo-records.js';
 import { UndoStack } from '../../src/undo.js';
 import { FakeWorld, MemoryLog, hooks, removeTempRoots, stackConfig, stackRun, tempRoot, unwind, worldWithStack } from '../fakes.js';
 

@@ -6,7 +6,7 @@ import type { StackConfig } from '../../src/config/types.js';
 import type { UndoRecord } from '../../src/journal.js';
 import { planStack } from '../../src/plan.js';
 import { stackSteps } from '../../src/steps/sequence.js';
-import { undoName } from '../../src/steps/undo-actions.js';
+import { undoName } from '../../src/undo-records.js';
 import { createProgress, formatSeconds, formatSummary } from '../../src/report.js';
 import { FakeClock, globalConfig, hooks, runStack, stackConfig, worldWithStack } from '../fakes.js';
 

@@ -14,7 +14,7 @@ import { localDate } from '../../src/logging.js';
 import { recoverPending, recoveryPlan } from '../../src/recover.js';
 import { createProgress } from '../../src/report.js';
 import { runBackups, type RunReport } from '../../src/run.js';
-import { undoName } from '../../src/steps/undo-actions.js';
+import { undoName } from '../../src/undo-records.js';
 import { FakeWorld, addStack, globalConfig, hooks, removeTempRoots, runStack, stackConfig, tempRoot, twoStackRun, worldWithStack } from '../fakes.js';
 
 afterAll(removeTempRoots);

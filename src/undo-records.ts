@@ -1,0 +1,70 @@
+/**
+ * What an undo record is, as plain values: its name, its time budget, and what it will do,
+ * command by command. Shared by the undo stack, the run, recovery, `status` and the dry runs,
+ * and free of the steps, so the undo stack does not depend on the code that carries undos out.
+ */
+import { hookArgv } from './adapters/hooks.js';
+import { systemctlArgv } from './adapters/systemd.js';
+import type { HookCommands, UndoRecord } from './journal.js';
+import { formatSeconds } from './report.js';
+import { shellLine } from './shell-quote.js';
+
+/** What starting a socket or its service may take. */
+export const unitTimeoutMs = 60_000;
+const slackMs = 5000;
+
+export function undoName(record: UndoRecord): string {
+  switch (record.kind) {
+    case 'restore-unit':
+      return 'restore unit';
+    case 'unfreeze':
+      return 'unfreeze on-demand socket';
+    case 'hooks':
+      return `${record.hooks.phase} hooks`;
+  }
+}
+
+/** Each hook command as the shell line it runs, named by its phase. */
+export function describeHooks(hooks: Pick<HookCommands, 'phase' | 'commands'>): string[] {
+  return hooks.commands.map((command) => `${hooks.phase} hook: ${shellLine(hookArgv(command))}`);
+}
+
+/**
+ * What an undo will do, command by command, shell-quoted: the dry run shows it for each step,
+ * `recover --dry-run` for each journal entry. `startCondition` is said of a unit start whose
+ * need is only known at run time (restore_policy previous).
+ */
+export function describeUndo(record: UndoRecord, startCondition?: string): string[] {
+  switch (record.kind) {
+    case 'restore-unit': {
+      const start = `${shellLine(systemctlArgv('start', record.unit))} (start_timeout ${formatSeconds(record.startTimeoutMs)})`;
+      return [
+        ...describeHooks(record.preStart),
+        startCondition !== undefined
+          ? `${start}, ${startCondition}`
+          : record.start
+            ? start
+            : `leave ${record.unit} stopped (restore_policy previous, and it was ${record.stateBefore})`,
+      ];
+    }
+    case 'unfreeze': {
+      const units = [record.socket, record.service].filter((unit): unit is string => unit !== undefined);
+      if (units.length === 0) return ['nothing to start: neither the socket nor its service was active'];
+      return units.map((unit) => `${shellLine(systemctlArgv('start', unit))}${startCondition !== undefined ? `, ${startCondition}` : ''}`);
+    }
+    case 'hooks':
+      return describeHooks(record.hooks);
+  }
+}
+
+/** Each undo's own time budget: what its commands may take, and a little more. */
+export function undoTimeoutMs(record: UndoRecord): number {
+  switch (record.kind) {
+    case 'restore-unit':
+      return record.startTimeoutMs + record.preStart.timeoutMs * record.preStart.commands.length + slackMs;
+    case 'unfreeze':
+      return 2 * unitTimeoutMs + slackMs;
+    case 'hooks':
+      return record.hooks.timeoutMs * Math.max(1, record.hooks.commands.length) + slackMs;
+  }
+}
