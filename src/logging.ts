@@ -8,7 +8,7 @@
  * warning on stderr (which is the journal when run by systemd) and the log counts as
  * incomplete, which the stack's result and the summary say.
  */
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import type { Clock } from './adapters/clock.js';
@@ -48,6 +48,8 @@ export function stackLogFile(root: string, stack: string, ms: number): string {
 export interface LogFileSystem {
   open(file: string): number;
   write(descriptor: number, bytes: Uint8Array): number;
+  /** Whether the open file still has a name: a removed logs/ folder takes the file with it. */
+  linked(descriptor: number): boolean;
   close(descriptor: number): void;
 }
 
@@ -57,6 +59,7 @@ const realFileSystem: LogFileSystem = {
     return openSync(file, 'a', 0o600);
   },
   write: (descriptor, bytes) => writeSync(descriptor, bytes),
+  linked: (descriptor) => fstatSync(descriptor).nlink > 0,
   close: (descriptor) => closeSync(descriptor),
 };
 
@@ -83,6 +86,14 @@ function safeDestination(file: string, files: LogFileSystem, warn: (text: string
   };
   return {
     get problem() {
+      // Writes into a file whose folder was removed succeed, and land nowhere anyone can read.
+      if (problem === undefined && descriptor !== undefined) {
+        try {
+          if (!files.linked(descriptor)) fail(new Error('the file was removed while the run wrote it'));
+        } catch (error) {
+          fail(error);
+        }
+      }
       return problem;
     },
     write(line: string) {

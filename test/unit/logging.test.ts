@@ -4,7 +4,8 @@
  * written before a change fails the stack before that change.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import { createStackLog, type LogFileSystem } from '../../src/logging.js';
 import { backupStack, problems } from '../../src/orchestrator.js';
 import { createProgress } from '../../src/report.js';
@@ -24,6 +25,7 @@ function smallDisk(room: number): LogFileSystem & { text: () => string; writes: 
   const disk = {
     writes: 0,
     open: () => 3,
+    linked: () => true,
     write: (_descriptor: number, bytes: Uint8Array) => {
       disk.writes += 1;
       const fits = Math.min(bytes.length, room - kept.length);
@@ -82,12 +84,26 @@ describe('the stack log', () => {
         throw Object.assign(new Error('EACCES: permission denied, open'), { code: 'EACCES' });
       },
       write: () => 0,
+      linked: () => true,
       close: () => {},
     };
     const log = createStackLog('/root', 'app', 'run-1', { now: () => 0, sleep: async () => {} }, progress, refusing);
     expect(() => log.error('x')).not.toThrow();
     expect(log.incomplete).toMatch(/EACCES/);
     expect(lines.join('')).toContain('cannot write the log');
+  });
+
+  it('for real: a logs/ folder removed while the run writes makes the log incomplete, with a warning', () => {
+    const root = tempRoot();
+    const { lines, progress } = progressLines();
+    const log = createStackLog(root, 'app', 'run-1', { now: () => Date.now(), sleep: async () => {} }, progress);
+    log.info('before');
+    expect(log.incomplete).toBeUndefined();
+    rmSync(path.join(root, 'logs'), { recursive: true, force: true });
+    log.info('into a removed file');
+    expect(log.incomplete).toMatch(/removed while the run wrote it/);
+    expect(lines.join('')).toContain('cannot write the log');
+    log.close();
   });
 });
 
