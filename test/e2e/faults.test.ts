@@ -28,6 +28,9 @@ import {
 const units = ['composeapp-stack.service', 'plainapp-stack.service', 'ondemand-stack.service', 'ondemand-proxy.socket', 'ondemand-proxy.service'];
 const baseline = ['active', 'active', 'active', 'active', 'inactive'];
 const states = () => Promise.all(units.map(unitState));
+// Reaching the job takes a unit stop, which on a loaded machine alone can take 20 s: this wait
+// is no speed claim, so it is generous.
+const jobStartTimeoutMs = 120_000;
 const journal = path.join(root, 'logs', 'journal.json');
 const pendingEntries = () => (existsSync(journal) ? (JSON.parse(readFileSync(journal, 'utf8')) as { entries: unknown[] }).entries : []);
 
@@ -40,7 +43,7 @@ describe('signals', () => {
   it('SIGTERM mid-backup: the job step is ended, the stack and its socket are restored, exit 143', async () => {
     await standin('set', 'duration', '8');
     const run = startCli(['ondemand']);
-    await waitUntil('the ondemand job to start', () => jobStarted('ondemand'));
+    await waitUntil('the ondemand job to start', () => jobStarted('ondemand'), jobStartTimeoutMs);
     expect(await unitState('ondemand-stack.service')).toBe('inactive');
     expect(await unitState('ondemand-proxy.socket')).toBe('inactive');
     run.child.kill('SIGTERM');
@@ -59,7 +62,7 @@ describe('signals', () => {
     await standin('set', 'duration', '8');
     writeStack('composeapp', 'duplicati_jobs: [composeapp]\nhooks:\n  pre_start: sleep 2\n');
     const run = startCli(['composeapp']);
-    await waitUntil('the composeapp job to start', () => jobStarted('composeapp'));
+    await waitUntil('the composeapp job to start', () => jobStarted('composeapp'), jobStartTimeoutMs);
     run.child.kill('SIGINT');
     await waitUntil('the restore to begin', () => logLines('composeapp').some((line) => line.step === 'pre_start hook'));
     run.child.kill('SIGINT');
@@ -73,7 +76,7 @@ describe('signals', () => {
   it('SIGKILL mid-backup leaves the stack frozen; `status` says so (exit 1) and `recover` restores it (exit 0)', async () => {
     await standin('set', 'duration', '4');
     const run = startCli(['ondemand']);
-    await waitUntil('the ondemand job to start', () => jobStarted('ondemand'));
+    await waitUntil('the ondemand job to start', () => jobStarted('ondemand'), jobStartTimeoutMs);
     run.child.kill('SIGKILL');
     await run.finished;
     expect(await unitState('ondemand-stack.service')).toBe('inactive');
@@ -103,7 +106,7 @@ describe('signals', () => {
   it('SIGKILL, then at once a normal run: it waits out the stale lock, recovers first, then backs up CLEAN', async () => {
     await standin('set', 'duration', '3');
     const run = startCli(['ondemand']);
-    await waitUntil('the ondemand job to start', () => jobStarted('ondemand'));
+    await waitUntil('the ondemand job to start', () => jobStarted('ondemand'), jobStartTimeoutMs);
     run.child.kill('SIGKILL');
     await run.finished;
     await standin('wait-idle', '20');
@@ -205,7 +208,7 @@ describe('a full disk under logs/', () => {
     chownSync(logs, Number(world.WORLD_UID), Number(world.WORLD_GID));
     await standin('set', 'duration', '4');
     const run = startCli(['ondemand']);
-    await waitUntil('the ondemand job to start', () => jobStarted('ondemand'));
+    await waitUntil('the ondemand job to start', () => jobStarted('ondemand'), jobStartTimeoutMs);
     expect(await unitState('ondemand-stack.service')).toBe('inactive');
     // Fill it up (as root, which a tmpfs does not spare either): every later write gets ENOSPC.
     try {
