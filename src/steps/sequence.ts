@@ -5,7 +5,7 @@
  * the records the crash journal keeps. A mode (stop today, snapshot later) is a different list
  * of these same steps, not a branch inside them.
  */
-import { serverUtilArgv } from '../adapters/duplicati.js';
+import { serverUtilArgv, serverUtilRunArgv } from '../adapters/duplicati.js';
 import { systemctlArgv } from '../adapters/systemd.js';
 import type { HookPhase } from '../config/schema.js';
 import type { GlobalConfig, StackConfig } from '../config/types.js';
@@ -177,7 +177,7 @@ function backupStep({ stack, global }: Context): Step {
   const settings = global.duplicati;
   const runCall = (job: string) =>
     settings.driver === 'exec'
-      ? `${shellLine(serverUtilArgv(settings, 'run', job))} (run_timeout ${formatSeconds(settings.runTimeoutMs)})`
+      ? `${shellLine(serverUtilRunArgv(settings, job))} (run_timeout ${formatSeconds(settings.runTimeoutMs)})`
       : `POST ${settings.url}/api/v1/backup/ID/run, ID the backup named ${shellLine([job])} in GET ${settings.url}/api/v1/backups (run_timeout ${formatSeconds(settings.runTimeoutMs)})`;
   const result = (job: string) =>
     settings.driver === 'exec'
