@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SystemdManager } from './adapters/systemd.js';
+import { throwIfAborted } from './errors.js';
 
 export const unitFiles = ['stack-backup.service', 'stack-backup.timer'] as const;
 export const timerUnit = 'stack-backup.timer';
@@ -48,16 +49,25 @@ export function renderUnits(paths: InstallPaths): Array<{ name: string; text: st
   });
 }
 
-export async function installUnits(paths: InstallPaths, systemd: SystemdManager, report: (text: string) => void): Promise<void> {
+export async function installUnits(
+  paths: InstallPaths,
+  systemd: SystemdManager,
+  report: (text: string) => void,
+  signal?: AbortSignal,
+): Promise<void> {
   mkdirSync(paths.unitDir, { recursive: true });
   for (const unit of renderUnits(paths)) {
+    // Between files, never inside one: a signal leaves whole files behind.
+    throwIfAborted(signal);
     const target = path.join(paths.unitDir, unit.name);
     // Written aside and renamed, so systemd never reads half a file.
     writeFileSync(`${target}.tmp`, unit.text, { mode: 0o644 });
     renameSync(`${target}.tmp`, target);
     report(`wrote ${target}`);
   }
+  throwIfAborted(signal);
   await systemd.daemonReload();
+  throwIfAborted(signal);
   await systemd.enableNow(timerUnit);
   report(`enabled ${timerUnit}; see "systemctl --user list-timers ${timerUnit}"`);
 }

@@ -1,0 +1,52 @@
+/** `stack-backup recover`: replays the crash journal of a run that died. */
+import { loadGlobalConfig } from '../config/load.js';
+import { assertOnlyUserCanWrite } from '../config/permissions.js';
+import { LockHeldError } from '../errors.js';
+import { exitCodes } from '../exit-codes.js';
+import { rootOf, type GlobalOptions } from './options.js';
+import { withSignals } from './signals.js';
+
+export async function recoverCommand(options: GlobalOptions): Promise<number> {
+  const root = rootOf(options);
+  loadGlobalConfig(root, process.env);
+  assertOnlyUserCanWrite(root, []);
+  const [{ acquireRootLock }, { createJournal }, { recoverPending }, { createRecoveryAdapters }, { createProgress }, { randomUUID }] =
+    await Promise.all([
+      import('../adapters/lock.js'),
+      import('../journal.js'),
+      import('../recover.js'),
+      import('../adapters/real.js'),
+      import('../report.js'),
+      import('node:crypto'),
+    ]);
+  const adapters = createRecoveryAdapters();
+  const progress = createProgress(process.stderr, adapters.clock);
+  return withSignals((text) => progress.message(text), 'leaving the journal consistent', async (signal) => {
+    let release: () => Promise<void>;
+    try {
+      release = await acquireRootLock(root, (error) => progress.message(`warning: the lock was lost: ${error.message}`));
+    } catch (error) {
+      if (error instanceof LockHeldError) {
+        throw new LockHeldError(`${error.message}: a run is in progress, and the journal of a live run is never replayed`);
+      }
+      throw error;
+    }
+    try {
+      const runId = randomUUID();
+      const journal = createJournal(root, runId);
+      if (journal.pending().length === 0) {
+        process.stdout.write('nothing to recover: no run left a stack stopped or frozen\n');
+        return exitCodes.success;
+      }
+      const report = await recoverPending(root, journal, runId, { ...adapters, progress, signal });
+      for (const line of report.restored) process.stdout.write(`recovered: ${line}\n`);
+      for (const line of report.failed) process.stdout.write(`NOT RECOVERED: ${line}\n`);
+      if (signal.aborted && journal.pending().length > 0) {
+        process.stdout.write('stopped by a signal: what is left stays in the journal; run "stack-backup recover" again\n');
+      }
+      return report.failed.length === 0 ? exitCodes.success : exitCodes.stackFailed;
+    } finally {
+      await release().catch(() => {});
+    }
+  });
+}
