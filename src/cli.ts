@@ -5,13 +5,41 @@
  * through exit-codes.ts. Importing it runs nothing: main() runs only when this file is the
  * program.
  */
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { saveConfigCaches } from './config/load.js';
 import { errorMessage } from './errors.js';
 import { exitCodeFor } from './exit-codes.js';
-import type { GlobalOptions } from './commands/options.js';
+import { assertHonoured, type GlobalOption, type GlobalOptions } from './commands/options.js';
+
+/** The package's version, read once from package.json beside dist/. */
+function packageVersion(): string {
+  try {
+    const file = fileURLToPath(new URL('../package.json', import.meta.url));
+    return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Which global options each command honours (--root: all of them). */
+const honours: Record<string, readonly GlobalOption[]> = {
+  backup: ['dryRun', 'json', 'quiet', 'verbose'],
+  list: ['json', 'quiet', 'verbose'],
+  status: ['json', 'quiet', 'verbose'],
+  doctor: ['json', 'quiet', 'verbose'],
+  recover: ['dryRun', 'quiet', 'verbose'],
+  install: ['dryRun', 'quiet', 'verbose'],
+  uninstall: ['dryRun', 'quiet', 'verbose'],
+};
+
+/** The options of the program and the command together, checked against what the command honours. */
+function optionsFor(command: Command, name: string): GlobalOptions & Record<string, unknown> {
+  const options = command.optsWithGlobals<GlobalOptions & Record<string, unknown>>();
+  assertHonoured(name, options, honours[name]!);
+  return options;
+}
 
 export function buildProgram(setExitCode: (code: number) => void): Command {
   const program = new Command('stack-backup');
@@ -19,20 +47,30 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .description(
       'Back up rootless-Podman stacks with Duplicati, one at a time: stop the stack, run its Duplicati jobs, and bring it back.',
     )
-    .argument('[stacks...]', '"all", or stack names (a unit name such as cryptpad-stack.service is accepted)')
+    .version(packageVersion(), '-V, --version', 'print the version')
+    .argument('[stacks...]', '"all", or stack names (a unit name such as cryptpad-stack.service is accepted; after "--" a name may begin with "-")')
     .option('--root <dir>', 'folder with stacks/, hooks/, logs/ and stack-backup.yaml (default: $STACK_BACKUP_ROOT, else the current folder)')
-    .option('--dry-run', 'print each stack\'s planned steps and touch nothing')
+    .option('--dry-run', 'print what would be done and touch nothing (a run, recover, install, uninstall)')
+    .option('--json', 'print one JSON document on standard output (a run, list, status, doctor)')
+    .option('-q, --quiet', 'on the terminal: errors and the summary only')
+    .option('-v, --verbose', 'on the terminal: also the debug lines that go to the log')
+    .helpCommand('help [command]', 'show help for a command')
     .addHelpText(
       'after',
       `
+The global options work before or after the command; one the command cannot honour is exit 2.
+"--" ends the options: what follows is a stack name even when it begins with "-".
+
 Examples:
   stack-backup all                      every stack, in name order
   stack-backup cryptpad nextcloud       these stacks, in this order
   stack-backup --dry-run all            show what would be done
+  stack-backup --json all               the run's summary as JSON on standard output
   stack-backup list --json              the configured stacks
-  stack-backup status                   last runs; exit 1 when one failed or recovery is pending
+  stack-backup status --max-age 26h     exit 1 unless every stack succeeded within 26 hours
   stack-backup recover                  put back what a killed run left stopped or frozen
   stack-backup doctor                   check everything a run needs, touching nothing
+  stack-backup install                  the nightly timer for this root (install --list: all roots)
 
 Exit codes: 0 every stack backed up; 1 a stack failed (each still restored per its policy);
 2 usage or configuration error (nothing touched); 75 another run holds the lock;
@@ -40,48 +78,61 @@ Exit codes: 0 every stack backed up; 1 a stack failed (each still restored per i
     )
     .showHelpAfterError()
     .exitOverride()
-    .action(async (targets: string[], options: GlobalOptions) => {
+    .action(async function (this: Command, targets: string[]) {
+      const options = optionsFor(this, 'backup');
       const { backupCommand } = await import('./commands/backup.js');
       setExitCode(await backupCommand(targets, options));
     });
   program
     .command('list')
     .description('list every stack with its unit, jobs, restore policy and freeze setting')
-    .addOption(new Option('--json', 'print JSON'))
     .action(async function (this: Command) {
+      const options = optionsFor(this, 'list');
       const { listCommand } = await import('./commands/list.js');
-      setExitCode(listCommand(this.optsWithGlobals()));
+      setExitCode(listCommand(options));
     });
   program
     .command('recover')
     .description('put back what a run that died (SIGKILL, power loss) left: start the units that were active, unfreeze sockets')
     .action(async function (this: Command) {
+      const options = optionsFor(this, 'recover');
       const { recoverCommand } = await import('./commands/recover.js');
-      setExitCode(await recoverCommand(this.optsWithGlobals()));
+      setExitCode(await recoverCommand(options));
     });
   program
     .command('status')
     .description('per stack: last run, result, downtime, backup duration, last success, pending recovery; exit 1 when one needs a look')
-    .addOption(new Option('--json', 'print JSON'))
+    .option('--max-age <duration>', 'exit 1 when a stack\'s last successful backup is older than this (e.g. 26h, 90m, 2d) or missing')
     .action(async function (this: Command) {
+      const options = optionsFor(this, 'status');
       const { statusCommand } = await import('./commands/status.js');
-      setExitCode(await statusCommand(this.optsWithGlobals()));
+      setExitCode(await statusCommand(options));
     });
   program
     .command('doctor')
     .description('check, touching nothing, everything a run needs: configs, permissions, Podman, Duplicati and its jobs, units, backup_mount, the timer')
     .argument('[stacks...]', 'only these stacks (default: every stack)')
     .action(async function (this: Command, targets: string[]) {
+      const options = optionsFor(this, 'doctor');
       const { doctorCommand } = await import('./commands/doctor.js');
-      setExitCode(await doctorCommand(targets, this.optsWithGlobals()));
+      setExitCode(await doctorCommand(targets, options));
     });
   program
     .command('install')
-    .description('write stack-backup.service and stack-backup.timer into ~/.config/systemd/user for this root, reload, and enable the timer')
-    .option('--dry-run', 'print the unit files and touch nothing')
+    .description('write and enable this root\'s timer and service, stack-backup@<root>.timer, in ~/.config/systemd/user')
+    .option('--list', 'list the roots that have a timer installed, and touch nothing')
     .action(async function (this: Command) {
+      const options = optionsFor(this, 'install');
       const { installCommand } = await import('./commands/install.js');
-      setExitCode(await installCommand(this.optsWithGlobals()));
+      setExitCode(await installCommand(options));
+    });
+  program
+    .command('uninstall')
+    .description('disable and remove this root\'s timer and service')
+    .action(async function (this: Command) {
+      const options = optionsFor(this, 'uninstall');
+      const { uninstallCommand } = await import('./commands/install.js');
+      setExitCode(await uninstallCommand(options));
     });
   return program;
 }

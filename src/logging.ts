@@ -61,6 +61,7 @@ export function createStackLog(root: string, stack: string, runId: string, clock
     },
     info(message, fields) {
       logger.info(fields ?? {}, message);
+      progress.debug?.(`[${stack}] ${message}${fields && Object.keys(fields).length > 0 ? ` ${JSON.stringify(fields)}` : ''}`);
     },
     warn(message, fields) {
       logger.warn(fields ?? {}, message);

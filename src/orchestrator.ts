@@ -6,7 +6,7 @@
  */
 import { AbortedError, HookFailure, errorMessage } from './errors.js';
 import { runBackupJobs, waitForDuplicatiIdle, waitForDuplicatiIdleAfterStop } from './steps/backup.js';
-import type { StackRun } from './steps/context.js';
+import type { JobVerdict, StackRun } from './steps/context.js';
 import { freezeOnDemand } from './steps/freeze.js';
 import { preStopHooks, runHookPhase } from './steps/hooks.js';
 import { preflight } from './steps/preflight.js';
@@ -32,6 +32,8 @@ export interface StackResult {
   downtimeMs: number | undefined;
   backupMs: number | undefined;
   logFile: string;
+  /** Each job's result as Duplicati (or the driver) reported it, for the --json summary. */
+  jobs?: JobVerdict[];
 }
 
 type Step = (run: StackRun) => Promise<void>;
@@ -133,6 +135,7 @@ export async function backupStack(run: StackRun): Promise<StackResult> {
     downtimeMs,
     backupMs,
     logFile: log.file,
+    jobs: [...run.jobResults],
   };
   const fields = {
     outcome: result.outcome,

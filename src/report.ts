@@ -8,7 +8,12 @@ import type { Clock } from './adapters/clock.js';
 export interface Progress {
   begin(stack: string, step: string): (outcome: 'done' | 'failed') => void;
   message(text: string): void;
+  /** A line that goes to the log; shown on the terminal only with --verbose. */
+  debug?(text: string): void;
 }
+
+/** -q: errors and the summary only; -v: the log's lines too. */
+export type Verbosity = 'quiet' | 'normal' | 'verbose';
 
 export interface TextSink {
   write(text: string): unknown;
@@ -25,10 +30,32 @@ export function formatSeconds(ms: number | undefined): string {
   return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, '0')}m`;
 }
 
-export function createProgress(sink: TextSink, clock: Clock): Progress {
+export function createProgress(sink: TextSink, clock: Clock, verbosity: Verbosity = 'normal'): Progress {
   const interactive = sink.isTTY === true;
   let clearCurrent: (() => void) | undefined;
+  if (verbosity === 'quiet') {
+    return {
+      begin(stack, step) {
+        const started = clock.now();
+        return (outcome) => {
+          if (outcome === 'failed') sink.write(`[${stack}] ${step}: FAILED (${formatSeconds(clock.now() - started)})\n`);
+        };
+      },
+      // Warnings stay off the terminal (they are in the log); errors and signals are shown.
+      message(text) {
+        if (!/(^|\] )warning: /.test(text)) sink.write(`${text}\n`);
+      },
+    };
+  }
   return {
+    ...(verbosity === 'verbose'
+      ? {
+          debug(text: string) {
+            clearCurrent?.();
+            sink.write(`${text}\n`);
+          },
+        }
+      : {}),
     begin(stack, step) {
       const started = clock.now();
       const label = `[${stack}] ${step}`;

@@ -1,5 +1,9 @@
 /** `stack-backup doctor`: every check a run needs, touching nothing. */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { exitCodes } from '../exit-codes.js';
+import { unitDirectory } from '../install.js';
+import { writeJson } from '../json-output.js';
 import { rootOf, type GlobalOptions } from './options.js';
 import { whenAborted, withSignals } from './signals.js';
 
@@ -22,12 +26,27 @@ export async function doctorCommand(targets: string[], options: GlobalOptions): 
         createEngine: createContainerEngine,
         createDuplicati: (global) => real.createDuplicati(global.duplicati),
         checkFolder,
+        readUnitFile: (name) => {
+          try {
+            return readFileSync(path.join(unitDirectory(process.env), name), 'utf8');
+          } catch {
+            return undefined;
+          }
+        },
       }),
       whenAborted(signal),
     ]);
-    process.stdout.write(formatChecks(checks));
     const failed = checks.filter((check) => !check.ok).length;
-    process.stdout.write(failed === 0 ? 'All checks passed.\n' : `${failed} check${failed === 1 ? '' : 's'} failed.\n`);
+    if (options.json) {
+      writeJson(process.stdout, {
+        root,
+        ok: failed === 0,
+        checks: checks.map((check) => ({ ok: check.ok, ...(check.warning ? { warning: true } : {}), what: check.what, problem: check.problem ?? null })),
+      });
+    } else {
+      process.stdout.write(formatChecks(checks));
+      process.stdout.write(failed === 0 ? 'All checks passed.\n' : `${failed} check${failed === 1 ? '' : 's'} failed.\n`);
+    }
     return failed === 0 ? exitCodes.success : exitCodes.stackFailed;
   });
 }

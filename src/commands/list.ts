@@ -1,6 +1,7 @@
 /** `stack-backup list`: every stack with its unit, jobs, restore policy and freeze setting. */
 import { listStackNames, loadGlobalConfig, loadStack } from '../config/load.js';
 import { exitCodes } from '../exit-codes.js';
+import { secondsOf, writeJson } from '../json-output.js';
 import { formatTable } from '../report.js';
 import { rootOf, type GlobalOptions } from './options.js';
 
@@ -9,18 +10,24 @@ export function listCommand(options: GlobalOptions): number {
   const global = loadGlobalConfig(root, process.env);
   const stacks = listStackNames(root).map((name) => loadStack(root, name, global));
   if (options.json) {
-    const entries = stacks.map((stack) => ({
-      name: stack.name,
-      file: stack.file,
-      unit: stack.unit,
-      jobs: stack.jobs,
-      restore_policy: stack.restorePolicy,
-      freeze_ondemand: stack.freeze !== undefined,
-      ondemand_socket: stack.freeze?.socket ?? null,
-      ondemand_service: stack.freeze?.service ?? null,
-      container_label: `${stack.selector.key}=${stack.selector.value}`,
-    }));
-    process.stdout.write(`${JSON.stringify(entries, null, 2)}\n`);
+    // Changed on purpose in format version 1: an object with `version`, no longer a bare array.
+    writeJson(process.stdout, {
+      root,
+      stacks: stacks.map((stack) => ({
+        name: stack.name,
+        file: stack.file,
+        unit: stack.unit,
+        jobs: stack.jobs,
+        restore_policy: stack.restorePolicy,
+        freeze_ondemand: stack.freeze !== undefined,
+        ondemand_socket: stack.freeze?.socket ?? null,
+        ondemand_service: stack.freeze?.service ?? null,
+        container_label: `${stack.selector.key}=${stack.selector.value}`,
+        stop_timeout_seconds: secondsOf(stack.stopTimeoutMs),
+        start_timeout_seconds: secondsOf(stack.startTimeoutMs),
+        hook_timeout_seconds: secondsOf(stack.hookTimeoutMs),
+      })),
+    });
     return exitCodes.success;
   }
   const rows = stacks.map((stack) => [

@@ -19,18 +19,18 @@ export async function recoverCommand(options: GlobalOptions): Promise<number> {
       import('../report.js'),
       import('node:crypto'),
     ]);
+  const { undoName } = await import('../steps/undo-actions.js');
+  if (options.dryRun) {
+    // Reads the journal only: no lock, nothing run.
+    const pending = createJournal(root, '').pending().reverse();
+    if (pending.length === 0) process.stdout.write('nothing to recover: no run left a stack stopped or frozen\n');
+    for (const entry of pending) process.stdout.write(`would recover: ${entry.stack}: ${undoName(entry.undo)} (left by run ${entry.run}, pid ${entry.pid})\n`);
+    return exitCodes.success;
+  }
   const adapters = createRecoveryAdapters();
-  const progress = createProgress(process.stderr, adapters.clock);
+  const progress = createProgress(process.stderr, adapters.clock, options.quiet ? 'quiet' : options.verbose ? 'verbose' : 'normal');
   return withSignals((text) => progress.message(text), 'leaving the journal consistent', async (signal) => {
-    let release: () => Promise<void>;
-    try {
-      release = await acquireRootLock(root, (error) => progress.message(`warning: the lock was lost: ${error.message}`));
-    } catch (error) {
-      if (error instanceof LockHeldError) {
-        throw new LockHeldError(`${error.message}: a run is in progress, and the journal of a live run is never replayed`);
-      }
-      throw error;
-    }
+    const release = await lockWhenFree(() => acquireRootLock(root, (error) => progress.message(`warning: the lock was lost: ${error.message}`)), signal);
     try {
       const runId = randomUUID();
       const journal = createJournal(root, runId);
@@ -49,4 +49,26 @@ export async function recoverCommand(options: GlobalOptions): Promise<number> {
       await release().catch(() => {});
     }
   });
+}
+
+/**
+ * How long recover waits for the lock of a run that died to count as stale (it stops being
+ * refreshed when the run is killed, and is stale 5 s later), as when systemd's ExecStopPost=
+ * starts it right after killing the run. A live run keeps its lock fresh: then exit 75.
+ */
+export const lockWaitMs = 20_000;
+
+async function lockWhenFree<T>(acquire: () => Promise<T>, signal: AbortSignal): Promise<T> {
+  const deadline = Date.now() + lockWaitMs;
+  for (;;) {
+    try {
+      return await acquire();
+    } catch (error) {
+      if (!(error instanceof LockHeldError)) throw error;
+      if (Date.now() >= deadline || signal.aborted) {
+        throw new LockHeldError(`${error.message}: a run is in progress, and the journal of a live run is never replayed`);
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
 }

@@ -22,11 +22,21 @@ export const hookPhases = [
 ] as const;
 export type HookPhase = (typeof hookPhases)[number];
 
+/** The longest any *_timeout may be: 7 days. */
+export const maxTimeoutSeconds = 7 * 24 * 3600;
+
 function build(z: typeof Zod.z) {
   /** One message for every way a value can be wrong, saying what is allowed. */
   const expecting = (message: string) => ({ errorMap: () => ({ message }) });
 
-  const seconds = () => z.number(expecting('expected a number of seconds greater than 0')).positive();
+  // Every timeout is finite and at most 7 days: .inf, huge numbers and anything a timer would
+  // overflow on (Node's timers hold at most 2^31-1 ms, about 24.8 days) are refused.
+  const seconds = () =>
+    z
+      .number(expecting(`expected a number of seconds greater than 0 and at most ${maxTimeoutSeconds} (7 days)`))
+      .positive()
+      .finite()
+      .max(maxTimeoutSeconds);
 
   const hookCommands = z.union(
     [z.string().min(1), z.array(z.string().min(1)).min(1)],
