@@ -248,7 +248,12 @@ export function loadGlobalConfig(root: string, environment: Environment): Global
     backupMount: parsed.backup_mount,
     hookTimeoutMs: toMs(parsed.hook_timeout ?? defaults.hookTimeoutSeconds),
     logRetentionDays: parsed.log_retention_days ?? defaults.logRetentionDays,
-    monitor: { healthchecks: parsed.monitor?.healthchecks, webhook: parsed.monitor?.webhook },
+    monitor: {
+      healthchecks: parsed.monitor?.healthchecks,
+      webhook: parsed.monitor?.webhook,
+      uptimeKuma: parsed.monitor?.uptime_kuma,
+      ntfy: parsed.monitor?.ntfy,
+    },
     metricsFile: parsed.metrics_file,
   };
 }
@@ -349,6 +354,8 @@ function normaliseStack(name: string, file: string, shown: string, parsed: Stack
     monitor: {
       healthchecks: parsed.monitor?.healthchecks ?? global.monitor.healthchecks,
       webhook: parsed.monitor?.webhook ?? global.monitor.webhook,
+      uptimeKuma: parsed.monitor?.uptime_kuma ?? global.monitor.uptimeKuma,
+      ntfy: parsed.monitor?.ntfy ?? global.monitor.ntfy,
     },
   };
 }

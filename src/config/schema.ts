@@ -55,10 +55,14 @@ function build(z: typeof Zod.z) {
       {
         healthchecks: url
           .optional()
-          .describe('Healthchecks-style ping URL: URL/start when the stack\'s run begins, URL on success, URL/fail (with the log tail) on failure.'),
-        webhook: url.optional().describe('URL that gets a JSON POST per stack run: stack, result, downtime, duration, error (ntfy, generic webhooks).'),
+          .describe('Healthchecks ping URL: URL/start?rid=RUN when the stack\'s run begins, URL/0?rid=RUN or URL/1?rid=RUN at its end, with the log tail (up to 100 kB) as the body.'),
+        webhook: url.optional().describe('URL that gets a JSON POST per stack run: stack, result, downtime, duration, error (generic webhooks).'),
+        uptime_kuma: url
+          .optional()
+          .describe('Uptime Kuma push URL (as Uptime Kuma shows it): status=up or down, msg=the result, ping=the downtime in ms, per stack run.'),
+        ntfy: url.optional().describe('ntfy topic URL: a notification per stack run, its title, priority and tags by result, the summary as text.'),
       },
-      expecting('expected a mapping with healthchecks and/or webhook'),
+      expecting('expected a mapping with healthchecks, webhook, uptime_kuma and/or ntfy'),
     )
     .strict()
     .optional();
