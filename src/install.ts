@@ -133,6 +133,8 @@ export function renderUnits(paths: InstallPaths, stopTimeout: number): Array<{ n
     '@CLI@': unitValue(paths.cli),
     '@NODE@': unitValue(paths.node),
     '@ROOT@': unitValue(paths.root),
+    // WorkingDirectory= takes the path as it is: no quotes, only specifiers escaped.
+    '@ROOT_PATH@': paths.root.replace(/%/g, '%%'),
     '@ROOT_COMMENT@': paths.root.replace(/\n/g, ' ').replace(/%/g, '%%'),
     '@SERVICE@': names.service,
     '@STOP_TIMEOUT@': `${stopTimeout}s`,

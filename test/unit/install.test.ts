@@ -65,6 +65,7 @@ describe('the unit files', () => {
     expect(service!.text).toContain('ExecStart="/usr/bin/node" "/opt/stack-backup/dist/cli.js" --root "/srv/my root%%1" all\n');
     expect(service!.text).toContain('ExecStopPost="/usr/bin/node" "/opt/stack-backup/dist/cli.js" --root "/srv/my root%%1" recover\n');
     expect(service!.text).toContain('TimeoutStopSec=1234s\n');
+    expect(service!.text).toContain('WorkingDirectory=/srv/my root%%1\n');
     expect(service!.text).toContain('TimeoutStartSec=infinity\n');
     expect(service!.text).toContain('KillMode=mixed\n');
     expect(service!.text).not.toMatch(/@[A-Z_]+@/);
