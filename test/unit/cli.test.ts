@@ -262,3 +262,22 @@ describe('status --max-age', () => {
     expect(result.stderr).toContain('--max-age: "soon" is not a duration');
   });
 });
+
+describe('--help and the README agree', () => {
+  it('every command and global option of --help is in the README\'s command line section', async () => {
+    const { readFileSync } = await import('node:fs');
+    const readme = readFileSync(path.resolve(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Command line'), readme.indexOf('### Exit codes'));
+    const help = (await cli('--help')).stdout;
+    const block = help.slice(help.indexOf('Commands:'));
+    const commands = [...block.slice(0, block.indexOf('\n\n')).matchAll(/^ {2}([a-z]+)\b/gm)].map((match) => match[1]!);
+    expect(commands).toEqual(['list', 'recover', 'status', 'doctor', 'install', 'uninstall', 'help']);
+    for (const command of commands) expect(section, `README lacks "stack-backup ${command}"`).toContain(`stack-backup ${command}`);
+    const options = [...help.slice(help.indexOf('Options:'), help.indexOf('Commands:')).matchAll(/--[a-z-]+/g)].map((match) => match[0]);
+    for (const option of options) expect(section, `README lacks ${option}`).toContain(option);
+    for (const [command, option] of [['status', '--max-age'], ['install', '--list']] as const) {
+      expect((await cli('help', command)).stdout).toContain(option);
+      expect(section).toContain(option);
+    }
+  });
+});
