@@ -28,7 +28,7 @@ export function planStack(stack: StackConfig, global: GlobalConfig, podmanSocket
   hooks('pre_backup');
   for (const job of stack.jobs) {
     add(
-      `${exec} run ${job} (run_timeout ${formatSeconds(duplicati.runTimeoutMs)}), then ${exec} status (every 0.1 s, slowing to every ${formatSeconds(duplicati.pollIntervalMs)}) until the job has run (wait_timeout ${formatSeconds(duplicati.waitTimeoutMs)})`,
+      `${exec} run -- ${job} (run_timeout ${formatSeconds(duplicati.runTimeoutMs)}), then ${exec} status (every 0.1 s, slowing to every ${formatSeconds(duplicati.pollIntervalMs)}) until the job has run (wait_timeout ${formatSeconds(duplicati.waitTimeoutMs)})`,
     );
   }
   hooks('post_backup');

@@ -132,7 +132,11 @@ export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSetti
       return parseStatus(result.stdout);
     },
     async run(job, signal) {
-      const result = await run(argv('run', job), { timeoutMs: settings.runTimeoutMs, signal });
+      // "--" ends the options, so a job name beginning with "-" is the backup argument, not an
+      // option: ServerUtil parses with System.CommandLine (Duplicati/CommandLine/ServerUtil/
+      // Program.cs, CommandLineBuilder without EnableLegacyDoubleDashBehavior), where tokens after
+      // "--" are arguments; `run` takes one argument, "backup" (Commands/RunBackup.cs).
+      const result = await run(argv('run', '--', job), { timeoutMs: settings.runTimeoutMs, signal });
       const parsed = parseRunLine(result.stdout);
       if (!result.timedOut && result.exitCode !== 0) {
         if (/No backup found/i.test(result.output)) {

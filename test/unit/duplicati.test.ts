@@ -112,7 +112,7 @@ describe('createExecDuplicati', () => {
   it('run: podman exec <container> <server_util> run JOB, bounded by run_timeout', async () => {
     const { run, calls } = fakeRunner([{ stdout: lines('Connecting to http://localhost:8200/...', 'Running backup nextcloud (ID: 3)') }]);
     const outcome = await createExecDuplicati(run, settings({ runTimeoutMs: 25_000 })).run('nextcloud');
-    expect(calls[0]!.argv).toEqual(['podman', 'exec', 'duplicati', 'duplicati-server-util', 'run', 'nextcloud']);
+    expect(calls[0]!.argv).toEqual(['podman', 'exec', 'duplicati', 'duplicati-server-util', 'run', '--', 'nextcloud']);
     expect(calls[0]!.options.timeoutMs).toBe(25_000);
     expect(outcome).toMatchObject({ backupId: '3', backupName: 'nextcloud', timedOut: false });
     expect(outcome.output).toContain('Running backup nextcloud (ID: 3)');
@@ -128,7 +128,7 @@ describe('createExecDuplicati', () => {
     await duplicati.run('x');
     expect(calls.map((call) => call.argv)).toEqual([
       ['podman', 'exec', 'backup', '/app/duplicati/duplicati-server-util', 'status'],
-      ['podman', 'exec', 'backup', '/app/duplicati/duplicati-server-util', 'run', 'x'],
+      ['podman', 'exec', 'backup', '/app/duplicati/duplicati-server-util', 'run', '--', 'x'],
     ]);
   });
 

@@ -38,8 +38,8 @@ describe('planStack', () => {
     const plan = planStack(stackConfig({ jobs: ['app', '7'] }), globalConfig(), socket).join('\n');
     expect(plan).toContain('systemctl --user stop app-stack.service');
     expect(plan).toContain('systemctl --user start app-stack.service');
-    expect(plan).toContain('podman exec duplicati duplicati-server-util run app');
-    expect(plan).toContain('podman exec duplicati duplicati-server-util run 7');
+    expect(plan).toContain('podman exec duplicati duplicati-server-util run -- app');
+    expect(plan).toContain('podman exec duplicati duplicati-server-util run -- 7');
     expect(plan).toContain('podman exec duplicati duplicati-server-util status');
     expect(plan).toContain(`wait until no container labelled io.podman.compose.project=app runs (Podman API ${socket}`);
     expect(plan).not.toContain('backup_mount');
@@ -52,7 +52,7 @@ describe('planStack', () => {
     });
     const stack = stackConfig({ unit: 'wiki.service', selector: { key: 'PODMAN_SYSTEMD_UNIT', value: 'wiki.service' } });
     const plan = planStack(stack, global, socket).join('\n');
-    expect(plan).toContain('podman exec backup /app/duplicati/duplicati-server-util run app');
+    expect(plan).toContain('podman exec backup /app/duplicati/duplicati-server-util run -- app');
     expect(plan).toContain('systemctl --user stop wiki.service');
     expect(plan).toContain('container labelled PODMAN_SYSTEMD_UNIT=wiki.service');
     expect(plan).toContain('check that backup_mount /mnt/backup can be read');
@@ -96,7 +96,7 @@ describe('planStack', () => {
         if (hook) return [`hook ${hook[1]}: ${JSON.parse(hook[2]!) as string}`];
         const systemctl = /^systemctl --user (stop|start) (\S+)/.exec(line);
         if (systemctl) return [`${systemctl[1]} ${systemctl[2]}`];
-        const run = / run (\S+) \(run_timeout/.exec(line);
+        const run = / run -- (\S+) \(run_timeout/.exec(line);
         if (run) return [`duplicati run ${run[1]}`];
         return [];
       });
