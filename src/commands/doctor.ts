@@ -15,7 +15,7 @@ export async function doctorCommand(targets: string[], options: GlobalOptions): 
     import('../adapters/podman.js'),
     import('../adapters/files.js'),
   ]);
-  return withSignals((text) => process.stderr.write(`${text}\n`), 'stopping the checks', async (signal) => {
+  const code = await withSignals((text) => process.stderr.write(`${text}\n`), 'stopping the checks', async (signal) => {
     // The checks only read, and each is bounded: on a signal nothing needs undoing, so the
     // command ends at once (the commands they started are in their own process groups and
     // bounded by their timeouts).
@@ -49,4 +49,8 @@ export async function doctorCommand(targets: string[], options: GlobalOptions): 
     }
     return failed === 0 ? exitCodes.success : exitCodes.stackFailed;
   });
+  // After a signal the checks still under way (each bounded, none changing anything) must not
+  // keep the process alive: it ends a second later whatever they wait for.
+  if (code >= 128) setTimeout(() => process.exit(code), 1000).unref();
+  return code;
 }
