@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "== installing npm dependencies (the versions pinned in package-lock.json)"
-  # `npm install`, not `npm ci`: npm 11's ci rejects a lockfile that lacks other platforms'
-  # optional packages (rollup's), which is how npm 11 writes it on Linux.
-  npm install --no-audit --no-fund
+  # `npm ci`: exactly the lockfile, which holds every platform's optional packages (rollup's,
+  # esbuild's), so a clean machine of any platform gets the same tree. Install scripts follow
+  # package.json's allowScripts (none is needed; see README "Install").
+  npm ci --no-audit --no-fund
 fi
 echo "== building (tsc)"
 npx tsc -p tsconfig.json

@@ -9,10 +9,12 @@ import { loadGlobalConfig, listStackNames, loadStack, podmanSocketPath, selectSt
 import { assertOnlyUserCanWrite } from './config/permissions.js';
 import type { GlobalConfig, StackConfig } from './config/types.js';
 import { errorMessage } from './errors.js';
-import { timerUnit } from './install.js';
+import { installedStopTimeout, legacyUnits, stopTimeoutSeconds, unitNames } from './install.js';
 
 export interface CheckResult {
   ok: boolean;
+  /** Passed, but something should be looked at (printed WARN; does not change the exit code). */
+  warning?: boolean;
   what: string;
   /** What is wrong and how to fix it, when not ok. */
   problem?: string;
@@ -24,6 +26,8 @@ export interface DoctorDependencies {
   createEngine(socketPath: string): ContainerEngine;
   createDuplicati(global: GlobalConfig): Duplicati;
   checkFolder(folder: string, timeoutMs: number): Promise<void>;
+  /** The text of a file in ~/.config/systemd/user, or undefined when there is none. */
+  readUnitFile?(name: string): string | undefined;
 }
 
 const pass = (what: string): CheckResult => ({ ok: true, what });
@@ -152,20 +156,53 @@ export async function runDoctor(root: string, targets: readonly string[], depend
     }
   }
 
+  const { timer: timerUnit, service: serviceUnit } = unitNames(root);
+  let timerOk = false;
   try {
     const timer = await dependencies.systemd.state(timerUnit);
-    const ok = timer.load === 'loaded' && timer.file === 'enabled';
+    timerOk = timer.load === 'loaded' && timer.file === 'enabled';
     checks.push(
-      ok
+      timerOk
         ? pass(`${timerUnit} is installed and enabled`)
         : fail(`${timerUnit} is installed and enabled`, `it is ${timer.load}${timer.file ? `, ${timer.file}` : ''}; run: stack-backup install`),
     );
   } catch (error) {
     checks.push(fail(`${timerUnit} is installed and enabled`, errorMessage(error)));
   }
+  // An earlier version's timer beside this one would run the backup twice a night.
+  try {
+    const legacy = await dependencies.systemd.state(legacyUnits.timer);
+    if (legacy.load === 'loaded') {
+      checks.push(
+        fail(
+          `no ${legacyUnits.timer} of an earlier version is installed`,
+          `it is ${legacy.file ?? legacy.load}; run: stack-backup install (it replaces it), or: systemctl --user disable --now ${legacyUnits.timer}`,
+        ),
+      );
+    }
+  } catch {
+    // Not there, or systemd cannot say: the check above already reports systemd problems.
+  }
+  // The installed TimeoutStopSec= must cover the longest undo the configuration now allows.
+  const serviceText = timerOk ? dependencies.readUnitFile?.(serviceUnit) : undefined;
+  if (serviceText !== undefined && stacks.length > 0 && targets.length === 0) {
+    const installed = installedStopTimeout(serviceText);
+    const needed = stopTimeoutSeconds(stacks);
+    const what = `${serviceUnit} gives the undos enough time to stop (TimeoutStopSec=)`;
+    if (installed === undefined || installed < needed) {
+      checks.push({
+        ok: true,
+        warning: true,
+        what,
+        problem: `it allows ${installed === undefined ? 'an unknown time' : `${installed} s`}, the configuration now needs ${needed} s: run stack-backup install again`,
+      });
+    } else checks.push(pass(what));
+  }
   return checks;
 }
 
 export function formatChecks(checks: readonly CheckResult[]): string {
-  return `${checks.map((check) => (check.ok ? `OK    ${check.what}` : `FAIL  ${check.what}: ${check.problem}`)).join('\n')}\n`;
+  const line = (check: CheckResult) =>
+    !check.ok ? `FAIL  ${check.what}: ${check.problem}` : check.warning ? `WARN  ${check.what}: ${check.problem}` : `OK    ${check.what}`;
+  return `${checks.map(line).join('\n')}\n`;
 }

@@ -160,6 +160,7 @@ export function createStackLog(
     },
     info(message, fields) {
       logger.info(fields ?? {}, message);
+      progress.debug?.(`[${stack}] ${message}${fields && Object.keys(fields).length > 0 ? ` ${JSON.stringify(fields)}` : ''}`);
     },
     warn(message, fields) {
       logger.warn(fields ?? {}, message);

@@ -1,9 +1,11 @@
 /**
- * Tells the monitoring people already use about every stack's run: Healthchecks-style pings
- * (URL/start, URL, URL/fail with the log tail) and a JSON webhook (ntfy, generic). Each request
+ * Tells the monitoring people already use about every stack's run: Healthchecks pings
+ * (URL/start, then URL/0 or URL/1 with the log tail, paired by a run ID), an Uptime Kuma push,
+ * an ntfy notification and a JSON webhook. Each request
  * is short and retried a little; a monitoring failure is logged and never fails or delays a
  * backup: the start ping is not waited for, and the end reports are sent after the stack is back.
  */
+import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { HttpRequest, HttpSend } from './adapters/http.js';
 import type { MonitorSettings } from './config/types.js';
@@ -17,8 +19,11 @@ export interface MonitorOptions {
 
 export const defaultMonitorOptions: MonitorOptions = { timeoutMs: 5000, attempts: 3, retryDelayMs: 1000 };
 
-/** At most this much of the log goes with a /fail ping (Healthchecks keeps 100 kB). */
-const bodyLimit = 10_000;
+/**
+ * At most this many bytes go with the end ping: Healthchecks keeps the first 100 kB (100000
+ * bytes) of a ping's body (https://healthchecks.io/docs/attaching_logs/).
+ */
+export const bodyLimit = 100_000;
 
 export interface MonitorReport {
   /** Where something could not be delivered, for the log. */
@@ -61,7 +66,74 @@ async function deliver(send: HttpSend, request: HttpRequest, options: MonitorOpt
   return `${request.method} ${shown(request.url)}: ${problem}`;
 }
 
-const join = (base: string, suffix: string) => `${base.replace(/\/+$/, '')}/${suffix}`;
+/** URL/suffix, keeping a query the user's URL has (a slug URL's ?create=1), with extra parameters. */
+function withPath(base: string, suffix: string, parameters: Record<string, string> = {}): string {
+  const url = new URL(base);
+  url.pathname = `${url.pathname.replace(/\/+$/, '')}/${suffix}`;
+  for (const [key, value] of Object.entries(parameters)) url.searchParams.set(key, value);
+  return url.toString();
+}
+
+/** The base URL with these query parameters set (an Uptime Kuma push URL comes with status=up&msg=OK&ping=). */
+function withQuery(base: string, parameters: Record<string, string>): string {
+  const url = new URL(base);
+  for (const [key, value] of Object.entries(parameters)) url.searchParams.set(key, value);
+  return url.toString();
+}
+
+/** The last `limit` bytes of the text, whole characters only. */
+function lastBytes(text: string, limit: number): string {
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length <= limit) return text;
+  // Dropping the bytes of a character cut at the start: continuation bytes are 10xxxxxx.
+  let start = bytes.length - limit;
+  while (start < bytes.length && (bytes[start]! & 0xc0) === 0x80) start++;
+  return bytes.subarray(start).toString('utf8');
+}
+
+const labels = { success: 'backed up', warning: 'backed up, warnings', unknown: 'ran, outcome unknown', failed: 'FAILED' } as const;
+
+/** One line: the stack and its result, with the errors when it failed. */
+export function summaryLine(stack: string, result: StackResult): string {
+  if (result.ok) return `${stack}: ${labels[result.outcome]}`;
+  const label = result.notRestored ? 'FAILED, NOT RESTORED' : 'FAILED';
+  return `${stack}: ${label}: ${[result.error, ...result.restoreErrors].filter(Boolean).join('; ')}`;
+}
+
+/** The Healthchecks end ping's body: the summary first, then as much of the end of the log as fits. */
+export function healthchecksBody(stack: string, result: StackResult, logTail: string): string {
+  const summary = lastBytes(summaryLine(stack, result), bodyLimit / 2);
+  const room = bodyLimit - Buffer.byteLength(summary, 'utf8') - 2;
+  return `${summary}\n\n${lastBytes(logTail, room)}`;
+}
+
+/** ntfy's headers by result (https://docs.ntfy.sh/publish/: Title, Priority 1-5, Tags as emoji short codes). */
+export function ntfyHeaders(stack: string, result: StackResult): Record<string, string> {
+  // Header values must be ASCII (ISO-8859-1 at most): anything else is replaced.
+  const ascii = (text: string) => text.replace(/[^\x20-\x7e]/g, '?');
+  if (!result.ok) {
+    return {
+      Title: ascii(`stack-backup: ${stack} ${result.notRestored ? 'FAILED, NOT RESTORED' : 'FAILED'} on ${os.hostname()}`),
+      Priority: result.notRestored ? '5' : '4',
+      Tags: result.notRestored ? 'rotating_light,stack-backup' : 'x,stack-backup',
+    };
+  }
+  const tags = { success: 'white_check_mark', warning: 'warning', unknown: 'grey_question', failed: 'x' } as const;
+  return {
+    Title: ascii(`stack-backup: ${stack} ${labels[result.outcome]} on ${os.hostname()}`),
+    Priority: result.outcome === 'warning' ? '3' : '2',
+    Tags: `${tags[result.outcome]},stack-backup`,
+  };
+}
+
+/** Uptime Kuma's push: status up|down, msg the result, ping the downtime in ms (its "response time"). */
+export function uptimeKumaUrl(base: string, stack: string, result: StackResult): string {
+  return withQuery(base, {
+    status: result.ok ? 'up' : 'down',
+    msg: summaryLine(stack, result).slice(0, 250),
+    ping: result.downtimeMs === undefined ? '' : String(Math.round(result.downtimeMs)),
+  });
+}
 
 export function webhookBody(stack: string, result: StackResult, now: Date): string {
   return JSON.stringify({
@@ -79,26 +151,36 @@ export function webhookBody(stack: string, result: StackResult, now: Date): stri
 
 export function createStackMonitor(stack: string, settings: MonitorSettings, send: HttpSend, options = defaultMonitorOptions): StackMonitor {
   let startPing: Promise<string | undefined> = Promise.resolve(undefined);
-  const request = (method: HttpRequest['method'], url: string, body?: string, contentType?: string): HttpRequest => ({
+  // One run ID for the start and the end ping, so Healthchecks pairs them even when runs overlap.
+  const rid = randomUUID();
+  const request = (
+    method: HttpRequest['method'],
+    url: string,
+    body?: string,
+    contentType?: string,
+    headers?: Record<string, string>,
+  ): HttpRequest => ({
     method,
     url,
     timeoutMs: options.timeoutMs,
     ...(body === undefined ? {} : { body, contentType: contentType ?? 'text/plain; charset=utf-8' }),
+    ...(headers ? { headers } : {}),
   });
   return {
     started() {
-      if (settings.healthchecks) startPing = deliver(send, request('GET', join(settings.healthchecks, 'start')), options);
+      if (settings.healthchecks) startPing = deliver(send, request('GET', withPath(settings.healthchecks, 'start', { rid })), options);
     },
     async finished(result, logTail) {
       const deliveries: Array<Promise<string | undefined>> = [startPing];
       if (settings.healthchecks) {
-        const labels = { success: 'backed up', warning: 'backed up, warnings', unknown: 'ran, outcome unknown', failed: 'FAILED' };
-        const summary = result.ok
-          ? `${stack}: ${labels[result.outcome]}`
-          : `${stack}: FAILED: ${[result.error, ...result.restoreErrors].filter(Boolean).join('; ')}`.slice(0, bodyLimit / 2);
-        // The summary first, then as much of the end of the log as fits.
-        const body = `${summary}\n\n${logTail.slice(-(bodyLimit - summary.length - 2))}`;
-        deliveries.push(deliver(send, request('POST', result.ok ? settings.healthchecks : join(settings.healthchecks, 'fail'), body), options));
+        // The stack's own result as the exit status: URL/0 success, URL/1 failure.
+        const url = withPath(settings.healthchecks, result.ok ? '0' : '1', { rid });
+        deliveries.push(deliver(send, request('POST', url, healthchecksBody(stack, result, logTail)), options));
+      }
+      if (settings.uptimeKuma) deliveries.push(deliver(send, request('GET', uptimeKumaUrl(settings.uptimeKuma, stack, result)), options));
+      if (settings.ntfy) {
+        const text = `${summaryLine(stack, result)}\nlog: ${result.logFile}`;
+        deliveries.push(deliver(send, request('POST', settings.ntfy, text, undefined, ntfyHeaders(stack, result)), options));
       }
       if (settings.webhook) {
         deliveries.push(deliver(send, request('POST', settings.webhook, webhookBody(stack, result, new Date()), 'application/json'), options));

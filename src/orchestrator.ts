@@ -5,7 +5,7 @@
  * stack as the restore policy wants it.
  */
 import { AbortedError, HookFailure, errorMessage } from './errors.js';
-import type { StackRun } from './steps/context.js';
+import type { JobVerdict, StackRun } from './steps/context.js';
 import { runHookPhase } from './steps/hooks.js';
 import { stackSteps, type Step } from './steps/sequence.js';
 import { performUndo } from './steps/undo-actions.js';
@@ -38,6 +38,8 @@ export interface StackResult {
    * restored, but such a run is not reported as a success: nobody could check it afterwards.
    */
   unrecorded?: string[];
+  /** Each job's result as Duplicati (or the driver) reported it, for the --json summary. */
+  jobs?: JobVerdict[];
 }
 
 function worstOutcome(results: readonly string[]): StackResult['outcome'] {
@@ -120,6 +122,7 @@ export async function backupStack(run: StackRun, steps: readonly Step[] = stackS
     logFile: log.file,
     steps: startedSteps,
     unrecorded,
+    jobs: [...run.jobResults],
   };
   const fields = {
     outcome: result.outcome,

@@ -18,6 +18,8 @@ export interface RecoveryDependencies {
   runHook: HookRunner;
   clock: Clock;
   progress: Progress;
+  /** SIGINT/SIGTERM: ends the undo under way (its hook's process group is killed) and leaves the rest in the journal. */
+  signal?: AbortSignal;
 }
 
 export interface RecoveryReport {
@@ -47,6 +49,8 @@ export function recoveryPlan(entries: readonly JournalEntry[], runInProgress: bo
 export async function recoverPending(root: string, journal: Journal, runId: string, dependencies: RecoveryDependencies): Promise<RecoveryReport> {
   const report: RecoveryReport = { restored: [], failed: [] };
   for (const entry of journal.pending().reverse()) {
+    // What was not done stays in the journal for the next `recover` or run.
+    if (dependencies.signal?.aborted) break;
     const name = undoName(entry.undo);
     const log = createStackLog(root, entry.stack, runId, dependencies.clock, dependencies.progress);
     try {
@@ -55,7 +59,10 @@ export async function recoverPending(root: string, journal: Journal, runId: stri
         undo: entry.undo,
       });
       const context = { systemd: dependencies.systemd, runHook: dependencies.runHook, clock: dependencies.clock, log };
-      const error = await runBounded(entry.undo, (record, signal) => performUndo(record, context, signal));
+      const outer = dependencies.signal;
+      const error = await runBounded(entry.undo, (record, signal) =>
+        performUndo(record, context, outer ? AbortSignal.any([signal, outer]) : signal),
+      );
       if (error) {
         log.error(`recovery of "${name}" failed: ${error.message}`, { recovery: true });
         report.failed.push(`${entry.stack}: ${name}: ${error.message}`);

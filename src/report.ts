@@ -11,7 +11,12 @@ export type StepProgress = ((outcome: 'done' | 'failed') => void) & { detail(tex
 export interface Progress {
   begin(stack: string, step: string): StepProgress;
   message(text: string): void;
+  /** A line that goes to the log; shown on the terminal only with --verbose. */
+  debug?(text: string): void;
 }
+
+/** -q: errors and the summary only; -v: the log's lines too. */
+export type Verbosity = 'quiet' | 'normal' | 'verbose';
 
 export interface TextSink {
   write(text: string): unknown;
@@ -28,10 +33,34 @@ export function formatSeconds(ms: number | undefined): string {
   return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, '0')}m`;
 }
 
-export function createProgress(sink: TextSink, clock: Clock): Progress {
+export function createProgress(sink: TextSink, clock: Clock, verbosity: Verbosity = 'normal'): Progress {
   const interactive = sink.isTTY === true;
   let clearCurrent: (() => void) | undefined;
+  if (verbosity === 'quiet') {
+    return {
+      begin(stack, step) {
+        const started = clock.now();
+        const end = (outcome: 'done' | 'failed') => {
+          if (outcome === 'failed') sink.write(`[${stack}] ${step}: FAILED (${formatSeconds(clock.now() - started)})\n`);
+        };
+        // -q shows no progress, so the job's phase and progress are not shown either.
+        return Object.assign(end, { detail() {} });
+      },
+      // Warnings stay off the terminal (they are in the log); errors and signals are shown.
+      message(text) {
+        if (!/(^|\] )warning: /.test(text)) sink.write(`${text}\n`);
+      },
+    };
+  }
   return {
+    ...(verbosity === 'verbose'
+      ? {
+          debug(text: string) {
+            clearCurrent?.();
+            sink.write(`${text}\n`);
+          },
+        }
+      : {}),
     begin(stack, step) {
       const started = clock.now();
       const label = `[${stack}] ${step}`;

@@ -118,7 +118,8 @@ function recordHistory(root: string, progress: Progress, entry: HistoryEntry): v
 }
 
 async function reportLater(stack: string, monitor: StackMonitor, result: StackResult): Promise<{ stack: string; failures: string[] }> {
-  const { failures } = await monitor.finished(result, readLogTail(result.logFile, 40));
+  // Every line the log has of this day; the monitor keeps the end that fits its body limit.
+  const { failures } = await monitor.finished(result, readLogTail(result.logFile, Number.MAX_SAFE_INTEGER));
   return { stack, failures };
 }
 

@@ -53,12 +53,62 @@ export function stackStatuses(
   });
 }
 
-/** 1 when a monitor should look: a last run failed or something waits for recovery. */
-export function statusExitCode(statuses: readonly StackStatus[]): number {
-  return statuses.some((status) => status.result === 'failed' || status.pendingRecovery.length > 0) ? 1 : 0;
+/**
+ * A stack's last success is too old for --max-age: older than the age, or missing (a stack
+ * never backed up counts as failed). Only stacks still configured count.
+ */
+export function tooOld(status: StackStatus, maxAgeMs: number, now: number): boolean {
+  return status.lastSuccess === null || now - Date.parse(status.lastSuccess) > maxAgeMs;
 }
 
-export function formatStatus(statuses: readonly StackStatus[], runInProgress: boolean): string {
+/**
+ * 1 when a monitor should look: a last run failed, something waits for recovery, or (with
+ * --max-age) a configured stack's last success is too old or missing.
+ */
+export function statusExitCode(statuses: readonly StackStatus[], maxAge?: { ms: number; now: number; configured: readonly string[] }): number {
+  const stale = maxAge
+    ? statuses.some((status) => maxAge.configured.includes(status.stack) && tooOld(status, maxAge.ms, maxAge.now))
+    : false;
+  return stale || statuses.some((status) => status.result === 'failed' || status.pendingRecovery.length > 0) ? 1 : 0;
+}
+
+const durationUnits: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
+
+/** "26h", "90m", "1d12h", "3600" (seconds) -> milliseconds; a UsageError-worthy undefined when not a duration. */
+export function parseDuration(text: string): number | undefined {
+  const trimmed = text.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Number(trimmed) * 1000;
+  if (!/^(\d+(\.\d+)?[smhdw])+$/.test(trimmed)) return undefined;
+  let seconds = 0;
+  for (const [, amount, unit] of trimmed.matchAll(/(\d+(?:\.\d+)?)([smhdw])/g)) seconds += Number(amount) * durationUnits[unit!]!;
+  return seconds > 0 ? seconds * 1000 : undefined;
+}
+
+/** The status as a JSON document's body (see json-output.ts). */
+export function statusJson(statuses: readonly StackStatus[], runInProgress: boolean, maxAge?: { ms: number; now: number; configured: readonly string[] }) {
+  return {
+    run_in_progress: runInProgress,
+    max_age_seconds: maxAge ? maxAge.ms / 1000 : null,
+    stacks: statuses.map((status) => ({
+      stack: status.stack,
+      last_run: status.lastRun,
+      result: status.result,
+      outcome: status.outcome,
+      error: status.error,
+      downtime_seconds: status.downtimeMs === null ? null : status.downtimeMs / 1000,
+      backup_seconds: status.backupMs === null ? null : status.backupMs / 1000,
+      last_success: status.lastSuccess,
+      last_success_too_old: maxAge ? maxAge.configured.includes(status.stack) && tooOld(status, maxAge.ms, maxAge.now) : null,
+      pending_recovery: status.pendingRecovery,
+    })),
+  };
+}
+
+export function formatStatus(
+  statuses: readonly StackStatus[],
+  runInProgress: boolean,
+  maxAge?: { ms: number; now: number; configured: readonly string[]; text: string },
+): string {
   const when = (iso: string | null) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-');
   const header = ['STACK', 'LAST RUN', 'RESULT', 'DOWNTIME', 'BACKUP', 'LAST SUCCESS', 'PENDING RECOVERY'];
   const rows = statuses.map((status) => [
@@ -72,6 +122,16 @@ export function formatStatus(statuses: readonly StackStatus[], runInProgress: bo
   ]);
   const lines = formatTable(header, rows);
   for (const status of statuses) if (status.result === 'failed' && status.error) lines.push(`${status.stack}: ${status.error}`);
+  if (maxAge) {
+    for (const status of statuses) {
+      if (!maxAge.configured.includes(status.stack) || !tooOld(status, maxAge.ms, maxAge.now)) continue;
+      lines.push(
+        status.lastSuccess === null
+          ? `${status.stack}: never backed up successfully (--max-age ${maxAge.text})`
+          : `${status.stack}: last successful backup ${when(status.lastSuccess)} is older than ${maxAge.text}`,
+      );
+    }
+  }
   if (runInProgress) lines.push('A run is in progress (it holds the lock).');
   return `${lines.join('\n')}\n`;
 }

@@ -331,7 +331,10 @@ export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSetti
       // Killing the `podman exec` client leaves the process in the container running: bound it
       // there too, so a `run` ended after run_timeout cannot queue the job later, against the
       // restarted stack. RunBackup.cs prints its line before it sends the request. The job's
-      // name goes after `--`, since a name may begin with `-`.
+      // name goes after "--", so a name beginning with "-" is the backup argument, not an
+      // option: ServerUtil parses with System.CommandLine (Duplicati/CommandLine/ServerUtil/
+      // Program.cs, CommandLineBuilder without EnableLegacyDoubleDashBehavior), where tokens
+      // after "--" are arguments; `run` takes one argument, "backup" (Commands/RunBackup.cs).
       const command = serverUtilRunArgv(settings, job);
       const result = await run(command, { timeoutMs: settings.runTimeoutMs + outerRunMarginMs, signal });
       const parsed = parseRunLine(result.stdout);

@@ -4,6 +4,8 @@ export interface HttpRequest {
   url: string;
   body?: string;
   contentType?: string;
+  /** Further headers (ntfy's Title, Priority, Tags); ASCII only. */
+  headers?: Record<string, string>;
   timeoutMs: number;
 }
 
@@ -13,7 +15,7 @@ export type HttpSend = (request: HttpRequest) => Promise<number>;
 export const sendHttp: HttpSend = async (request) => {
   const response = await fetch(request.url, {
     method: request.method,
-    headers: request.contentType ? { 'Content-Type': request.contentType } : {},
+    headers: { ...request.headers, ...(request.contentType ? { 'Content-Type': request.contentType } : {}) },
     body: request.body,
     signal: AbortSignal.timeout(request.timeoutMs),
   });

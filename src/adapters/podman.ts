@@ -1,15 +1,9 @@
-/** The Podman Docker-compatible API, through dockerode on a unix socket. */
+/** The Podman API (its Docker-compatible part and its own container list), through dockerode on a unix socket. */
 import Docker from 'dockerode';
 import type { LabelSelector } from '../config/types.js';
+import { podmanListPath, summarize, type ContainerSummary, type PodmanListEntry } from './podman-list.js';
 
-export interface ContainerSummary {
-  id: string;
-  name: string;
-  /** Podman's status word: running, exited, removing, stopping... */
-  state: string;
-  /** Whether any of the container's processes still runs, which the status word alone does not tell. */
-  running: boolean;
-}
+export type { ContainerSummary };
 
 export interface ContainerEngine {
   ping(signal?: AbortSignal): Promise<void>;
@@ -26,44 +20,6 @@ export interface ContainerEngine {
    */
   watch(selector: LabelSelector, onChange: () => void): Promise<() => void>;
 }
-
-/** Status words whose meaning this code knows; any other is named in the log when it is met. */
-export const knownStates = new Set(['exited', 'stopped', 'created', 'configured', 'dead', 'running', 'paused']);
-
-/** One entry of Podman's own container list (`GET /libpod/containers/json`). */
-export interface PodmanListEntry {
-  Id: string;
-  Names?: string[] | null;
-  State?: string;
-  Pid?: number;
-}
-
-/**
- * A container still runs while it has a main process: Podman's list gives its `Pid`, non-zero
- * while conmon reports the process alive (paused and "stopping" ones included), zero once it
- * exited. The status word is not enough: a container whose removal was cut short stays listed
- * as "removing" with no process (Podman 4.3 libpod/runtime_ctr.go removeContainer saves that
- * state before it tears down the storage and deletes the row; a remover killed in between, as
- * systemd does to conmon's `podman container cleanup --rm` when a unit is stopped while still
- * activating, leaves it so until the next `podman rm` or `run --replace`).
- */
-export function summarize(entry: PodmanListEntry): ContainerSummary {
-  const state = String(entry.State ?? '').toLowerCase();
-  return {
-    id: entry.Id,
-    name: (entry.Names?.[0] ?? entry.Id.slice(0, 12)).replace(/^\//, ''),
-    state,
-    running: state === 'running' || (typeof entry.Pid === 'number' && entry.Pid > 0),
-  };
-}
-
-/**
- * Podman's own API, not the Docker-compatible one: for a container whose storage is already gone
- * (the "removing" leftover above) the compatible list and inspect answer HTTP 500 for the whole
- * stack, while this list still returns it with its state and process ID. Versioned, since Podman
- * 4.3 answers 404 to an unversioned /libpod path.
- */
-const podmanListPath = '/v4.0.0/libpod/containers/json?';
 
 const queryTimeoutMs = 15_000;
 

@@ -21,6 +21,8 @@ export interface Systemd {
 export interface SystemdManager {
   daemonReload(): Promise<void>;
   enableNow(unit: string): Promise<void>;
+  /** Disables the unit and stops it (a timer: no further runs; a run under way is not touched). */
+  disableNow(unit: string): Promise<void>;
 }
 
 /** `active`, `activating` and `reloading` all mean the unit is up or coming up. */
@@ -68,6 +70,9 @@ export function createSystemd(run: CommandRunner): Systemd & SystemdManager {
     },
     async enableNow(unit) {
       await systemctl(['enable', '--now', '--', unit], queryTimeoutMs);
+    },
+    async disableNow(unit) {
+      await systemctl(['disable', '--now', '--', unit], queryTimeoutMs);
     },
   };
 }

@@ -9,13 +9,12 @@ import path from 'node:path';
 import type * as Yaml from 'yaml';
 import type { z } from 'zod/v3';
 import { ConfigError, UsageError } from '../errors.js';
-import { assertPlainStackName, normaliseStackArgument } from './names.js';
+import { assertPlainStackName, normaliseStackArgument, stackNameProblem } from './names.js';
 import { ParsedFileCache } from './cache.js';
-import { hookPhases, schemas, type GlobalFile, type StackFile } from './schema.js';
+import { hookPhases, maxTimeoutSeconds, schemas, type GlobalFile, type StackFile } from './schema.js';
 import type { GlobalConfig, StackConfig } from './types.js';
 
 export const globalFileName = 'stack-backup.yaml';
-const stackFileExtension = '.yaml';
 
 const defaults = {
   duplicatiContainer: 'duplicati',
@@ -167,14 +166,20 @@ function describeIssue(schema: z.ZodTypeAny, input: unknown, issue: z.ZodIssue):
   const key = issue.path.length > 0 ? keyPath(issue.path) : undefined;
   const value = valueAt(input, issue.path);
   if (value === undefined) return { key, detail: 'required key is missing' };
-  return { key, detail: `${issue.message} (got ${JSON.stringify(value)})` };
+  // JSON has no Infinity: YAML's .inf is shown as written.
+  const shownValue = typeof value === 'number' && !Number.isFinite(value) ? String(value) : JSON.stringify(value);
+  return { key, detail: `${issue.message} (got ${shownValue})` };
 }
 
 /** Validates against the schema; the error names the first problem and lists the others. */
 function validate<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, value: unknown, shown: string): T {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const [first, ...others] = result.error.issues.map((issue) => describeIssue(schema, value, issue));
+  // One line per key and problem: a value can break several rules with the same message (.inf).
+  const described = result.error.issues.map((issue) => describeIssue(schema, value, issue));
+  const [first, ...others] = described.filter(
+    (entry, index) => described.findIndex((other) => other.key === entry.key && other.detail === entry.detail) === index,
+  );
   const error = new ConfigError(shown, first!.key, first!.detail);
   for (const other of others) error.message += `\n${new ConfigError(shown, other.key, other.detail).message}`;
   throw error;
@@ -184,8 +189,12 @@ function secondsFromEnvironment(environment: Environment, name: string, fallback
   const raw = environment[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new ConfigError(`environment variable ${name}`, undefined, `expected a number of seconds greater than 0, got "${raw}"`);
+  if (!Number.isFinite(value) || value <= 0 || value > maxTimeoutSeconds) {
+    throw new ConfigError(
+      `environment variable ${name}`,
+      undefined,
+      `expected a number of seconds greater than 0 and at most ${maxTimeoutSeconds} (7 days), got "${raw}"`,
+    );
   }
   return value;
 }
@@ -239,13 +248,25 @@ export function loadGlobalConfig(root: string, environment: Environment): Global
     backupMount: parsed.backup_mount,
     hookTimeoutMs: toMs(parsed.hook_timeout ?? defaults.hookTimeoutSeconds),
     logRetentionDays: parsed.log_retention_days ?? defaults.logRetentionDays,
-    monitor: { healthchecks: parsed.monitor?.healthchecks, webhook: parsed.monitor?.webhook },
+    monitor: {
+      healthchecks: parsed.monitor?.healthchecks,
+      webhook: parsed.monitor?.webhook,
+      uptimeKuma: parsed.monitor?.uptime_kuma,
+      ntfy: parsed.monitor?.ntfy,
+    },
     metricsFile: parsed.metrics_file,
   };
 }
 
-/** Names of every stack in stacks/, sorted; "_" files are templates and "." files editors' leftovers, not stacks. */
-export function listStackNames(root: string): string[] {
+/** A stack file is stacks/<name>.yaml or stacks/<name>.yml. */
+const stackFileExtensions = ['.yaml', '.yml'] as const;
+
+/**
+ * Every stack in stacks/, by name, with its file; "_" files are templates and "." files
+ * editors' leftovers, not stacks. A name in both a .yaml and a .yml file is refused: which
+ * one is meant cannot be guessed.
+ */
+function stackFiles(root: string): Map<string, string> {
   const folder = path.join(root, 'stacks');
   let entries: string[];
   try {
@@ -253,22 +274,41 @@ export function listStackNames(root: string): string[] {
   } catch (error) {
     throw new ConfigError(displayPath(root, folder), undefined, `cannot read the stacks folder: ${(error as NodeJS.ErrnoException).code ?? error}`);
   }
-  const names = entries
-    .filter((entry) => entry.endsWith(stackFileExtension) && !entry.startsWith('_') && !entry.startsWith('.'))
-    .map((entry) => entry.slice(0, -stackFileExtension.length))
-    .sort();
-  for (const name of names) {
-    try {
-      assertPlainStackName(name);
-    } catch (error) {
-      throw new ConfigError(`stacks/${name}${stackFileExtension}`, undefined, (error as Error).message);
+  const files = new Map<string, string>();
+  for (const entry of entries.sort()) {
+    const extension = stackFileExtensions.find((candidate) => entry.endsWith(candidate));
+    if (!extension || entry.startsWith('_') || entry.startsWith('.')) continue;
+    const name = entry.slice(0, -extension.length);
+    const shown = `stacks/${entry}`;
+    const problem = stackNameProblem(name);
+    if (problem) throw new ConfigError(shown, undefined, `"${name}" is not a stack name: ${problem}; rename the file`);
+    const other = files.get(name);
+    if (other !== undefined) {
+      throw new ConfigError(shown, undefined, `stack "${name}" is also defined by ${displayPath(root, other)}: keep one of the two files`);
     }
+    files.set(name, path.join(folder, entry));
   }
-  return names;
+  return files;
 }
 
+/** Names of every stack in stacks/, sorted. */
+export function listStackNames(root: string): string[] {
+  return [...stackFiles(root).keys()].sort();
+}
+
+/** The stack's file: stacks/<name>.yaml, or stacks/<name>.yml when only that exists. */
 export function stackFilePath(root: string, name: string): string {
-  return path.join(root, 'stacks', `${name}${stackFileExtension}`);
+  const folder = path.join(root, 'stacks');
+  for (const extension of stackFileExtensions) {
+    const file = path.join(folder, `${name}${extension}`);
+    try {
+      statSync(file);
+      return file;
+    } catch {
+      // Try the next extension.
+    }
+  }
+  return path.join(folder, `${name}.yaml`);
 }
 
 export function loadStack(root: string, name: string, global: GlobalConfig): StackConfig {
@@ -314,6 +354,8 @@ function normaliseStack(name: string, file: string, shown: string, parsed: Stack
     monitor: {
       healthchecks: parsed.monitor?.healthchecks ?? global.monitor.healthchecks,
       webhook: parsed.monitor?.webhook ?? global.monitor.webhook,
+      uptimeKuma: parsed.monitor?.uptime_kuma ?? global.monitor.uptimeKuma,
+      ntfy: parsed.monitor?.ntfy ?? global.monitor.ntfy,
     },
   };
 }
@@ -346,5 +388,5 @@ function resolveStackArgument(root: string, global: GlobalConfig, known: string[
     }
   }
   assertPlainStackName(name, argument);
-  throw new UsageError(`no stack "${argument}": there is no ${displayPath(root, stackFilePath(root, name))} (see "stack-backup list")`);
+  throw new UsageError(`no stack "${argument}": there is no stacks/${name}.yaml or stacks/${name}.yml (see "stack-backup list")`);
 }

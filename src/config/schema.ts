@@ -22,11 +22,21 @@ export const hookPhases = [
 ] as const;
 export type HookPhase = (typeof hookPhases)[number];
 
+/** The longest any *_timeout may be: 7 days. */
+export const maxTimeoutSeconds = 7 * 24 * 3600;
+
 function build(z: typeof Zod.z) {
   /** One message for every way a value can be wrong, saying what is allowed. */
   const expecting = (message: string) => ({ errorMap: () => ({ message }) });
 
-  const seconds = () => z.number(expecting('expected a number of seconds greater than 0')).positive();
+  // Every timeout is finite and at most 7 days: .inf, huge numbers and anything a timer would
+  // overflow on (Node's timers hold at most 2^31-1 ms, about 24.8 days) are refused.
+  const seconds = () =>
+    z
+      .number(expecting(`expected a number of seconds greater than 0 and at most ${maxTimeoutSeconds} (7 days)`))
+      .positive()
+      .finite()
+      .max(maxTimeoutSeconds);
 
   const hookCommands = z.union(
     [z.string().min(1), z.array(z.string().min(1)).min(1)],
@@ -45,10 +55,14 @@ function build(z: typeof Zod.z) {
       {
         healthchecks: url
           .optional()
-          .describe('Healthchecks-style ping URL: URL/start when the stack\'s run begins, URL on success, URL/fail (with the log tail) on failure.'),
-        webhook: url.optional().describe('URL that gets a JSON POST per stack run: stack, result, downtime, duration, error (ntfy, generic webhooks).'),
+          .describe('Healthchecks ping URL: URL/start?rid=RUN when the stack\'s run begins, URL/0?rid=RUN or URL/1?rid=RUN at its end, with the log tail (up to 100 kB) as the body.'),
+        webhook: url.optional().describe('URL that gets a JSON POST per stack run: stack, result, downtime, duration, error (generic webhooks).'),
+        uptime_kuma: url
+          .optional()
+          .describe('Uptime Kuma push URL (as Uptime Kuma shows it): status=up or down, msg=the result, ping=the downtime in ms, per stack run.'),
+        ntfy: url.optional().describe('ntfy topic URL: a notification per stack run, its title, priority and tags by result, the summary as text.'),
       },
-      expecting('expected a mapping with healthchecks and/or webhook'),
+      expecting('expected a mapping with healthchecks, webhook, uptime_kuma and/or ntfy'),
     )
     .strict()
     .optional();

@@ -30,6 +30,8 @@ export interface StackConfig {
 export interface MonitorSettings {
   healthchecks: string | undefined;
   webhook: string | undefined;
+  uptimeKuma?: string | undefined;
+  ntfy?: string | undefined;
 }
 
 export interface DuplicatiSettings {

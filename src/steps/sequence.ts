@@ -6,6 +6,7 @@
  * of these same steps, not a branch inside them.
  */
 import { serverUtilArgv, serverUtilRunArgv } from '../adapters/duplicati.js';
+import { describeContainerList } from '../adapters/podman-list.js';
 import { systemctlArgv } from '../adapters/systemd.js';
 import type { HookPhase } from '../config/schema.js';
 import type { GlobalConfig, StackConfig } from '../config/types.js';
@@ -156,11 +157,10 @@ async function waitForStackDown(run: StackRun): Promise<void> {
 }
 
 function stackDownStep({ stack, global }: Context): Step {
-  const label = `${stack.selector.key}=${stack.selector.value}`;
   return {
     name: 'wait for the stack to be down',
     actions: [
-      `Podman API: GET /containers/json?all=true&filters={"label":[${JSON.stringify(label)}]}, again on each container event, until none runs (stop_timeout ${formatSeconds(stack.stopTimeoutMs)})`,
+      `Podman API: ${describeContainerList(stack.selector)}, again on each container event, until none runs (stop_timeout ${formatSeconds(stack.stopTimeoutMs)})`,
       `meanwhile ${idleWait(global, 'no task that began before the stop runs or is queued')}`,
     ],
     run: waitForStackDown,

@@ -3,7 +3,7 @@
  * container is still shutting down; a backup taken then would copy a live stack. The waiter
  * reacts to the engine's events and lists again on each; a slow re-list covers a missed event.
  */
-import { knownStates, type ContainerSummary } from '../adapters/podman.js';
+import { knownStates, type ContainerSummary } from '../adapters/podman-list.js';
 import { TimeoutError, throwIfAborted } from '../errors.js';
 import type { StackRun } from './context.js';
 

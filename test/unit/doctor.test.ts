@@ -8,15 +8,19 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { formatChecks, runDoctor, type CheckResult, type DoctorDependencies } from '../../src/doctor.js';
 import { TimeoutError } from '../../src/errors.js';
+import { unitNames } from '../../src/install.js';
 import { FakeWorld, removeTempRoots, tempRoot, worldWithStack } from '../fakes.js';
 
 afterAll(removeTempRoots);
 
 const socket = '/run/user/1000/podman/podman.sock';
-const timer = 'stack-backup.timer';
+/** This root's timer, stack-backup@<escaped root>.timer; set by doctor() for its temp root. */
+let timer = 'stack-backup@-.timer';
 
 interface Doctor {
   root: string;
+  /** Installed unit files by name, as readUnitFile finds them. */
+  unitFiles: Map<string, string>;
   world: FakeWorld;
   environment: Record<string, string | undefined>;
   /** Sockets createEngine was asked for. */
@@ -30,13 +34,16 @@ function doctor(files: Record<string, string> = {}): Doctor {
   const contents = { 'stack-backup.yaml': 'duplicati:\n  container: duplicati\n', 'stacks/app.yaml': 'duplicati_jobs: [app]\n', 'stacks/_template.yaml': 'duplicati_jobs: []\n', ...files };
   const root = tempRoot(contents);
   for (const name of Object.keys(contents)) chmodSync(path.join(root, name), 0o644);
+  timer = unitNames(root).timer;
   const world = worldWithStack('active');
   world.duplicati.job('2', 'other');
   world.unit(timer, 'active', 'loaded', 'enabled');
   const environment: Record<string, string | undefined> = { XDG_RUNTIME_DIR: '/run/user/1000' };
   const sockets: string[] = [];
   const unreachable = new Set<string>();
+  const unitFiles = new Map<string, string>();
   const dependencies: DoctorDependencies = {
+    readUnitFile: (name) => unitFiles.get(name),
     environment,
     systemd: world.systemd,
     createEngine: (path) => {
@@ -51,6 +58,7 @@ function doctor(files: Record<string, string> = {}): Doctor {
   };
   return {
     root,
+    unitFiles,
     world,
     environment,
     sockets,
@@ -234,6 +242,28 @@ describe('runDoctor: each failure says what and how to fix it', () => {
     world.unit(timer, 'inactive', 'loaded', 'disabled');
     const checks = await run();
     expect(failure(checks, /timer/).problem).toBe('it is loaded, disabled; run: stack-backup install');
+  });
+
+  it('a stack-backup.timer of an earlier version beside this root\'s timer: FAIL, install replaces it', async () => {
+    const { run, world } = doctor();
+    world.unit('stack-backup.timer', 'active', 'loaded', 'enabled');
+    const checks = await run();
+    expect(failure(checks, /earlier version/).problem).toBe(
+      'it is enabled; run: stack-backup install (it replaces it), or: systemctl --user disable --now stack-backup.timer',
+    );
+  });
+
+  it('an installed TimeoutStopSec= shorter than the configuration needs: WARN, exit code unchanged', async () => {
+    const { run, root, unitFiles } = doctor({ 'stacks/app.yaml': 'duplicati_jobs: [app]\nstart_timeout: 3000\n' });
+    unitFiles.set(unitNames(root).service, '[Service]\nTimeoutStopSec=15min\n');
+    const checks = await run();
+    const warning = checks.find((check) => check.warning)!;
+    expect(warning.ok).toBe(true);
+    // start_timeout 3000 s + 5 s slack + 17 s of monitoring + 60 s margin.
+    expect(warning.problem).toBe('it allows 900 s, the configuration now needs 3082 s: run stack-backup install again');
+    expect(formatChecks([warning])).toMatch(/^WARN {2}stack-backup@.*\.service gives the undos enough time to stop/);
+    unitFiles.set(unitNames(root).service, '[Service]\nTimeoutStopSec=3082s\n');
+    expect((await run()).some((check) => check.warning)).toBe(false);
   });
 
   it('a stack file others can write: chmod go-w', async () => {

@@ -25,17 +25,23 @@ const webhook = 'https://ntfy.example.com/backups';
 
 type Answer = number | Error | (() => Promise<number>);
 
-/** An HttpSend that records requests and answers from `answers` (by URL), else 200. */
+/** A URL without its query: the run ID (?rid=) is new for every monitor. */
+const bare = (url: string) => url.replace(/\?.*$/, '');
+
+/** The run ID a request carried. */
+const ridOf = (request: HttpRequest) => new URL(request.url).searchParams.get('rid');
+
+/** An HttpSend that records requests and answers from `answers` (by URL without its query), else 200. */
 function recorder(answers: Record<string, Answer[]> = {}): { send: HttpSend; requests: HttpRequest[]; attempts: (url: string) => number } {
   const requests: HttpRequest[] = [];
   const send: HttpSend = async (request) => {
     requests.push(request);
-    const answer = answers[request.url]?.shift() ?? 200;
+    const answer = answers[bare(request.url)]?.shift() ?? 200;
     if (answer instanceof Error) throw answer;
     if (typeof answer === 'function') return answer();
     return answer;
   };
-  return { send, requests, attempts: (url) => requests.filter((request) => request.url === url).length };
+  return { send, requests, attempts: (url) => requests.filter((request) => bare(request.url) === url).length };
 }
 
 function stackResult(overrides: Partial<StackResult> = {}): StackResult {
@@ -61,14 +67,16 @@ function networkError(): Error {
 }
 
 describe('healthchecks pings', () => {
-  it('started() sends GET <url>/start and returns at once, not waiting for the answer', async () => {
+  it('started() sends GET <url>/start?rid=RUN and returns at once, not waiting for the answer', async () => {
     let answer!: (status: number) => void;
     const pending = new Promise<number>((resolve) => (answer = resolve));
     const { send, requests } = recorder({ [`${hc}/start`]: [() => pending] });
     const monitor = createStackMonitor('app', settings({ healthchecks: hc }), send, quick);
     const returned: unknown = monitor.started();
     expect(returned).toBeUndefined();
-    expect(requests).toEqual([{ method: 'GET', url: `${hc}/start`, timeoutMs: quick.timeoutMs }]);
+    expect(requests).toHaveLength(1);
+    expect(requests[0]).toEqual({ method: 'GET', url: `${hc}/start?rid=${ridOf(requests[0]!)}`, timeoutMs: quick.timeoutMs });
+    expect(ridOf(requests[0]!)).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     // finished() waits for the start ping before it resolves.
     let done = false;
     const finished = monitor.finished(stackResult(), '').then((report) => {
@@ -81,49 +89,71 @@ describe('healthchecks pings', () => {
     expect((await finished).failures).toEqual([]);
   });
 
-  it('success: POST to the bare URL with a summary and the log tail', async () => {
+  it('success: POST <url>/0 with the same run ID as the start, a summary and the log tail', async () => {
     const { send, requests } = recorder();
     const monitor = createStackMonitor('app', settings({ healthchecks: hc }), send, quick);
     monitor.started();
     const report = await monitor.finished(stackResult(), 'line one\nline two');
     expect(report.failures).toEqual([]);
-    expect(requests.map((request) => `${request.method} ${request.url}`)).toEqual([`GET ${hc}/start`, `POST ${hc}`]);
+    expect(requests.map((request) => `${request.method} ${bare(request.url)}`)).toEqual([`GET ${hc}/start`, `POST ${hc}/0`]);
+    expect(ridOf(requests[1]!)).toBe(ridOf(requests[0]!));
     expect(requests[1]!.body).toBe('app: backed up\n\nline one\nline two');
     expect(requests[1]!.contentType).toMatch(/^text\/plain/);
     expect(requests[1]!.timeoutMs).toBe(quick.timeoutMs);
   });
 
+  it('two runs of one stack at once: each pairs its start and end by its own run ID', async () => {
+    const { send, requests } = recorder();
+    const first = createStackMonitor('app', settings({ healthchecks: hc }), send, quick);
+    const second = createStackMonitor('app', settings({ healthchecks: hc }), send, quick);
+    first.started();
+    second.started();
+    await second.finished(stackResult({ ok: false, outcome: 'failed', error: 'x' }), '');
+    await first.finished(stackResult(), '');
+    const [start1, start2, end2, end1] = requests;
+    expect(ridOf(start1!)).not.toBe(ridOf(start2!));
+    expect([bare(end2!.url), ridOf(end2!)]).toEqual([`${hc}/1`, ridOf(start2!)]);
+    expect([bare(end1!.url), ridOf(end1!)]).toEqual([`${hc}/0`, ridOf(start1!)]);
+  });
+
   it('success with the outcome unknown says so', async () => {
     const { send, requests } = recorder();
     await createStackMonitor('app', settings({ healthchecks: hc }), send, quick).finished(stackResult({ outcome: 'unknown' }), 'tail');
-    expect(requests[0]!.url).toBe(hc);
+    expect(bare(requests[0]!.url)).toBe(`${hc}/0`);
     expect(requests[0]!.body).toBe('app: ran, outcome unknown\n\ntail');
   });
 
-  it('failure: POST <url>/fail with the error, the restore errors and the log tail', async () => {
+  it('failure: POST <url>/1 with the error, the restore errors and the log tail', async () => {
     const { send, requests } = recorder();
     const result = stackResult({ ok: false, outcome: 'failed', error: 'Duplicati reports Error for job app: disk full', restoreErrors: ['post_start hook failed'] });
     await createStackMonitor('app', settings({ healthchecks: hc }), send, quick).finished(result, 'the tail');
-    expect(requests.map((request) => `${request.method} ${request.url}`)).toEqual([`POST ${hc}/fail`]);
+    expect(requests.map((request) => `${request.method} ${bare(request.url)}`)).toEqual([`POST ${hc}/1`]);
     expect(requests[0]!.body).toBe('app: FAILED: Duplicati reports Error for job app: disk full; post_start hook failed\n\nthe tail');
   });
 
-  it('a trailing slash on the URL: /start and /fail without a double slash', async () => {
+  it('a trailing slash on the URL: /start and /1 without a double slash; a query of the URL is kept', async () => {
     const { send, requests } = recorder();
     const monitor = createStackMonitor('app', settings({ healthchecks: `${hc}/` }), send, quick);
     monitor.started();
     await monitor.finished(stackResult({ ok: false, outcome: 'failed', error: 'x' }), '');
-    expect(requests.map((request) => request.url)).toEqual([`${hc}/start`, `${hc}/fail`]);
+    expect(requests.map((request) => bare(request.url))).toEqual([`${hc}/start`, `${hc}/1`]);
+    const slug = 'https://hc-ping.com/PINGKEY/db-backup?create=1';
+    const { send: send2, requests: requests2 } = recorder();
+    await createStackMonitor('app', settings({ healthchecks: slug }), send2, quick).finished(stackResult(), '');
+    expect(requests2[0]!.url).toBe(`https://hc-ping.com/PINGKEY/db-backup/0?create=1&rid=${ridOf(requests2[0]!)}`);
   });
 
-  it('the body is at most 10 000 characters: the summary first, then the end of the log', async () => {
+  it('the body is at most 100 000 bytes: the summary first, then the end of the log', async () => {
     const { send, requests } = recorder();
-    const tail = `${'first lines '.repeat(2000)}THE LAST LINE`;
+    // Multi-byte characters, so a cut by characters would be too long.
+    const tail = `${'première ligne '.repeat(10_000)}THE LAST LINE`;
     await createStackMonitor('app', settings({ healthchecks: hc }), send, quick).finished(stackResult({ ok: false, outcome: 'failed', error: 'x' }), tail);
     const body = requests[0]!.body!;
-    expect(body.length).toBe(10_000);
+    expect(Buffer.byteLength(body, 'utf8')).toBeLessThanOrEqual(100_000);
+    expect(Buffer.byteLength(body, 'utf8')).toBeGreaterThan(99_990);
     expect(body.startsWith('app: FAILED: x\n\n')).toBe(true);
     expect(body.endsWith('THE LAST LINE')).toBe(true);
+    expect(body).not.toContain('\ufffd');
     expect(tail.endsWith(body.slice('app: FAILED: x\n\n'.length))).toBe(true);
   });
 
@@ -133,6 +163,42 @@ describe('healthchecks pings', () => {
     monitor.started();
     expect(await monitor.finished(stackResult(), 'tail')).toEqual({ failures: [] });
     expect(requests).toEqual([]);
+  });
+});
+
+describe('uptime kuma and ntfy', () => {
+  const kuma = 'https://kuma.example.com/api/push/T0KEN?status=up&msg=OK&ping=';
+  const ntfy = 'https://ntfy.example.com/backups';
+
+  it('uptime_kuma: GET the push URL with status=up, msg the result and ping the downtime in ms', async () => {
+    const { send, requests } = recorder();
+    await createStackMonitor('app', settings({ uptimeKuma: kuma }), send, quick).finished(stackResult({ downtimeMs: 12_499.6 }), 'tail');
+    expect(requests).toHaveLength(1);
+    expect(requests[0]!.method).toBe('GET');
+    const url = new URL(requests[0]!.url);
+    expect(`${url.origin}${url.pathname}`).toBe('https://kuma.example.com/api/push/T0KEN');
+    expect(Object.fromEntries(url.searchParams)).toEqual({ status: 'up', msg: 'app: backed up', ping: '12500' });
+  });
+
+  it('uptime_kuma: a failure is status=down with the error; no downtime, an empty ping', async () => {
+    const { send, requests } = recorder();
+    const result = stackResult({ ok: false, outcome: 'failed', error: 'stop unit: timed out', downtimeMs: undefined });
+    await createStackMonitor('app', settings({ uptimeKuma: kuma }), send, quick).finished(result, '');
+    expect(Object.fromEntries(new URL(requests[0]!.url).searchParams)).toEqual({ status: 'down', msg: 'app: FAILED: stop unit: timed out', ping: '' });
+  });
+
+  it.each([
+    ['backed up', stackResult(), '2', 'white_check_mark,stack-backup', 'app backed up'],
+    ['warnings', stackResult({ outcome: 'warning' }), '3', 'warning,stack-backup', 'app backed up, warnings'],
+    ['outcome unknown', stackResult({ outcome: 'unknown' }), '2', 'grey_question,stack-backup', 'app ran, outcome unknown'],
+    ['failed', stackResult({ ok: false, outcome: 'failed', error: 'x' }), '4', 'x,stack-backup', 'app FAILED'],
+    ['not restored', stackResult({ ok: false, outcome: 'failed', error: 'x', notRestored: true }), '5', 'rotating_light,stack-backup', 'app FAILED, NOT RESTORED'],
+  ] as Array<[string, StackResult, string, string, string]>)('ntfy, %s: title, priority and tags by result, the summary as text', async (_title, result, priority, tags, title) => {
+    const { send, requests } = recorder();
+    await createStackMonitor('app', settings({ ntfy }), send, quick).finished(result, 'tail');
+    expect(requests).toHaveLength(1);
+    expect(requests[0]).toMatchObject({ method: 'POST', url: ntfy, headers: { Title: `stack-backup: ${title} on ${os.hostname()}`, Priority: priority, Tags: tags } });
+    expect(requests[0]!.body).toBe(`${title.startsWith('app FAILED') ? `app: ${title.slice(4)}: x` : `app: ${title.slice(4)}`}\nlog: ${result.logFile}`);
   });
 });
 
@@ -175,7 +241,7 @@ describe('webhook', () => {
     const monitor = createStackMonitor('app', settings({ healthchecks: hc, webhook }), send, quick);
     monitor.started();
     await monitor.finished(stackResult(), '');
-    expect(requests.map((request) => `${request.method} ${request.url}`).sort()).toEqual([`GET ${hc}/start`, `POST ${hc}`, `POST ${webhook}`].sort());
+    expect(requests.map((request) => `${request.method} ${bare(request.url)}`).sort()).toEqual([`GET ${hc}/start`, `POST ${hc}/0`, `POST ${webhook}`].sort());
   });
 });
 
@@ -194,17 +260,18 @@ describe('delivery: retries and failures', () => {
   });
 
   it('a 5xx then a success: delivered on the retry, no failure', async () => {
-    const { send, attempts } = recorder({ [hc]: [502, networkError(), 200] });
+    const { send, attempts } = recorder({ [`${hc}/0`]: [502, networkError(), 200] });
     const report = await createStackMonitor('app', settings({ healthchecks: hc }), send, quick).finished(stackResult(), '');
-    expect(attempts(hc)).toBe(3);
+    expect(attempts(`${hc}/0`)).toBe(3);
     expect(report.failures).toEqual([]);
   });
 
   it.each([400, 404, 410])('HTTP %i: one attempt only', async (status) => {
-    const { send, attempts } = recorder({ [`${hc}/fail`]: [status, 200, 200] });
+    const { send, attempts } = recorder({ [`${hc}/1`]: [status, 200, 200] });
     const report = await createStackMonitor('app', settings({ healthchecks: hc }), send, quick).finished(stackResult({ ok: false, outcome: 'failed', error: 'x' }), '');
-    expect(attempts(`${hc}/fail`)).toBe(1);
-    expect(report.failures).toEqual([`POST ${hc}/fail: HTTP ${status}`]);
+    expect(attempts(`${hc}/1`)).toBe(1);
+    expect(report.failures).toHaveLength(1);
+    expect(report.failures[0]).toMatch(new RegExp(`^POST ${hc}/1\\?rid=[0-9a-f-]{36}: HTTP ${status}$`));
   });
 
   it('a failed start ping is reported by finished()', async () => {
@@ -212,7 +279,8 @@ describe('delivery: retries and failures', () => {
     const monitor = createStackMonitor('app', settings({ healthchecks: hc }), send, quick);
     monitor.started();
     const report = await monitor.finished(stackResult(), '');
-    expect(report.failures).toEqual([`GET ${hc}/start: HTTP 500`]);
+    expect(report.failures).toHaveLength(1);
+    expect(report.failures[0]).toMatch(new RegExp(`^GET ${hc}/start\\?rid=[0-9a-f-]{36}: HTTP 500$`));
   });
 
   it('credentials in the URL are not in the failure text', async () => {
@@ -243,7 +311,7 @@ describe('monitoring in a run (runBackups)', () => {
     const world = worldWithStack('active');
     let answerStart!: (status: number) => void;
     const startAnswered = new Promise<number>((resolve) => (answerStart = resolve));
-    const { send, requests } = recorder({ [`${hc}/start`]: [() => startAnswered], [hc]: [404] });
+    const { send, requests } = recorder({ [`${hc}/start`]: [() => startAnswered], [`${hc}/0`]: [404] });
     let stackBackBeforeStartAnswer = false;
     world.onAction = (action) => {
       if (action === 'start app-stack.service') {
@@ -262,9 +330,9 @@ describe('monitoring in a run (runBackups)', () => {
     });
     expect(stackBackBeforeStartAnswer).toBe(true);
     expect(report.results[0]!.ok).toBe(true);
-    expect(requests.map((request) => `${request.method} ${request.url}`)).toEqual([`GET ${hc}/start`, `POST ${hc}`]);
+    expect(requests.map((request) => `${request.method} ${bare(request.url)}`)).toEqual([`GET ${hc}/start`, `POST ${hc}/0`]);
     expect(requests[1]!.body).toMatch(/^app: backed up\n\n/);
     const log = readFileSync(report.results[0]!.logFile, 'utf8');
-    expect(log).toContain(`monitoring report not delivered: POST ${hc}: HTTP 404`);
+    expect(log).toContain(`monitoring report not delivered: POST ${hc}/0?rid=${ridOf(requests[1]!)}: HTTP 404`);
   });
 });

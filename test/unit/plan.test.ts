@@ -46,7 +46,7 @@ describe('planStack', () => {
     expect(plan).toContain('podman exec duplicati timeout -s KILL 25 duplicati-server-util run -- app');
     expect(plan).toContain('podman exec duplicati timeout -s KILL 25 duplicati-server-util run -- 7');
     expect(plan).toContain('podman exec duplicati duplicati-server-util status');
-    expect(plan).toContain('Podman API: GET /containers/json?all=true&filters={"label":["io.podman.compose.project=app"]}');
+    expect(plan).toContain('Podman API: GET /v4.0.0/libpod/containers/json?all=true&filters={"label":["io.podman.compose.project=app"]}');
     expect(plan).not.toContain('backup_mount');
   });
 

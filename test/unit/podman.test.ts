@@ -1,6 +1,6 @@
 /** The Podman adapter's rule for "does this container still run?", from Podman's own list. */
 import { describe, expect, it } from 'vitest';
-import { summarize } from '../../src/adapters/podman.js';
+import { summarize } from '../../src/adapters/podman-list.js';
 
 describe('summarize (one entry of GET /libpod/containers/json)', () => {
   it('a container left "removing" with no process runs nothing', () => {

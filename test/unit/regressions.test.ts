@@ -6,6 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseJobList } from '../../src/adapters/duplicati.js';
 import { runDoctor, type CheckResult } from '../../src/doctor.js';
+import { unitNames } from '../../src/install.js';
 import { loadGlobalConfig, selectStacks } from '../../src/config/load.js';
 import { historyFile } from '../../src/history.js';
 import { createJournal, journalFile } from '../../src/journal.js';
@@ -185,7 +186,7 @@ describe('regressions: doctor and the job list', () => {
   /** A sound root and world for the doctor; `world` is changed by each test before the run. */
   async function doctorChecks(world: FakeWorld): Promise<CheckResult[]> {
     const root = tempRoot({ 'stack-backup.yaml': '', 'stacks/app.yaml': 'duplicati_jobs: [app]\n' });
-    world.unit('stack-backup.timer', 'active', 'loaded', 'enabled');
+    world.unit(unitNames(root).timer, 'active', 'loaded', 'enabled');
     return runDoctor(root, [], {
       environment: { XDG_RUNTIME_DIR: '/run/user/1000' },
       systemd: world.systemd,

@@ -1,0 +1,107 @@
+/** `stack-backup all` / `stack-backup NAME...`: the backup run (or its --dry-run plan). */
+import { loadGlobalConfig, podmanSocketPath, selectStacks } from '../config/load.js';
+import { assertOnlyUserCanWrite } from '../config/permissions.js';
+import { UsageError } from '../errors.js';
+import { exitCodeForReport, exitCodes } from '../exit-codes.js';
+import { secondsOf, writeJson } from '../json-output.js';
+import type { StackResult } from '../orchestrator.js';
+import { planStack } from '../plan.js';
+import type { Verbosity } from '../report.js';
+import type { RunReport } from '../run.js';
+import { rootOf, type GlobalOptions } from './options.js';
+import { abortOnSignals } from './signals.js';
+
+export function verbosityOf(options: GlobalOptions): Verbosity {
+  return options.quiet ? 'quiet' : options.verbose ? 'verbose' : 'normal';
+}
+
+function stackJson(result: StackResult) {
+  return {
+    stack: result.stack,
+    result: result.ok ? 'success' : 'failed',
+    outcome: result.outcome,
+    restored: !result.notRestored,
+    aborted: result.aborted,
+    downtime_seconds: secondsOf(result.downtimeMs),
+    backup_seconds: secondsOf(result.backupMs),
+    jobs: (result.jobs ?? []).map((job) => ({ job: job.job, result: job.result, message: job.message ?? null })),
+    error: result.error ?? null,
+    restore_errors: result.restoreErrors,
+    log_file: result.logFile,
+  };
+}
+
+/** The run's summary as a JSON document's body (see json-output.ts). */
+export function runJson(root: string, report: RunReport, startedAt: Date, endedAt: Date, exitCode: number) {
+  return {
+    root,
+    started_at: startedAt.toISOString(),
+    ended_at: endedAt.toISOString(),
+    exit_code: exitCode,
+    recovery: { restored: report.recovery.restored, failed: report.recovery.failed },
+    stacks: [
+      ...report.results.map(stackJson),
+      ...report.skipped.map((stack) => ({
+        stack,
+        result: 'not_run',
+        outcome: null,
+        restored: true,
+        aborted: true,
+        downtime_seconds: null,
+        backup_seconds: null,
+        jobs: [],
+        error: 'run aborted before this stack',
+        restore_errors: [],
+        log_file: null,
+      })),
+    ],
+  };
+}
+
+export async function backupCommand(targets: string[], options: GlobalOptions): Promise<number> {
+  if (targets.length === 0) throw new UsageError('name the stacks to back up, or "all" (see --help)');
+  const root = rootOf(options);
+  const global = loadGlobalConfig(root, process.env);
+  const stacks = selectStacks(root, global, targets);
+  // `all` over nothing is a configuration mistake (a wrong --root, say), not a quiet success.
+  if (stacks.length === 0) throw new UsageError(`no stacks in ${root}/stacks`);
+  assertOnlyUserCanWrite(root, stacks.map((stack) => stack.file));
+  const podmanSocket = podmanSocketPath(process.env);
+  if (options.dryRun) {
+    // With --json the plan goes to standard error, so standard output stays one document.
+    const out = options.json ? process.stderr : process.stdout;
+    for (const stack of stacks) out.write(`${planStack(stack, global, podmanSocket).join('\n')}\n\n`);
+    out.write(`Dry run: nothing was touched (${stacks.length} stack${stacks.length === 1 ? '' : 's'}).\n`);
+    if (options.json) {
+      writeJson(process.stdout, { root, dry_run: true, stacks: stacks.map((stack) => ({ stack: stack.name, plan: planStack(stack, global, podmanSocket).map((line) => line.replace(/^\s*\d+\.\s/, '')) })) });
+    }
+    return exitCodes.success;
+  }
+  const [{ runBackups }, { createAdapters }, { createProgress }, { systemClock }, { sendHttp }] = await Promise.all([
+    import('../run.js'),
+    import('../adapters/real.js'),
+    import('../report.js'),
+    import('../adapters/clock.js'),
+    import('../adapters/http.js'),
+  ]);
+  const progress = createProgress(process.stderr, systemClock, verbosityOf(options));
+  const controller = new AbortController();
+  const removeHandlers = abortOnSignals(controller, (text) => progress.message(text));
+  const startedAt = new Date();
+  try {
+    const report = await runBackups({
+      global,
+      stacks,
+      adapters: createAdapters(global, podmanSocket),
+      sendHttp,
+      progress,
+      output: process.stderr,
+      signal: controller.signal,
+    });
+    const code = exitCodeForReport(report, controller.signal);
+    if (options.json) writeJson(process.stdout, runJson(root, report, startedAt, new Date(), code));
+    return code;
+  } finally {
+    removeHandlers();
+  }
+}

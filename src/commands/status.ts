@@ -1,0 +1,27 @@
+/** `stack-backup status`: last runs and pending recovery, from files only. */
+import { listStackNames } from '../config/load.js';
+import { UsageError } from '../errors.js';
+import { writeJson } from '../json-output.js';
+import { rootOf, type GlobalOptions } from './options.js';
+
+export async function statusCommand(options: GlobalOptions & { maxAge?: string }): Promise<number> {
+  const root = rootOf(options);
+  const [{ readHistory }, { createJournal }, { isRootLocked }, status] = await Promise.all([
+    import('../history.js'),
+    import('../journal.js'),
+    import('../adapters/lock.js'),
+    import('../status.js'),
+  ]);
+  let maxAge: { ms: number; now: number; configured: string[]; text: string } | undefined;
+  const configured = listStackNames(root);
+  if (options.maxAge !== undefined) {
+    const ms = status.parseDuration(options.maxAge);
+    if (ms === undefined) throw new UsageError(`--max-age: "${options.maxAge}" is not a duration (examples: 26h, 90m, 2d, 1d12h)`);
+    maxAge = { ms, now: Date.now(), configured, text: options.maxAge };
+  }
+  const runInProgress = await isRootLocked(root);
+  const statuses = status.stackStatuses(configured, readHistory(root), createJournal(root, '').pending(), runInProgress);
+  if (options.json) writeJson(process.stdout, { root, ...status.statusJson(statuses, runInProgress, maxAge) });
+  else process.stdout.write(status.formatStatus(statuses, runInProgress, maxAge));
+  return status.statusExitCode(statuses, maxAge);
+}

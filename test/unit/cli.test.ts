@@ -1,0 +1,283 @@
+/**
+ * The command line as a user meets it (src/cli.ts and src/commands/): main() in-process with
+ * standard output and error captured, against temp roots. Only commands that read files are
+ * run here; those that touch systemd, Podman or Duplicati are covered by the e2e tests.
+ */
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { main } from '../../src/cli.js';
+import { appendHistory, type HistoryEntry } from '../../src/history.js';
+import { removeTempRoots, tempRoot } from '../fakes.js';
+
+afterAll(removeTempRoots);
+afterEach(() => {
+  vi.restoreAllMocks();
+  vi.unstubAllEnvs();
+});
+
+interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function cli(...argv: string[]): Promise<Outcome> {
+  // Where a dry run finds the Podman API; nothing connects to it.
+  vi.stubEnv('CONTAINER_HOST', 'unix:///run/user/1000/podman/podman.sock');
+  let stdout = '';
+  let stderr = '';
+  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stdout += String(chunk);
+    return true;
+  });
+  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stderr += String(chunk);
+    return true;
+  });
+  try {
+    const code = await main(argv);
+    return { code, stdout, stderr };
+  } finally {
+    vi.restoreAllMocks();
+  }
+}
+
+/** A root only the user can write, as the permission checks want it. */
+function root(files: Record<string, string> = {}): string {
+  const folder = tempRoot({ 'stacks/app.yaml': 'duplicati_jobs: [app]\n', ...files });
+  for (const name of ['', 'stacks', ...Object.keys(files), 'stacks/app.yaml']) {
+    try {
+      chmodSync(path.join(folder, name), name === '' || name === 'stacks' ? 0o755 : 0o644);
+    } catch {
+      // A file a test removed.
+    }
+  }
+  return folder;
+}
+
+describe('version and help', () => {
+  it('--version and -V print the package version, exit 0', async () => {
+    const { version } = (await import('../../package.json', { with: { type: 'json' } })).default as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const result = await cli(flag);
+      expect(result).toMatchObject({ code: 0, stdout: `${version}\n` });
+    }
+  });
+
+  it('help [command] prints that command\'s help, exit 0', async () => {
+    const result = await cli('help', 'status');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('Usage: stack-backup status');
+    expect(result.stdout).toContain('--max-age <duration>');
+    const top = await cli('help');
+    expect(top.stdout).toContain('uninstall');
+    expect(top.stdout).toContain('-q, --quiet');
+  });
+});
+
+describe('global options', () => {
+  it('work before or after the command', async () => {
+    const folder = root();
+    const before = await cli('--root', folder, '--json', 'list');
+    const after = await cli('list', '--json', '--root', folder);
+    expect(before.code).toBe(0);
+    expect(after.stdout).toBe(before.stdout);
+    expect(JSON.parse(before.stdout).stacks.map((stack: { name: string }) => stack.name)).toEqual(['app']);
+  });
+
+  it.each([
+    ['status', '--dry-run'],
+    ['list', '--dry-run'],
+    ['doctor', '--dry-run'],
+    ['recover', '--json'],
+    ['install', '--json'],
+  ])('%s %s: exit 2 saying the command cannot honour it, nothing printed on stdout', async (command, flag) => {
+    const result = await cli('--root', root(), command, flag);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain(`"${command}" cannot honour ${flag}`);
+  });
+
+  it('-q with -v: exit 2', async () => {
+    const result = await cli('--root', root(), '-q', '-v', 'list');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--quiet and --verbose cannot be combined');
+  });
+
+  it('"--" ends the options: a name beginning with "-" is a stack name, not an option', async () => {
+    const folder = root({ 'stacks/-odd.yaml': 'duplicati_jobs: [odd]\n' });
+    const asOption = await cli('--root', folder, '--dry-run', '-odd');
+    expect(asOption.code).toBe(2);
+    expect(asOption.stderr).toContain("unknown option '-odd'");
+    const asName = await cli('--root', folder, '--dry-run', '--', '-odd');
+    expect(asName.stderr).toBe('');
+    expect(asName.code).toBe(0);
+    expect(asName.stdout).toContain('Dry run: nothing was touched (1 stack)');
+  });
+});
+
+describe('stacks and names', () => {
+  it('`all` with no stack configured: exit 2, "no stacks in <root>/stacks", also with --dry-run', async () => {
+    const folder = tempRoot();
+    mkdirSync(path.join(folder, 'stacks'));
+    for (const argv of [['all'], ['--dry-run', 'all']]) {
+      const result = await cli('--root', folder, ...argv);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toBe(`stack-backup: no stacks in ${folder}/stacks\n`);
+    }
+  });
+
+  it('stacks/*.yml is a stack too; the same name as .yaml and .yml is exit 2 naming both files', async () => {
+    const folder = root({ 'stacks/beta.yml': 'duplicati_jobs: [beta]\n' });
+    const listed = await cli('--root', folder, '--json', 'list');
+    expect(JSON.parse(listed.stdout).stacks.map((stack: { name: string; file: string }) => [stack.name, path.basename(stack.file)])).toEqual([
+      ['app', 'app.yaml'],
+      ['beta', 'beta.yml'],
+    ]);
+    writeFileSync(path.join(folder, 'stacks/app.yml'), 'duplicati_jobs: [other]\n');
+    const both = await cli('--root', folder, 'list');
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('stacks/app.yml: stack "app" is also defined by stacks/app.yaml');
+  });
+
+  it.each([
+    ['_template', 'a name beginning with "_" is a template (such as stacks/_template.yaml), not a stack'],
+    ['.hidden', 'a name beginning with "." is a hidden file, not a stack'],
+    ['a/b', 'a stack name cannot contain "/"'],
+    ['a b', 'a stack name may hold only letters, digits, "-", "_" and "." (found " ")'],
+    ['uninstall', '"uninstall" is a command\'s name and cannot name a stack'],
+  ])('"%s": exit 2 naming the rule it breaks', async (name, rule) => {
+    const folder = root({ 'stacks/_template.yaml': 'duplicati_jobs: [x]\n' });
+    const result = await cli('--root', folder, '--dry-run', '--', 'app', name);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`"${name}" is not a stack name: ${rule}`);
+  });
+
+  it('a stack file with a name that breaks a rule: exit 2 naming the file and the rule', async () => {
+    const folder = root({ 'stacks/my app.yaml': 'duplicati_jobs: [x]\n' });
+    const result = await cli('--root', folder, 'list');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('stacks/my app.yaml: "my app" is not a stack name: a stack name may hold only letters');
+  });
+});
+
+describe('timeouts', () => {
+  it.each([
+    ['stop_timeout: .inf', 'stacks/app.yaml: stop_timeout:', 'Infinity'],
+    ['hook_timeout: 1e12', 'stacks/app.yaml: hook_timeout:', '1000000000000'],
+    ['start_timeout: 604801', 'stacks/app.yaml: start_timeout:', '604801'],
+  ])('%s: exit 2 naming the key', async (line, where, got) => {
+    const folder = root({ 'stacks/app.yaml': `duplicati_jobs: [app]\n${line}\n` });
+    const result = await cli('--root', folder, 'list');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(`stack-backup: ${where} expected a number of seconds greater than 0 and at most 604800 (7 days) (got ${got})\n`);
+  });
+
+  it('7 days exactly is allowed; the global duplicati.wait_timeout is bounded too', async () => {
+    expect((await cli('--root', root({ 'stacks/app.yaml': 'duplicati_jobs: [app]\nstart_timeout: 604800\n' }), 'list')).code).toBe(0);
+    const global = await cli('--root', root({ 'stack-backup.yaml': 'duplicati:\n  wait_timeout: .inf\n' }), 'list');
+    expect(global.code).toBe(2);
+    expect(global.stderr).toContain('stack-backup.yaml: duplicati.wait_timeout: expected a number of seconds');
+  });
+});
+
+describe('JSON documents', () => {
+  it('list --json: version, root, stacks with snake_case keys and seconds', async () => {
+    const folder = root();
+    const document = JSON.parse((await cli('--root', folder, '--json', 'list')).stdout);
+    expect(Object.keys(document)).toEqual(['version', 'root', 'stacks']);
+    expect(document.version).toBe(1);
+    expect(document.stacks[0]).toEqual({
+      name: 'app',
+      file: path.join(folder, 'stacks/app.yaml'),
+      unit: 'app-stack.service',
+      jobs: ['app'],
+      restore_policy: 'previous',
+      freeze_ondemand: false,
+      ondemand_socket: null,
+      ondemand_service: null,
+      container_label: 'io.podman.compose.project=app',
+      stop_timeout_seconds: 120,
+      start_timeout_seconds: 120,
+      hook_timeout_seconds: 300,
+    });
+  });
+
+  it('a dry run with --json: standard output holds only the document', async () => {
+    const result = await cli('--root', root(), '--json', '--dry-run', 'all');
+    expect(result.code).toBe(0);
+    const document = JSON.parse(result.stdout);
+    expect(document).toMatchObject({ version: 1, dry_run: true, stacks: [{ stack: 'app' }] });
+    expect(result.stderr).toContain('Dry run: nothing was touched');
+  });
+});
+
+describe('status --max-age', () => {
+  const entry = (stack: string, endedAt: string, result: 'success' | 'failed' = 'success'): HistoryEntry => ({
+    stack,
+    run: 'r',
+    startedAt: endedAt,
+    endedAt,
+    result,
+    notRestored: false,
+    downtimeMs: 1500,
+    backupMs: 1000,
+  });
+
+  it('a stack never backed up counts as failed: exit 1, and the line says so', async () => {
+    const result = await cli('--root', root(), 'status', '--max-age', '26h');
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('app: never backed up successfully (--max-age 26h)');
+    expect((await cli('--root', root(), 'status')).code).toBe(0);
+  });
+
+  it('last success within the age: exit 0; older: exit 1 naming the stack; JSON says which', async () => {
+    const folder = root({ 'stacks/beta.yaml': 'duplicati_jobs: [beta]\n' });
+    const now = Date.now();
+    appendHistory(folder, entry('app', new Date(now - 2 * 3600_000).toISOString()));
+    appendHistory(folder, entry('beta', new Date(now - 30 * 3600_000).toISOString()));
+    const fresh = await cli('--root', folder, 'status', '--max-age', '1d12h');
+    expect(fresh.code).toBe(0);
+    const stale = await cli('--root', folder, 'status', '--max-age', '26h');
+    expect(stale.code).toBe(1);
+    expect(stale.stdout).toMatch(/^beta: last successful backup \S+ \S+ is older than 26h$/m);
+    expect(stale.stdout).not.toMatch(/^app: /m);
+    const document = JSON.parse((await cli('--root', folder, '--json', 'status', '--max-age', '26h')).stdout);
+    expect(document).toMatchObject({ version: 1, root: folder, run_in_progress: false, max_age_seconds: 93_600 });
+    expect(document.stacks.map((stack: { stack: string; last_success_too_old: boolean }) => [stack.stack, stack.last_success_too_old])).toEqual([
+      ['app', false],
+      ['beta', true],
+    ]);
+    expect(Object.keys(document.stacks[0]).sort()).toEqual(
+      ['stack', 'last_run', 'result', 'outcome', 'error', 'downtime_seconds', 'backup_seconds', 'last_success', 'last_success_too_old', 'pending_recovery'].sort(),
+    );
+    expect(document.stacks[0].downtime_seconds).toBe(1.5);
+    expect(document.stacks[0].last_success).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  });
+
+  it('a duration that is not one: exit 2', async () => {
+    const result = await cli('--root', root(), 'status', '--max-age', 'soon');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--max-age: "soon" is not a duration');
+  });
+});
+
+describe('--help and the README agree', () => {
+  it('every command and global option of --help is in the README\'s command line section', async () => {
+    const { readFileSync } = await import('node:fs');
+    const readme = readFileSync(path.resolve(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Command line'), readme.indexOf('### Exit codes'));
+    const help = (await cli('--help')).stdout;
+    const block = help.slice(help.indexOf('Commands:'));
+    const commands = [...block.slice(0, block.indexOf('\n\n')).matchAll(/^ {2}([a-z]+)\b/gm)].map((match) => match[1]!);
+    expect(commands).toEqual(['list', 'recover', 'status', 'doctor', 'install', 'uninstall', 'help']);
+    for (const command of commands) expect(section, `README lacks "stack-backup ${command}"`).toContain(`stack-backup ${command}`);
+    const options = [...help.slice(help.indexOf('Options:'), help.indexOf('Commands:')).matchAll(/--[a-z-]+/g)].map((match) => match[0]);
+    for (const option of options) expect(section, `README lacks ${option}`).toContain(option);
+    for (const [command, option] of [['status', '--max-age'], ['install', '--list']] as const) {
+      expect((await cli('help', command)).stdout).toContain(option);
+      expect(section).toContain(option);
+    }
+  });
+});
