@@ -13,7 +13,7 @@ import type { GlobalConfig, StackConfig } from '../config/types.js';
 import type { UndoRecord } from '../journal.js';
 import { formatSeconds } from '../report.js';
 import { shellLine } from '../shell-quote.js';
-import { firstPollDelayMs, runBackupJobs, waitForDuplicatiIdle, waitForDuplicatiIdleAfterStop } from './backup.js';
+import { didNotRunGraceMs, firstPollDelayMs, runBackupJobs, waitForDuplicatiIdle, waitForDuplicatiIdleAfterStop } from './backup.js';
 import type { StackRun } from './context.js';
 import { freezeOnDemand } from './freeze.js';
 import { hookCommandsOf, preStopHooks, runHookPhase } from './hooks.js';
@@ -70,6 +70,7 @@ function preflightStep({ stack, global }: Context): Step {
       'Podman API: GET /_ping',
       `Podman API: GET /containers/${global.duplicati.container}/json (must be running)`,
       ...units.map((unit) => `${shellLine(['systemctl', '--user', 'show', '--property=LoadState,ActiveState,UnitFileState', '--', unit])} (must be loaded)`),
+      ...(global.duplicati.driver === 'api' ? [`GET ${global.duplicati.url}/api/v1/systeminfo: Duplicati's version (must be supported)`] : []),
       ...(global.backupMount !== undefined
         ? [`read one entry of backup_mount ${shellLine([global.backupMount])} in a child process, killed after ${formatSeconds(mountTimeoutMs)}`]
         : []),
@@ -179,17 +180,21 @@ function backupStep({ stack, global }: Context): Step {
     settings.driver === 'exec'
       ? `${shellLine(serverUtilRunArgv(settings, job))} (run_timeout ${formatSeconds(settings.runTimeoutMs)})`
       : `POST ${settings.url}/api/v1/backup/ID/run, ID the backup named ${shellLine([job])} in GET ${settings.url}/api/v1/backups (run_timeout ${formatSeconds(settings.runTimeoutMs)})`;
+  const record = (job: string) =>
+    settings.driver === 'exec'
+      ? `${shellLine(serverUtilArgv(settings, '--json', 'list-backups'))}: job ${job}'s record (LastBackupFinished, LastErrorDate) before the run`
+      : `GET ${settings.url}/api/v1/backups: job ${job}'s ID and record before the run`;
+  const follow = (job: string) =>
+    settings.driver === 'exec'
+      ? idleWait(global, `job ${job} is neither queued nor active and was seen there or its record changed (neither within ${formatSeconds(didNotRunGraceMs)} after run: it did not run)`)
+      : `GET ${settings.url}/api/v1/task/TASK for the task that run returned, woken by ${settings.url}/api/v1/serverstate?longpoll=true, until it is Completed or Failed (wait_timeout ${formatSeconds(settings.waitTimeoutMs)}, paused_timeout ${formatSeconds(settings.pausedTimeoutMs)}); on giving up, POST .../task/TASK/stop, then /abort`;
   const result = (job: string) =>
     settings.driver === 'exec'
-      ? `job ${job}'s result cannot be seen through duplicati-server-util: reported as unknown`
-      : `GET ${settings.url}/api/v1/backup/ID/log?pagesize=5: job ${job}'s result (Error and Fatal fail the stack${settings.warningsFail ? ', and Warning (warnings_fail)' : ''})`;
+      ? `${shellLine(serverUtilArgv(settings, '--json', 'list-backups'))}: job ${job}'s record again: LastErrorDate changed fails the stack, LastBackupFinished changed is "completed" (its result is not in the record), neither fails it`
+      : `GET ${settings.url}/api/v1/backup/ID/log?pagesize=5: job ${job}'s result (Error and Fatal fail the stack${settings.warningsFail ? ', and Warning (warnings_fail)' : ''}; a Failed task fails it with its message)`;
   return {
     name: 'backup jobs',
-    actions: stack.jobs.flatMap((job) => [
-      runCall(job),
-      idleWait(global, `job ${job} was seen queued or active and then gone`),
-      result(job),
-    ]),
+    actions: stack.jobs.flatMap((job) => [record(job), runCall(job), follow(job), result(job)]),
     run: runBackupJobs,
   };
 }

@@ -288,8 +288,8 @@ describe('runs and the lock', () => {
   it('--dry-run prints the plan and touches nothing', async () => {
     const result = await cli(['--dry-run', 'all']);
     expect(result.code).toBe(0);
-    expect(result.stdout).toContain('systemctl --user stop ondemand-proxy.socket');
-    expect(result.stdout).toContain('podman exec duplicati duplicati-server-util run -- plainapp');
+    expect(result.stdout).toContain('systemctl --user stop -- ondemand-proxy.socket');
+    expect(result.stdout).toMatch(/podman exec duplicati timeout -s KILL \d+ duplicati-server-util run -- plainapp/);
     expect(jobRecords()).toEqual([]);
     expect(await baselineStates()).toEqual(baseline);
   });
