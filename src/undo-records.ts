@@ -57,8 +57,18 @@ export function describeUndo(record: UndoRecord, startCondition?: string): strin
   }
 }
 
+/**
+ * The longest delay a Node timer takes (about 24.8 days): a longer one fires at once, which
+ * would end an undo before it began. Several hooks at the largest hook_timeout add up past it.
+ */
+export const longestTimerMs = 2 ** 31 - 1;
+
 /** Each undo's own time budget: what its commands may take, and a little more. */
 export function undoTimeoutMs(record: UndoRecord): number {
+  return Math.min(longestTimerMs, unboundedUndoTimeoutMs(record));
+}
+
+function unboundedUndoTimeoutMs(record: UndoRecord): number {
   switch (record.kind) {
     case 'restore-unit':
       return record.startTimeoutMs + record.preStart.timeoutMs * record.preStart.commands.length + slackMs;

@@ -321,3 +321,21 @@ describe('performUndo', () => {
     });
   });
 });
+
+describe('undo time budgets past what a timer can hold', () => {
+  const week = 7 * 24 * 3_600_000;
+  const longRestore = restoreUnit({ preStart: hookCommands('pre_start', ['a', 'b', 'c', 'd'], week) });
+
+  it('four pre_start hooks at the largest hook_timeout get the longest budget a timer holds, not one that fires at once', () => {
+    expect(undoTimeoutMs(longRestore)).toBe(2 ** 31 - 1);
+  });
+
+  it('such a restore is not ended before it begins', async () => {
+    const { runBounded } = await import('../../src/undo.js');
+    const error = await runBounded(longRestore, async () => {
+      // Long enough for a timer that fired at once (Node's TimeoutOverflowWarning case) to win.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    });
+    expect(error).toBeUndefined();
+  });
+});
