@@ -136,7 +136,8 @@ describe('--json and -q for a run', () => {
     expect(document.started_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     const [compose, plain] = document.stacks;
     expect(compose).toMatchObject({ stack: 'composeapp', result: 'success', outcome: 'unknown', restored: true, aborted: false, error: null, restore_errors: [] });
-    expect(compose.jobs).toEqual([{ job: 'composeapp', result: 'Unknown', message: expect.any(String) }]);
+    // The exec driver sees the job's record change (LastBackupFinished), not its result.
+    expect(compose.jobs).toEqual([{ job: 'composeapp', result: 'Completed', message: expect.stringContaining('LastBackupFinished') }]);
     expect(compose.downtime_seconds).toBeGreaterThan(0);
     expect(compose.backup_seconds).toBeGreaterThan(0);
     expect(compose.log_file).toMatch(/logs\/backup-composeapp-\d{4}-\d\d-\d\d\.log$/);
