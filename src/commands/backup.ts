@@ -27,6 +27,8 @@ function stackJson(result: StackResult) {
     jobs: (result.jobs ?? []).map((job) => ({ job: job.job, result: job.result, message: job.message ?? null })),
     error: result.error ?? null,
     restore_errors: result.restoreErrors,
+    // What the run could not write down (log, journal): a reason to fail it, beside error.
+    unrecorded: result.unrecorded ?? [],
     log_file: result.logFile,
   };
 }
@@ -52,6 +54,7 @@ export function runJson(root: string, report: RunReport, startedAt: Date, endedA
         jobs: [],
         error: 'run aborted before this stack',
         restore_errors: [],
+        unrecorded: [],
         log_file: null,
       })),
     ],
