@@ -54,6 +54,14 @@ export class HookFailure extends CommandError {
   override name = 'HookFailure';
 }
 
+/**
+ * A snapshot left in place on purpose: a Duplicati task may still read it. It stays in the
+ * journal; `recover` and the next run remove it once Duplicati no longer runs the job.
+ */
+export class SnapshotKept extends Error {
+  override name = 'SnapshotKept';
+}
+
 /** Throws an AbortedError when the signal has fired; call between steps and polls. */
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) {

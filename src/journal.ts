@@ -7,6 +7,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { readJsonFile, writeJsonFileDurably } from './adapters/state-files.js';
 import type { HookPhase } from './config/schema.js';
+import type { SnapshotDriverName } from './config/types.js';
 
 /** Hook commands with all they need to run again without the stack file. */
 export interface HookCommands {
@@ -41,7 +42,21 @@ export interface HooksUndo {
   hooks: HookCommands;
 }
 
-export type UndoRecord = RestoreUnitUndo | UnfreezeUndo | HooksUndo;
+/**
+ * Remove a snapshot that this run made. While a Duplicati task may still read it (the run ended
+ * mid-job), it is kept: `recover` and the next run remove it once Duplicati no longer runs
+ * the stack's jobs.
+ */
+export interface RemoveSnapshotUndo {
+  kind: 'remove-snapshot';
+  driver: SnapshotDriverName;
+  source: string;
+  target: string;
+  /** The stack's Duplicati jobs: the ones that may read the snapshot. */
+  jobs: string[];
+}
+
+export type UndoRecord = RestoreUnitUndo | UnfreezeUndo | HooksUndo | RemoveSnapshotUndo;
 
 export interface JournalEntry {
   id: string;

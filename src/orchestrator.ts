@@ -4,11 +4,13 @@
  * The same unwinding serves a good run and a failed one, so a failure at any step leaves the
  * stack as the restore policy wants it.
  */
-import { AbortedError, HookFailure, errorMessage } from './errors.js';
+import { AbortedError, HookFailure, SnapshotKept, errorMessage } from './errors.js';
 import type { JobVerdict, StackRun } from './steps/context.js';
 import { runHookPhase } from './steps/hooks.js';
 import { stackSteps, type Step } from './steps/sequence.js';
-import { performUndo } from './steps/undo-actions.js';
+import { EarlyUndoError } from './steps/snapshot.js';
+import { performUndo, undoContextOf } from './steps/undo-actions.js';
+import type { UndoFailure } from './undo.js';
 
 export interface StackResult {
   stack: string;
@@ -25,8 +27,14 @@ export interface StackResult {
    * could not see a result (exec), so a summary never says "success" for an unseen result.
    */
   outcome: 'success' | 'warning' | 'unknown' | 'failed';
+  /** stop: down while the jobs run; snapshot: down only while the data is snapshotted. */
+  mode?: 'stop' | 'snapshot';
   downtimeMs: number | undefined;
   backupMs: number | undefined;
+  /** Snapshot mode: the time the snapshots took (part of the downtime). */
+  snapshotMs?: number | undefined;
+  /** Snapshots left in place: kept for a Duplicati task that may still read them, or not removed. */
+  snapshotsLeft?: string[];
   /** Time the stack was down behind another job's Duplicati task. */
   queueMs?: number | undefined;
   logFile: string;
@@ -63,6 +71,7 @@ export async function backupStack(run: StackRun, steps: readonly Step[] = stackS
   const started = adapters.clock.now();
   log.info('stack run start', {
     unit: run.stack.unit,
+    mode: run.stack.snapshot ? 'snapshot' : 'stop',
     jobs: run.stack.jobs,
     restore_policy: run.stack.restorePolicy,
     freeze: run.stack.freeze ?? false,
@@ -82,8 +91,8 @@ export async function backupStack(run: StackRun, steps: readonly Step[] = stackS
     log.warn(`${failure.message}; restoring the stack`);
   }
   const journalFailures: string[] = [];
-  const context = { systemd: adapters.systemd, runHook: adapters.runHook, clock: adapters.clock, log, timings };
-  const undoFailures = await run.undo.unwind((record, signal) => performUndo(record, context, signal), {
+  const context = undoContextOf(run);
+  const lateFailures = await run.undo.unwind((record, signal) => performUndo(record, context, signal), {
     started: (name) => log.info('undo start', { undo: name }),
     finished: (name, error) =>
       error ? log.error(`undo "${name}" failed: ${error.message}`, { undo: name }) : log.info('undo done', { undo: name }),
@@ -92,6 +101,7 @@ export async function backupStack(run: StackRun, steps: readonly Step[] = stackS
       log.warn(`cannot update the crash journal: ${error.message}`);
     },
   });
+  const undoFailures: UndoFailure[] = [...(run.earlyUndoFailures ?? []), ...lateFailures];
   const restoreErrors = undoFailures.map((entry) => `${entry.name}: ${entry.error.message}`);
   if (!failure && restoreErrors.length === 0) {
     try {
@@ -108,16 +118,25 @@ export async function backupStack(run: StackRun, steps: readonly Step[] = stackS
   const ok = !failure && restoreErrors.length === 0 && unrecorded.length === 0;
   const downtimeMs = span(timings.unitStopIssuedAt, timings.unitStartedAt);
   const backupMs = span(timings.backupStartedAt, timings.backupEndedAt);
+  const snapshotMs = span(timings.snapshotStartedAt, timings.snapshotEndedAt);
+  const mode = run.stack.snapshot ? 'snapshot' : 'stop';
+  const snapshotsLeft = undoFailures.flatMap((entry) => (entry.record.kind === 'remove-snapshot' ? [entry.record.target] : []));
   const result: StackResult = {
     stack: run.stack.name,
     ok,
-    error: failure?.message,
+    // Snapshot mode's restore or removal failed mid-run: its failures are the restore errors already.
+    error: failure instanceof EarlyUndoError ? undefined : failure?.message,
     restoreErrors,
-    notRestored: undoFailures.some((entry) => !(entry.error instanceof HookFailure)),
+    // A unit or socket that may not be back; a failed hook or a snapshot left is not that.
+    notRestored: undoFailures.some(
+      (entry) => (entry.record.kind === 'restore-unit' || entry.record.kind === 'unfreeze') && !(entry.error instanceof HookFailure),
+    ),
     aborted: failure instanceof AbortedError,
     outcome: !ok ? 'failed' : worstOutcome(run.jobResults.map((entry) => entry.result)),
+    mode,
     downtimeMs,
     backupMs,
+    ...(mode === 'snapshot' ? { snapshotMs, snapshotsLeft } : {}),
     queueMs: timings.queueMs,
     logFile: log.file,
     steps: startedSteps,
@@ -128,8 +147,12 @@ export async function backupStack(run: StackRun, steps: readonly Step[] = stackS
     outcome: result.outcome,
     job_results: run.jobResults,
     duration_ms: adapters.clock.now() - started,
+    mode,
     downtime_ms: downtimeMs,
     backup_ms: backupMs,
+    snapshot_ms: snapshotMs,
+    snapshots_left: mode === 'snapshot' ? snapshotsLeft : undefined,
+    snapshots_kept: undoFailures.filter((entry) => entry.error instanceof SnapshotKept).length || undefined,
     queue_ms: timings.queueMs,
     // The parts of the downtime that are the stack's own, for the benchmark and for tuning.
     unit_stop_ms: span(timings.unitStopIssuedAt, timings.unitStoppedAt),

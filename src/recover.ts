@@ -5,8 +5,11 @@
  */
 import type { Clock } from './adapters/clock.js';
 import type { HookRunner } from './adapters/hooks.js';
+import { findJob, type Duplicati } from './adapters/duplicati.js';
+import type { Snapshots } from './adapters/snapshots.js';
 import type { Systemd } from './adapters/systemd.js';
-import type { Journal, JournalEntry } from './journal.js';
+import { errorMessage } from './errors.js';
+import type { Journal, JournalEntry, RemoveSnapshotUndo } from './journal.js';
 import { createStackLog } from './logging.js';
 import type { Progress } from './report.js';
 import { performUndo } from './steps/undo-actions.js';
@@ -20,6 +23,32 @@ export interface RecoveryDependencies {
   progress: Progress;
   /** SIGINT/SIGTERM: ends the undo under way (its hook's process group is killed) and leaves the rest in the journal. */
   signal?: AbortSignal;
+  snapshots?: Snapshots;
+  /** Asked whether a kept snapshot is still read; made only when a snapshot is to be removed. */
+  duplicati?: () => Duplicati;
+}
+
+/**
+ * A snapshot is kept while Duplicati still queues or runs one of the stack's jobs (a run
+ * killed mid-job left that task reading it), or when Duplicati cannot tell.
+ */
+function snapshotReaderOf(dependencies: RecoveryDependencies) {
+  return async (record: RemoveSnapshotUndo, signal: AbortSignal): Promise<string | undefined> => {
+    if (!dependencies.duplicati) return `cannot ask Duplicati whether it still runs job ${record.jobs.join(', ')}`;
+    try {
+      const duplicati = dependencies.duplicati();
+      const known = await duplicati.listJobs(signal);
+      const status = await duplicati.status(signal);
+      const tasks = [...(status.active ? [status.active] : []), ...status.queue];
+      const busy = record.jobs.filter((job) => {
+        const id = findJob(known, job)?.id;
+        return id !== undefined && tasks.some((task) => task.backupId === id);
+      });
+      return busy.length > 0 ? `Duplicati still runs or queues job ${busy.join(', ')}` : undefined;
+    } catch (error) {
+      return `cannot ask Duplicati whether it still runs job ${record.jobs.join(', ')} (${errorMessage(error)})`;
+    }
+  };
 }
 
 export interface RecoveryReport {
@@ -58,7 +87,14 @@ export async function recoverPending(root: string, journal: Journal, runId: stri
         recovery: true,
         undo: entry.undo,
       });
-      const context = { systemd: dependencies.systemd, runHook: dependencies.runHook, clock: dependencies.clock, log };
+      const context = {
+        systemd: dependencies.systemd,
+        runHook: dependencies.runHook,
+        clock: dependencies.clock,
+        log,
+        snapshots: dependencies.snapshots,
+        snapshotReader: snapshotReaderOf(dependencies),
+      };
       const outer = dependencies.signal;
       const error = await runBounded(entry.undo, (record, signal) =>
         performUndo(record, context, outer ? AbortSignal.any([signal, outer]) : signal),

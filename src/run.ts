@@ -55,7 +55,7 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
   try {
     if (journal.pending().length > 0) {
       progress.message('warning: a previous run ended before restoring its stack; recovering first');
-      recovery = await recoverPending(global.root, journal, runId, { ...adapters, progress });
+      recovery = await recoverPending(global.root, journal, runId, { ...adapters, duplicati: () => adapters.duplicati, progress });
     }
     for (const stack of stacks) {
       if (signal.aborted) {

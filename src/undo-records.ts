@@ -4,6 +4,7 @@
  * and free of the steps, so the undo stack does not depend on the code that carries undos out.
  */
 import { hookArgv } from './adapters/hooks.js';
+import { markerPath, removeArgvs, snapshotTimeoutMs } from './adapters/snapshots.js';
 import { systemctlArgv } from './adapters/systemd.js';
 import type { HookCommands, UndoRecord } from './journal.js';
 import { formatSeconds } from './report.js';
@@ -21,6 +22,8 @@ export function undoName(record: UndoRecord): string {
       return 'unfreeze on-demand socket';
     case 'hooks':
       return `${record.hooks.phase} hooks`;
+    case 'remove-snapshot':
+      return `remove snapshot ${record.target}`;
   }
 }
 
@@ -54,6 +57,12 @@ export function describeUndo(record: UndoRecord, startCondition?: string): strin
     }
     case 'hooks':
       return describeHooks(record.hooks);
+    case 'remove-snapshot':
+      return [
+        `unless Duplicati may still run job ${record.jobs.join(' or ')} (then the snapshot is kept for it, and recover or the next run removes it)`,
+        ...removeArgvs(record.driver, record.target).map(shellLine),
+        `rm -f -- ${shellLine([markerPath(record.target)])}`,
+      ];
   }
 }
 
@@ -76,5 +85,7 @@ function unboundedUndoTimeoutMs(record: UndoRecord): number {
       return 2 * unitTimeoutMs + slackMs;
     case 'hooks':
       return record.hooks.timeoutMs * Math.max(1, record.hooks.commands.length) + slackMs;
+    case 'remove-snapshot':
+      return removeArgvs(record.driver, record.target).length * snapshotTimeoutMs + 4 * 30_000 + slackMs;
   }
 }

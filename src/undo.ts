@@ -16,6 +16,7 @@ export class JournalError extends Error {
 export interface UndoFailure {
   name: string;
   error: Error;
+  record: UndoRecord;
 }
 
 export interface UndoObserver {
@@ -80,13 +81,25 @@ export class UndoStack {
 
   /** Runs every pending undo, last first, and empties the stack. */
   async unwind(execute: UndoExecutor, observer: UndoObserver): Promise<UndoFailure[]> {
+    return this.settle(() => true, execute, observer);
+  }
+
+  /**
+   * Runs the pending undos that `which` picks, last first, and takes them off the stack; the
+   * others stay for later. Snapshot mode restores the stack this way while the removal of its
+   * snapshots waits for the jobs.
+   */
+  async settle(which: (record: UndoRecord) => boolean, execute: UndoExecutor, observer: UndoObserver): Promise<UndoFailure[]> {
     const failures: UndoFailure[] = [];
-    for (let entry = this.pending.pop(); entry; entry = this.pending.pop()) {
+    const picked = this.pending.filter((entry) => which(entry.record));
+    const kept = this.pending.filter((entry) => !which(entry.record));
+    this.pending.splice(0, this.pending.length, ...kept);
+    for (let entry = picked.pop(); entry; entry = picked.pop()) {
       const name = undoName(entry.record);
       observer.started(name);
       const error = await runBounded(entry.record, execute, this.budget(entry.record));
       observer.finished(name, error);
-      if (error) failures.push({ name, error });
+      if (error) failures.push({ name, error, record: entry.record });
       // Left in the journal when it failed: `recover` (or the next run) tries again.
       else if (entry.journalId) crossOut(this.journal, entry.journalId, observer);
     }

@@ -12,16 +12,17 @@ import { UnknownJobError } from '../src/adapters/duplicati.js';
 import type { HookRun } from '../src/adapters/hooks.js';
 import type { CommandOptions, CommandResult, CommandRunner } from '../src/adapters/process.js';
 import type { ContainerEngine, ContainerSummary } from '../src/adapters/podman.js';
+import type { PathFacts, Snapshots, TargetState } from '../src/adapters/snapshots.js';
 import type { Systemd, UnitState } from '../src/adapters/systemd.js';
 import type { LabelSelector } from '../src/config/types.js';
 import { CommandError, TimeoutError, throwIfAborted } from '../src/errors.js';
-import type { GlobalConfig, StackConfig } from '../src/config/types.js';
+import type { GlobalConfig, SnapshotDriverName, SnapshotPath, StackConfig } from '../src/config/types.js';
 import type { Journal } from '../src/journal.js';
 import type { StackLog, StepHandle } from '../src/logging.js';
 import { backupStack, type StackResult } from '../src/orchestrator.js';
 import type { Adapters, StackRun } from '../src/steps/context.js';
 import { UndoStack } from '../src/undo.js';
-import { performUndo } from '../src/steps/undo-actions.js';
+import { performUndo, undoContextOf } from '../src/steps/undo-actions.js';
 import { createProgress } from '../src/report.js';
 import { runBackups, type RunReport } from '../src/run.js';
 
@@ -79,6 +80,7 @@ export class FakeWorld {
   /** Real milliseconds each container listing takes, as the Podman API does (0: answers at once). */
   containersLatencyMs = 0;
   readonly duplicati = new FakeDuplicati(this);
+  readonly snapshots = new FakeSnapshots(this);
   /** States of containers outside the stacks, by name: the Duplicati container runs. */
   readonly containerStates = new Map<string, string>([['duplicati', 'running']]);
   private readonly watchers = new Set<() => void>();
@@ -213,7 +215,85 @@ export class FakeWorld {
         this.record(`check ${folder}`);
         if (this.unreachableFolders.has(folder)) throw new TimeoutError('no answer within 30 s');
       },
+      snapshots: this.snapshots,
     };
+  }
+}
+
+/** One source folder as the fake filesystems know it. */
+export interface FakeSource {
+  fsType: string;
+  /** 256: a btrfs subvolume's root. */
+  inode: number;
+  mount: string;
+  nested?: string[];
+}
+
+/**
+ * Snapshots on fake filesystems: a source is known by its facts (`sources`), a target's parent
+ * is writable on the mount of its source unless told otherwise. Records "snapshot SOURCE ->
+ * TARGET (driver)" and "remove snapshot TARGET"; failing: "snapshot TARGET", "remove TARGET".
+ */
+export class FakeSnapshots implements Snapshots {
+  readonly sources = new Map<string, FakeSource>();
+  /** Targets that exist now: who made them (`stack-backup` when its marker is beside). */
+  readonly targets = new Map<string, { madeBy: 'stack-backup' | 'someone else'; madeAt: number }>();
+  /** Each snapshot's life, for asserting what a job could read: target, made, removed. */
+  readonly lives: Array<{ target: string; madeAt: number; removedAt?: number }> = [];
+  /** Target parents on another mount than their source's, or not writable. */
+  readonly otherMount = new Set<string>();
+  readonly readOnly = new Set<string>();
+  readonly noReflink = new Set<string>();
+  constructor(private readonly world: FakeWorld) {}
+
+  source(source: string, facts: Partial<FakeSource> = {}): void {
+    this.sources.set(source, { fsType: 'btrfs', inode: 256, mount: '/srv', ...facts });
+  }
+
+  private check(call: string, signal?: AbortSignal): void {
+    throwIfAborted(signal);
+    if (this.world.failing.has(call)) throw new CommandError(`${call}: failed (injected)`);
+  }
+
+  async facts(snapshotPath: SnapshotPath, probe: { reflink: boolean }, signal?: AbortSignal): Promise<PathFacts> {
+    this.check(`facts ${snapshotPath.source}`, signal);
+    const source = this.sources.get(snapshotPath.source);
+    const parent = path.dirname(snapshotPath.target);
+    const mount = source?.mount ?? '/';
+    return {
+      source: source
+        ? { exists: true, directory: true, fsType: source.fsType, inode: source.inode, mount }
+        : { exists: false, directory: false, fsType: 'unknown', inode: Number.NaN, mount: '' },
+      parent: { exists: true, writable: !this.readOnly.has(parent), mount: this.otherMount.has(parent) ? '/elsewhere' : mount, fsType: source?.fsType ?? 'ext4' },
+      target: await this.targetState(snapshotPath.target),
+      ...(probe.reflink ? { reflink: !this.noReflink.has(parent) } : {}),
+    };
+  }
+
+  async nestedSubvolumes(source: string, signal?: AbortSignal): Promise<string[]> {
+    this.check(`nested ${source}`, signal);
+    return this.sources.get(source)?.nested ?? [];
+  }
+
+  async targetState(target: string, signal?: AbortSignal): Promise<TargetState> {
+    this.check(`look ${target}`, signal);
+    const existing = this.targets.get(target);
+    return !existing ? 'absent' : existing.madeBy === 'stack-backup' ? 'ours' : 'foreign';
+  }
+
+  async create(driver: SnapshotDriverName, snapshotPath: SnapshotPath, _owner: string, signal?: AbortSignal): Promise<void> {
+    this.check(`snapshot ${snapshotPath.target}`, signal);
+    if (this.targets.has(snapshotPath.target)) throw new CommandError(`${snapshotPath.target} exists`);
+    this.world.record(`snapshot ${snapshotPath.source} -> ${snapshotPath.target} (${driver})`);
+    this.targets.set(snapshotPath.target, { madeBy: 'stack-backup', madeAt: this.world.clock.now() });
+    this.lives.push({ target: snapshotPath.target, madeAt: this.world.clock.now() });
+  }
+
+  async remove(_driver: SnapshotDriverName, target: string, signal?: AbortSignal): Promise<void> {
+    this.check(`remove ${target}`, signal);
+    this.world.record(`remove snapshot ${target}`);
+    this.targets.delete(target);
+    for (const life of this.lives) if (life.target === target && life.removedAt === undefined) life.removedAt = this.world.clock.now();
   }
 }
 
@@ -581,8 +661,7 @@ export function stackRun(
 
 /** Runs the undos a step registered, as the orchestrator would; returns the failures. */
 export async function unwind(run: StackRun): Promise<Array<{ name: string; error: Error }>> {
-  const { systemd, runHook, clock } = run.adapters;
-  const context = { systemd, runHook, clock, log: run.log, timings: run.timings };
+  const context = undoContextOf(run);
   return run.undo.unwind((record, signal) => performUndo(record, context, signal), { started: () => {}, finished: () => {} });
 }
 

@@ -12,7 +12,8 @@ import { checkFolder } from './files.js';
 import { createHookRunner } from './hooks.js';
 import { createContainerEngine } from './podman.js';
 import { runCommand } from './process.js';
-import { createSystemd, type SystemdManager } from './systemd.js';
+import { createSnapshots } from './snapshots.js';
+import { createSystemd, type Systemd, type SystemdManager } from './systemd.js';
 
 export function createDuplicati(settings: DuplicatiSettings): Duplicati {
   if (settings.driver === 'exec') return createExecDuplicati(runCommand, settings);
@@ -31,14 +32,25 @@ export function createAdapters(global: GlobalConfig, podmanSocket: string): Adap
     runHook: createHookRunner(runCommand),
     clock: systemClock,
     checkFolder,
+    snapshots: createSnapshots(runCommand),
   };
 }
 
-/** What replaying the crash journal needs: no Podman API, no Duplicati. */
-export function createRecoveryAdapters() {
-  return { systemd: createSystemd(runCommand), runHook: createHookRunner(runCommand), clock: systemClock };
+/**
+ * What replaying the crash journal needs: no Podman API; Duplicati only to tell whether a kept
+ * snapshot is still read (made when first asked).
+ */
+export function createRecoveryAdapters(global: GlobalConfig) {
+  let duplicati: Duplicati | undefined;
+  return {
+    systemd: createSystemd(runCommand),
+    runHook: createHookRunner(runCommand),
+    clock: systemClock,
+    snapshots: createSnapshots(runCommand),
+    duplicati: () => (duplicati ??= createDuplicati(global.duplicati)),
+  };
 }
 
-export function createSystemdManager(): SystemdManager {
+export function createSystemdManager(): Systemd & SystemdManager {
   return createSystemd(runCommand);
 }

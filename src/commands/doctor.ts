@@ -22,7 +22,7 @@ export async function doctorCommand(targets: string[], options: GlobalOptions): 
     const checks = await Promise.race([
       runDoctor(root, targets, {
         environment: process.env,
-        systemd: real.createRecoveryAdapters().systemd,
+        systemd: real.createSystemdManager(),
         createEngine: createContainerEngine,
         createDuplicati: (global) => real.createDuplicati(global.duplicati),
         checkFolder,

@@ -8,7 +8,7 @@ import { withSignals } from './signals.js';
 
 export async function recoverCommand(options: GlobalOptions): Promise<number> {
   const root = rootOf(options);
-  loadGlobalConfig(root, process.env);
+  const global = loadGlobalConfig(root, process.env);
   assertOnlyUserCanWrite(root, []);
   const [{ acquireRootLock }, { createJournal }, { recoverPending }, { createRecoveryAdapters }, { createProgress }, { randomUUID }] =
     await Promise.all([
@@ -26,7 +26,7 @@ export async function recoverCommand(options: GlobalOptions): Promise<number> {
     process.stdout.write(`${recoveryPlan(createJournal(root, '').pending(), await isRootLocked(root)).join('\n')}\n`);
     return exitCodes.success;
   }
-  const adapters = createRecoveryAdapters();
+  const adapters = createRecoveryAdapters(global);
   const progress = createProgress(process.stderr, adapters.clock, options.quiet ? 'quiet' : options.verbose ? 'verbose' : 'normal');
   return withSignals((text) => progress.message(text), 'leaving the journal consistent', async (signal) => {
     const release = await lockWhenFree(() => acquireRootLock(root, (error) => progress.message(`warning: the lock was lost: ${error.message}`)), signal);

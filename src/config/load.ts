@@ -12,7 +12,7 @@ import { ConfigError, UsageError } from '../errors.js';
 import { assertPlainStackName, normaliseStackArgument, stackNameProblem } from './names.js';
 import { ParsedFileCache } from './cache.js';
 import { hookPhases, maxTimeoutSeconds, schemas, type GlobalFile, type StackFile } from './schema.js';
-import type { GlobalConfig, StackConfig } from './types.js';
+import type { GlobalConfig, SnapshotSettings, StackConfig } from './types.js';
 
 export const globalFileName = 'stack-backup.yaml';
 
@@ -337,6 +337,7 @@ function normaliseStack(name: string, file: string, shown: string, parsed: Stack
     }),
   ) as StackConfig['hooks'];
   const toMs = (seconds: number) => Math.round(seconds * 1000);
+  const snapshot = parsed.snapshot ? normaliseSnapshot(shown, parsed.snapshot) : undefined;
   return {
     name,
     file,
@@ -357,7 +358,47 @@ function normaliseStack(name: string, file: string, shown: string, parsed: Stack
       uptimeKuma: parsed.monitor?.uptime_kuma ?? global.monitor.uptimeKuma,
       ntfy: parsed.monitor?.ntfy ?? global.monitor.ntfy,
     },
+    ...(snapshot ? { snapshot } : {}),
   };
+}
+
+/** Whether `inner` is `outer` or lies below it. */
+function within(outer: string, inner: string): boolean {
+  const relative = path.relative(outer, inner);
+  return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
+}
+
+/**
+ * Paths that would snapshot into themselves, or two snapshots into one target, are refused
+ * here, before anything is touched: either would copy a snapshot into the data or lose one.
+ */
+function normaliseSnapshot(shown: string, parsed: NonNullable<StackFile['snapshot']>): SnapshotSettings {
+  const paths = parsed.paths.map((entry) => ({ source: path.normalize(entry.source).replace(/(.)\/$/, '$1'), target: path.normalize(entry.target).replace(/(.)\/$/, '$1') }));
+  paths.forEach((entry, index) => {
+    const key = `snapshot.paths[${index}]`;
+    if (entry.source === '/' || entry.target === '/') throw new ConfigError(shown, `${key}.${entry.source === '/' ? 'source' : 'target'}`, 'the root folder cannot be snapshotted or replaced');
+    if (within(entry.source, entry.target)) {
+      throw new ConfigError(shown, `${key}.target`, `${entry.target} lies inside its source ${entry.source}: the snapshot would be copied into the data`);
+    }
+    if (within(entry.target, entry.source)) {
+      throw new ConfigError(shown, `${key}.target`, `${entry.target} contains its source ${entry.source}: removing the snapshot would remove the data`);
+    }
+    paths.forEach((other, otherIndex) => {
+      if (otherIndex >= index) return;
+      const otherKey = `snapshot.paths[${otherIndex}]`;
+      if (other.target === entry.target) throw new ConfigError(shown, `${key}.target`, `${entry.target} is also the target of ${otherKey}: each path needs its own target`);
+      if (within(other.target, entry.target) || within(entry.target, other.target)) {
+        throw new ConfigError(shown, `${key}.target`, `${entry.target} and the target of ${otherKey} (${other.target}) lie inside one another`);
+      }
+      if (within(other.target, entry.source) || within(entry.source, other.target)) {
+        throw new ConfigError(shown, `${key}.source`, `${entry.source} and the target of ${otherKey} (${other.target}) lie inside one another`);
+      }
+      if (within(entry.target, other.source) || within(other.source, entry.target)) {
+        throw new ConfigError(shown, `${key}.target`, `${entry.target} and the source of ${otherKey} (${other.source}) lie inside one another`);
+      }
+    });
+  });
+  return { driver: parsed.driver ?? 'auto', paths };
 }
 
 /**

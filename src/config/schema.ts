@@ -48,6 +48,11 @@ function build(z: typeof Zod.z) {
       .string(expecting(`expected a systemd unit name ending in ${suffix}`))
       .regex(new RegExp(`^[A-Za-z0-9:_.@\\\\-]+\\${suffix}$`));
 
+  const absolutePath = () =>
+    z
+      .string(expecting('expected an absolute path'))
+      .regex(/^\/./, { message: 'expected an absolute path' });
+
   const url = z.string(expecting('expected an http:// or https:// URL')).regex(/^https?:\/\/[^\s]+$/);
 
   const monitorSchema = z
@@ -120,6 +125,36 @@ function build(z: typeof Zod.z) {
     hook_timeout: seconds()
       .optional()
       .describe('Seconds one hook command may run before its process group is killed. Default: the global hook_timeout.'),
+    snapshot: z
+      .object(
+        {
+          driver: z
+            .enum(['auto', 'btrfs', 'reflink'], expecting('expected "auto", "btrfs" or "reflink"'))
+            .optional()
+            .describe('auto: btrfs where the source is a btrfs subvolume, else reflink; btrfs: a read-only subvolume snapshot; reflink: cp -a --reflink=always (XFS, btrfs). Default: auto.'),
+          paths: z
+            .array(
+              z
+                .object(
+                  {
+                    source: absolutePath().describe('The live data: an absolute path (with btrfs, a subvolume you own).'),
+                    target: absolutePath().describe(
+                      'Where its snapshot is made, on the same filesystem: the path the Duplicati job backs up (as its container sees it). It must not exist, unless stack-backup made it.',
+                    ),
+                  },
+                  expecting('expected a mapping with source and target'),
+                )
+                .strict(),
+              expecting('expected a non-empty list of {source, target} mappings'),
+            )
+            .min(1, { message: 'expected at least one {source, target} mapping' })
+            .describe('The folders to snapshot while the stack is stopped.'),
+        },
+        expecting('expected a mapping with driver and paths'),
+      )
+      .strict()
+      .optional()
+      .describe('Snapshot mode: the stack is down only while its data is snapshotted; the jobs back up the snapshots with the stack running again. Absent: stop mode.'),
     monitor: monitorSchema.describe('Where to report this stack\'s runs; each key replaces the one of stack-backup.yaml.'),
   }).strict();
 

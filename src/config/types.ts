@@ -11,6 +11,20 @@ export interface FreezeSettings {
   service: string | undefined;
 }
 
+export type SnapshotDriverName = 'btrfs' | 'reflink';
+
+/** One folder of a stack to snapshot: the live data and where its snapshot goes. */
+export interface SnapshotPath {
+  source: string;
+  target: string;
+}
+
+/** Snapshot mode: what to snapshot and how; `auto` is decided per path at run time. */
+export interface SnapshotSettings {
+  driver: SnapshotDriverName | 'auto';
+  paths: SnapshotPath[];
+}
+
 /** One stack, normalised: defaults applied, seconds turned into milliseconds. */
 export interface StackConfig {
   name: string;
@@ -25,6 +39,8 @@ export interface StackConfig {
   hooks: Record<HookPhase, string[]>;
   hookTimeoutMs: number;
   monitor: MonitorSettings;
+  /** Absent: stop mode (the stack is down while its jobs run). */
+  snapshot?: SnapshotSettings | undefined;
 }
 
 export interface MonitorSettings {

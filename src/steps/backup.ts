@@ -280,7 +280,10 @@ async function stopOurTask(run: StackRun, job: string, backupId: string, outcome
       run.log.warn(`cannot stop Duplicati task ${task} (job ${job}): ${errorMessage(stopError)}`, { job, task });
     }
   }
-  const note = `Duplicati may still run job ${job} (backup ${backupId}${task !== undefined ? `, task ${task}` : ''}) after the stack has started again: it would read the live stack and may record an inconsistent version`;
+  (run.jobsMayStillRun ??= new Set()).add(job);
+  const note = run.stack.snapshot
+    ? `Duplicati may still run job ${job} (backup ${backupId}${task !== undefined ? `, task ${task}` : ''}): its snapshot is kept for it to read to the end`
+    : `Duplicati may still run job ${job} (backup ${backupId}${task !== undefined ? `, task ${task}` : ''}) after the stack has started again: it would read the live stack and may record an inconsistent version`;
   run.log.warn(note, { job, backup_id: backupId, task });
   error.message += `; ${note}`;
 }

@@ -3,10 +3,11 @@ import type { Clock } from '../adapters/clock.js';
 import type { Duplicati, JobResult } from '../adapters/duplicati.js';
 import type { HookRunner } from '../adapters/hooks.js';
 import type { ContainerEngine } from '../adapters/podman.js';
+import type { Snapshots } from '../adapters/snapshots.js';
 import type { Systemd } from '../adapters/systemd.js';
-import type { GlobalConfig, StackConfig } from '../config/types.js';
+import type { GlobalConfig, SnapshotDriverName, StackConfig } from '../config/types.js';
 import type { StackLog } from '../logging.js';
-import type { UndoStack } from '../undo.js';
+import type { UndoFailure, UndoStack } from '../undo.js';
 
 /** The adapters to the outside world; tests pass in-memory fakes. */
 export interface Adapters {
@@ -17,6 +18,8 @@ export interface Adapters {
   clock: Clock;
   /** Reads a folder (which triggers an automount) and throws when it cannot be read in time. */
   checkFolder(folder: string, timeoutMs: number): Promise<void>;
+  /** Snapshot mode's drivers. */
+  snapshots: Snapshots;
 }
 
 /** Measured while the stack runs, for the summary and the log. */
@@ -31,6 +34,9 @@ export interface StackTimings {
   backupEndedAt?: number;
   /** Time the stack spent down waiting behind another job's Duplicati task. */
   queueMs?: number;
+  /** Snapshot mode: from the first snapshot's start to the last one's end. */
+  snapshotStartedAt?: number;
+  snapshotEndedAt?: number;
 }
 
 /** Duplicati's verdict on each job of the stack, in order. */
@@ -48,4 +54,13 @@ export interface StackRun {
   signal: AbortSignal;
   timings: StackTimings;
   jobResults: JobVerdict[];
+  /** Snapshot mode: each path's driver, decided at the preflight (auto: by the source). */
+  snapshotDrivers?: SnapshotDriverName[];
+  /**
+   * Jobs that Duplicati may still run after the run gave up on them (exec driver, or a task
+   * that would not stop): their snapshots are kept for them to read to the end.
+   */
+  jobsMayStillRun?: Set<string>;
+  /** Undos done before the end of the run (snapshot mode's restore) that failed. */
+  earlyUndoFailures?: UndoFailure[];
 }

@@ -12,7 +12,8 @@ export class PreflightError extends CommandError {
   override name = 'PreflightError';
 }
 
-async function check(run: StackRun, what: string, fields: Record<string, unknown>, test: () => Promise<string | undefined>): Promise<void> {
+/** One check of the preflight, logged as its own step; a problem fails the stack, nothing touched. */
+export async function checkStep(run: StackRun, what: string, fields: Record<string, unknown>, test: () => Promise<string | undefined>): Promise<void> {
   const step = run.log.step(what, fields);
   let problem: string | undefined;
   try {
@@ -35,7 +36,7 @@ async function check(run: StackRun, what: string, fields: Record<string, unknown
 export async function preflight(run: StackRun): Promise<void> {
   const { engine, systemd, checkFolder } = run.adapters;
   const { container } = run.global.duplicati;
-  await check(run, 'check the Podman API and the Duplicati container', { container }, async () => {
+  await checkStep(run, 'check the Podman API and the Duplicati container', { container }, async () => {
     try {
       await engine.ping(run.signal);
     } catch (error) {
@@ -47,10 +48,10 @@ export async function preflight(run: StackRun): Promise<void> {
   if (run.global.duplicati.driver === 'api') {
     // The REST API answers at once: its version is read here (the exec driver's costs a
     // `podman exec`, so `doctor` reads it). 2.1.0.x names the task stop calls differently.
-    await check(run, "check Duplicati's version", { driver: 'api' }, async () => checkVersion(await run.adapters.duplicati.version(run.signal), 'api'));
+    await checkStep(run, "check Duplicati's version", { driver: 'api' }, async () => checkVersion(await run.adapters.duplicati.version(run.signal), 'api'));
   }
   const units = [run.stack.unit, run.stack.freeze?.socket, run.stack.freeze?.service].filter((unit): unit is string => unit !== undefined);
-  await check(run, 'check the units exist', { units }, async () => {
+  await checkStep(run, 'check the units exist', { units }, async () => {
     for (const unit of units) {
       const state = await systemd.state(unit, run.signal);
       if (state.load !== 'loaded') return `unit ${unit} is ${state.load} (LoadState), so it cannot be stopped and started again`;
@@ -59,7 +60,7 @@ export async function preflight(run: StackRun): Promise<void> {
   });
   const { backupMount } = run.global;
   if (backupMount !== undefined) {
-    await check(run, 'check backup_mount', { folder: backupMount }, async () => {
+    await checkStep(run, 'check backup_mount', { folder: backupMount }, async () => {
       try {
         await checkFolder(backupMount, mountTimeoutMs);
         return undefined;

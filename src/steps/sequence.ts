@@ -7,9 +7,10 @@
  */
 import { serverUtilArgv, serverUtilRunArgv } from '../adapters/duplicati.js';
 import { describeContainerList } from '../adapters/podman-list.js';
+import { createArgvs, factsArgv, markerPath, nestedArgv, removeArgvs } from '../adapters/snapshots.js';
 import { systemctlArgv } from '../adapters/systemd.js';
 import type { HookPhase } from '../config/schema.js';
-import type { GlobalConfig, StackConfig } from '../config/types.js';
+import type { GlobalConfig, SnapshotDriverName, SnapshotPath, StackConfig } from '../config/types.js';
 import type { UndoRecord } from '../journal.js';
 import { formatSeconds } from '../report.js';
 import { shellLine } from '../shell-quote.js';
@@ -20,6 +21,7 @@ import { hookCommandsOf, preStopHooks, runHookPhase } from './hooks.js';
 import { mountTimeoutMs, preflight } from './preflight.js';
 import { stopUnit } from './stop-unit.js';
 import { describeHooks, describeUndo, undoName } from '../undo-records.js';
+import { checkSnapshotPaths, removeSnapshots, restoreBeforeJobs, takeSnapshots } from './snapshot.js';
 import { waitForContainers } from './wait-containers.js';
 
 export interface PlannedUndo {
@@ -74,9 +76,35 @@ function preflightStep({ stack, global }: Context): Step {
       ...(global.backupMount !== undefined
         ? [`read one entry of backup_mount ${shellLine([global.backupMount])} in a child process, killed after ${formatSeconds(mountTimeoutMs)}`]
         : []),
+      ...snapshotChecks(stack),
     ],
-    run: preflight,
+    run: stack.snapshot
+      ? async (run) => {
+          await preflight(run);
+          await checkSnapshotPaths(run);
+        }
+      : preflight,
   };
+}
+
+/** The driver that `auto` will pick is only known once the source has been looked at. */
+function driverWords(stack: StackConfig): string {
+  const driver = stack.snapshot?.driver ?? 'auto';
+  return driver === 'auto' ? 'driver auto (btrfs where the source is a btrfs subvolume, else reflink)' : `driver ${driver}`;
+}
+
+function driversOf(stack: StackConfig): SnapshotDriverName[] {
+  const driver = stack.snapshot?.driver ?? 'auto';
+  return driver === 'auto' ? ['btrfs', 'reflink'] : [driver];
+}
+
+function snapshotChecks(stack: StackConfig): string[] {
+  const snapshot = stack.snapshot;
+  if (!snapshot) return [];
+  return snapshot.paths.flatMap((path) => [
+    `${shellLine(factsArgv(path, snapshot.driver !== 'btrfs'))} (${driverWords(stack)}: the source suits it, the target's folder is on the same filesystem and writable, the target is absent or stack-backup's${snapshot.driver !== 'btrfs' ? '; reflink: a probe file is cloned there and removed' : ''})`,
+    ...(snapshot.driver !== 'reflink' ? [`${shellLine(nestedArgv(path.source))} (btrfs: the source holds no other subvolume)`] : []),
+  ]);
 }
 
 function idleStep({ global }: Context): Step {
@@ -168,6 +196,72 @@ function stackDownStep({ stack, global }: Context): Step {
   };
 }
 
+/** Snapshot mode: only the containers are waited for; Duplicati is checked once the stack is back. */
+function containersDownStep({ stack }: Context): Step {
+  return {
+    name: 'wait for the stack to be down',
+    actions: [`Podman API: ${describeContainerList(stack.selector)}, again on each container event, until none runs (stop_timeout ${formatSeconds(stack.stopTimeoutMs)})`],
+    run: waitForContainers,
+  };
+}
+
+function snapshotActions(driver: SnapshotDriverName, path: SnapshotPath): string[] {
+  return [`write ${shellLine([markerPath(path.target)])} (says stack-backup made the target)`, ...createArgvs(driver, path).map(shellLine)];
+}
+
+function snapshotStep({ stack }: Context): Step {
+  const paths = stack.snapshot?.paths ?? [];
+  const drivers = driversOf(stack);
+  return {
+    name: 'snapshot',
+    actions: paths.flatMap((path) => [
+      `look at ${shellLine([path.target])}: absent, or a stale snapshot of stack-backup's (removed first), else the stack fails`,
+      ...(drivers.length === 1
+        ? snapshotActions(drivers[0]!, path)
+        : drivers.flatMap((driver) => snapshotActions(driver, path).map((action) => `${driver}: ${action}`))),
+    ]),
+    undo: {
+      name: 'remove snapshots',
+      actions: paths.flatMap((path) =>
+        drivers.flatMap((driver) =>
+          describeUndo({ kind: 'remove-snapshot', driver, source: path.source, target: path.target, jobs: stack.jobs }).map((action) =>
+            drivers.length === 1 ? action : `${driver}: ${action}`,
+          ),
+        ),
+      ),
+    },
+    run: takeSnapshots,
+  };
+}
+
+function restoreStep({ stack, global }: Context): Step {
+  const restore = stopStep({ stack, global }).undo!;
+  const unfreeze = freezeStep({ stack, global })?.undo;
+  const postStart = preStopStep({ stack, global })?.undo;
+  return {
+    name: 'restore the stack',
+    actions: [restore, unfreeze, postStart]
+      .filter((undo): undo is PlannedUndo => undo !== undefined)
+      .flatMap((undo) => undo.actions.map((action) => `${undo.name}: ${action}`)),
+    run: restoreBeforeJobs,
+  };
+}
+
+function removeSnapshotsStep({ stack }: Context): Step {
+  const drivers = driversOf(stack);
+  return {
+    name: 'remove snapshots',
+    actions: [...(stack.snapshot?.paths ?? [])].reverse().flatMap((path) =>
+      drivers.flatMap((driver) =>
+        [...removeArgvs(driver, path.target).map(shellLine), `rm -f -- ${shellLine([markerPath(path.target)])}`].map((action) =>
+          drivers.length === 1 ? action : `${driver}: ${action}`,
+        ),
+      ),
+    ),
+    run: removeSnapshots,
+  };
+}
+
 function hookStep({ stack }: Context, phase: HookPhase): Step | undefined {
   const commands = stack.hooks[phase];
   if (commands.length === 0) return undefined;
@@ -222,7 +316,31 @@ export function stopModeSteps(stack: StackConfig, global: GlobalConfig): Step[] 
   return steps.filter((step): step is Step => step !== undefined);
 }
 
+/**
+ * The forward steps of snapshot mode: the stack is down only from the stop to the start, while
+ * its data is snapshotted; its jobs back up the snapshots with the stack running again.
+ */
+export function snapshotModeSteps(stack: StackConfig, global: GlobalConfig): Step[] {
+  const context = { stack, global };
+  const steps = [
+    preflightStep(context),
+    preStopStep(context),
+    freezeStep(context),
+    stopStep(context),
+    containersDownStep(context),
+    hookStep(context, 'post_stop'),
+    snapshotStep(context),
+    restoreStep(context),
+    hookStep(context, 'pre_backup'),
+    idleStep(context),
+    backupStep(context),
+    hookStep(context, 'post_backup'),
+    removeSnapshotsStep(context),
+  ];
+  return steps.filter((step): step is Step => step !== undefined);
+}
+
 /** The forward steps of a stack's run in its mode. */
 export function stackSteps(stack: StackConfig, global: GlobalConfig): Step[] {
-  return stopModeSteps(stack, global);
+  return stack.snapshot ? snapshotModeSteps(stack, global) : stopModeSteps(stack, global);
 }

@@ -5,9 +5,11 @@
 import type { Clock } from '../adapters/clock.js';
 import type { HookRunner } from '../adapters/hooks.js';
 import type { Systemd } from '../adapters/systemd.js';
-import type { UndoRecord } from '../journal.js';
+import type { Snapshots } from '../adapters/snapshots.js';
+import { SnapshotKept } from '../errors.js';
+import type { RemoveSnapshotUndo, UndoRecord } from '../journal.js';
 import type { StackLog } from '../logging.js';
-import type { StackTimings } from './context.js';
+import type { StackRun, StackTimings } from './context.js';
 import { unitTimeoutMs } from '../undo-records.js';
 import { runHookCommands } from './hooks.js';
 
@@ -18,6 +20,29 @@ export interface UndoContext {
   log: StackLog;
   /** Where the restart of the unit is timed, for the downtime; absent in recovery. */
   timings?: StackTimings;
+  snapshots?: Snapshots;
+  /**
+   * Why a Duplicati task may still read this snapshot (then it is kept), or undefined. The
+   * run knows it from its jobs; recovery asks Duplicati. Absent: nothing may read it.
+   */
+  snapshotReader?: (record: RemoveSnapshotUndo, signal: AbortSignal) => Promise<string | undefined>;
+}
+
+/** The context an undo runs in, for this run: its snapshots are kept while a job may read them. */
+export function undoContextOf(run: StackRun): UndoContext {
+  const { adapters, log, timings } = run;
+  return {
+    systemd: adapters.systemd,
+    runHook: adapters.runHook,
+    clock: adapters.clock,
+    log,
+    timings,
+    snapshots: adapters.snapshots,
+    snapshotReader: async (record: RemoveSnapshotUndo) => {
+      const readers = record.jobs.filter((job) => run.jobsMayStillRun?.has(job));
+      return readers.length > 0 ? `Duplicati may still run job ${readers.join(', ')}` : undefined;
+    },
+  };
 }
 
 export async function performUndo(record: UndoRecord, context: UndoContext, signal: AbortSignal): Promise<void> {
@@ -61,5 +86,23 @@ export async function performUndo(record: UndoRecord, context: UndoContext, sign
     case 'hooks':
       await runHookCommands(record.hooks, log, context.runHook, signal);
       return;
+    case 'remove-snapshot': {
+      const reader = await context.snapshotReader?.(record, signal);
+      if (reader !== undefined) {
+        throw new SnapshotKept(
+          `snapshot ${record.target} kept: ${reader}, and it must read consistent data to its end; \`stack-backup recover\` or the next run removes it once Duplicati no longer runs the job`,
+        );
+      }
+      if (!context.snapshots) throw new Error(`cannot remove snapshot ${record.target}: no snapshot driver here`);
+      const step = log.step('remove snapshot', { target: record.target, driver: record.driver });
+      try {
+        await context.snapshots.remove(record.driver, record.target, signal);
+      } catch (error) {
+        step.failed(error as Error);
+        throw error;
+      }
+      step.done();
+      return;
+    }
   }
 }

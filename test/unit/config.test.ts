@@ -128,7 +128,7 @@ describe('stack file defaults', () => {
 
 describe('stack file errors name the file and the key', () => {
   const cases: Array<[string, string, string, RegExp]> = [
-    ['unknown top-level key', 'duplicati_jobs: [a]\nfoo: 1\n', 'foo', /unknown key \(allowed here: duplicati_jobs, unit, .*hooks, hook_timeout, monitor\)/],
+    ['unknown top-level key', 'duplicati_jobs: [a]\nfoo: 1\n', 'foo', /unknown key \(allowed here: duplicati_jobs, unit, .*hooks, hook_timeout, snapshot, monitor\)/],
     ['unknown hook phase', 'duplicati_jobs: [a]\nhooks:\n  pre_stp: x\n', 'hooks.pre_stp', /unknown key \(allowed here: pre_stop, post_stop, pre_backup, post_backup, pre_start, post_start, verify\)/],
     ['timeout not a number', 'duplicati_jobs: [a]\nstop_timeout: abc\n', 'stop_timeout', /expected a number of seconds.*"abc"/],
     ['negative timeout', 'duplicati_jobs: [a]\nstop_timeout: -1\n', 'stop_timeout', /greater than 0/],

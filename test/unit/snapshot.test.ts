@@ -1,0 +1,339 @@
+/**
+ * Snapshot mode against the fakes: the stack is down from the stop to the start and nothing
+ * else, its jobs read the snapshots with the stack running again, and whatever fails, no
+ * snapshot is left behind (but for one a Duplicati task may still read) and the stack runs.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseFacts, removeArgvs, snapshotProblem } from '../../src/adapters/snapshots.js';
+import { loadGlobalConfig, loadStack } from '../../src/config/load.js';
+import type { SnapshotSettings, StackConfig } from '../../src/config/types.js';
+import { AbortedError, ConfigError } from '../../src/errors.js';
+import { createJournal, type UndoRecord } from '../../src/journal.js';
+import { planStack } from '../../src/plan.js';
+import { recoverPending } from '../../src/recover.js';
+import { createProgress } from '../../src/report.js';
+import { stackSteps } from '../../src/steps/sequence.js';
+import { undoName } from '../../src/undo-records.js';
+import { FakeWorld, globalConfig, hooks, removeTempRoots, runStack, stackConfig, tempRoot, worldWithStack } from '../fakes.js';
+
+afterAll(removeTempRoots);
+
+const unit = 'app-stack.service';
+const data = { source: '/srv/app/data', target: '/srv/snapshots/app/data' };
+const database = { source: '/srv/app/db', target: '/srv/snapshots/app/db' };
+
+function snapshotStack(snapshot: Partial<SnapshotSettings> = {}, overrides: Partial<StackConfig> = {}): StackConfig {
+  return stackConfig({ snapshot: { driver: 'auto', paths: [data], ...snapshot }, ...overrides });
+}
+
+function snapshotWorld(): FakeWorld {
+  const world = worldWithStack('active');
+  world.snapshots.source(data.source);
+  world.snapshots.source(database.source);
+  return world;
+}
+
+const visible = (world: FakeWorld) => world.actions.filter((action) => action !== 'duplicati status' && !action.startsWith('check '));
+
+describe('snapshot mode, a good run', () => {
+  it('stops, snapshots, starts, then runs the job on the snapshot and removes it', async () => {
+    const world = snapshotWorld();
+    const { result } = await runStack(world, snapshotStack());
+    expect(result.ok).toBe(true);
+    expect(result.mode).toBe('snapshot');
+    expect(visible(world)).toEqual([
+      `stop ${unit}`,
+      `snapshot ${data.source} -> ${data.target} (btrfs)`,
+      `start ${unit}`,
+      'duplicati run app',
+      `remove snapshot ${data.target}`,
+    ]);
+    expect(world.state(unit)).toBe('active');
+    expect(world.snapshots.targets.size).toBe(0);
+    // The job ran with the stack up, while the snapshot existed from its start to its end.
+    const [task] = world.duplicati.completed('1');
+    const [life] = world.snapshots.lives;
+    expect(task!.startedAt!).toBeGreaterThanOrEqual(life!.madeAt);
+    expect(task!.endedAt!).toBeLessThanOrEqual(life!.removedAt!);
+    // Down from the stop to the start only: the 5 s job is not in the downtime.
+    expect(result.downtimeMs).toBe(world.timeOf(`start ${unit}`)! - world.timeOf(`stop ${unit}`)!);
+    expect(result.downtimeMs!).toBeLessThan(world.duplicati.durationMs);
+    expect(result.backupMs!).toBeGreaterThanOrEqual(world.duplicati.durationMs);
+    expect(result.snapshotsLeft).toEqual([]);
+  });
+
+  it('auto picks btrfs for a subvolume and reflink elsewhere; each path gets its own snapshot', async () => {
+    const world = snapshotWorld();
+    world.snapshots.source(database.source, { fsType: 'xfs', inode: 131, mount: '/srv' });
+    const { result } = await runStack(world, snapshotStack({ paths: [data, database] }));
+    expect(result.ok).toBe(true);
+    expect(visible(world)).toContain(`snapshot ${data.source} -> ${data.target} (btrfs)`);
+    expect(visible(world)).toContain(`snapshot ${database.source} -> ${database.target} (reflink)`);
+    // Removed last made first.
+    expect(visible(world).slice(-2)).toEqual([`remove snapshot ${database.target}`, `remove snapshot ${data.target}`]);
+  });
+
+  it('hooks in their order: pre_backup after the restart, post_backup before the removal, verify last', async () => {
+    const world = snapshotWorld();
+    const phases = ['pre_stop', 'post_stop', 'pre_start', 'post_start', 'pre_backup', 'post_backup', 'verify'] as const;
+    const stack = snapshotStack({}, { hooks: hooks(Object.fromEntries(phases.map((phase) => [phase, [`${phase}-cmd`]]))) });
+    const { result } = await runStack(world, stack);
+    expect(result.ok).toBe(true);
+    expect(visible(world)).toEqual([
+      'hook pre_stop: pre_stop-cmd',
+      `stop ${unit}`,
+      'hook post_stop: post_stop-cmd',
+      `snapshot ${data.source} -> ${data.target} (btrfs)`,
+      'hook pre_start: pre_start-cmd',
+      `start ${unit}`,
+      'hook post_start: post_start-cmd',
+      'hook pre_backup: pre_backup-cmd',
+      'duplicati run app',
+      'hook post_backup: post_backup-cmd',
+      `remove snapshot ${data.target}`,
+      'hook verify: verify-cmd',
+    ]);
+  });
+
+  it('a stale snapshot that stack-backup made (its marker beside it) is removed before the new one', async () => {
+    const world = snapshotWorld();
+    world.snapshots.targets.set(data.target, { madeBy: 'stack-backup', madeAt: 0 });
+    const { result, log } = await runStack(world, snapshotStack());
+    expect(result.ok).toBe(true);
+    expect(visible(world).slice(0, 3)).toEqual([`stop ${unit}`, `remove snapshot ${data.target}`, `snapshot ${data.source} -> ${data.target} (btrfs)`]);
+    expect(log.messages('warn').some((message) => message.includes('stale snapshot'))).toBe(true);
+  });
+});
+
+describe('snapshot mode, refused before anything is touched', () => {
+  const cases: Array<[string, (world: FakeWorld) => void, Partial<SnapshotSettings>, RegExp]> = [
+    ['a target that someone else made', (world) => world.snapshots.targets.set(data.target, { madeBy: 'someone else', madeAt: 0 }), {}, /already exists and was not made by stack-backup/],
+    ['driver btrfs on a plain folder', (world) => world.snapshots.source(data.source, { inode: 300 }), { driver: 'btrfs' }, /not a btrfs subvolume/],
+    ['driver btrfs on ext4', (world) => world.snapshots.source(data.source, { fsType: 'ext2/ext3', inode: 2 }), { driver: 'btrfs' }, /not btrfs/],
+    ['reflink on ext4', (world) => world.snapshots.source(data.source, { fsType: 'ext2/ext3', inode: 2 }), {}, /cannot share blocks/],
+    ['reflink on tmpfs', (world) => world.snapshots.source(data.source, { fsType: 'tmpfs', inode: 2 }), { driver: 'reflink' }, /cannot share blocks/],
+    ['a btrfs source holding other subvolumes', (world) => world.snapshots.source(data.source, { nested: [`${data.source}/inner`] }), {}, /contains other subvolumes/],
+    ['a target on another filesystem', (world) => world.snapshots.otherMount.add('/srv/snapshots/app'), {}, /not on the same filesystem/],
+    ['a target folder not writable', (world) => world.snapshots.readOnly.add('/srv/snapshots/app'), {}, /not writable/],
+    ['a missing source', (world) => world.snapshots.sources.delete(data.source), {}, /does not exist/],
+  ];
+  for (const [name, arrange, snapshot, message] of cases) {
+    it(`${name}: the preflight fails naming it; the unit is never stopped`, async () => {
+      const world = snapshotWorld();
+      arrange(world);
+      const { result } = await runStack(world, snapshotStack(snapshot));
+      expect(result.ok).toBe(false);
+      expect(result.error).toMatch(message);
+      expect(result.error).toMatch(/snapshot\.paths\[0\]/);
+      expect(result.error).toMatch(/nothing was touched/);
+      expect(visible(world)).toEqual([]);
+      expect(world.state(unit)).toBe('active');
+    });
+  }
+});
+
+describe('snapshot mode, failures leave no snapshot and the stack running', () => {
+  it('a failing job: the snapshot is removed, the stack fails, the unit is up', async () => {
+    const world = snapshotWorld();
+    world.duplicati.resultKind = 'Error';
+    world.duplicati.resultMessage = 'source folder missing';
+    const { result } = await runStack(world, snapshotStack());
+    expect(result.ok).toBe(false);
+    expect(result.error).toMatch(/Error for job app: source folder missing/);
+    expect(world.snapshots.targets.size).toBe(0);
+    expect(world.state(unit)).toBe('active');
+    expect(result.snapshotsLeft).toEqual([]);
+  });
+
+  it('the second path fails to snapshot: the first is removed, the stack is started, no job runs', async () => {
+    const world = snapshotWorld();
+    world.failing.add(`snapshot ${database.target}`);
+    const { result } = await runStack(world, snapshotStack({ paths: [data, database] }));
+    expect(result.ok).toBe(false);
+    expect(result.error).toMatch(/injected/);
+    expect(world.state(unit)).toBe('active');
+    expect(world.snapshots.targets.size).toBe(0);
+    expect(world.duplicati.tasks).toEqual([]);
+    expect(visible(world)).toEqual([
+      `stop ${unit}`,
+      `snapshot ${data.source} -> ${data.target} (btrfs)`,
+      // Registered before the attempt: it clears whatever part of the copy was made.
+      `remove snapshot ${database.target}`,
+      `remove snapshot ${data.target}`,
+      `start ${unit}`,
+    ]);
+  });
+
+  it('a failing post_stop hook: no snapshot is made, the stack is started', async () => {
+    const world = snapshotWorld();
+    world.hookResults.set('broken', { exitCode: 1 });
+    const { result } = await runStack(world, snapshotStack({}, { hooks: hooks({ post_stop: ['broken'] }) }));
+    expect(result.ok).toBe(false);
+    expect(world.snapshots.lives).toEqual([]);
+    expect(world.state(unit)).toBe('active');
+  });
+
+  it('the unit does not start again: the jobs are not run, the snapshot is removed, the stack is reported not restored', async () => {
+    const world = snapshotWorld();
+    world.failing.add(`start ${unit}`);
+    const { result } = await runStack(world, snapshotStack());
+    expect(result.ok).toBe(false);
+    expect(result.notRestored).toBe(true);
+    expect(result.restoreErrors.join('\n')).toMatch(/restore unit/);
+    expect(world.duplicati.tasks).toEqual([]);
+    expect(world.snapshots.targets.size).toBe(0);
+  });
+
+  it('a snapshot that cannot be removed fails the stack, names it, and stays in the journal for recover', async () => {
+    const root = tempRoot();
+    const world = snapshotWorld();
+    world.failing.add(`remove ${data.target}`);
+    const { result } = await runStack(world, snapshotStack(), { journal: createJournal(root, 'run-1') });
+    expect(result.ok).toBe(false);
+    expect(result.notRestored).toBe(false);
+    expect(result.snapshotsLeft).toEqual([data.target]);
+    expect(world.state(unit)).toBe('active');
+    expect(createJournal(root, 'reader').pending().map((entry) => undoName(entry.undo))).toEqual([`remove snapshot ${data.target}`]);
+  });
+});
+
+describe('snapshot mode, a run ended mid-job', () => {
+  it('exec driver, SIGTERM mid-job: the stack runs, the snapshot is kept for the task and journaled; recover removes it once the job ended', async () => {
+    const root = tempRoot();
+    const world = snapshotWorld();
+    const controller = new AbortController();
+    world.duplicati.onRun = () => {
+      world.clock.onAdvance(() => {
+        if (!controller.signal.aborted && world.duplicati.tasks.some((task) => task.startedAt !== undefined)) controller.abort(new AbortedError('SIGTERM'));
+      });
+    };
+    const { result, log } = await runStack(world, snapshotStack(), { journal: createJournal(root, 'run-1'), signal: controller.signal });
+    expect(result.ok).toBe(false);
+    expect(result.aborted).toBe(true);
+    expect(result.notRestored).toBe(false);
+    expect(world.state(unit)).toBe('active');
+    expect(world.snapshots.targets.has(data.target)).toBe(true);
+    expect(result.snapshotsLeft).toEqual([data.target]);
+    expect(log.messages('error').join('\n')).toMatch(/kept: Duplicati may still run job app/);
+    const pending = () => createJournal(root, 'reader').pending().map((entry) => undoName(entry.undo));
+    expect(pending()).toEqual([`remove snapshot ${data.target}`]);
+
+    const recover = () =>
+      recoverPending(root, createJournal(root, 'recovery'), 'recovery', {
+        systemd: world.systemd,
+        runHook: world.runHook,
+        clock: world.clock,
+        snapshots: world.snapshots,
+        duplicati: () => world.duplicati,
+        progress: createProgress({ write: () => {} }, world.clock),
+      });
+    // The task still runs: recover keeps it.
+    const early = await recover();
+    expect(early.failed.join('\n')).toMatch(/still runs or queues job app/);
+    expect(world.snapshots.targets.has(data.target)).toBe(true);
+    // Once the job has ended, recover removes it and clears the journal.
+    await world.clock.sleep(world.duplicati.durationMs);
+    const late = await recover();
+    expect(late.failed).toEqual([]);
+    expect(world.snapshots.targets.size).toBe(0);
+    expect(pending()).toEqual([]);
+  });
+
+  it('api driver, SIGTERM mid-job: the task is stopped, so the snapshot is removed at once', async () => {
+    const world = snapshotWorld();
+    world.duplicati.useTaskApi();
+    const controller = new AbortController();
+    world.duplicati.onRun = () => {
+      world.clock.onAdvance(() => {
+        if (!controller.signal.aborted && world.duplicati.tasks.some((task) => task.startedAt !== undefined)) controller.abort(new AbortedError('SIGTERM'));
+      });
+    };
+    const global = globalConfig({ duplicati: { ...globalConfig().duplicati, driver: 'api' } });
+    const { result } = await runStack(world, snapshotStack(), { global, signal: controller.signal });
+    expect(result.aborted).toBe(true);
+    expect(world.duplicati.stopCalls.length).toBeGreaterThan(0);
+    expect(world.snapshots.targets.size).toBe(0);
+    expect(world.state(unit)).toBe('active');
+  });
+});
+
+describe('snapshot mode, the dry run', () => {
+  it('lists the snapshot between the container wait and the restart, and the removal after the jobs, with their commands', () => {
+    const stack = snapshotStack({ driver: 'btrfs' });
+    const plan = planStack(stack, globalConfig(), '/run/user/1000/podman/podman.sock').join('\n');
+    const order = ['wait for the stack to be down', 'snapshot (first registers', 'restore the stack', 'wait for Duplicati to be idle', 'backup jobs', 'remove snapshots'];
+    const positions = order.map((name) => plan.indexOf(`. ${name}`));
+    expect(positions.every((position) => position > 0)).toBe(true);
+    expect([...positions].sort((a, b) => a - b)).toEqual(positions);
+    expect(plan).toContain(`btrfs subvolume snapshot -r -- ${data.source} ${data.target}`);
+    expect(plan).toContain(`btrfs property set -ts ${data.target} ro false`);
+  });
+
+  it('steps of the run and of the dry run are one list: the journal records the undo the snapshot step names', async () => {
+    const world = snapshotWorld();
+    const stack = snapshotStack();
+    const journaled: string[] = [];
+    const journal = { add: (_stack: string, record: UndoRecord) => (journaled.push(record.kind), String(journaled.length)), remove: () => {}, pending: () => [] };
+    const { result } = await runStack(world, stack, { journal });
+    expect(result.ok).toBe(true);
+    expect(result.steps).toEqual(stackSteps(stack, globalConfig()).map((step) => step.name));
+    expect(journaled).toEqual(['restore-unit', 'remove-snapshot']);
+  });
+});
+
+describe('snapshot configuration', () => {
+  const global = () => loadGlobalConfig(tempRoot(), {});
+  function load(text: string): StackConfig {
+    const root = tempRoot({ 'stacks/app.yaml': text });
+    return loadStack(root, 'app', loadGlobalConfig(root, {}));
+  }
+  it('reads driver and paths; driver defaults to auto; no key is stop mode', () => {
+    expect(load('duplicati_jobs: [app]\nsnapshot:\n  paths:\n    - {source: /srv/a/, target: /srv/s/a}\n').snapshot).toEqual({ driver: 'auto', paths: [{ source: '/srv/a', target: '/srv/s/a' }] });
+    expect(load('duplicati_jobs: [app]\n').snapshot).toBeUndefined();
+    expect(global()).toBeDefined();
+  });
+  const bad: Array<[string, string, string, RegExp]> = [
+    ['a relative source', '- {source: data, target: /srv/s/a}', 'snapshot.paths[0].source', /absolute path/],
+    ['a relative target', '- {source: /srv/a, target: s/a}', 'snapshot.paths[0].target', /absolute path/],
+    ['a target inside its source', '- {source: /srv/a, target: /srv/a/snap}', 'snapshot.paths[0].target', /inside its source/],
+    ['a source inside its target', '- {source: /srv/s/a, target: /srv/s}', 'snapshot.paths[0].target', /contains its source/],
+    ['two paths, one target', '- {source: /srv/a, target: /srv/s/x}\n    - {source: /srv/b, target: /srv/s/x}', 'snapshot.paths[1].target', /also the target of snapshot\.paths\[0\]/],
+    ['a target inside another path\'s source', '- {source: /srv/a, target: /srv/s/a}\n    - {source: /srv/b, target: /srv/a/x}', 'snapshot.paths[1].target', /source of snapshot\.paths\[0\]/],
+    ['an unknown key in a path', '- {source: /srv/a, target: /srv/s/a, mode: ro}', 'snapshot.paths[0].mode', /unknown key/],
+  ];
+  for (const [name, paths, key, message] of bad) {
+    it(`refuses ${name}, naming file and key`, () => {
+      let error: unknown;
+      try {
+        load(`duplicati_jobs: [app]\nsnapshot:\n  paths:\n    ${paths}\n`);
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).file).toBe('stacks/app.yaml');
+      expect((error as ConfigError).key).toBe(key);
+      expect((error as ConfigError).message).toMatch(message);
+    });
+  }
+  it('refuses an unknown driver and an empty paths list', () => {
+    expect(() => load('duplicati_jobs: [app]\nsnapshot:\n  driver: zfs\n  paths:\n    - {source: /srv/a, target: /srv/s/a}\n')).toThrow(/snapshot\.driver: expected "auto", "btrfs" or "reflink"/);
+    expect(() => load('duplicati_jobs: [app]\nsnapshot:\n  paths: []\n')).toThrow(/snapshot\.paths: expected at least one/);
+  });
+});
+
+describe('the snapshot adapter, pure parts', () => {
+  it('reads the facts script\'s lines', () => {
+    const facts = parseFacts('source.exists=1\nsource.directory=1\nsource.fstype=btrfs\nsource.inode=256\nsource.mount=/srv\nparent.exists=1\nparent.writable=1\nparent.fstype=btrfs\nparent.mount=/srv\ntarget.exists=1\ntarget.marker=1\n');
+    expect(facts.source).toEqual({ exists: true, directory: true, fsType: 'btrfs', inode: 256, mount: '/srv' });
+    expect(facts.target).toBe('ours');
+    expect(snapshotProblem('btrfs', data, facts)).toBeUndefined();
+    expect(parseFacts('target.exists=1\n').target).toBe('foreign');
+    expect(parseFacts('').target).toBe('absent');
+  });
+  it('removes btrfs snapshots without root: writable first, then delete, else empty and rmdir inside the namespace', () => {
+    const [writable, remove] = removeArgvs('btrfs', '/srv/s/a');
+    expect(writable).toEqual(['btrfs', 'property', 'set', '-ts', '/srv/s/a', 'ro', 'false']);
+    expect(remove).toContain('unshare');
+    expect(removeArgvs('reflink', '/srv/s/a')[0]).toEqual(['env', '-u', 'CONTAINER_HOST', '-u', 'CONTAINER_CONNECTION', 'podman', 'unshare', 'rm', '-rf', '--one-file-system', '--', '/srv/s/a']);
+  });
+});
