@@ -3,13 +3,16 @@
  * check OK or what is wrong and how to fix it.
  */
 import { checkVersion, type BackupJob, type Duplicati } from './adapters/duplicati.js';
-import type { ContainerEngine } from './adapters/podman.js';
+import type { ContainerEngine, ContainerMount } from './adapters/podman.js';
+import { btrfsSubvolumeRootInode, chooseDriver, snapshotProblem, type Snapshots } from './adapters/snapshots.js';
 import type { Systemd } from './adapters/systemd.js';
 import { loadGlobalConfig, listStackNames, loadStack, podmanSocketPath, selectStacks } from './config/load.js';
 import { assertOnlyUserCanWrite } from './config/permissions.js';
 import type { GlobalConfig, StackConfig } from './config/types.js';
 import { errorMessage } from './errors.js';
 import { installedStopTimeout, legacyUnits, stopTimeoutSeconds, unitNames } from './install.js';
+import { within } from './paths.js';
+import path from 'node:path';
 
 export interface CheckResult {
   ok: boolean;
@@ -28,6 +31,26 @@ export interface DoctorDependencies {
   checkFolder(folder: string, timeoutMs: number): Promise<void>;
   /** The text of a file in ~/.config/systemd/user, or undefined when there is none. */
   readUnitFile?(name: string): string | undefined;
+  /** Snapshot mode's drivers, to check each path (reads only, and a probe file for reflink). */
+  snapshots?: Snapshots;
+}
+
+/**
+ * Where a container sees `target`: through a volume that covers the target's parent folder. A
+ * volume of the target itself (or of a folder inside it) is refused: it would keep showing the
+ * snapshot it was made with, removed since, and never the next one.
+ */
+export function pathInContainer(target: string, mounts: readonly ContainerMount[]): { path: string } | { problem: string } {
+  const parent = path.dirname(target);
+  const covering = mounts.filter((mount) => within(mount.source, parent)).sort((a, b) => b.source.length - a.source.length)[0];
+  if (covering) return { path: path.posix.join(covering.destination, path.relative(covering.source, target)) };
+  const ofTarget = mounts.find((mount) => within(target, mount.source));
+  if (ofTarget) {
+    return {
+      problem: `its volume ${ofTarget.source}:${ofTarget.destination} is the target itself (or inside it): it would keep showing the removed snapshot and never the next one; mount the parent folder ${parent} instead`,
+    };
+  }
+  return { problem: `none of its volumes covers ${parent}; add one, e.g. -v ${parent}:/snapshots:ro, and back up the target there` };
 }
 
 const pass = (what: string): CheckResult => ({ ok: true, what });
@@ -98,6 +121,12 @@ export async function runDoctor(root: string, targets: readonly string[], depend
   }
 
   const duplicati = dependencies.createDuplicati(global);
+  const snapshotStacks = stacks.filter((stack) => stack.snapshot !== undefined);
+  /** Where the Duplicati container sees each snapshot target, once known. */
+  const containerPaths = new Map<string, string>();
+  if (snapshotStacks.length > 0) {
+    await checkSnapshots(checks, snapshotStacks, global, dependencies, socket ? dependencies.createEngine(socket) : undefined, containerPaths);
+  }
   const driver = `driver ${global.duplicati.driver}`;
   let answers = false;
   await check(checks, `Duplicati answers (${driver})`, async () => {
@@ -128,6 +157,9 @@ export async function runDoctor(root: string, targets: readonly string[], depend
             ? pass(`Duplicati has job "${job}" of ${stack.name} (ID ${found.id})`)
             : fail(`Duplicati has job "${job}" of ${stack.name}`, `no such job; Duplicati has: ${jobs.map((entry) => entry.name).join(', ') || 'none'}`),
         );
+        if (found && stack.snapshot && duplicati.jobSources) {
+          await checkJobSources(checks, stack, job, found.id, duplicati, containerPaths);
+        }
       }
     }
   }
@@ -199,6 +231,86 @@ export async function runDoctor(root: string, targets: readonly string[], depend
     } else checks.push(pass(what));
   }
   return checks;
+}
+
+/** Each path of each snapshot stack: the driver can snapshot it, and Duplicati's container can see the target. */
+async function checkSnapshots(
+  checks: CheckResult[],
+  stacks: readonly StackConfig[],
+  global: GlobalConfig,
+  dependencies: DoctorDependencies,
+  engine: ContainerEngine | undefined,
+  containerPaths: Map<string, string>,
+): Promise<void> {
+  const { container } = global.duplicati;
+  let mounts: ContainerMount[] | undefined;
+  let mountsProblem = 'the Podman API cannot be found';
+  if (engine?.containerMounts) {
+    try {
+      mounts = await engine.containerMounts(container);
+    } catch (error) {
+      mountsProblem = `cannot read its volumes: ${errorMessage(error)}`;
+    }
+  }
+  for (const stack of stacks) {
+    const snapshot = stack.snapshot!;
+    for (const [index, snapshotPath] of snapshot.paths.entries()) {
+      const key = `stacks/${stack.name}.yaml snapshot.paths[${index}]`;
+      const snapshots = dependencies.snapshots;
+      if (snapshots) {
+        await check(checks, `${key}: ${snapshotPath.source} can be snapshotted to ${snapshotPath.target} (driver ${snapshot.driver})`, async () => {
+          const facts = await snapshots.facts(snapshotPath, { reflink: snapshot.driver !== 'btrfs' });
+          const driver = chooseDriver(snapshot.driver, facts.source);
+          if (driver === 'btrfs' && facts.source.exists && facts.source.inode === btrfsSubvolumeRootInode) {
+            facts.nestedSubvolumes = await snapshots.nestedSubvolumes(snapshotPath.source);
+          }
+          const problem = snapshotProblem(driver, snapshotPath, facts);
+          return problem === undefined ? undefined : `${problem}${snapshot.driver === 'auto' ? ` (auto chose ${driver})` : ''}`;
+        });
+      }
+      const what = `the Duplicati container "${container}" can see ${snapshotPath.target}`;
+      if (!mounts) {
+        checks.push(fail(what, mountsProblem));
+        continue;
+      }
+      const seen = pathInContainer(snapshotPath.target, mounts);
+      if ('problem' in seen) checks.push(fail(what, seen.problem));
+      else {
+        containerPaths.set(snapshotPath.target, seen.path);
+        checks.push(pass(`${what}, at ${seen.path}: the job of ${stack.name} must back up that path`));
+      }
+    }
+  }
+}
+
+/** API driver: the job backs up the snapshots, not the live data (which snapshot mode would then back up quietly). */
+async function checkJobSources(
+  checks: CheckResult[],
+  stack: StackConfig,
+  job: string,
+  backupId: string,
+  duplicati: Duplicati,
+  containerPaths: ReadonlyMap<string, string>,
+): Promise<void> {
+  let sources: string[] = [];
+  const listed = await check(checks, `Duplicati lists the sources of job "${job}"`, async () => {
+    sources = await duplicati.jobSources!(backupId);
+    return undefined;
+  });
+  if (!listed) return;
+  const trimmed = sources.map((source) => source.replace(/(.)\/+$/, '$1'));
+  for (const snapshotPath of stack.snapshot!.paths) {
+    const inContainer = containerPaths.get(snapshotPath.target);
+    if (inContainer === undefined) continue;
+    checks.push(
+      trimmed.some((source) => within(source, inContainer))
+        ? pass(`job "${job}" of ${stack.name} backs up the snapshot at ${inContainer}`)
+        : fail(
+            `job "${job}" of ${stack.name} backs up the snapshot at ${inContainer}`,
+            `its sources are ${sources.join(', ') || 'none'}: in snapshot mode it would back up something else than the snapshot (the live data?); set its source to ${inContainer}/`,
+          ),
+    );
+  }
 }
 
 export function formatChecks(checks: readonly CheckResult[]): string {

@@ -12,8 +12,12 @@ export interface HistoryEntry {
   outcome?: 'success' | 'warning' | 'unknown' | 'failed' | undefined;
   error?: string | undefined;
   notRestored: boolean;
+  /** stop or snapshot; absent in runs recorded before snapshot mode (stop). */
+  mode?: 'stop' | 'snapshot' | undefined;
   downtimeMs?: number | undefined;
   backupMs?: number | undefined;
+  /** Snapshot mode: the time the snapshots took, part of the downtime. */
+  snapshotMs?: number | undefined;
 }
 
 interface HistoryFile {

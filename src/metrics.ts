@@ -12,6 +12,8 @@ const metrics = [
   ['stack_backup_last_run_outcome_known', '1 when Duplicati\'s result of the last run was seen (driver api), else 0.'],
   ['stack_backup_downtime_seconds', 'Downtime of the last run: unit stop to unit started again.'],
   ['stack_backup_backup_duration_seconds', 'Duration of the Duplicati jobs of the last run.'],
+  ['stack_backup_snapshot_mode', '1 when the stack\'s last run was in snapshot mode (down only while its data was snapshotted), 0 in stop mode.'],
+  ['stack_backup_snapshot_seconds', 'Snapshot mode: time the snapshots of the last run took (part of its downtime).'],
 ] as const;
 
 function label(stack: string): string {
@@ -34,6 +36,8 @@ export function renderMetrics(history: readonly HistoryEntry[]): string {
     values.get('stack_backup_last_run_outcome_known')!.push([stack, last.outcome === undefined || last.outcome === 'unknown' ? 0 : 1]);
     if (last.downtimeMs !== undefined) values.get('stack_backup_downtime_seconds')!.push([stack, last.downtimeMs / 1000]);
     if (last.backupMs !== undefined) values.get('stack_backup_backup_duration_seconds')!.push([stack, last.backupMs / 1000]);
+    values.get('stack_backup_snapshot_mode')!.push([stack, last.mode === 'snapshot' ? 1 : 0]);
+    if (last.snapshotMs !== undefined) values.get('stack_backup_snapshot_seconds')!.push([stack, last.snapshotMs / 1000]);
   }
   const lines: string[] = [];
   for (const [name, help] of metrics) {

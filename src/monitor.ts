@@ -10,6 +10,7 @@ import os from 'node:os';
 import type { HttpRequest, HttpSend } from './adapters/http.js';
 import type { MonitorSettings } from './config/types.js';
 import type { StackResult } from './orchestrator.js';
+import { formatSeconds } from './report.js';
 
 export interface MonitorOptions {
   timeoutMs: number;
@@ -100,9 +101,19 @@ export function summaryLine(stack: string, result: StackResult): string {
   return `${stack}: ${label}: ${[result.error, ...result.restoreErrors].filter(Boolean).join('; ')}`;
 }
 
+/** The mode, the downtime and the backup time apart: in snapshot mode they differ by the whole job. */
+export function timesLine(result: StackResult): string {
+  return [
+    `${result.mode ?? 'stop'} mode`,
+    `down ${formatSeconds(result.downtimeMs)}`,
+    `backup ${formatSeconds(result.backupMs)}`,
+    ...(result.mode === 'snapshot' ? [`snapshots ${formatSeconds(result.snapshotMs)}`] : []),
+  ].join(', ');
+}
+
 /** The Healthchecks end ping's body: the summary first, then as much of the end of the log as fits. */
 export function healthchecksBody(stack: string, result: StackResult, logTail: string): string {
-  const summary = lastBytes(summaryLine(stack, result), bodyLimit / 2);
+  const summary = lastBytes(`${summaryLine(stack, result)}\n${timesLine(result)}`, bodyLimit / 2);
   const room = bodyLimit - Buffer.byteLength(summary, 'utf8') - 2;
   return `${summary}\n\n${lastBytes(logTail, room)}`;
 }
@@ -142,8 +153,11 @@ export function webhookBody(stack: string, result: StackResult, now: Date): stri
     time: now.toISOString(),
     result: result.ok ? 'success' : 'failed',
     outcome: result.outcome,
+    mode: result.mode ?? 'stop',
     downtime_seconds: result.downtimeMs === undefined ? null : result.downtimeMs / 1000,
     duration_seconds: result.backupMs === undefined ? null : result.backupMs / 1000,
+    snapshot_seconds: result.snapshotMs === undefined ? null : result.snapshotMs / 1000,
+    snapshots_left: result.snapshotsLeft ?? [],
     error: [result.error, ...result.restoreErrors].filter(Boolean).join('; ') || null,
     log_file: result.logFile,
   });
@@ -179,7 +193,7 @@ export function createStackMonitor(stack: string, settings: MonitorSettings, sen
       }
       if (settings.uptimeKuma) deliveries.push(deliver(send, request('GET', uptimeKumaUrl(settings.uptimeKuma, stack, result)), options));
       if (settings.ntfy) {
-        const text = `${summaryLine(stack, result)}\nlog: ${result.logFile}`;
+        const text = `${summaryLine(stack, result)}\n${timesLine(result)}\nlog: ${result.logFile}`;
         deliveries.push(deliver(send, request('POST', settings.ntfy, text, undefined, ntfyHeaders(stack, result)), options));
       }
       if (settings.webhook) {

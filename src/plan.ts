@@ -12,12 +12,17 @@ function numbered(lines: string[], step: Pick<Step, 'name' | 'actions'>, note = 
 }
 
 export function planStack(stack: StackConfig, global: GlobalConfig, podmanSocket: string): string[] {
-  const lines: string[] = [`${stack.name} (${stack.file}), Podman API ${podmanSocket}, Duplicati driver ${global.duplicati.driver}`];
+  const mode = stack.snapshot ? ', snapshot mode (down only while its data is snapshotted)' : '';
+  const lines: string[] = [`${stack.name} (${stack.file}), Podman API ${podmanSocket}, Duplicati driver ${global.duplicati.driver}${mode}`];
   const steps = stackSteps(stack, global);
   for (const step of steps) numbered(lines, step, step.undo ? ` (first registers its undo: ${step.undo.name})` : '');
   const undos = steps.flatMap((step) => (step.undo ? [step.undo] : [])).reverse();
   if (undos.length > 0) {
-    lines.push('  Then, after a good backup or any failure, the undos of the steps that ran, last first:');
+    lines.push(
+      stack.snapshot
+        ? '  After a failure, the undos of the steps that ran and are not done yet, last first (a good run does them in "restore the stack" and "remove snapshots"):'
+        : '  Then, after a good backup or any failure, the undos of the steps that ran, last first:',
+    );
     for (const undo of undos) numbered(lines, undo);
   }
   const verify = verifyStep({ stack, global });

@@ -5,13 +5,14 @@
  */
 import type { Clock } from './adapters/clock.js';
 import type { HookRunner } from './adapters/hooks.js';
-import { findJob, type Duplicati } from './adapters/duplicati.js';
+import type { Duplicati } from './adapters/duplicati.js';
 import type { Snapshots } from './adapters/snapshots.js';
 import type { Systemd } from './adapters/systemd.js';
 import { errorMessage } from './errors.js';
 import type { Journal, JournalEntry, RemoveSnapshotUndo } from './journal.js';
 import { createStackLog } from './logging.js';
 import type { Progress } from './report.js';
+import { jobsDuplicatiRuns } from './steps/snapshot.js';
 import { performUndo } from './steps/undo-actions.js';
 import { describeUndo, undoName } from './undo-records.js';
 import { crossOut, runBounded } from './undo.js';
@@ -36,14 +37,7 @@ function snapshotReaderOf(dependencies: RecoveryDependencies) {
   return async (record: RemoveSnapshotUndo, signal: AbortSignal): Promise<string | undefined> => {
     if (!dependencies.duplicati) return `cannot ask Duplicati whether it still runs job ${record.jobs.join(', ')}`;
     try {
-      const duplicati = dependencies.duplicati();
-      const known = await duplicati.listJobs(signal);
-      const status = await duplicati.status(signal);
-      const tasks = [...(status.active ? [status.active] : []), ...status.queue];
-      const busy = record.jobs.filter((job) => {
-        const id = findJob(known, job)?.id;
-        return id !== undefined && tasks.some((task) => task.backupId === id);
-      });
+      const busy = await jobsDuplicatiRuns(dependencies.duplicati(), record.jobs, signal);
       return busy.length > 0 ? `Duplicati still runs or queues job ${busy.join(', ')}` : undefined;
     } catch (error) {
       return `cannot ask Duplicati whether it still runs job ${record.jobs.join(', ')} (${errorMessage(error)})`;

@@ -79,8 +79,10 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
           outcome: result.outcome,
           error: problems(result).join('; ') || undefined,
           notRestored: result.notRestored,
+          mode: result.mode,
           downtimeMs: result.downtimeMs,
           backupMs: result.backupMs,
+          snapshotMs: result.snapshotMs,
         });
       } finally {
         log.close();
@@ -146,7 +148,12 @@ function summaryRows(results: readonly StackResult[], skipped: readonly string[]
       result: resultLabel(result),
       downtimeMs: result.downtimeMs,
       backupMs: result.backupMs,
-      note: [result.queueMs ? `queued ${formatSeconds(result.queueMs)} behind another Duplicati task` : undefined, ...problems(result)]
+      note: [
+        result.mode === 'snapshot' ? `snapshot mode (snapshots ${formatSeconds(result.snapshotMs)})` : undefined,
+        result.queueMs ? `queued ${formatSeconds(result.queueMs)} behind another Duplicati task` : undefined,
+        ...(result.snapshotsLeft ?? []).map((target) => `snapshot left at ${target}`),
+        ...problems(result),
+      ]
         .filter(Boolean)
         .join('; '),
     })),

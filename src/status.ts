@@ -14,8 +14,10 @@ export interface StackStatus {
   /** Duplicati's verdict on the last run; `unknown` where the driver could not see it. */
   outcome: string | null;
   error: string | null;
+  mode: 'stop' | 'snapshot' | null;
   downtimeMs: number | null;
   backupMs: number | null;
+  snapshotMs: number | null;
   lastSuccess: string | null;
   /** Undos a run that died left behind (empty while a run is in progress). */
   pendingRecovery: string[];
@@ -39,8 +41,10 @@ export function stackStatuses(
       result: last?.result ?? 'never',
       outcome: last?.outcome ?? null,
       error: last?.error ?? null,
+      mode: last ? (last.mode ?? 'stop') : null,
       downtimeMs: last?.downtimeMs ?? null,
       backupMs: last?.backupMs ?? null,
+      snapshotMs: last?.snapshotMs ?? null,
       lastSuccess: lastSuccess?.endedAt ?? null,
       // In the order `recover` will replay them: the last change first.
       pendingRecovery: runInProgress
@@ -95,8 +99,10 @@ export function statusJson(statuses: readonly StackStatus[], runInProgress: bool
       result: status.result,
       outcome: status.outcome,
       error: status.error,
+      mode: status.mode,
       downtime_seconds: status.downtimeMs === null ? null : status.downtimeMs / 1000,
       backup_seconds: status.backupMs === null ? null : status.backupMs / 1000,
+      snapshot_seconds: status.snapshotMs === null ? null : status.snapshotMs / 1000,
       last_success: status.lastSuccess,
       last_success_too_old: maxAge ? maxAge.configured.includes(status.stack) && tooOld(status, maxAge.ms, maxAge.now) : null,
       pending_recovery: status.pendingRecovery,
@@ -110,11 +116,12 @@ export function formatStatus(
   maxAge?: { ms: number; now: number; configured: readonly string[]; text: string },
 ): string {
   const when = (iso: string | null) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-');
-  const header = ['STACK', 'LAST RUN', 'RESULT', 'DOWNTIME', 'BACKUP', 'LAST SUCCESS', 'PENDING RECOVERY'];
+  const header = ['STACK', 'LAST RUN', 'RESULT', 'MODE', 'DOWNTIME', 'BACKUP', 'LAST SUCCESS', 'PENDING RECOVERY'];
   const rows = statuses.map((status) => [
     status.stack,
     when(status.lastRun),
     status.result === 'success' && status.outcome === 'unknown' ? 'ran, outcome unknown' : status.result,
+    status.mode ?? '-',
     formatSeconds(status.downtimeMs ?? undefined),
     formatSeconds(status.backupMs ?? undefined),
     when(status.lastSuccess),

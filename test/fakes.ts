@@ -83,6 +83,8 @@ export class FakeWorld {
   readonly snapshots = new FakeSnapshots(this);
   /** States of containers outside the stacks, by name: the Duplicati container runs. */
   readonly containerStates = new Map<string, string>([['duplicati', 'running']]);
+  /** Volumes of containers outside the stacks, by name: host folder and where the container sees it. */
+  readonly containerMounts = new Map<string, Array<{ source: string; destination: string }>>();
   private readonly watchers = new Set<() => void>();
 
   constructor() {
@@ -180,6 +182,10 @@ export class FakeWorld {
     containerState: async (name, signal) => {
       await this.call('containerState', signal);
       return this.containerStates.get(name) ?? 'missing';
+    },
+    containerMounts: async (name, signal) => {
+      await this.call('containerMounts', signal);
+      return this.containerMounts.get(name) ?? [];
     },
     watch: async (_selector, onChange) => {
       if (this.failing.has('watch')) throw new Error('events not supported (injected)');
@@ -414,6 +420,7 @@ export class FakeDuplicati implements Duplicati {
       task.startedAt ??= this.world.clock.now();
       task.endedAt = this.world.clock.now();
     };
+    this.jobSources = async (backupId: string) => this.sources.get(backupId) ?? [];
     this.progress = async (): Promise<JobProgress | undefined> => ({ phase: 'Backup_ProcessingFiles', overall: 0.5, filesDone: 5, filesTotal: 10, bytesDone: 1, bytesTotal: 2 });
     return this;
   }
@@ -468,6 +475,10 @@ export class FakeDuplicati implements Duplicati {
   async result(): Promise<JobResult> {
     return { result: this.resultKind, message: this.resultMessage };
   }
+
+  /** Each backup's sources, as the REST API lists them (GET /api/v1/backup/{id}). */
+  readonly sources = new Map<string, string[]>();
+  jobSources?: (backupId: string) => Promise<string[]>;
 
   async listJobs(): Promise<BackupJob[]> {
     this.settle();

@@ -318,5 +318,11 @@ export function createApiDuplicati(settings: ApiSettings): Duplicati {
     async listJobs(signal) {
       return (await backups(signal)).map((entry): BackupJob => ({ id: entry.Backup.ID, name: entry.Backup.Name, record: { ...(entry.Backup.Metadata ?? {}) } }));
     },
+    async jobSources(backupId, signal) {
+      // WebserverCore/Endpoints/V1/Backup/BackupGet.cs: GET /backup/{id} answers
+      // {Schedule, Backup, DisplayNames}; Backup.Sources lists the folders the job reads.
+      const answer = (await call('GET', `/api/v1/backup/${encodeURIComponent(backupId)}`, { signal })) as { Backup?: { Sources?: string[] | null } } | undefined;
+      return [...(answer?.Backup?.Sources ?? [])];
+    },
   };
 }

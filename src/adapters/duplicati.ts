@@ -94,6 +94,8 @@ export interface Duplicati {
   stopTask?(task: number, how: 'stop' | 'abort', signal?: AbortSignal): Promise<void>;
   /** The running backup's progress; undefined when none runs (REST API only). */
   progress?(signal?: AbortSignal): Promise<JobProgress | undefined>;
+  /** The folders a backup job reads, as its container sees them (REST API only). */
+  jobSources?(backupId: string, signal?: AbortSignal): Promise<string[]>;
   /**
    * Resolves once the server state may have changed since `since`, or after maxWaitMs: the
    * REST API long-polls. Drivers that cannot be told leave it out, and the waiter polls.

@@ -14,11 +14,20 @@ export interface ContainerEngine {
   containers(selector: LabelSelector, signal?: AbortSignal): Promise<ContainerSummary[]>;
   /** The container's state (running, exited...), or "missing" when there is none of that name. */
   containerState(name: string, signal?: AbortSignal): Promise<string>;
+  /** The container's volumes and bind mounts: the host folder and where the container sees it. */
+  containerMounts?(name: string, signal?: AbortSignal): Promise<ContainerMount[]>;
   /**
    * Calls onChange whenever a container with the label changes state, until the returned
    * function is called. Lets a waiter react to an exit instead of sleeping.
    */
   watch(selector: LabelSelector, onChange: () => void): Promise<() => void>;
+}
+
+export interface ContainerMount {
+  /** On the host. */
+  source: string;
+  /** In the container. */
+  destination: string;
 }
 
 const queryTimeoutMs = 15_000;
@@ -55,6 +64,10 @@ export function createContainerEngine(socketPath: string): ContainerEngine {
         if ((error as { statusCode?: number }).statusCode === 404) return 'missing';
         throw error;
       }
+    },
+    async containerMounts(name, signal) {
+      const details = await client.getContainer(name).inspect({ abortSignal: signal } as object);
+      return (details.Mounts ?? []).map((mount) => ({ source: String(mount.Source), destination: String(mount.Destination) }));
     },
     async watch(selector, onChange) {
       const controller = new AbortController();

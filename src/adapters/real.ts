@@ -12,7 +12,7 @@ import { checkFolder } from './files.js';
 import { createHookRunner } from './hooks.js';
 import { createContainerEngine } from './podman.js';
 import { runCommand } from './process.js';
-import { createSnapshots } from './snapshots.js';
+import { createSnapshots, type Snapshots } from './snapshots.js';
 import { createSystemd, type Systemd, type SystemdManager } from './systemd.js';
 
 export function createDuplicati(settings: DuplicatiSettings): Duplicati {
@@ -53,4 +53,8 @@ export function createRecoveryAdapters(global: GlobalConfig) {
 
 export function createSystemdManager(): Systemd & SystemdManager {
   return createSystemd(runCommand);
+}
+
+export function createRealSnapshots(): Snapshots {
+  return createSnapshots(runCommand);
 }

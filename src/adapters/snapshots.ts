@@ -135,32 +135,17 @@ export function removeArgvs(driver: SnapshotDriverName, target: string): string[
  * this process. `findmnt -T` names the mount a path is on (stat's %m would stop at a btrfs
  * subvolume, whose device number differs from its filesystem's).
  */
-const factsScript = `
-source=$1 target=$2 probe=$3 nested=$4
-parent=$(dirname -- "$target")
-if [ -e "$source" ]; then
-  echo "source.exists=1"
-  [ -d "$source" ] && echo "source.directory=1"
-  echo "source.fstype=$(stat -f -c %T -- "$source")"
-  echo "source.inode=$(stat -c %i -- "$source")"
-  echo "source.mount=$(findmnt -n -o TARGET -T "$source" | head -n 1)"
-fi
-if [ -d "$parent" ]; then
-  echo "parent.exists=1"
-  [ -w "$parent" ] && echo "parent.writable=1"
-  echo "parent.fstype=$(stat -f -c %T -- "$parent")"
-  echo "parent.mount=$(findmnt -n -o TARGET -T "$parent" | head -n 1)"
-fi
-if [ -e "$target" ] || [ -L "$target" ]; then echo "target.exists=1"; fi
-if [ -f "$target.stack-backup" ]; then echo "target.marker=1"; fi
-if [ "$probe" = 1 ] && [ -d "$parent" ] && [ -w "$parent" ]; then
-  file=$(mktemp -p "$parent" .stack-backup-probe.XXXXXX) && {
-    if cp --reflink=always -- "$file" "$file.clone" 2>/dev/null; then echo "reflink=1"; else echo "reflink=0"; fi
-    rm -f -- "$file" "$file.clone"
-  }
-fi
-exit 0
-`;
+const factsScript = [
+  'source=$1 target=$2 probe=$3',
+  'parent=$(dirname -- "$target")',
+  'if [ -e "$source" ]; then echo source.exists=1; if [ -d "$source" ]; then echo source.directory=1; fi; echo "source.fstype=$(stat -f -c %T -- "$source")"; echo "source.inode=$(stat -c %i -- "$source")"; echo "source.mount=$(findmnt -n -o TARGET -T "$source" | head -n 1)"; fi',
+  'if [ -d "$parent" ]; then echo parent.exists=1; if [ -w "$parent" ]; then echo parent.writable=1; fi; echo "parent.fstype=$(stat -f -c %T -- "$parent")"; echo "parent.mount=$(findmnt -n -o TARGET -T "$parent" | head -n 1)"; fi',
+  'if [ -e "$target" ] || [ -L "$target" ]; then echo target.exists=1; fi',
+  'if [ -f "$target.stack-backup" ]; then echo target.marker=1; fi',
+  // The reflink probe: a file cloned beside the target and removed at once.
+  'if [ "$probe" = 1 ] && [ -d "$parent" ] && [ -w "$parent" ]; then file=$(mktemp -p "$parent" .stack-backup-probe.XXXXXX) && { if cp --reflink=always -- "$file" "$file.clone" 2>/dev/null; then echo reflink=1; else echo reflink=0; fi; rm -f -- "$file" "$file.clone"; }; fi',
+  'exit 0',
+].join('; ');
 
 /** Subvolume roots below the source: folders with the root inode, not descended into. */
 const nestedScript = 'find "$1" -mindepth 1 -xdev -type d -inum 256 -print 2>/dev/null; exit 0';

@@ -26,6 +26,7 @@ export async function doctorCommand(targets: string[], options: GlobalOptions): 
         createEngine: createContainerEngine,
         createDuplicati: (global) => real.createDuplicati(global.duplicati),
         checkFolder,
+        snapshots: real.createRealSnapshots(),
         readUnitFile: (name) => {
           try {
             return readFileSync(path.join(unitDirectory(process.env), name), 'utf8');

@@ -9,6 +9,7 @@ import path from 'node:path';
 import type * as Yaml from 'yaml';
 import type { z } from 'zod/v3';
 import { ConfigError, UsageError } from '../errors.js';
+import { within } from '../paths.js';
 import { assertPlainStackName, normaliseStackArgument, stackNameProblem } from './names.js';
 import { ParsedFileCache } from './cache.js';
 import { hookPhases, maxTimeoutSeconds, schemas, type GlobalFile, type StackFile } from './schema.js';
@@ -360,12 +361,6 @@ function normaliseStack(name: string, file: string, shown: string, parsed: Stack
     },
     ...(snapshot ? { snapshot } : {}),
   };
-}
-
-/** Whether `inner` is `outer` or lies below it. */
-function within(outer: string, inner: string): boolean {
-  const relative = path.relative(outer, inner);
-  return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
 }
 
 /**

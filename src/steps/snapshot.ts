@@ -4,6 +4,7 @@
  * once the jobs are done. The removal of each snapshot is registered before it is made, so a
  * failure anywhere after leaves no snapshot behind.
  */
+import { findJob, type Duplicati } from '../adapters/duplicati.js';
 import { chooseDriver, snapshotProblem } from '../adapters/snapshots.js';
 import { CommandError, errorMessage } from '../errors.js';
 import type { RemoveSnapshotUndo, UndoRecord } from '../journal.js';
@@ -23,6 +24,17 @@ function settings(run: StackRun) {
   return snapshot;
 }
 
+/** Which of these jobs Duplicati queues or runs now. */
+export async function jobsDuplicatiRuns(duplicati: Duplicati, jobs: readonly string[], signal?: AbortSignal): Promise<string[]> {
+  const known = await duplicati.listJobs(signal);
+  const status = await duplicati.status(signal);
+  const tasks = [...(status.active ? [status.active] : []), ...status.queue];
+  return jobs.filter((job) => {
+    const id = findJob(known, job)?.id;
+    return id !== undefined && tasks.some((task) => task.backupId === id);
+  });
+}
+
 /** Part of the preflight: every path can be snapshotted with its driver; nothing is touched. */
 export async function checkSnapshotPaths(run: StackRun): Promise<void> {
   const snapshot = settings(run);
@@ -36,6 +48,13 @@ export async function checkSnapshotPaths(run: StackRun): Promise<void> {
       }
       const problem = snapshotProblem(driver, path, facts);
       if (problem !== undefined) return `snapshot.paths[${index}]: ${problem}`;
+      if (facts.target === 'ours') {
+        // Kept by a run that ended mid-job: while Duplicati still reads it, it must stay.
+        const readers = await jobsDuplicatiRuns(run.adapters.duplicati, run.stack.jobs, run.signal);
+        if (readers.length > 0) {
+          return `snapshot.paths[${index}]: the snapshot at ${path.target}, kept by an earlier run, is still read by Duplicati job ${readers.join(', ')}; run again once it has ended`;
+        }
+      }
       drivers[index] = driver;
       return undefined;
     });

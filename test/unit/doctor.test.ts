@@ -51,6 +51,7 @@ function doctor(files: Record<string, string> = {}): Doctor {
       return world.engine;
     },
     createDuplicati: () => world.duplicati,
+    snapshots: world.snapshots,
     checkFolder: async (folder) => {
       world.record(`check ${folder}`);
       if (unreachable.has(folder)) throw new TimeoutError(`${folder}: no answer within 30 s`);
@@ -319,5 +320,50 @@ describe('runDoctor: the Duplicati version', () => {
     const checks = await run();
     const version = checks.find((check) => check.what === "Duplicati's version is supported (driver exec)")!;
     expect(version.problem).toBe('Duplicati 2.0.8.1_beta_2024-05-07 is older than 2.1.0.5, the lowest version the exec driver supports; update Duplicati');
+  });
+});
+
+describe('doctor, snapshot mode', () => {
+  const stack = 'duplicati_jobs: [app]\nsnapshot:\n  paths:\n    - {source: /srv/app/data, target: /srv/snapshots/app/data}\n';
+  function snapshotDoctor(): Doctor {
+    const setup = doctor({ 'stacks/app.yaml': stack });
+    setup.world.snapshots.source('/srv/app/data', { fsType: 'btrfs', inode: 256, mount: '/srv' });
+    setup.world.containerMounts.set('duplicati', [{ source: '/srv/snapshots', destination: '/snapshots' }]);
+    return setup;
+  }
+
+  it('a sound path: it can be snapshotted, the container sees the target, and the doctor says where the job must read', async () => {
+    const checks = await snapshotDoctor().run();
+    expect(failures(checks)).toEqual([]);
+    expect(checks.map((check) => check.what)).toContain('stacks/app.yaml snapshot.paths[0]: /srv/app/data can be snapshotted to /srv/snapshots/app/data (driver auto)');
+    expect(checks.some((check) => check.ok && /can see \/srv\/snapshots\/app\/data, at \/snapshots\/app\/data: the job of app must back up that path/.test(check.what))).toBe(true);
+  });
+
+  it('a source on ext4 or tmpfs fails, saying why', async () => {
+    for (const fsType of ['ext2/ext3', 'tmpfs']) {
+      const setup = snapshotDoctor();
+      setup.world.snapshots.source('/srv/app/data', { fsType, inode: 12, mount: '/srv' });
+      const problem = failure(await setup.run(), /can be snapshotted/).problem!;
+      expect(problem).toMatch(/cannot share blocks/);
+      expect(problem).toMatch(/auto chose reflink/);
+    }
+  });
+
+  it('a target the Duplicati container cannot see fails; so does a volume of the target itself', async () => {
+    const hidden = snapshotDoctor();
+    hidden.world.containerMounts.set('duplicati', [{ source: '/srv/other', destination: '/source' }]);
+    expect(failure(await hidden.run(), /can see/).problem).toMatch(/none of its volumes covers \/srv\/snapshots\/app/);
+    const itself = snapshotDoctor();
+    itself.world.containerMounts.set('duplicati', [{ source: '/srv/snapshots/app/data', destination: '/data' }]);
+    expect(failure(await itself.run(), /can see/).problem).toMatch(/the target itself .* never the next one/);
+  });
+
+  it('api driver: a job whose sources miss the snapshot fails (it would back up the live data)', async () => {
+    const setup = snapshotDoctor();
+    setup.world.duplicati.useTaskApi();
+    setup.world.duplicati.sources.set('1', ['/source/app/']);
+    expect(failure(await setup.run(), /backs up the snapshot/).problem).toMatch(/set its source to \/snapshots\/app\/data\//);
+    setup.world.duplicati.sources.set('1', ['/snapshots/app/data/']);
+    expect(failures(await setup.run())).toEqual([]);
   });
 });

@@ -20,6 +20,8 @@ const names = [
   'stack_backup_last_run_outcome_known',
   'stack_backup_downtime_seconds',
   'stack_backup_backup_duration_seconds',
+  'stack_backup_snapshot_mode',
+  'stack_backup_snapshot_seconds',
 ];
 
 function entry(overrides: Partial<HistoryEntry> & { stack: string; endedAt: string }): HistoryEntry {
@@ -71,7 +73,11 @@ describe('renderMetrics', () => {
     ];
     const text = renderMetrics(history);
     expectTextfileFormat(text);
-    for (const name of names) expect(samples(text, name).map((line) => line.split(' ')[0])).toEqual(['{stack="alpha"}', '{stack="beta"}']);
+    // Stop-mode runs have no snapshot time.
+    for (const name of names.filter((name) => name !== 'stack_backup_snapshot_seconds')) {
+      expect(samples(text, name).map((line) => line.split(' ')[0])).toEqual(['{stack="alpha"}', '{stack="beta"}']);
+    }
+    expect(samples(text, 'stack_backup_snapshot_seconds')).toEqual([]);
     const beta = Date.parse('2024-03-02T02:00:00.000Z') / 1000;
     expect(samples(text, 'stack_backup_last_run_timestamp_seconds')).toEqual([`{stack="alpha"} ${Date.parse('2024-03-01T01:00:00.000Z') / 1000}`, `{stack="beta"} ${beta}`]);
     expect(samples(text, 'stack_backup_last_success_timestamp_seconds')[1]).toBe(`{stack="beta"} ${beta}`);
@@ -126,7 +132,22 @@ describe('renderMetrics', () => {
     const text = renderMetrics([entry({ stack: 'a"b\\c\nd', endedAt: '2024-03-01T00:00:00.000Z' })]);
     expectTextfileFormat(text);
     expect(samples(text, 'stack_backup_last_run_success')).toEqual(['{stack="a\\"b\\\\c\\nd"} 1']);
-    expect(text.split('\n')).toHaveLength(names.length * 3 + 1);
+    // One sample per metric but the snapshot time, which a stop-mode run has none of.
+    expect(text.split('\n')).toHaveLength(names.length * 3);
+  });
+});
+
+describe('snapshot mode in the metrics', () => {
+  it('the mode per stack (1 snapshot, 0 stop) and the snapshots\' time apart from the downtime and the backup', () => {
+    const text = renderMetrics([
+      entry({ stack: 'files', endedAt: '2024-03-01T01:00:00.000Z', mode: 'snapshot', downtimeMs: 1500, backupMs: 600_000, snapshotMs: 120 }),
+      entry({ stack: 'mail', endedAt: '2024-03-01T01:00:00.000Z' }),
+    ]);
+    expectTextfileFormat(text);
+    expect(samples(text, 'stack_backup_snapshot_mode')).toEqual(['{stack="files"} 1', '{stack="mail"} 0']);
+    expect(samples(text, 'stack_backup_snapshot_seconds')).toEqual(['{stack="files"} 0.12']);
+    expect(samples(text, 'stack_backup_downtime_seconds')).toEqual(['{stack="files"} 1.5', '{stack="mail"} 42']);
+    expect(samples(text, 'stack_backup_backup_duration_seconds')).toEqual(['{stack="files"} 600', '{stack="mail"} 30.5']);
   });
 });
 

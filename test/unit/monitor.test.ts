@@ -97,7 +97,7 @@ describe('healthchecks pings', () => {
     expect(report.failures).toEqual([]);
     expect(requests.map((request) => `${request.method} ${bare(request.url)}`)).toEqual([`GET ${hc}/start`, `POST ${hc}/0`]);
     expect(ridOf(requests[1]!)).toBe(ridOf(requests[0]!));
-    expect(requests[1]!.body).toBe('app: backed up\n\nline one\nline two');
+    expect(requests[1]!.body).toBe('app: backed up\nstop mode, down 13 s, backup 3.0 s\n\nline one\nline two');
     expect(requests[1]!.contentType).toMatch(/^text\/plain/);
     expect(requests[1]!.timeoutMs).toBe(quick.timeoutMs);
   });
@@ -120,7 +120,7 @@ describe('healthchecks pings', () => {
     const { send, requests } = recorder();
     await createStackMonitor('app', settings({ healthchecks: hc }), send, quick).finished(stackResult({ outcome: 'unknown' }), 'tail');
     expect(bare(requests[0]!.url)).toBe(`${hc}/0`);
-    expect(requests[0]!.body).toBe('app: ran, outcome unknown\n\ntail');
+    expect(requests[0]!.body).toBe('app: ran, outcome unknown\nstop mode, down 13 s, backup 3.0 s\n\ntail');
   });
 
   it('failure: POST <url>/1 with the error, the restore errors and the log tail', async () => {
@@ -128,7 +128,7 @@ describe('healthchecks pings', () => {
     const result = stackResult({ ok: false, outcome: 'failed', error: 'Duplicati reports Error for job app: disk full', restoreErrors: ['post_start hook failed'] });
     await createStackMonitor('app', settings({ healthchecks: hc }), send, quick).finished(result, 'the tail');
     expect(requests.map((request) => `${request.method} ${bare(request.url)}`)).toEqual([`POST ${hc}/1`]);
-    expect(requests[0]!.body).toBe('app: FAILED: Duplicati reports Error for job app: disk full; post_start hook failed\n\nthe tail');
+    expect(requests[0]!.body).toBe('app: FAILED: Duplicati reports Error for job app: disk full; post_start hook failed\nstop mode, down 13 s, backup 3.0 s\n\nthe tail');
   });
 
   it('a trailing slash on the URL: /start and /1 without a double slash; a query of the URL is kept', async () => {
@@ -151,10 +151,10 @@ describe('healthchecks pings', () => {
     const body = requests[0]!.body!;
     expect(Buffer.byteLength(body, 'utf8')).toBeLessThanOrEqual(100_000);
     expect(Buffer.byteLength(body, 'utf8')).toBeGreaterThan(99_990);
-    expect(body.startsWith('app: FAILED: x\n\n')).toBe(true);
+    expect(body.startsWith('app: FAILED: x\nstop mode, down 13 s, backup 3.0 s\n\n')).toBe(true);
     expect(body.endsWith('THE LAST LINE')).toBe(true);
     expect(body).not.toContain('\ufffd');
-    expect(tail.endsWith(body.slice('app: FAILED: x\n\n'.length))).toBe(true);
+    expect(tail.endsWith(body.slice('app: FAILED: x\nstop mode, down 13 s, backup 3.0 s\n\n'.length))).toBe(true);
   });
 
   it('nothing is sent without settings', async () => {
@@ -198,7 +198,7 @@ describe('uptime kuma and ntfy', () => {
     await createStackMonitor('app', settings({ ntfy }), send, quick).finished(result, 'tail');
     expect(requests).toHaveLength(1);
     expect(requests[0]).toMatchObject({ method: 'POST', url: ntfy, headers: { Title: `stack-backup: ${title} on ${os.hostname()}`, Priority: priority, Tags: tags } });
-    expect(requests[0]!.body).toBe(`${title.startsWith('app FAILED') ? `app: ${title.slice(4)}: x` : `app: ${title.slice(4)}`}\nlog: ${result.logFile}`);
+    expect(requests[0]!.body).toBe(`${title.startsWith('app FAILED') ? `app: ${title.slice(4)}: x` : `app: ${title.slice(4)}`}\nstop mode, down 13 s, backup 3.0 s\nlog: ${result.logFile}`);
   });
 });
 
@@ -212,14 +212,16 @@ describe('webhook', () => {
     expect(requests).toHaveLength(1);
     expect(requests[0]).toMatchObject({ method: 'POST', url: webhook, contentType: 'application/json' });
     const body = JSON.parse(requests[0]!.body!) as Record<string, unknown>;
-    expect(Object.keys(body).sort()).toEqual(['downtime_seconds', 'duration_seconds', 'error', 'host', 'log_file', 'outcome', 'result', 'stack', 'time'].sort());
+    expect(Object.keys(body).sort()).toEqual(['downtime_seconds', 'duration_seconds', 'error', 'host', 'log_file', 'mode', 'outcome', 'result', 'snapshot_seconds', 'snapshots_left', 'stack', 'time'].sort());
     expect(body).toMatchObject({
       stack: 'app',
       host: os.hostname(),
       result: 'failed',
       outcome: 'failed',
+      mode: 'stop',
       downtime_seconds: 12.5,
       duration_seconds: 3,
+      snapshot_seconds: null,
       error: 'stop unit: timed out; restore unit: start failed',
       log_file: '/srv/stack-backup/logs/backup-app-2024-03-01.log',
     });
@@ -331,7 +333,7 @@ describe('monitoring in a run (runBackups)', () => {
     expect(stackBackBeforeStartAnswer).toBe(true);
     expect(report.results[0]!.ok).toBe(true);
     expect(requests.map((request) => `${request.method} ${bare(request.url)}`)).toEqual([`GET ${hc}/start`, `POST ${hc}/0`]);
-    expect(requests[1]!.body).toMatch(/^app: backed up\n\n/);
+    expect(requests[1]!.body).toMatch(/^app: backed up\nstop mode, down [^\n]+\n\n/);
     const log = readFileSync(report.results[0]!.logFile, 'utf8');
     expect(log).toContain(`monitoring report not delivered: POST ${hc}/0?rid=${ridOf(requests[1]!)}: HTTP 404`);
   });

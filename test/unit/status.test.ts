@@ -81,7 +81,7 @@ describe('stackStatuses and statusExitCode', () => {
   it('a configured stack that never ran shows "never"; nothing needs a look', () => {
     const statuses = stackStatuses(['alpha'], [], [], false);
     expect(statuses).toEqual([
-      { stack: 'alpha', lastRun: null, result: 'never', outcome: null, error: null, downtimeMs: null, backupMs: null, lastSuccess: null, pendingRecovery: [] },
+      { stack: 'alpha', lastRun: null, result: 'never', outcome: null, error: null, mode: null, downtimeMs: null, backupMs: null, snapshotMs: null, lastSuccess: null, pendingRecovery: [] },
     ]);
     expect(statusExitCode(statuses)).toBe(exitCodes.success);
   });
@@ -100,8 +100,10 @@ describe('stackStatuses and statusExitCode', () => {
       result: 'failed',
       outcome: null,
       error: 'restore unit: start failed',
+      mode: 'stop',
       downtimeMs: 3000,
       backupMs: null,
+      snapshotMs: null,
       lastSuccess: history[0]!.endedAt,
       pendingRecovery: [],
     });
@@ -149,10 +151,10 @@ describe('formatStatus', () => {
     const text = formatStatus(statuses, false);
     expect(text.endsWith('\n')).toBe(true);
     const [header, alpha, nextcloud, fresh, ...rest] = lines(text);
-    expect(header!.split(/\s{2,}/)).toEqual(['STACK', 'LAST RUN', 'RESULT', 'DOWNTIME', 'BACKUP', 'LAST SUCCESS', 'PENDING RECOVERY']);
-    expect(alpha!.split(/\s{2,}/)).toEqual(['alpha', '2024-06-01 03:01:05Z', 'success', '12 s', '50 s', '2024-06-01 03:01:05Z', '-']);
-    expect(nextcloud!.split(/\s{2,}/)).toEqual(['nextcloud', '2024-06-02 03:01:05Z', 'failed', '-', '-', '2024-06-01 03:01:05Z', 'restore unit']);
-    expect(fresh!.split(/\s{2,}/)).toEqual(['new', '-', 'never', '-', '-', '-', '-']);
+    expect(header!.split(/\s{2,}/)).toEqual(['STACK', 'LAST RUN', 'RESULT', 'MODE', 'DOWNTIME', 'BACKUP', 'LAST SUCCESS', 'PENDING RECOVERY']);
+    expect(alpha!.split(/\s{2,}/)).toEqual(['alpha', '2024-06-01 03:01:05Z', 'success', 'stop', '12 s', '50 s', '2024-06-01 03:01:05Z', '-']);
+    expect(nextcloud!.split(/\s{2,}/)).toEqual(['nextcloud', '2024-06-02 03:01:05Z', 'failed', 'stop', '-', '-', '2024-06-01 03:01:05Z', 'restore unit']);
+    expect(fresh!.split(/\s{2,}/)).toEqual(['new', '-', 'never', '-', '-', '-', '-', '-']);
     // Columns line up: each column starts at the same place in every row.
     for (const title of ['LAST RUN', 'RESULT', 'DOWNTIME', 'LAST SUCCESS']) {
       const column = header!.indexOf(title);
