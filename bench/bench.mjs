@@ -3,7 +3,8 @@
 // stack files against bare node startup. Prints Markdown tables (also bench/results.md).
 // Both drivers are measured before and after in one run: "before" is BENCH_BEFORE_REF (default
 // main) built aside into $WORLD_DIR/app-before; BENCH_BEFORE_REF=none skips it.
-// BENCH_STACKS (comma-separated) picks the stacks, BENCH_RUNS the runs per cell.
+// BENCH_STACKS (comma-separated) picks the stacks, BENCH_RUNS the runs per cell; BENCH_SNAPSHOT
+// the stacks for snapshot mode against stop mode (none: skip), BENCH_SNAPSHOT_SIZES their sizes in MB.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -195,6 +196,90 @@ const worst = Math.max(...Object.values(overheads));
 say(`Target: median overhead under 300 ms per stack with default settings: ${worst < 300 ? 'met' : 'NOT met'} (worst stack ${worst.toFixed(0)} ms).`);
 for (const driver of ['exec', 'api']) {
   say(`Aim (issue 10): ${driver} driver overhead at most ${aims[driver]} ms: ${worstByDriver[driver] <= aims[driver] ? 'met' : 'NOT met'} (worst stack ${worstByDriver[driver].toFixed(0)} ms).`);
+}
+
+// Snapshot mode beside stop mode, on one stack at two data sizes with the same number of files:
+// the stand-in's job reads all of it. Downtime in snapshot mode must not grow with the bytes and
+// stay within 0.3 s of unit stop + container wait + unit start (BENCH_SNAPSHOT=none skips it).
+const snapshotStacks = (process.env.BENCH_SNAPSHOT ?? 'snapbtrfs,snapxfs').split(',').filter((name) => name && name !== 'none');
+const snapshotSizes = (process.env.BENCH_SNAPSHOT_SIZES ?? '50,1024').split(',').map(Number);
+const snapshotFiles = Number(process.env.BENCH_SNAPSHOT_FILES ?? 200);
+const snapshotRuns = Number(process.env.BENCH_SNAPSHOT_RUNS ?? 3);
+const snapshotPaths = {
+  snapbtrfs: { driver: 'btrfs', source: path.join(world.BTRFS_DIR ?? '', 'snapbtrfs'), target: path.join(world.BTRFS_DIR ?? '', 'snapshots', 'snapbtrfs') },
+  snapxfs: { driver: 'reflink', source: path.join(world.XFS_DIR ?? '', 'snapxfs'), target: path.join(world.XFS_DIR ?? '', 'snapshots', 'snapxfs') },
+};
+
+function writeStackFile(stack, text) {
+  const file = path.join(world.WORLD_ROOT, 'stacks', `${stack}.yaml`);
+  writeFileSync(file, text);
+  execFileSync('chown', [`${world.WORLD_UID}:${world.WORLD_GID}`, file]);
+}
+
+function measureMode(stack, mode, megabytes) {
+  script('reset.sh', '--quiet');
+  script('fill-data.sh', stack, String(megabytes), String(snapshotFiles));
+  // The job's length is its one full read of the data (at least 1 s).
+  script('standin.sh', 'set', 'duration', '1');
+  const settings = snapshotPaths[stack];
+  writeStackFile(
+    stack,
+    mode === 'snapshot'
+      ? `duplicati_jobs: [${stack}]\nsnapshot:\n  driver: ${settings.driver}\n  paths:\n    - source: ${settings.source}\n      target: ${settings.target}\n`
+      : `duplicati_jobs: [${stack}]\n`,
+  );
+  const before = Date.now();
+  const run = asUser(process.execPath, world.WORLD_CLI, '--root', world.WORLD_ROOT, stack);
+  if (run.status !== 0) throw new Error(`stack-backup ${stack} (${mode} mode) exited ${run.status}: ${run.stdout}${run.stderr}`);
+  const logFile = readdirSync(path.join(world.WORLD_ROOT, 'logs')).filter((name) => name.startsWith(`backup-${stack}-`)).sort().at(-1);
+  const lines = readFileSync(path.join(world.WORLD_ROOT, 'logs', logFile), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+  const end = lines.filter((line) => line.msg === 'stack run end').at(-1);
+  const job = records().find((record) => record.name === stack && record.start >= before);
+  return {
+    downtime: end.downtime_ms,
+    parts: end.unit_stop_ms + end.containers_wait_ms + end.unit_start_ms,
+    snapshot: end.snapshot_ms ?? 0,
+    backup: end.backup_ms,
+    verdict: job?.verdict ?? 'none',
+  };
+}
+
+if (snapshotStacks.length > 0) {
+  say('');
+  say(`Snapshot mode beside stop mode: downtime in ms, median ± half the spread over ${snapshotRuns} runs; ${snapshotFiles} files; the job reads all of them. "stop+wait+start" is that run's own unit stop, container wait and unit start; "extra" is downtime minus that.`);
+  say('');
+  say('| stack | data | mode | downtime | stop+wait+start | extra | snapshots | backup | CLEAN |');
+  say('|---|---|---|---|---|---|---|---|---|');
+  const extras = [];
+  const downtimes = {};
+  for (const stack of snapshotStacks) {
+    for (const megabytes of snapshotSizes) {
+      for (const mode of ['stop', 'snapshot']) {
+        const samples = Array.from({ length: snapshotRuns }, () => measureMode(stack, mode, megabytes));
+        const pick = (key) => samples.map((sample) => sample[key]);
+        const extra = samples.map((sample) => sample.downtime - sample.parts);
+        if (mode === 'snapshot') {
+          extras.push(median(extra));
+          (downtimes[stack] ??= []).push(median(pick('downtime')));
+        }
+        say(`| ${stack} | ${megabytes} MB | ${mode} | ${cell(pick('downtime'))} | ${cell(pick('parts'))} | ${cell(extra)} | ${mode === 'snapshot' ? cell(pick('snapshot')) : '-'} | ${cell(pick('backup'))} | ${samples.filter((sample) => sample.verdict === 'CLEAN').length}/${samples.length} |`);
+      }
+    }
+  }
+  script('reset.sh', '--quiet');
+  resetStackFiles();
+  say('');
+  const worstExtra = Math.max(...extras);
+  say(`Target: snapshot-mode downtime within 300 ms of stop + container wait + start: ${worstExtra <= 300 ? 'met' : 'NOT met'} (worst ${worstExtra.toFixed(0)} ms).`);
+  for (const [stack, values] of Object.entries(downtimes)) {
+    const growth = values.at(-1) - values[0];
+    say(`Target: ${stack}'s snapshot-mode downtime does not grow with the bytes (${snapshotSizes.join(' MB -> ')} MB): ${growth <= 300 ? 'met' : 'NOT met'} (${growth >= 0 ? '+' : ''}${growth.toFixed(0)} ms).`);
+  }
+}
+
+/** The snapshot stacks' files are the bench's own: none is left in the world's root. */
+function resetStackFiles() {
+  for (const stack of snapshotStacks) rmSync(path.join(world.WORLD_ROOT, 'stacks', `${stack}.yaml`), { force: true });
 }
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'stack-backup-bench-'));
