@@ -453,7 +453,9 @@ EOF
 # written by stack-backup test/world/setup.sh
 # The Duplicati stand-in: container "duplicati", data folders read-only at
 # /source, the snapshot parent folders read-only at /snapshots/btrfs and
-# /snapshots/xfs, control folder at /control, scripts at /opt/duplicati (on PATH).
+# /snapshots/xfs (not btrfs/hidden), the snapshot stacks' live data read-only at
+# /live/snapbtrfs and /live/snapxfs (for a job that reads live data: DIRTY),
+# control folder at /control, scripts at /opt/duplicati (on PATH).
 [Unit]
 Description=stack-backup world: Duplicati stand-in container
 Wants=$USERNS_UNIT
@@ -462,7 +464,7 @@ After=$USERNS_UNIT
 [Service]
 Type=simple
 KillMode=mixed
-ExecStart=$RUN --name duplicati --network=none -v $D/data:/source:ro -v $BTRFS_DIR/snapshots:/snapshots/btrfs:ro -v $XFS_DIR/snapshots:/snapshots/xfs:ro -v $D/duplicati:/control -v $D/standin:/opt/duplicati:ro -e PATH=/opt/duplicati:/usr/sbin:/usr/bin:/sbin:/bin $WORLD_IMAGE /bin/sh /opt/duplicati/worker.sh
+ExecStart=$RUN --name duplicati --network=none -v $D/data:/source:ro -v $BTRFS_DIR/snapshots:/snapshots/btrfs:ro -v $XFS_DIR/snapshots:/snapshots/xfs:ro -v $BTRFS_DIR/snapbtrfs:/live/snapbtrfs:ro -v $XFS_DIR/snapxfs:/live/snapxfs:ro -v $D/duplicati:/control -v $D/standin:/opt/duplicati:ro -e PATH=/opt/duplicati:/usr/sbin:/usr/bin:/sbin:/bin $WORLD_IMAGE /bin/sh /opt/duplicati/worker.sh
 ExecStop=/usr/bin/podman stop --ignore -t 10 duplicati
 SuccessExitStatus=143
 TimeoutStartSec=120
