@@ -166,33 +166,32 @@ mount_filesystems() {
 	[ -n "$MOUNTED_NOW" ] || say "filesystems: btrfs at $BTRFS_DIR, xfs at $XFS_DIR (mounted)"
 }
 
-# PIDs of the user's processes that live in rootless Podman's mount namespace:
-# the pause process, conmon and podman processes.
-podman_ns_pids() {
-	{
-		cat "$XDG_RUNTIME_DIR/libpod/tmp/pause.pid" 2>/dev/null && echo
-		pgrep -u "$WORLD_UID" -x conmon
-		pgrep -u "$WORLD_UID" -x podman
-	} 2>/dev/null | grep -E '^[0-9]+$' | sort -u
-	return 0
-}
-
-# stale_podman_ns: true (and prints a PID) when one of those processes is in a
-# mount namespace that lacks the btrfs or the XFS mount.
+# stale_podman_ns: true (and prints a PID) when a process of the user that lives
+# in rootless Podman's mount namespace (the pause process, conmon, podman) is in
+# a mount namespace that lacks the btrfs or the XFS mount. Few processes: one
+# look per namespace, not per process.
 stale_podman_ns() {
-	local p self m
-	self=$(readlink /proc/self/ns/mnt)
-	for p in $(podman_ns_pids); do
-		pid_alive "$p" || continue
-		[ "$(stat -c %u "/proc/$p" 2>/dev/null)" = "$WORLD_UID" ] || continue
-		[ "$(readlink "/proc/$p/ns/mnt" 2>/dev/null)" = "$self" ] && continue
-		for m in "$BTRFS_DIR" "$XFS_DIR"; do
-			if ! awk -v m="$m" '$5 == m { f = 1 } END { exit !f }' "/proc/$p/mountinfo" 2>/dev/null; then
-				echo "$p"
-				return 0
-			fi
-		done
-	done
+	local pids pause p ns self seen=" " f
+	pause=$(cat "$XDG_RUNTIME_DIR/libpod/tmp/pause.pid" 2>/dev/null || true)
+	[ -n "$pause" ] && [ "$(stat -c %u "/proc/$pause" 2>/dev/null)" = "$WORLD_UID" ] || pause=""
+	pids=$(pgrep -u "$WORLD_UID" -x 'conmon|podman|catatonit' 2>/dev/null || true)
+	pids=$(echo $pause $pids)
+	[ -n "$pids" ] || return 1
+	self=$(stat -L -c %i /proc/self/ns/mnt)
+	# shellcheck disable=SC2046
+	while read -r f ns; do
+		p=${f#/proc/}
+		p=${p%%/*}
+		[ "$ns" != "$self" ] || continue
+		case "$seen" in *" $ns "*) continue ;; esac
+		seen="$seen$ns "
+		if ! awk -v b="$BTRFS_DIR" -v x="$XFS_DIR" '$5 == b { fb = 1 } $5 == x { fx = 1 } END { exit !(fb && fx) }' \
+			"/proc/$p/mountinfo" 2>/dev/null; then
+			[ -e "/proc/$p" ] || continue
+			echo "$p"
+			return 0
+		fi
+	done < <(stat -L -c '%n %i' $(printf '/proc/%s/ns/mnt ' $pids) 2>/dev/null)
 	return 1
 }
 
