@@ -56,8 +56,17 @@ for dir in "$BTRFS_DIR/snapshots" "$BTRFS_DIR/hidden" "$XFS_DIR/snapshots"; do
 done
 # Live data: the subvolume (re-made by the user if a test removed it), no bulk/,
 # db/ 0700 and db/state 0600 owned by container user 1000.
-[ -e "$BTRFS_DIR/snapbtrfs" ] || as_user btrfs -q subvolume create "$BTRFS_DIR/snapbtrfs" >/dev/null
-[ -d "$XFS_DIR/snapxfs" ] || install -d -m 755 -o "$WORLD_USER" -g "$WORLD_GID" "$XFS_DIR/snapxfs"
+# (A stack whose live folder was made anew is restarted below: its container
+# still has the old one as /data.)
+remade=""
+if [ ! -e "$BTRFS_DIR/snapbtrfs" ]; then
+	as_user btrfs -q subvolume create "$BTRFS_DIR/snapbtrfs" >/dev/null
+	remade="$remade snapbtrfs-stack.service"
+fi
+if [ ! -d "$XFS_DIR/snapxfs" ]; then
+	install -d -m 755 -o "$WORLD_USER" -g "$WORLD_GID" "$XFS_DIR/snapxfs"
+	remade="$remade snapxfs-stack.service"
+fi
 db_uid=$(subuid_of 1000)
 db_gid=$(subgid_of 1000)
 for s in $SNAP_STACKS; do
@@ -71,6 +80,11 @@ for s in $SNAP_STACKS; do
 	fi
 done
 uctl start $USERNS_UNIT podman.socket $DUPLICATI_UNIT $DUPLICATI_API_UNIT $STACK_UNITS $SNAP_UNITS ondemand-proxy.socket
+if [ -n "$remade" ]; then
+	say "reset: live data made anew, restarting$remade and $DUPLICATI_UNIT (they mount it)"
+	# shellcheck disable=SC2086
+	uctl restart $remade $DUPLICATI_UNIT
+fi
 
 # Every stack must have all its containers running (a test may have killed or
 # stopped some behind systemd's back).
