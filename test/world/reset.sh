@@ -3,7 +3,11 @@
 #   stand-in reset (standin.sh reset), the three stack units active with all
 #   their containers running, ondemand-proxy.socket listening,
 #   ondemand-proxy.service inactive, the duplicati container running, the REST
-#   API stand-in (sbworld-duplicati-api.service) answering.
+#   API stand-in (sbworld-duplicati-api.service) answering; the snapshot stacks
+#   (snapbtrfs, snapxfs): no snapshot targets or markers left in
+#   btrfs/snapshots, btrfs/hidden and xfs/snapshots, live data without bulk/
+#   and with db/ (0700) and db/state (0600) owned by container user 1000,
+#   units active and heartbeats advancing.
 # Does not touch $WORLD_DIR/root (stack files, hooks, logs, locks).
 #   reset.sh [--quiet]
 set -euo pipefail
@@ -22,19 +26,91 @@ rm -f "$WORLD_DIR/ondemand-activation-delay"
 # Containers a test left stuck (stuck-container.sh) carry this label.
 for c in $(upodman ps -a -q --filter label=sbworld.stuck=1 2>/dev/null); do upodman rm -f --ignore "$c" >/dev/null 2>&1 || true; done
 uctl reset-failed 2>/dev/null || true
-uctl stop ondemand-proxy.service 2>/dev/null
-uctl start $USERNS_UNIT podman.socket $DUPLICATI_UNIT $DUPLICATI_API_UNIT $STACK_UNITS ondemand-proxy.socket
+
+# Snapshot stacks: the filesystems must be there (setup.sh mounts them).
+# (Few processes here: reset.sh should stay around a second.)
+mounted=$(awk -v b="$BTRFS_DIR" -v x="$XFS_DIR" '$5 == b || $5 == x { n++ } END { print n + 0 }' /proc/self/mountinfo)
+[ "$mounted" -ge 2 ] || die "reset: $BTRFS_DIR and $XFS_DIR must be mounted; run setup.sh"
+# Leftover snapshot targets and markers: btrfs snapshots are deleted as the
+# user (read-only ones made writable first; user_subvol_rm_allowed), anything
+# else (plain folders with subordinate-UID files, *.stack-backup* markers) by root.
+# is_subvol PATH: the root directory of a btrfs subvolume has inode 256
+is_subvol() { [ -d "$1" ] && [ ! -L "$1" ] && [ "$(stat -c %i "$1")" = 256 ]; }
+del_subvol() {
+	as_user btrfs property set -ts "$1" ro false 2>/dev/null || true
+	as_user btrfs -q subvolume delete "$1" >/dev/null 2>&1 || btrfs -q subvolume delete "$1" >/dev/null 2>&1 || true
+}
+for dir in "$BTRFS_DIR/snapshots" "$BTRFS_DIR/hidden" "$XFS_DIR/snapshots"; do
+	for t in "$dir"/* "$dir"/.[!.]*; do
+		[ -e "$t" ] || [ -L "$t" ] || continue
+		if is_subvol "$t"; then
+			del_subvol "$t"
+		elif [ -d "$t" ] && [ ! -L "$t" ] && [ "$dir" != "$XFS_DIR/snapshots" ]; then
+			# a folder holding subvolumes: those first, deepest first
+			find "$t" -mindepth 1 -depth -type d -inum 256 2>/dev/null | while read -r v; do del_subvol "$v"; done
+		fi
+		[ -e "$t" ] || [ -L "$t" ] || continue
+		rm -rf "$t"
+	done
+	[ -d "$dir" ] || install -d -m 755 -o "$WORLD_USER" -g "$WORLD_GID" "$dir"
+done
+# Live data: the subvolume (re-made by the user if a test removed it), no bulk/,
+# db/ 0700 and db/state 0600 owned by container user 1000.
+# (A stack whose live folder was made anew is restarted below: its container
+# still has the old one as /data.)
+remade=""
+if [ ! -e "$BTRFS_DIR/snapbtrfs" ]; then
+	as_user btrfs -q subvolume create "$BTRFS_DIR/snapbtrfs" >/dev/null
+	remade="$remade snapbtrfs-stack.service"
+fi
+if [ ! -d "$XFS_DIR/snapxfs" ]; then
+	install -d -m 755 -o "$WORLD_USER" -g "$WORLD_GID" "$XFS_DIR/snapxfs"
+	remade="$remade snapxfs-stack.service"
+fi
+db_uid=$(subuid_of 1000)
+db_gid=$(subgid_of 1000)
+for s in $SNAP_STACKS; do
+	live=$(snap_live "$s")
+	[ -e "$live/bulk" ] && rm -rf "$live/bulk"
+	if [ "$(stat --printf '%u:%g:%a ' "$live/db" "$live/db/state" 2>/dev/null)" != "$db_uid:$db_gid:700 $db_uid:$db_gid:600 " ]; then
+		install -d -m 700 -o "$db_uid" -g "$db_gid" "$live/db"
+		[ -f "$live/db/state" ] || install -m 600 -o "$db_uid" -g "$db_gid" /dev/null "$live/db/state"
+		chown "$db_uid:$db_gid" "$live/db/state"
+		chmod 600 "$live/db/state"
+	fi
+done
+uctl start $USERNS_UNIT podman.socket $DUPLICATI_UNIT $DUPLICATI_API_UNIT $STACK_UNITS $SNAP_UNITS ondemand-proxy.socket
+if [ -n "$remade" ]; then
+	say "reset: live data made anew, restarting$remade and $DUPLICATI_UNIT (they mount it)"
+	# shellcheck disable=SC2086
+	uctl restart $remade $DUPLICATI_UNIT
+fi
 
 # Every stack must have all its containers running (a test may have killed or
 # stopped some behind systemd's back).
-expected() { case "$1" in composeapp | plainapp) echo 2 ;; ondemand) echo 1 ;; esac; }
-for s in $STACKS; do
-	if [ "$(project_running "$s")" != "$(expected "$s")" ]; then
-		say "reset: $s has $(project_running "$s") of $(expected "$s") containers, restarting $s-stack.service"
+expected() { case "$1" in composeapp | plainapp) echo 2 ;; *) echo 1 ;; esac; }
+# One "podman ps" for all (each call costs a few hundred ms on a busy machine);
+# what looks wrong is listed once more before anything is restarted.
+list_running() { upodman ps --format '{{.Names}} {{index .Labels "io.podman.compose.project"}}' 2>/dev/null || true; }
+count() { printf '%s\n' "$running" | awk -v p="$1" '$2 == p { n++ } END { print n + 0 }'; }
+all_there() {
+	local s
+	for s in $STACKS $SNAP_STACKS; do [ "$(count "$s")" = "$(expected "$s")" ] || return 1; done
+	printf '%s\n' "$running" | grep -q '^duplicati '
+}
+running=$(list_running)
+if ! all_there; then
+	sleep 0.2
+	running=$(list_running)
+fi
+for s in $STACKS $SNAP_STACKS; do
+	n=$(count "$s")
+	if [ "$n" != "$(expected "$s")" ]; then
+		say "reset: $s has $n of $(expected "$s") containers, restarting $s-stack.service"
 		uctl restart "$s-stack.service"
 	fi
 done
-if [ "$(upodman inspect -f '{{.State.Running}}' duplicati 2>/dev/null || true)" != true ]; then
+if ! printf '%s\n' "$running" | grep -q '^duplicati '; then
 	say "reset: duplicati container not running, restarting $DUPLICATI_UNIT"
 	uctl restart $DUPLICATI_UNIT
 fi
@@ -46,15 +122,18 @@ fi
 uctl stop ondemand-proxy.service 2>/dev/null
 
 # Wait until every stack's heartbeat is fresh and the stand-in answers.
-fresh() { [ $(($(date +%s) - $(stat -c %Y "$WORLD_DIR/data/$1/heartbeat" 2>/dev/null || echo 0))) -le 1 ]; }
+fresh() { [ $(($(date +%s) - $(stat -c %Y "$1/heartbeat" 2>/dev/null || echo 0))) -le 1 ]; }
 for s in $STACKS; do
-	wait_for 15 fresh "$s" || die "reset: $s heartbeat is not advancing"
+	wait_for 15 fresh "$WORLD_DIR/data/$s" || die "reset: $s heartbeat is not advancing"
+done
+for s in $SNAP_STACKS; do
+	wait_for 15 fresh "$(snap_live "$s")" || die "reset: $s heartbeat is not advancing"
 done
 wait_for 20 upodman exec duplicati true || die "reset: cannot exec into the duplicati container"
 wait_for 10 api_answers || die "reset: the REST API stand-in does not answer on 127.0.0.1:$APIPORT"
 
 if [ "$quiet" = 0 ]; then
-	for u in $STACK_UNITS ondemand-proxy.socket ondemand-proxy.service $DUPLICATI_UNIT $DUPLICATI_API_UNIT; do
+	for u in $STACK_UNITS $SNAP_UNITS ondemand-proxy.socket ondemand-proxy.service $DUPLICATI_UNIT $DUPLICATI_API_UNIT; do
 		printf '%-30s %s\n' "$u" "$(uctl is-active "$u" 2>/dev/null || true)"
 	done
 fi

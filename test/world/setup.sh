@@ -1,7 +1,8 @@
 #!/bin/bash
 # Builds (or refreshes) the stack-backup test world: an unprivileged user with a
-# real `systemd --user` manager, rootless Podman, three stacks, and a Duplicati
-# stand-in container. Run as root. Idempotent: a re-run takes a few seconds.
+# real `systemd --user` manager, rootless Podman, three stacks, two snapshot-mode
+# stacks on loop-mounted btrfs and XFS, and a Duplicati stand-in container. Run
+# as root. Idempotent: a re-run takes a few seconds.
 #
 #   setup.sh              full setup, ends in the baseline state (see README.md)
 #   setup.sh default-stacks  rewrite root/stacks with the three default stack files
@@ -20,7 +21,7 @@ need_root
 T0=$(date +%s%N)
 elapsed() { echo "$((($(date +%s%N) - T0) / 1000000)) ms"; }
 
-PACKAGES="podman runc uidmap slirp4netns fuse-overlayfs catatonit busybox-static podman-compose socat curl bindfs fuse3"
+PACKAGES="podman runc uidmap slirp4netns fuse-overlayfs catatonit busybox-static podman-compose socat curl bindfs fuse3 btrfs-progs xfsprogs"
 NODE=/usr/bin/node
 CHANGED_UNITS=""
 
@@ -113,6 +114,106 @@ EOF
 	install -d -m 700 -o "$WORLD_USER" -g "$WORLD_GID" "$XDG_RUNTIME_DIR"
 	chown "$WORLD_USER:" "$XDG_RUNTIME_DIR"
 	chmod 700 "$XDG_RUNTIME_DIR"
+}
+
+# ---------------------------------------------------------------- snapshot filesystems
+# mount_loop TYPE IMAGE DIR [OPTIONS]: a sparse 2G image with a fresh TYPE
+# filesystem (made once), mounted at DIR unless something is mounted there.
+# A loop device still attached to IMAGE (e.g. after a lazy unmount another
+# mount namespace still holds) is reused rather than a second one attached.
+MOUNTED_NOW=""
+mount_loop() {
+	local type=$1 img=$2 dir=$3 opts=${4:-} dev
+	install -d -m 755 "$dir"
+	mountpoint -q "$dir" && return 0
+	if [ ! -f "$img" ]; then
+		rm -f "$img.new"
+		truncate -s 2G "$img.new"
+		case "$type" in
+		btrfs) mkfs.btrfs -q "$img.new" >/dev/null ;;
+		xfs) mkfs.xfs -q -m reflink=1 "$img.new" ;;
+		esac
+		mv "$img.new" "$img"
+		say "filesystems: made $type in $img (sparse 2G)"
+	fi
+	dev=$(losetup -n -O NAME -j "$img" 2>/dev/null | head -n1)
+	if [ -n "$dev" ]; then
+		mount -t "$type" ${opts:+-o "$opts"} "$dev" "$dir"
+	else
+		mount -t "$type" -o "loop${opts:+,$opts}" "$img" "$dir"
+	fi
+	MOUNTED_NOW="$MOUNTED_NOW $dir"
+	say "filesystems: mounted $type $img at $dir${opts:+ ($opts)}"
+}
+
+# Before the user's first podman command (rootless Podman's mount namespace is
+# made then, and filesystems mounted later are invisible in it).
+mount_filesystems() {
+	install -d -m 755 "$WORLD_DIR/fs"
+	mount_loop btrfs "$WORLD_DIR/fs/btrfs.img" "$BTRFS_DIR" user_subvol_rm_allowed
+	mount_loop xfs "$WORLD_DIR/fs/xfs.img" "$XFS_DIR"
+	chown "$WORLD_USER:" "$BTRFS_DIR" "$XFS_DIR"
+	chmod 755 "$BTRFS_DIR" "$XFS_DIR"
+	# the live data of snapbtrfs is a subvolume the user made (and so owns)
+	if [ ! -e "$BTRFS_DIR/snapbtrfs" ]; then
+		as_user btrfs -q subvolume create "$BTRFS_DIR/snapbtrfs" >/dev/null
+		say "filesystems: subvolume $BTRFS_DIR/snapbtrfs created by $WORLD_USER"
+	fi
+	[ "$(stat -c %i "$BTRFS_DIR/snapbtrfs")" = 256 ] ||
+		say "filesystems: WARNING: $BTRFS_DIR/snapbtrfs is not a subvolume (remove it and re-run setup.sh)"
+	install -d -m 755 -o "$WORLD_USER" -g "$WORLD_GID" "$BTRFS_DIR/snapbtrfs" "$BTRFS_DIR/snapshots" \
+		"$BTRFS_DIR/hidden" "$XFS_DIR/snapxfs" "$XFS_DIR/snapshots"
+	[ -n "$MOUNTED_NOW" ] || say "filesystems: btrfs at $BTRFS_DIR, xfs at $XFS_DIR (mounted)"
+}
+
+# stale_podman_ns: true (and prints a PID) when a process of the user that lives
+# in rootless Podman's mount namespace (the pause process, conmon, podman) is in
+# a mount namespace that lacks the btrfs or the XFS mount. Few processes: one
+# look per namespace, not per process.
+stale_podman_ns() {
+	local pids pause p ns self seen=" " f
+	pause=$(cat "$XDG_RUNTIME_DIR/libpod/tmp/pause.pid" 2>/dev/null || true)
+	[ -n "$pause" ] && [ "$(stat -c %u "/proc/$pause" 2>/dev/null)" = "$WORLD_UID" ] || pause=""
+	pids=$(pgrep -u "$WORLD_UID" -x 'conmon|podman|catatonit' 2>/dev/null || true)
+	pids=$(echo $pause $pids)
+	[ -n "$pids" ] || return 1
+	self=$(stat -L -c %i /proc/self/ns/mnt)
+	# shellcheck disable=SC2046
+	while read -r f ns; do
+		p=${f#/proc/}
+		p=${p%%/*}
+		[ "$ns" != "$self" ] || continue
+		case "$seen" in *" $ns "*) continue ;; esac
+		seen="$seen$ns "
+		if ! awk -v b="$BTRFS_DIR" -v x="$XFS_DIR" '$5 == b { fb = 1 } $5 == x { fx = 1 } END { exit !(fb && fx) }' \
+			"/proc/$p/mountinfo" 2>/dev/null; then
+			[ -e "/proc/$p" ] || continue
+			echo "$p"
+			return 0
+		fi
+	done < <(stat -L -c '%n %i' $(printf '/proc/%s/ns/mnt ' $pids) 2>/dev/null)
+	return 1
+}
+
+# A world whose user ran podman before the filesystems were mounted (an existing
+# world, or mounts removed since): its containers cannot see them. Stop the
+# world's units, then "podman system migrate" (stops the user's containers and
+# the pause process); the next podman command makes a namespace with the mounts.
+refresh_podman_ns() {
+	local p
+	p=$(stale_podman_ns) || return 0
+	say "podman: $WORLD_USER's rootless mount namespace (pid $p) predates the btrfs/XFS mounts; podman system migrate"
+	if manager_answers; then
+		uctl stop ondemand-proxy.socket ondemand-proxy.service $STACK_UNITS $SNAP_UNITS $DUPLICATI_UNIT \
+			podman.socket podman.service $USERNS_UNIT 2>/dev/null || true
+	fi
+	as_user podman system migrate >/dev/null 2>&1 || say "podman: podman system migrate failed"
+	no_stale_ns() { ! stale_podman_ns >/dev/null; }
+	wait_for 10 no_stale_ns || true
+	if p=$(stale_podman_ns); then
+		die "podman: process $p of $WORLD_USER still lacks the btrfs/XFS mounts after podman system migrate"
+	fi
+	say "podman: namespace dropped ($(elapsed)); it is made again with the mounts"
 }
 
 start_manager() {
@@ -290,6 +391,38 @@ StandardError=inherit
 WantedBy=default.target
 EOF
 
+	local st live
+	for st in $SNAP_STACKS; do
+		live=$(snap_live "$st")
+		put_unit "$st-stack.service" <<EOF
+# written by stack-backup test/world/setup.sh
+# Snapshot mode: one foreground "podman run" (Type=simple, like a Quadlet unit)
+# whose /data is the live data on $(case $st in snapbtrfs) echo "btrfs (a subvolume)" ;; *) echo "XFS (reflinks)" ;; esac); it rewrites
+# /data/heartbeat and /data/db/state (0600, container user 1000) every 0.2 s.
+# Active once a fresh heartbeat is written.
+[Unit]
+Description=stack-backup world: $st (snapshot mode, live data $live)
+Wants=$USERNS_UNIT
+After=$USERNS_UNIT
+
+[Service]
+Type=simple
+KillMode=mixed
+ExecStart=$RUN --name $st-app --label io.podman.compose.project=$st --network=none -v $live:/data -v $B:/world:ro $WORLD_IMAGE /bin/sh /world/dbheartbeat.sh app
+ExecStartPost=$D/bin/wait-beat $live/heartbeat.app 30
+ExecStop=/usr/bin/podman stop --ignore -t 10 $st-app
+ExecStopPost=-/usr/bin/podman rm -f --ignore $st-app
+SuccessExitStatus=143
+TimeoutStartSec=120
+TimeoutStopSec=60
+StandardOutput=append:$LOGS/$st-stack.log
+StandardError=inherit
+
+[Install]
+WantedBy=default.target
+EOF
+	done
+
 	put_unit ondemand-proxy.socket <<EOF
 # written by stack-backup test/world/setup.sh
 [Unit]
@@ -318,7 +451,10 @@ EOF
 	put_unit $DUPLICATI_UNIT <<EOF
 # written by stack-backup test/world/setup.sh
 # The Duplicati stand-in: container "duplicati", data folders read-only at
-# /source, control folder at /control, scripts at /opt/duplicati (on PATH).
+# /source, the snapshot parent folders read-only at /snapshots/btrfs and
+# /snapshots/xfs (not btrfs/hidden), the snapshot stacks' live data read-only at
+# /live/snapbtrfs and /live/snapxfs (for a job that reads live data: DIRTY),
+# control folder at /control, scripts at /opt/duplicati (on PATH).
 [Unit]
 Description=stack-backup world: Duplicati stand-in container
 Wants=$USERNS_UNIT
@@ -327,7 +463,7 @@ After=$USERNS_UNIT
 [Service]
 Type=simple
 KillMode=mixed
-ExecStart=$RUN --name duplicati --network=none -v $D/data:/source:ro -v $D/duplicati:/control -v $D/standin:/opt/duplicati:ro -e PATH=/opt/duplicati:/usr/sbin:/usr/bin:/sbin:/bin $WORLD_IMAGE /bin/sh /opt/duplicati/worker.sh
+ExecStart=$RUN --name duplicati --network=none -v $D/data:/source:ro -v $BTRFS_DIR/snapshots:/snapshots/btrfs:ro -v $XFS_DIR/snapshots:/snapshots/xfs:ro -v $BTRFS_DIR/snapbtrfs:/live/snapbtrfs:ro -v $XFS_DIR/snapxfs:/live/snapxfs:ro -v $D/duplicati:/control -v $D/standin:/opt/duplicati:ro -e PATH=/opt/duplicati:/usr/sbin:/usr/bin:/sbin:/bin $WORLD_IMAGE /bin/sh /opt/duplicati/worker.sh
 ExecStop=/usr/bin/podman stop --ignore -t 10 duplicati
 SuccessExitStatus=143
 TimeoutStartSec=120
@@ -368,6 +504,8 @@ write_scripts() {
 	# container-side scripts (root-owned, read-only mounts)
 	put_file "$WORLD_DIR/box/heartbeat.sh" 755 root: <"$HERE/box/heartbeat.sh" &&
 		CHANGED_UNITS="$CHANGED_UNITS composeapp-stack.service plainapp-stack.service ondemand-stack.service"
+	put_file "$WORLD_DIR/box/dbheartbeat.sh" 755 root: <"$HERE/box/dbheartbeat.sh" &&
+		CHANGED_UNITS="$CHANGED_UNITS $SNAP_UNITS"
 	local f
 	for f in duplicati-server-util worker.sh standin-lib.sh; do
 		put_file "$WORLD_DIR/standin/$f" 755 root: <"$HERE/duplicati/$f" &&
@@ -383,6 +521,18 @@ i=0
 while ! curl -sf -o /dev/null --max-time 1 "$1"; do
 	i=$((i + 1))
 	[ "$i" -ge $(($2 * 10)) ] && { echo "wait-http: $1 did not answer in $2 s" >&2; exit 1; }
+	sleep 0.1
+done
+EOF
+	put_file "$WORLD_DIR/bin/wait-beat" 755 root: <<'EOF' || true
+#!/bin/sh
+# wait-beat FILE SECONDS: wait until FILE is written after this call started
+# (used by the snapshot stacks' units: active once the container writes)
+t0=$(date +%s%N)
+i=0
+while [ "$(date -r "$1" +%s%N 2>/dev/null || echo 0)" -lt "$t0" ]; do
+	i=$((i + 1))
+	[ "$i" -ge $(($2 * 10)) ] && { echo "wait-beat: $1 not written in $2 s" >&2; exit 1; }
 	sleep 0.1
 done
 EOF
@@ -447,6 +597,30 @@ default_stack_files() {
 	chown "$WORLD_USER:" "$S"/*.yaml
 }
 
+# Example stack files of the snapshot stacks (not in root/stacks: the tests that
+# run "all" expect the three default stacks). Rewritten on every run.
+example_stack_files() {
+	install -d -m 755 -o "$WORLD_USER" -g "$WORLD_GID" "$WORLD_DIR/examples"
+	put_file "$WORLD_DIR/examples/snapbtrfs.yaml" 644 "$WORLD_USER:" <<EOF || true
+# example written by test/world/setup.sh: snapshot mode on btrfs (copy into root/stacks/)
+duplicati_jobs: [snapbtrfs]
+snapshot:
+  driver: btrfs
+  paths:
+    - source: $BTRFS_DIR/snapbtrfs
+      target: $BTRFS_DIR/snapshots/snapbtrfs
+EOF
+	put_file "$WORLD_DIR/examples/snapxfs.yaml" 644 "$WORLD_USER:" <<EOF || true
+# example written by test/world/setup.sh: snapshot mode on XFS with reflinks (copy into root/stacks/)
+duplicati_jobs: [snapxfs]
+snapshot:
+  driver: reflink
+  paths:
+    - source: $XFS_DIR/snapxfs
+      target: $XFS_DIR/snapshots/snapxfs
+EOF
+}
+
 # $WORLD_DIR/app is a symlink to app.<stamp>; it is swapped atomically, so a CLI
 # run in progress keeps its files. The previous copy is kept, older ones removed.
 install_app() {
@@ -507,13 +681,15 @@ STANDIN_RESULTS=$WORLD_DIR/duplicati/results.log
 DUPLICATI_API_URL=http://127.0.0.1:$APIPORT
 DUPLICATI_API_UNIT=$DUPLICATI_API_UNIT
 DUPLICATI_API_PASSWORD=sbworld-secret
+BTRFS_DIR=$BTRFS_DIR
+XFS_DIR=$XFS_DIR
 SYSTEMD_PID=$(cat "$WORLD_DIR/systemd.pid" 2>/dev/null || true)
 EOF
 }
 
 apply_units() {
 	uctl daemon-reload
-	uctl enable --quiet composeapp-stack.service plainapp-stack.service ondemand-stack.service \
+	uctl enable --quiet composeapp-stack.service plainapp-stack.service ondemand-stack.service $SNAP_UNITS \
 		ondemand-proxy.socket $DUPLICATI_UNIT $DUPLICATI_API_UNIT 2>/dev/null || true
 	local u done=" "
 	for u in $CHANGED_UNITS; do
@@ -552,6 +728,8 @@ esac
 install_packages
 create_user
 prepare_dirs
+mount_filesystems
+refresh_podman_ns
 start_manager
 write_scripts
 write_units
@@ -559,6 +737,7 @@ write_api_unit
 start_podman_api
 build_image
 default_stack_files
+example_stack_files
 install_app
 write_env
 apply_units

@@ -17,7 +17,8 @@
 #                                         (VALUE "" or "-" removes the setting)
 #   standin.sh flag NAME on|off           NAME: paused | hang_run (after it queued) |
 #                                         hang_run_before (before it queued)
-#   standin.sh add-job ID NAME SOURCE [DURATION]
+#   standin.sh add-job ID NAME SOURCE [DURATION]   (SOURCE under /source, or
+#                                         an absolute path in the container)
 #   standin.sh remove-job ID-OR-NAME
 #   standin.sh jobs | records | results | events    print the file
 #   standin.sh wait-idle [SECONDS]        wait until no active task and empty
@@ -32,10 +33,12 @@ world_ids
 
 CTL=$WORLD_DIR/duplicati
 ST=$CTL/state
-DEFAULT_JOBS="# ID NAME SOURCE [DURATION]  (SOURCE is a folder under /source)
+DEFAULT_JOBS="# ID NAME SOURCE [DURATION]  (SOURCE is a folder under /source, or absolute)
 1 composeapp composeapp
 2 plainapp plainapp
-3 ondemand ondemand"
+3 ondemand ondemand
+4 snapbtrfs /snapshots/btrfs/snapbtrfs
+5 snapxfs /snapshots/xfs/snapxfs"
 
 [ -d "$CTL" ] || die "$CTL missing; run setup.sh"
 mkdir -p "$ST"

@@ -2,8 +2,9 @@
 # Stops what setup.sh started: the stack units and their containers, the
 # Duplicati stand-in and its REST API, podman.socket, and the user's systemd manager (only the
 # one whose PID setup.sh recorded in $WORLD_DIR/systemd.pid, plus whatever is
-# left in the cgroup setup.sh created for it). Leaves packages, the user, the
-# image and $WORLD_DIR (data, records, root/) in place. Run as root.
+# left in the cgroup setup.sh created for it); then unmounts (lazily) the btrfs
+# and XFS loop filesystems. Leaves packages, the user, the image and $WORLD_DIR
+# (data, records, root/, the filesystem images in fs/) in place. Run as root.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=world-lib.sh
@@ -18,7 +19,7 @@ pid=$(recorded_manager_pid)
 
 if manager_answers; then
 	say "teardown: stopping units"
-	uctl stop ondemand-proxy.socket ondemand-proxy.service $STACK_UNITS $DUPLICATI_UNIT $DUPLICATI_API_UNIT 2>/dev/null
+	uctl stop ondemand-proxy.socket ondemand-proxy.service $STACK_UNITS $SNAP_UNITS $DUPLICATI_UNIT $DUPLICATI_API_UNIT 2>/dev/null
 	# plainapp-slow lingers ~3 s after its unit stops; remove every world container
 	ids=$(upodman ps -aq --filter "label=$WORLD_LABEL=1" 2>/dev/null)
 	if [ -n "$ids" ]; then
@@ -50,4 +51,9 @@ if [ -f "$WORLD_DIR/systemd.pid" ]; then
 elif manager_answers; then
 	say "teardown: the running manager was not started by setup.sh; left running"
 fi
+for m in "$BTRFS_DIR" "$XFS_DIR"; do
+	if mountpoint -q "$m"; then
+		umount -l "$m" && say "teardown: unmounted $m"
+	fi
+done
 say "teardown: done"

@@ -21,6 +21,12 @@ STACK_UNITS="composeapp-stack.service plainapp-stack.service ondemand-stack.serv
 DUPLICATI_UNIT=sbworld-duplicati.service
 DUPLICATI_API_UNIT=sbworld-duplicati-api.service
 USERNS_UNIT=sbworld-userns.service
+# Snapshot mode: two stacks whose live data sit on loop-mounted btrfs and XFS
+# (setup.sh mounts them; not in STACKS / the default stack files).
+BTRFS_DIR=$WORLD_DIR/btrfs
+XFS_DIR=$WORLD_DIR/xfs
+SNAP_STACKS="snapbtrfs snapxfs"
+SNAP_UNITS="snapbtrfs-stack.service snapxfs-stack.service"
 
 say() { printf '[world] %s\n' "$*"; }
 die() { printf '[world] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -34,6 +40,30 @@ world_ids() {
 	WORLD_HOME=$(getent passwd "$WORLD_USER" | cut -d: -f6)
 	XDG_RUNTIME_DIR=/run/user/$WORLD_UID
 	CG_DIR=/sys/fs/cgroup/unified/user.slice/user-$WORLD_UID.slice/user@$WORLD_UID.service
+}
+
+# snap_live STACK: the live data folder of a snapshot stack (its /data).
+snap_live() {
+	case "$1" in
+	snapbtrfs) echo "$BTRFS_DIR/snapbtrfs" ;;
+	snapxfs) echo "$XFS_DIR/snapxfs" ;;
+	*) return 1 ;;
+	esac
+}
+
+# subuid_of N: the host UID of container UID N (N >= 1) in the user's rootless
+# containers (first /etc/subuid range; container UID 0 is the user itself).
+subuid_of() {
+	local start
+	start=$(awk -F: -v u="$WORLD_USER" -v i="$WORLD_UID" '$1 == u || $1 == i { print $2; exit }' /etc/subuid)
+	[ -n "$start" ] || die "no /etc/subuid range for $WORLD_USER"
+	echo $((start + $1 - 1))
+}
+subgid_of() {
+	local start
+	start=$(awk -F: -v u="$WORLD_USER" -v i="$WORLD_UID" '$1 == u || $1 == i { print $2; exit }' /etc/subgid)
+	[ -n "$start" ] || die "no /etc/subgid range for $WORLD_USER"
+	echo $((start + $1 - 1))
 }
 
 # Run a command as the world user with a clean, fixed environment.

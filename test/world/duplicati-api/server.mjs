@@ -83,6 +83,9 @@ function readJobs() {
 
 const jobById = (id) => readJobs().find((job) => job.id === id);
 
+/** A job's source folder as Duplicati lists it: an absolute SOURCE as is, else under /source; with the trailing '/'. */
+const sourcePath = (job) => `${job.source.startsWith('/') ? job.source.replace(/\/+$/, '') : `/source/${job.source}`}/`;
+
 function writeAtomic(file, text) {
   const tmp = `${file}.tmp.${process.pid}`;
   fs.writeFileSync(tmp, text);
@@ -168,7 +171,7 @@ function readQueueState() {
 let resultsKey = '';
 let results = { byBackup: new Map(), byTask: new Map(), hasWarning: false, hasError: false, count: 0, notifying: 0 };
 
-/** results.log: "<task> <backup_id> <name> <start_ms> <end_ms> <Success|Warning|Error|Fatal>". */
+/** results.log: "<task> <backup_id> <name> <start_ms> <end_ms> <Success|Warning|Error|Fatal> [message of a Fatal one]". */
 function loadResults() {
   const file = path.join(CTL, 'results.log');
   let stat = null;
@@ -189,9 +192,9 @@ function loadResults() {
   let count = 0;
   let notifying = 0;
   for (const line of complete.split('\n')) {
-    const [task, backup, name, start, end, outcome] = line.trim().split(/\s+/);
+    const [task, backup, name, start, end, outcome, ...rest] = line.trim().split(/\s+/);
     if (!/^\d+$/.test(task ?? '') || !OUTCOMES.has(outcome)) continue;
-    const run = { task: Number(task), backup, name, start: Number(start), end: Number(end), outcome };
+    const run = { task: Number(task), backup, name, start: Number(start), end: Number(end), outcome, message: rest.join(' ') };
     count += 1;
     if (!byBackup.has(backup)) byBackup.set(backup, []);
     byBackup.get(backup).push(run);
@@ -315,7 +318,8 @@ function logLine(ms, tag, message) {
   return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +00 - [${tag}]: ${message}`;
 }
 
-const fatalMessage = (run) => `The stand-in was told to end ${run.name} with Fatal (outcome setting)`;
+// A Fatal run's exception message: the one the worker recorded (e.g. a missing source folder), else the outcome setting's.
+const fatalMessage = (run) => run.message || `The stand-in was told to end ${run.name} with Fatal (outcome setting)`;
 
 /** The "Result" message a backup writes into its LogData table (BackupResults, serialized). */
 function resultMessage(run, versions, interrupted = false) {
@@ -475,7 +479,7 @@ function backupDto(job) {
     Tags: [],
     TargetURL: `file:///backups/${job.name}`,
     DBPath: `/data/Duplicati/${dbName(job.name)}.sqlite`,
-    Sources: [`/source/${job.source}/`],
+    Sources: [sourcePath(job)],
     Settings: [{ Name: '--no-encryption', Value: 'true', Filter: '', Argument: null }],
     Filters: [],
     Metadata: backupHistory(job.id).metadata,
@@ -757,7 +761,7 @@ async function getBackup(req, res, id) {
   await snapshot();
   const job = jobById(id);
   if (!job) return fail(res, 404, 'Backup not found');
-  send(res, 200, { Schedule: null, Backup: backupDto(job), DisplayNames: { [`/source/${job.source}/`]: job.source } });
+  send(res, 200, { Schedule: null, Backup: backupDto(job), DisplayNames: { [sourcePath(job)]: path.basename(job.source) || job.source } });
 }
 
 /** BackupPost.ExecuteRunBackup: the active or queued task of that backup, else a new one. */
@@ -963,7 +967,7 @@ async function progressState(req, res) {
     BackendFileProgress: 0,
     BackendSpeed: 0,
     BackendIsBlocking: false,
-    CurrentFilename: job ? `/source/${job.source}/heartbeat` : null,
+    CurrentFilename: job ? `${sourcePath(job)}heartbeat` : null,
     CurrentFilesize: 0,
     CurrentFileoffset: 0,
     CurrentFilecomplete: false,

@@ -3,7 +3,10 @@
 # "duplicati" container). Sourced by duplicati-server-util and worker.sh.
 #
 # Control folder (/control, host: $WORLD_DIR/duplicati), see test/world/README.md:
-#   jobs            "ID NAME SOURCE [DURATION]" per line ('#' comments)
+#   jobs            "ID NAME SOURCE [DURATION]" per line ('#' comments);
+#                   SOURCE is a folder under /source, or an absolute path in
+#                   the container when it begins with / (a missing absolute
+#                   source fails the job Fatal, as Duplicati's does)
 #   duration        seconds a job runs (default 2, fractions allowed)
 #   pickup_delay    seconds a queued job waits before the worker takes it (default 0)
 #   paused          flag file: server state Paused, queued tasks never start
@@ -27,7 +30,8 @@
 #                   keeps its LastBackup* keys (Runner.cs UpdateMetadataError)
 #   outcome_<NAME>, outcome_<ID>   the same for one job (wins over outcome)
 #   records.log     one line per finished job (written here)
-#   results.log     one line per ended task with its outcome, Interrupted for a
+#   results.log     one line per ended task with its outcome (a Fatal one may
+#                   carry its error message after the word), Interrupted for a
 #                   stopped or aborted one (written here and by the REST API
 #                   stand-in; the job records (Metadata) are computed from it)
 #   events.log      one line per event (written here)
@@ -38,6 +42,15 @@
 CTL=${STANDIN_CONTROL:-/control}
 ST=$CTL/state
 SRC=${STANDIN_SOURCE:-/source}
+
+# source_dir SOURCE: the folder a job's SOURCE names in the container: an
+# absolute path as is, anything else under /source.
+source_dir() {
+	case "$1" in
+	/*) echo "$1" ;;
+	*) echo "$SRC/$1" ;;
+	esac
+}
 
 # Current epoch time in milliseconds. busybox date has no %N; a fresh file's
 # mtime (busybox stat %y) carries nanoseconds.
@@ -145,7 +158,11 @@ metadata() {
 		if ($6 == "Interrupted") next
 		if ($6 == "Fatal") {
 			m["LastErrorDate"] = d($5)
-			m["LastErrorMessage"] = "The stand-in was told to end " $3 " with Fatal (outcome setting)"
+			if (NF > 6) {
+				msg = $7
+				for (i = 8; i <= NF; i++) msg = msg " " $i
+				m["LastErrorMessage"] = msg
+			} else m["LastErrorMessage"] = "The stand-in was told to end " $3 " with Fatal (outcome setting)"
 			next
 		}
 		versions++

@@ -11,16 +11,19 @@ trap 'exit 0' TERM INT
 init_state
 event WORKER_START
 
-# Fingerprint of a source folder: names, sizes, ns mtimes and contents.
+# Fingerprint of a source folder: names, sizes, modes, owners, ns mtimes and
+# the contents of every file (md5sum reads all of it; container root reads the
+# subordinate-UID 0600 files too). An unreadable file changes the fingerprint
+# ("unreadable" line) rather than being skipped silently.
 snapshot() {
-	_d=$SRC/$1
+	_d=$(source_dir "$1")
 	if [ -z "$1" ] || [ ! -d "$_d" ]; then
 		echo missing
 		return
 	fi
 	{
-		find "$_d" -exec stat -c '%n %s %y' {} + 2>/dev/null
-		find "$_d" -type f -exec md5sum {} + 2>/dev/null
+		find "$_d" -exec stat -c '%n %s %a %u:%g %y' {} + 2>/dev/null
+		find "$_d" -type f -exec md5sum {} + 2>&1
 	} | md5sum
 }
 
@@ -66,6 +69,20 @@ run_job() {
 	[ -n "$_dur" ] || _dur=$(setting duration 2)
 	_dur_ms=$(sec_to_ms "$_dur")
 	event START "$_t" "$_b" "$_name"
+	# An absolute source folder that is missing when the job starts: Duplicati's
+	# Controller (ExpandInputSources) throws UserInformationException
+	# SourceIsMissing "The source folder X does not exist, aborting backup"
+	# within milliseconds: the job ends Fatal at once (task Failed,
+	# LastErrorDate/LastErrorMessage), with the message in results.log.
+	_missing=
+	case "$_src" in
+	/*)
+		if [ ! -d "$_src" ]; then
+			_missing="The source folder ${_src%/}/ does not exist, aborting backup"
+			_dur_ms=0
+		fi
+		;;
+	esac
 	_snap0=$(snapshot "$_src")
 	_samples=0 _changed=0 _stopped=
 	_end=$((_start + _dur_ms))
@@ -109,6 +126,7 @@ run_job() {
 	_res=CLEAN
 	[ "$_changed" -gt 0 ] && _res=DIRTY
 	_out=$(outcome_for "$_name" "$_b")
+	[ -n "$_missing" ] && _out="Fatal $_missing"
 	[ -n "$_stopped" ] && _out=Interrupted
 	lock
 	if [ "$(gen_now)" = "$_gen" ]; then
