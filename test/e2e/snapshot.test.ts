@@ -73,7 +73,8 @@ describe('snapshot mode', () => {
       // Down from the stop to the start only: less than the 4 s the job read.
       expect(end.downtime_ms as number).toBeLessThan(end.backup_ms as number);
       expect(end.backup_ms as number).toBeGreaterThanOrEqual(4000);
-      expect(logLines(stack).some((line) => line.step === 'snapshot' && line.outcome === 'done' && line.driver === (driver === 'auto' ? 'btrfs' : driver))).toBe(true);
+      expect(logLines(stack).some((line) => line.step === 'snapshot' && line.event === 'start' && line.driver === (driver === 'auto' ? 'btrfs' : driver))).toBe(true);
+      expect(logLines(stack).some((line) => line.step === 'snapshot' && line.outcome === 'done')).toBe(true);
       expect(result.stdout).toMatch(new RegExp(`${stack}\\s.*snapshot mode`));
       expect(pendingUndos()).toEqual([]);
     });
