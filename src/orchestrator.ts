@@ -10,6 +10,7 @@ import { runHookPhase } from './steps/hooks.js';
 import { stackSteps, type Step } from './steps/sequence.js';
 import { EarlyUndoError } from './steps/snapshot.js';
 import { performUndo, undoContextOf } from './steps/undo-actions.js';
+import type { UndoRecord } from './journal.js';
 import type { UndoFailure } from './undo.js';
 
 export interface StackResult {
@@ -92,15 +93,22 @@ export async function backupStack(run: StackRun, steps: readonly Step[] = stackS
   }
   const journalFailures: string[] = [];
   const context = undoContextOf(run);
-  const lateFailures = await run.undo.unwind((record, signal) => performUndo(record, context, signal), {
-    started: (name) => log.info('undo start', { undo: name }),
-    finished: (name, error) =>
+  const execute = (record: UndoRecord, signal: AbortSignal) => performUndo(record, context, signal);
+  const observer = {
+    started: (name: string) => log.info('undo start', { undo: name }),
+    finished: (name: string, error: Error | undefined) =>
       error ? log.error(`undo "${name}" failed: ${error.message}`, { undo: name }) : log.info('undo done', { undo: name }),
-    journalFailed: (error) => {
+    journalFailed: (error: Error) => {
       journalFailures.push(error.message);
       log.warn(`cannot update the crash journal: ${error.message}`);
     },
-  });
+  };
+  // The stack first, its snapshots after: removing a large copy can take minutes, and the
+  // stack must not wait for it (nor be cut short by systemd's stop timeout behind it).
+  const lateFailures = [
+    ...(await run.undo.settle((record) => record.kind !== 'remove-snapshot', execute, observer)),
+    ...(await run.undo.unwind(execute, observer)),
+  ];
   const undoFailures: UndoFailure[] = [...(run.earlyUndoFailures ?? []), ...lateFailures];
   const restoreErrors = undoFailures.map((entry) => `${entry.name}: ${entry.error.message}`);
   if (!failure && restoreErrors.length === 0) {

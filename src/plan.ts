@@ -4,7 +4,7 @@
  * nothing: the list is printed, not applied.
  */
 import type { GlobalConfig, StackConfig } from './config/types.js';
-import { stackSteps, verifyStep, type Step } from './steps/sequence.js';
+import { snapshotUndoName, stackSteps, verifyStep, type Step } from './steps/sequence.js';
 
 function numbered(lines: string[], step: Pick<Step, 'name' | 'actions'>, note = ''): void {
   lines.push(`  ${lines.filter((line) => /^ {2}\d+\. /.test(line)).length + 1}. ${step.name}${note}`);
@@ -16,7 +16,9 @@ export function planStack(stack: StackConfig, global: GlobalConfig, podmanSocket
   const lines: string[] = [`${stack.name} (${stack.file}), Podman API ${podmanSocket}, Duplicati driver ${global.duplicati.driver}${mode}`];
   const steps = stackSteps(stack, global);
   for (const step of steps) numbered(lines, step, step.undo ? ` (first registers its undo: ${step.undo.name})` : '');
-  const undos = steps.flatMap((step) => (step.undo ? [step.undo] : [])).reverse();
+  const reversed = steps.flatMap((step) => (step.undo ? [step.undo] : [])).reverse();
+  // As the run does them: the stack first, the snapshots' removal last.
+  const undos = [...reversed.filter((undo) => undo.name !== snapshotUndoName), ...reversed.filter((undo) => undo.name === snapshotUndoName)];
   if (undos.length > 0) {
     lines.push(
       stack.snapshot

@@ -61,7 +61,7 @@ export function recoveryPlan(entries: readonly JournalEntry[], runInProgress: bo
   if (runInProgress) {
     lines.push('a run is in progress and holds the lock: `recover` would refuse, since the journal of a live run is never replayed');
   }
-  [...entries].reverse().forEach((entry, index) => {
+  recoveryOrder(entries).forEach((entry, index) => {
     lines.push(`  ${index + 1}. ${entry.stack}: ${undoName(entry.undo)} (left by run ${entry.run}, pid ${entry.pid}, at ${entry.recordedAt})`);
     for (const action of describeUndo(entry.undo)) lines.push(`       ${action}`);
   });
@@ -69,9 +69,18 @@ export function recoveryPlan(entries: readonly JournalEntry[], runInProgress: bo
   return lines;
 }
 
+/**
+ * Last change first, but every stack's units and hooks before any snapshot's removal: a large
+ * copy can take minutes to remove, and no stack must wait down for it.
+ */
+export function recoveryOrder(entries: readonly JournalEntry[]): JournalEntry[] {
+  const reversed = [...entries].reverse();
+  return [...reversed.filter((entry) => entry.undo.kind !== 'remove-snapshot'), ...reversed.filter((entry) => entry.undo.kind === 'remove-snapshot')];
+}
+
 export async function recoverPending(root: string, journal: Journal, runId: string, dependencies: RecoveryDependencies): Promise<RecoveryReport> {
   const report: RecoveryReport = { restored: [], failed: [] };
-  for (const entry of journal.pending().reverse()) {
+  for (const entry of recoveryOrder(journal.pending())) {
     // What was not done stays in the journal for the next `recover` or run.
     if (dependencies.signal?.aborted) break;
     const name = undoName(entry.undo);

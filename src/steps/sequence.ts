@@ -209,6 +209,9 @@ function snapshotActions(driver: SnapshotDriverName, path: SnapshotPath): string
   return [`write ${shellLine([markerPath(path.target)])} (says stack-backup made the target)`, ...createArgvs(driver, path).map(shellLine)];
 }
 
+/** The undo the snapshot step registers, by the name the plan shows. */
+export const snapshotUndoName = 'remove snapshots';
+
 function snapshotStep({ stack }: Context): Step {
   const paths = stack.snapshot?.paths ?? [];
   const drivers = driversOf(stack);
@@ -221,7 +224,7 @@ function snapshotStep({ stack }: Context): Step {
         : drivers.flatMap((driver) => snapshotActions(driver, path).map((action) => `${driver}: ${action}`))),
     ]),
     undo: {
-      name: 'remove snapshots',
+      name: snapshotUndoName,
       actions: paths.flatMap((path) =>
         drivers.flatMap((driver) =>
           describeUndo({ kind: 'remove-snapshot', driver, source: path.source, target: path.target, jobs: stack.jobs }).map((action) =>

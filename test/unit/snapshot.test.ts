@@ -10,7 +10,7 @@ import type { SnapshotSettings, StackConfig } from '../../src/config/types.js';
 import { AbortedError, ConfigError } from '../../src/errors.js';
 import { createJournal, type UndoRecord } from '../../src/journal.js';
 import { planStack } from '../../src/plan.js';
-import { recoverPending } from '../../src/recover.js';
+import { recoverPending, recoveryOrder } from '../../src/recover.js';
 import { createProgress } from '../../src/report.js';
 import { stackSteps } from '../../src/steps/sequence.js';
 import { undoName } from '../../src/undo-records.js';
@@ -157,10 +157,11 @@ describe('snapshot mode, failures leave no snapshot and the stack running', () =
     expect(visible(world)).toEqual([
       `stop ${unit}`,
       `snapshot ${data.source} -> ${data.target} (btrfs)`,
+      // The stack first: removing a large copy may take long.
+      `start ${unit}`,
       // Registered before the attempt: it clears whatever part of the copy was made.
       `remove snapshot ${database.target}`,
       `remove snapshot ${data.target}`,
-      `start ${unit}`,
     ]);
   });
 
@@ -171,6 +172,16 @@ describe('snapshot mode, failures leave no snapshot and the stack running', () =
     expect(result.ok).toBe(false);
     expect(world.snapshots.lives).toEqual([]);
     expect(world.state(unit)).toBe('active');
+  });
+
+  it('recover: units first, snapshots last, whatever the order they were recorded in', () => {
+    const entry = (undo: UndoRecord) => ({ id: undo.kind, stack: 'app', run: 'r', pid: 1, recordedAt: '', undo });
+    const order = recoveryOrder([
+      entry({ kind: 'unfreeze', socket: 'app-proxy.socket', service: undefined }),
+      entry({ kind: 'remove-snapshot', driver: 'btrfs', source: data.source, target: data.target, jobs: ['app'] }),
+      entry({ kind: 'hooks', hooks: { phase: 'post_start', commands: ['x'], environment: {}, cwd: '/', timeoutMs: 1000 } }),
+    ]);
+    expect(order.map((item) => item.undo.kind)).toEqual(['hooks', 'unfreeze', 'remove-snapshot']);
   });
 
   it('the unit does not start again: the jobs are not run, the snapshot is removed, the stack is reported not restored', async () => {
