@@ -216,11 +216,15 @@ function writeStackFile(stack, text) {
   execFileSync('chown', [`${world.WORLD_UID}:${world.WORLD_GID}`, file]);
 }
 
-function measureMode(stack, mode, megabytes) {
+/** The world at baseline with the stack's data filled to this size (once per size: filling 1 GB takes a while). */
+function fillData(stack, megabytes) {
   script('reset.sh', '--quiet');
   script('fill-data.sh', stack, String(megabytes), String(snapshotFiles));
   // The job's length is its one full read of the data (at least 1 s).
   script('standin.sh', 'set', 'duration', '1');
+}
+
+function measureMode(stack, mode) {
   const settings = snapshotPaths[stack];
   writeStackFile(
     stack,
@@ -254,8 +258,9 @@ if (snapshotStacks.length > 0) {
   const downtimes = {};
   for (const stack of snapshotStacks) {
     for (const megabytes of snapshotSizes) {
+      fillData(stack, megabytes);
       for (const mode of ['stop', 'snapshot']) {
-        const samples = Array.from({ length: snapshotRuns }, () => measureMode(stack, mode, megabytes));
+        const samples = Array.from({ length: snapshotRuns }, () => measureMode(stack, mode));
         const pick = (key) => samples.map((sample) => sample[key]);
         const extra = samples.map((sample) => sample.downtime - sample.parts);
         if (mode === 'snapshot') {
