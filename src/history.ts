@@ -8,8 +8,8 @@ export interface HistoryEntry {
   startedAt: string;
   endedAt: string;
   result: 'success' | 'failed';
-  /** Duplicati's verdict: success, warning, unknown (not visible to the exec driver), failed. */
-  outcome?: 'success' | 'warning' | 'unknown' | 'failed' | undefined;
+  /** Duplicati's verdict: success, warning, completed (the exec driver saw it finish, not its result), unknown, failed. */
+  outcome?: 'success' | 'warning' | 'completed' | 'unknown' | 'failed' | undefined;
   error?: string | undefined;
   notRestored: boolean;
   /** stop or snapshot; absent in runs recorded before snapshot mode (stop). */

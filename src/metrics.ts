@@ -33,7 +33,8 @@ export function renderMetrics(history: readonly HistoryEntry[]): string {
     if (success) values.get('stack_backup_last_success_timestamp_seconds')!.push([stack, seconds(success.endedAt)]);
     values.get('stack_backup_last_run_success')!.push([stack, last.result === 'success' ? 1 : 0]);
     // Runs recorded before outcomes were kept count as unknown too.
-    values.get('stack_backup_last_run_outcome_known')!.push([stack, last.outcome === undefined || last.outcome === 'unknown' ? 0 : 1]);
+    const known = last.outcome !== undefined && last.outcome !== 'unknown' && last.outcome !== 'completed';
+    values.get('stack_backup_last_run_outcome_known')!.push([stack, known ? 1 : 0]);
     if (last.downtimeMs !== undefined) values.get('stack_backup_downtime_seconds')!.push([stack, last.downtimeMs / 1000]);
     if (last.backupMs !== undefined) values.get('stack_backup_backup_duration_seconds')!.push([stack, last.backupMs / 1000]);
     values.get('stack_backup_snapshot_mode')!.push([stack, last.mode === 'snapshot' ? 1 : 0]);

@@ -92,7 +92,7 @@ function lastBytes(text: string, limit: number): string {
   return bytes.subarray(start).toString('utf8');
 }
 
-const labels = { success: 'backed up', warning: 'backed up, warnings', unknown: 'ran, outcome unknown', failed: 'FAILED' } as const;
+const labels = { success: 'backed up', warning: 'backed up, warnings', completed: 'completed, result not seen', unknown: 'ran, outcome unknown', failed: 'FAILED' } as const;
 
 /** One line: the stack and its result, with the errors when it failed. */
 export function summaryLine(stack: string, result: StackResult): string {
@@ -129,7 +129,7 @@ export function ntfyHeaders(stack: string, result: StackResult): Record<string, 
       Tags: result.notRestored ? 'rotating_light,stack-backup' : 'x,stack-backup',
     };
   }
-  const tags = { success: 'white_check_mark', warning: 'warning', unknown: 'grey_question', failed: 'x' } as const;
+  const tags = { success: 'white_check_mark', warning: 'warning', completed: 'heavy_check_mark', unknown: 'grey_question', failed: 'x' } as const;
   return {
     Title: ascii(`stack-backup: ${stack} ${labels[result.outcome]} on ${os.hostname()}`),
     Priority: result.outcome === 'warning' ? '3' : '2',

@@ -24,10 +24,12 @@ export interface StackResult {
   notRestored: boolean;
   aborted: boolean;
   /**
-   * Duplicati's verdict over the stack's jobs: the worst one seen; `unknown` when the driver
-   * could not see a result (exec), so a summary never says "success" for an unseen result.
+   * Duplicati's verdict over the stack's jobs: the worst one seen; `completed` when the driver
+   * saw each backup complete but not its result (exec: the record says it finished, not how),
+   * `unknown` when it could not even see that, so a summary never says "success" for an unseen
+   * result.
    */
-  outcome: 'success' | 'warning' | 'unknown' | 'failed';
+  outcome: 'success' | 'warning' | 'completed' | 'unknown' | 'failed';
   /** stop: down while the jobs run; snapshot: down only while the data is snapshotted. */
   mode?: 'stop' | 'snapshot';
   downtimeMs: number | undefined;
@@ -52,8 +54,9 @@ export interface StackResult {
 }
 
 function worstOutcome(results: readonly string[]): StackResult['outcome'] {
+  if (results.includes('Unknown')) return 'unknown';
   // Completed: the exec driver saw the backup complete but cannot see its result.
-  if (results.includes('Unknown') || results.includes('Completed')) return 'unknown';
+  if (results.includes('Completed')) return 'completed';
   if (results.includes('Warning')) return 'warning';
   return 'success';
 }

@@ -137,7 +137,7 @@ function writeMetrics(global: GlobalConfig, progress: Progress): void {
 
 function resultLabel(result: StackResult): string {
   if (result.notRestored) return 'FAILED, NOT RESTORED';
-  const labels = { success: 'backed up', warning: 'backed up, warnings', unknown: 'ran, outcome unknown', failed: 'FAILED' };
+  const labels = { success: 'backed up', warning: 'backed up, warnings', completed: 'completed, result not seen', unknown: 'ran, outcome unknown', failed: 'FAILED' };
   return labels[result.outcome];
 }
 

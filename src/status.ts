@@ -120,7 +120,7 @@ export function formatStatus(
   const rows = statuses.map((status) => [
     status.stack,
     when(status.lastRun),
-    status.result === 'success' && status.outcome === 'unknown' ? 'ran, outcome unknown' : status.result,
+    status.result !== 'success' ? status.result : status.outcome === 'unknown' ? 'ran, outcome unknown' : status.outcome === 'completed' ? 'completed, result not seen' : status.result,
     status.mode ?? '-',
     formatSeconds(status.downtimeMs ?? undefined),
     formatSeconds(status.backupMs ?? undefined),

@@ -53,7 +53,7 @@ describe('a job that ends before the first look', () => {
     await runReturnsLate('3');
     const result = await cli(['composeapp']);
     expect(result.code).toBe(0);
-    expect(result.stderr).toMatch(/composeapp\s+ran, outcome unknown/);
+    expect(result.stderr).toMatch(/composeapp\s+completed, result not seen/);
     expect(messages('composeapp')).toContain('job composeapp ended before it was seen queued or running; its record changed');
     expect(messages('composeapp').some((text) => text.startsWith('job composeapp completed: the backup completed (LastBackupFinished)'))).toBe(true);
     expect(jobEnd('composeapp')).toMatchObject({ outcome: 'done', result: 'Completed' });
@@ -133,7 +133,7 @@ describe('a `run` that hangs', () => {
     const result = await cli(['composeapp']);
     expect(result.code).toBe(0);
     expect(result.stderr).toContain('did not return within run_timeout');
-    expect(result.stderr).toMatch(/composeapp\s+ran, outcome unknown/);
+    expect(result.stderr).toMatch(/composeapp\s+completed, result not seen/);
     expect(jobRecords()).toMatchObject([{ name: 'composeapp', verdict: 'CLEAN' }]);
     expect(jobRecords()[0]!.endedAt).toBeLessThanOrEqual(unitStartTime('composeapp'));
     expect(await unitState('composeapp-stack.service')).toBe('active');

@@ -106,6 +106,8 @@ describe('judgeResult: Duplicati\'s result of each job', () => {
   it.each([
     [['Success', 'Warning'], 'warning'],
     [['Warning', 'Unknown'], 'unknown'],
+    [['Completed', 'Completed'], 'completed'],
+    [['Completed', 'Unknown'], 'unknown'],
     [['Success', 'Success'], 'success'],
   ] as Array<[JobResultKind[], string]>)('two jobs %j: outcome %s (the worst one)', async (kinds, outcome) => {
     const world = worldWithStack('active');
@@ -122,11 +124,11 @@ describe('judgeResult: Duplicati\'s result of each job', () => {
 
 describe('runBackups: summary labels from the outcome', () => {
   it('backed up / backed up, warnings / ran, outcome unknown / FAILED, and the history keeps the outcome', async () => {
-    const names = ['alpha', 'beta', 'gamma', 'delta'];
+    const names = ['alpha', 'beta', 'gamma', 'delta', 'epsilon'];
     const root = tempRoot(Object.fromEntries(names.map((name) => [`stacks/${name}.yaml`, `duplicati_jobs: [${name}]\n`])));
     const world = new FakeWorld();
     for (const name of names) addStack(world, name);
-    const kinds: Record<string, JobResultKind> = { alpha: 'Success', beta: 'Warning', gamma: 'Unknown', delta: 'Error' };
+    const kinds: Record<string, JobResultKind> = { alpha: 'Success', beta: 'Warning', gamma: 'Unknown', delta: 'Error', epsilon: 'Completed' };
     world.duplicati.onRun = (job) => {
       world.duplicati.resultKind = kinds[job]!;
       world.duplicati.resultMessage = `words for ${job}`;
@@ -146,14 +148,17 @@ describe('runBackups: summary labels from the outcome', () => {
     expect(line('beta')).toMatch(/^beta\s+backed up, warnings\s/);
     expect(line('gamma')).toMatch(/^gamma\s+ran, outcome unknown\s/);
     expect(line('delta')).toMatch(/^delta\s+FAILED\s+.*Duplicati reports Error for job delta: words for delta/);
+    // The exec driver saw the backup finish in the record, not its result: said as such.
+    expect(line('epsilon')).toMatch(/^epsilon\s+completed, result not seen\s/);
     expect(line('alpha')).not.toMatch(/warnings|unknown|FAILED/);
-    expect(report.results.map((result) => result.outcome)).toEqual(['success', 'warning', 'unknown', 'failed']);
+    expect(report.results.map((result) => result.outcome)).toEqual(['success', 'warning', 'unknown', 'failed', 'completed']);
     for (const name of names) expect(world.state(`${name}-stack.service`)).toBe('active');
     expect(readHistory(root).map((entry) => [entry.stack, entry.result, entry.outcome])).toEqual([
       ['alpha', 'success', 'success'],
       ['beta', 'success', 'warning'],
       ['gamma', 'success', 'unknown'],
       ['delta', 'failed', 'failed'],
+      ['epsilon', 'success', 'completed'],
     ]);
   });
 });
