@@ -6,7 +6,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Clock } from '../src/adapters/clock.js';
+import { timerDelay, type Clock, type Deadline } from '../src/adapters/clock.js';
 import type { BackupJob, Duplicati, DuplicatiStatus, JobProgress, JobResult, JobResultKind, RunOutcome, TaskState } from '../src/adapters/duplicati.js';
 import { UnknownJobError } from '../src/adapters/duplicati.js';
 import type { HookRun } from '../src/adapters/hooks.js';
@@ -43,7 +43,27 @@ export class FakeClock implements Clock {
   }
   advance(ms: number): void {
     this.time += ms;
+    this.fireDeadlines();
     for (const listener of this.listeners) listener();
+  }
+  private readonly deadlines = new Set<{ at: number; controller: AbortController; makeError: () => Error }>();
+  /** Fires, as the real clock would, once virtual time has reached it (a zero delay fires in a microtask). */
+  timeout(ms: number, makeError: () => Error): Deadline {
+    const entry = { at: this.time + timerDelay(ms), controller: new AbortController(), makeError };
+    this.deadlines.add(entry);
+    if (entry.at <= this.time) queueMicrotask(() => this.fireDeadlines());
+    return { signal: entry.controller.signal, clear: () => void this.deadlines.delete(entry) };
+  }
+  /** Deadlines not yet fired or cleared, for tests that check nothing is left behind. */
+  get pendingDeadlines(): number {
+    return this.deadlines.size;
+  }
+  private fireDeadlines(): void {
+    for (const entry of [...this.deadlines]) {
+      if (entry.at > this.time) continue;
+      this.deadlines.delete(entry);
+      entry.controller.abort(entry.makeError());
+    }
   }
   onAdvance(listener: () => void): void {
     this.listeners.push(listener);
