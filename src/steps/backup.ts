@@ -239,7 +239,16 @@ async function followJob(run: StackRun, job: string, backupId: string, outcome: 
 async function stopOurTask(run: StackRun, job: string, backupId: string, outcome: RunOutcome, error: Error): Promise<void> {
   const { duplicati, clock } = run.adapters;
   // Not run.signal: it may have fired (SIGTERM), and this is part of the way back.
-  const signal = AbortSignal.timeout(stopWaitMs + 10_000);
+  const deadline = clock.timeout(stopWaitMs + 10_000, () => new TimeoutError(`stopping job ${job}: not done within ${formatSeconds(stopWaitMs + 10_000)}`));
+  try {
+    await stopWithin(run, job, backupId, outcome, error, deadline.signal);
+  } finally {
+    deadline.clear();
+  }
+}
+
+async function stopWithin(run: StackRun, job: string, backupId: string, outcome: RunOutcome, error: Error, signal: AbortSignal): Promise<void> {
+  const { duplicati, clock } = run.adapters;
   const ours = isJob(backupId);
   let task = outcome.task;
   try {
