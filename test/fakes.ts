@@ -377,7 +377,7 @@ export class FakeDuplicati implements Duplicati {
     return this.tasks.filter((task) => task.backupId === backupId && task.endedAt !== undefined);
   }
 
-  /** Status calls that read the jobs' records too (`withJobs`), as the exec driver's polls do. */
+  /** Status calls that read the jobs' records too (`jobsOnceGone` and that backup gone), as the exec driver's polls do. */
   statusWithJobsCalls = 0;
   /** listJobs calls so far. */
   listCalls = 0;
@@ -386,7 +386,7 @@ export class FakeDuplicati implements Duplicati {
     throwIfAborted(signal);
     this.world.record('duplicati status');
     this.statusCalls += 1;
-    if (options?.withJobs) this.statusWithJobsCalls += 1;
+
     this.onStatus?.(this.statusCalls);
     if (this.failStatus > 0) {
       this.failStatus -= 1;
@@ -394,11 +394,14 @@ export class FakeDuplicati implements Duplicati {
     }
     this.settle();
     const active = this.tasks.find((task) => task.startedAt !== undefined && task.endedAt === undefined);
+    const queue = this.tasks.filter((task) => task.startedAt === undefined).map((task) => ({ task: task.task, backupId: task.backupId }));
+    const gone = options?.jobsOnceGone !== undefined && active?.backupId !== options.jobsOnceGone && !queue.some((task) => task.backupId === options.jobsOnceGone);
+    if (gone) this.statusWithJobsCalls += 1;
     return {
       paused: this.paused,
       active: active ? { task: active.task, backupId: active.backupId } : undefined,
-      queue: this.tasks.filter((task) => task.startedAt === undefined).map((task) => ({ task: task.task, backupId: task.backupId })),
-      ...(options?.withJobs ? { jobs: this.jobList() } : {}),
+      queue,
+      ...(gone ? { jobs: this.jobList() } : {}),
     };
   }
 

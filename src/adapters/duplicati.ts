@@ -21,13 +21,18 @@ export interface DuplicatiStatus {
   queue: TaskReference[];
   /** The server's event counter, where the driver sees one (REST API): lets a waiter long-poll. */
   eventId?: number;
-  /** Every job with its record, read right after the state, when asked for (`withJobs`) and the driver reads them in the same call (exec). */
+  /** Every job with its record, read right after the state in the same call (exec, `jobsOnceGone`); undefined when not read. */
   jobs?: BackupJob[] | undefined;
 }
 
 export interface StatusOptions {
-  /** Read the jobs' records in the same call, where the driver can (exec: one `podman exec` for both). */
-  withJobs?: boolean;
+  /**
+   * A backup ID: once it is neither queued nor active, read every job's record in the same
+   * call, where the driver can (exec: one `podman exec` for both). While it is queued or
+   * active its record cannot hold its end yet (Runner.cs writes it as the task ends), so the
+   * records are not read then and each look costs one status call only.
+   */
+  jobsOnceGone?: string;
 }
 
 /**
@@ -55,7 +60,7 @@ export interface RunOutcome {
   task?: number | undefined;
   /** The job's record, read by `run` itself just before it runs the job (after the last idle check). */
   recordBefore?: JobRecord | undefined;
-  /** The job's record read with the status that showed the job ended (exec: `status` with `withJobs`); the verdict reads it again when absent. */
+  /** The job's record read with the status that showed the job gone (exec: `status` with `jobsOnceGone`); the verdict reads it again when absent. */
   recordAfter?: JobRecord | undefined;
   /** How the task ended, once known (REST API). */
   taskEnd?: TaskState | undefined;
@@ -357,12 +362,19 @@ export function serverUtilRunArgv(
   ]);
 }
 
-/** The command line of a poll that follows a job: the server's state and every job's record, in one `podman exec`; the dry run shows the same. */
-export function serverUtilPollArgv(settings: Pick<DuplicatiSettings, 'container' | 'serverUtil'>, list: readonly string[] = jsonListArgs): string[] {
-  return chainedArgv(settings.container, [
-    [settings.serverUtil, 'status'],
-    [settings.serverUtil, ...list],
-  ]);
+/**
+ * The command line of a poll that follows backup `backupId`: the server's state, and, only
+ * when that backup is neither queued nor active (its `BackupId = N` ends no line of the
+ * state, ServerStatus.cs), every job's record, in one `podman exec`; the dry run shows the
+ * same. The state's output ends with a line `@stack-backup:exit=N` as in chainedArgv.
+ */
+export function serverUtilPollArgv(settings: Pick<DuplicatiSettings, 'container' | 'serverUtil'>, backupId: string, list: readonly string[] = jsonListArgs): string[] {
+  // Duplicati's backup IDs are numbers; anything else never matches, and the records are always read.
+  const busy = /^[A-Za-z0-9_-]+$/.test(backupId) ? `*"BackupId = ${backupId}"|*"BackupId = ${backupId}"[!0-9A-Za-z_-]*` : '*"@never@"';
+  const script =
+    `s=$(${shellLine([settings.serverUtil, 'status'])} 2>&1); e=$?; printf "%s\\n" "$s"; echo; echo "@stack-backup:exit=$e"; [ "$e" = 0 ] || exit "$e"; ` +
+    `case "$s" in ${busy}) exit 0 ;; esac; exec ${shellLine([settings.serverUtil, ...list])}`;
+  return ['podman', 'exec', settings.container, 'sh', '-c', script];
 }
 
 /** The container has no `timeout` (it bounds `run` inside the container) or no `sh` (it chains the calls). */
@@ -410,9 +422,9 @@ export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSetti
     return true;
   }
 
-  async function statusWithJobs(signal?: AbortSignal): Promise<DuplicatiStatus> {
+  async function statusWithJobs(backupId: string, signal?: AbortSignal): Promise<DuplicatiStatus> {
     const list = listArgs();
-    const result = await run(serverUtilPollArgv(settings, list), { timeoutMs: statusTimeoutMs, signal });
+    const result = await run(serverUtilPollArgv(settings, backupId, list), { timeoutMs: statusTimeoutMs, signal });
     if (result.timedOut) throw timeoutError(result, statusTimeoutMs);
     const { parts, rest } = splitChained(result.stdout);
     const state = parts[0];
@@ -421,6 +433,8 @@ export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSetti
     const status = parseStatus(state.output);
     if (refusedJson(list, result.exitCode, rest + result.stderr)) return { ...status, jobs: await listJobs(signal) };
     if (result.exitCode !== 0) throw new CommandError(describeFailure(result, statusTimeoutMs), result.output);
+    // Nothing after the state: the backup was queued or active, and the records were not read.
+    if (rest.trim() === '') return status;
     const jobs = parseListing(list, rest);
     if (!jobs) throw new CommandError(`${shellLine(result.argv)}: the job list cannot be read`, rest);
     return { ...status, jobs };
@@ -504,7 +518,7 @@ export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSetti
 
   return {
     async status(signal, options) {
-      if (options?.withJobs) return statusWithJobs(signal);
+      if (options?.jobsOnceGone !== undefined) return statusWithJobs(options.jobsOnceGone, signal);
       const result = await read(['status'], signal);
       if (result.exitCode !== 0) throw new CommandError(describeFailure(result, statusTimeoutMs), result.output);
       return parseStatus(result.stdout);

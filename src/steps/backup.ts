@@ -45,8 +45,8 @@ interface Wait {
   behind?: (status: DuplicatiStatus) => boolean;
   /** A deadline of the caller's: the wait wakes up by then to look again. */
   wakeBy?: () => number | undefined;
-  /** Each look reads the jobs' records too, in the same call where the driver can (exec). */
-  withJobs?: boolean;
+  /** Each look reads the jobs' records too once this backup is gone, in the same call where the driver can (exec). */
+  jobsOnceGone?: string | undefined;
 }
 
 /** Polls `status`, tolerating a few failed polls in a row, until `until` says the wait is over. */
@@ -67,7 +67,7 @@ async function pollStatus(run: StackRun, wait: Wait): Promise<DuplicatiStatus> {
       throwIfAborted(run.signal);
       let status: DuplicatiStatus | undefined;
       try {
-        status = await duplicati.status(run.signal, wait.withJobs ? { withJobs: true } : undefined);
+        status = await duplicati.status(run.signal, wait.jobsOnceGone !== undefined ? { jobsOnceGone: wait.jobsOnceGone } : undefined);
         failures = 0;
       } catch (error) {
         throwIfAborted(run.signal);
@@ -183,11 +183,11 @@ async function followJob(run: StackRun, job: string, backupId: string, outcome: 
     what: `job ${job} (backup ${backupId}${outcome.task !== undefined ? `, task ${outcome.task}` : ''})`,
     behind: (status) => status.queue.some(ours) && status.active !== undefined && !ours(status.active),
     wakeBy: () => (seen || outcome.task !== undefined ? undefined : runReturnedAt + didNotRunGraceMs),
-    // Without a task to follow (exec), the record decides: read with each look, so the look
-    // that shows the job gone brings its record, and no further call is made while the stack is down.
-    withJobs: outcome.task === undefined,
+    // Without a task to follow (exec), the record decides: the look that shows the job gone
+    // reads it in the same call, so no further call is made while the stack is down.
+    jobsOnceGone: outcome.task === undefined ? backupId : undefined,
     until: async (status) => {
-      if (status.jobs) outcome.recordAfter = status.jobs.find((entry) => entry.id === backupId)?.record;
+      outcome.recordAfter = status.jobs?.find((entry) => entry.id === backupId)?.record;
       if (ours(status.active) || status.queue.some(ours)) {
         if (!seen) run.log.info('job seen', { job, backup_id: backupId, task: outcome.task, status: describeStatus(status) });
         seen = true;

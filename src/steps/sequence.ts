@@ -48,18 +48,18 @@ function planUndo(record: UndoRecord, startCondition?: string): PlannedUndo {
   return { name: undoName(record), actions: describeUndo(record, startCondition) };
 }
 
-/** How a Duplicati status is read (exec withJobs: with every job's record): the command or the API call, by driver. */
-function statusCall(global: GlobalConfig, withJobs = false): string {
+/** How a Duplicati status is read (exec, following a job: with every record once it is gone): the command or the API call, by driver. */
+function statusCall(global: GlobalConfig, jobsOnceGone?: string): string {
   const settings = global.duplicati;
   if (settings.driver === 'exec') {
-    return `${shellLine(withJobs ? serverUtilPollArgv(settings) : serverUtilArgv(settings, 'status'))} every ${formatSeconds(firstPollDelayMs)}, slowing to every ${formatSeconds(settings.pollIntervalMs)} (poll_interval)`;
+    return `${shellLine(jobsOnceGone !== undefined ? serverUtilPollArgv(settings, jobsOnceGone) : serverUtilArgv(settings, 'status'))} every ${formatSeconds(firstPollDelayMs)}, slowing to every ${formatSeconds(settings.pollIntervalMs)} (poll_interval)`;
   }
   return `GET ${settings.url}/api/v1/serverstate (then long-polls ?longpoll=true&lastEventId=N)`;
 }
 
-function idleWait(global: GlobalConfig, what: string, withJobs = false): string {
+function idleWait(global: GlobalConfig, what: string, jobsOnceGone?: string): string {
   const settings = global.duplicati;
-  return `${statusCall(global, withJobs)}, until ${what} (wait_timeout ${formatSeconds(settings.waitTimeoutMs)}, paused_timeout ${formatSeconds(settings.pausedTimeoutMs)})`;
+  return `${statusCall(global, jobsOnceGone)}, until ${what} (wait_timeout ${formatSeconds(settings.waitTimeoutMs)}, paused_timeout ${formatSeconds(settings.pausedTimeoutMs)})`;
 }
 
 function preflightStep({ stack, global }: Context): Step {
@@ -183,7 +183,7 @@ function backupStep({ stack, global }: Context): Step {
   const record = (job: string) => (settings.driver === 'exec' ? undefined : `GET ${settings.url}/api/v1/backups: job ${job}'s ID and record before the run`);
   const follow = (job: string) =>
     settings.driver === 'exec'
-      ? idleWait(global, `job ${job} is neither queued nor active and was seen there or its record changed (neither within ${formatSeconds(didNotRunGraceMs)} after run: it did not run)`, true)
+      ? idleWait(global, `job ${job} is neither queued nor active and was seen there or its record changed (neither within ${formatSeconds(didNotRunGraceMs)} after run: it did not run); ID is job ${job}'s backup ID, and the records are read only once it is neither queued nor active`, 'ID')
       : `GET ${settings.url}/api/v1/task/TASK for the task that run returned, woken by ${settings.url}/api/v1/serverstate?longpoll=true, until it is Completed or Failed (wait_timeout ${formatSeconds(settings.waitTimeoutMs)}, paused_timeout ${formatSeconds(settings.pausedTimeoutMs)}); on giving up, POST .../task/TASK/stop, then /abort`;
   const result = (job: string) =>
     settings.driver === 'exec'

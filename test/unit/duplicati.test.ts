@@ -2,12 +2,16 @@
  * src/adapters/duplicati.ts: parsing duplicati-server-util's lines as documented in
  * shared/notes/duplicati.md, and the exact commands run through a fake CommandRunner.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { UnknownJobError, chainedArgv, createExecDuplicati, parseRunLine, parseStatus, splitChained, type JobRecord } from '../../src/adapters/duplicati.js';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { UnknownJobError, chainedArgv, createExecDuplicati, parseRunLine, parseStatus, serverUtilPollArgv, splitChained, type JobRecord } from '../../src/adapters/duplicati.js';
 import type { DuplicatiSettings } from '../../src/config/types.js';
 import { CommandError, TimeoutError } from '../../src/errors.js';
-import { fakeRunner, globalConfig } from '../fakes.js';
+import { fakeRunner, globalConfig, removeTempRoots, tempRoot } from '../fakes.js';
+
+afterAll(removeTempRoots);
 
 const lines = (...text: string[]) => `${text.join('\n')}\n`;
 
@@ -275,10 +279,10 @@ describe('createExecDuplicati', () => {
     await expect(createExecDuplicati(run, settings()).run('nextcloud')).rejects.toThrow(message);
   });
 
-  it('status withJobs: one podman exec for the state and every record', async () => {
-    const state = lines('Connecting to http://localhost:8200/...', 'Server state: Running', 'Active task: [Task 12]: BackupId = 3', 'Scheduler tasks: Empty');
+  it('status jobsOnceGone: one podman exec for the state and, the backup gone, every record', async () => {
+    const state = lines('Connecting to http://localhost:8200/...', 'Server state: Running', 'Active task: [Task 12]: BackupId = 30', 'Scheduler tasks: Empty');
     const { run, calls } = fakeRunner([{ stdout: listedThen(state, jsonList(job('3', 'nextcloud', { LastErrorDate: 'd' }))) }]);
-    const status = await createExecDuplicati(run, settings()).status(undefined, { withJobs: true });
+    const status = await createExecDuplicati(run, settings()).status(undefined, { jobsOnceGone: '3' });
     expect(calls).toHaveLength(1);
     expect(calls[0]!.argv).toEqual([
       'podman',
@@ -286,19 +290,26 @@ describe('createExecDuplicati', () => {
       'duplicati',
       'sh',
       '-c',
-      'duplicati-server-util status 2>&1; e=$?; echo; echo "@stack-backup:exit=$e"; [ "$e" = 0 ] || exit "$e"; exec duplicati-server-util --json list-backups',
+      's=$(duplicati-server-util status 2>&1); e=$?; printf "%s\\n" "$s"; echo; echo "@stack-backup:exit=$e"; [ "$e" = 0 ] || exit "$e"; case "$s" in *"BackupId = 3"|*"BackupId = 3"[!0-9A-Za-z_-]*) exit 0 ;; esac; exec duplicati-server-util --json list-backups',
     ]);
-    expect(status).toEqual({ paused: false, active: { task: 12, backupId: '3' }, queue: [], jobs: [{ id: '3', name: 'nextcloud', record: { LastErrorDate: 'd' } }] });
+    expect(status).toEqual({ paused: false, active: { task: 12, backupId: '30' }, queue: [], jobs: [{ id: '3', name: 'nextcloud', record: { LastErrorDate: 'd' } }] });
   });
 
-  it('status withJobs whose status part fails: a CommandError naming status, with its words', async () => {
+  it('status jobsOnceGone while the backup is active: the state alone, no records', async () => {
+    const state = lines('Server state: Running', 'Active task: [Task 12]: BackupId = 3', 'Scheduler tasks: Empty');
+    const { run } = fakeRunner([{ stdout: listedThen(state) }]);
+    const status = await createExecDuplicati(run, settings()).status(undefined, { jobsOnceGone: '3' });
+    expect(status).toEqual({ paused: false, active: { task: 12, backupId: '3' }, queue: [] });
+  });
+
+  it('status jobsOnceGone whose status part fails: a CommandError naming status, with its words', async () => {
     const { run } = fakeRunner([{ exitCode: 2, stdout: 'Failed to connect to server\n\n@stack-backup:exit=2\n' }]);
-    const error = (await createExecDuplicati(run, settings()).status(undefined, { withJobs: true }).catch((caught: unknown) => caught)) as CommandError;
+    const error = (await createExecDuplicati(run, settings()).status(undefined, { jobsOnceGone: '3' }).catch((caught: unknown) => caught)) as CommandError;
     expect(error).toBeInstanceOf(CommandError);
     expect(error.message).toMatch(/duplicati-server-util status: exit 2: Failed to connect to server$/);
   });
 
-  it('status withJobs on a tool before 2.2: the records from list-backups --detailed, in a call of its own this once', async () => {
+  it('status jobsOnceGone on a tool before 2.2: the records from list-backups --detailed, in a call of its own this once', async () => {
     const state = lines('Server state: Running', 'Active task: None', 'Scheduler tasks: Empty');
     const { run, calls } = fakeRunner([
       { exitCode: 1, stdout: listedThen(state, ''), stderr: "Unrecognized command or argument '--json'" },
@@ -306,8 +317,8 @@ describe('createExecDuplicati', () => {
       { stdout: listedThen(state, lines('3: nextcloud', '  Last backup: 2024-01-02 00:00:00')) },
     ]);
     const duplicati = createExecDuplicati(run, settings());
-    expect((await duplicati.status(undefined, { withJobs: true })).jobs).toEqual([{ id: '3', name: 'nextcloud', record: { LastBackupDate: '2024-01-01 00:00:00' } }]);
-    expect((await duplicati.status(undefined, { withJobs: true })).jobs).toEqual([{ id: '3', name: 'nextcloud', record: { LastBackupDate: '2024-01-02 00:00:00' } }]);
+    expect((await duplicati.status(undefined, { jobsOnceGone: '3' })).jobs).toEqual([{ id: '3', name: 'nextcloud', record: { LastBackupDate: '2024-01-01 00:00:00' } }]);
+    expect((await duplicati.status(undefined, { jobsOnceGone: '3' })).jobs).toEqual([{ id: '3', name: 'nextcloud', record: { LastBackupDate: '2024-01-02 00:00:00' } }]);
     expect(calls[1]!.argv).toEqual(['podman', 'exec', 'duplicati', 'duplicati-server-util', 'list-backups', '--detailed']);
     expect(calls[2]!.argv[5]).toMatch(/; exec duplicati-server-util list-backups --detailed$/);
   });
@@ -324,6 +335,40 @@ describe('createExecDuplicati', () => {
     });
     expect(result.result).toBe('Completed');
     expect(calls).toEqual([]);
+  });
+});
+
+describe('the poll under a real sh, with a stand-in server util', () => {
+  /** A server util that prints the state in $STATE for `status` and a listing for anything else. */
+  function util(): string {
+    const file = path.join(tempRoot(), 'util');
+    writeFileSync(file, '#!/bin/sh\nif [ "$1" = status ]; then printf "%s\\n" "$STATE"; else echo LISTED "$@"; fi\n', { mode: 0o755 });
+    return file;
+  }
+
+  const poll = (serverUtil: string, state: string, backupId = '3') => {
+    const argv = serverUtilPollArgv({ container: 'duplicati', serverUtil }, backupId);
+    const result = spawnSync(argv[3]!, argv.slice(4), { encoding: 'utf8', env: { ...process.env, STATE: state } });
+    return { status: result.status, ...splitChained(result.stdout) };
+  };
+
+  it.each([
+    ['active', 'Server state: Running\nActive task: [Task 12]: BackupId = 3\nScheduler tasks: Empty', false],
+    ['queued last', 'Server state: Running\nActive task: None\nScheduled tasks:\n  [Task 13]: BackupId = 3', false],
+    ['queued, then another', 'Server state: Running\nActive task: None\nScheduled tasks:\n  [Task 13]: BackupId = 3\n  [Task 14]: BackupId = 4', false],
+    ['gone', 'Server state: Running\nActive task: None\nScheduler tasks: Empty', true],
+    ['gone, backup 30 active', 'Server state: Running\nActive task: [Task 12]: BackupId = 30\nScheduler tasks: Empty', true],
+  ])('backup 3 %s: records read %s', (_title, state, listed) => {
+    const result = poll(util(), state);
+    expect(result.status).toBe(0);
+    expect(result.parts).toEqual([{ output: `${state}\n`, exitCode: 0 }]);
+    expect(result.rest).toBe(listed ? 'LISTED --json list-backups\n' : '');
+  });
+
+  it('a status that fails: its exit code, and no listing', () => {
+    const file = path.join(tempRoot(), 'util');
+    writeFileSync(file, '#!/bin/sh\necho "Failed to connect to server"; exit 2\n', { mode: 0o755 });
+    expect(poll(file, '')).toEqual({ status: 2, parts: [{ output: 'Failed to connect to server\n', exitCode: 2 }], rest: '' });
   });
 });
 
