@@ -67,7 +67,7 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
       const monitor = request.sendHttp ? createStackMonitor(stack.name, stack.monitor, request.sendHttp) : undefined;
       monitor?.started();
       try {
-        const result = await backupStack({ stack, global, adapters, log, undo: new UndoStack(journal), signal, timings: {}, jobResults: [] });
+        const result = await backupStack({ stack, global, adapters, log, undo: new UndoStack(journal, undefined, adapters.clock), signal, timings: {}, jobResults: [] });
         results.push(result);
         if (monitor) reports.push(reportLater(stack.name, monitor, result));
         recordHistory(global.root, progress, {

@@ -3,6 +3,7 @@
  * command by command. Shared by the undo stack, the run, recovery, `status` and the dry runs,
  * and free of the steps, so the undo stack does not depend on the code that carries undos out.
  */
+import { longestTimerMs } from './adapters/clock.js';
 import { hookArgv } from './adapters/hooks.js';
 import { markerPath, removeArgvs, snapshotTimeoutMs } from './adapters/snapshots.js';
 import { systemctlArgv } from './adapters/systemd.js';
@@ -66,11 +67,8 @@ export function describeUndo(record: UndoRecord, startCondition?: string): strin
   }
 }
 
-/**
- * The longest delay a Node timer takes (about 24.8 days): a longer one fires at once, which
- * would end an undo before it began. Several hooks at the largest hook_timeout add up past it.
- */
-export const longestTimerMs = 2 ** 31 - 1;
+/** The clock holds every timer; an undo's budget is at most what one holds (re-exported for callers of this module). */
+export { longestTimerMs };
 
 /** Each undo's own time budget: what its commands may take, and a little more. */
 export function undoTimeoutMs(record: UndoRecord): number {

@@ -4,6 +4,7 @@
  * each with its own time budget, whatever happened before, and their errors are collected
  * rather than stopping the ones below. An undo leaves the journal only once it is done.
  */
+import { systemClock, withTimeout, type Clock } from './adapters/clock.js';
 import { TimeoutError, errorMessage } from './errors.js';
 import type { Journal, UndoRecord } from './journal.js';
 import { undoName, undoTimeoutMs } from './undo-records.js';
@@ -58,6 +59,7 @@ export class UndoStack {
   constructor(
     private readonly journal: Journal = noJournal,
     private readonly budget: (record: UndoRecord) => number = undoTimeoutMs,
+    private readonly clock: Pick<Clock, 'timeout'> = systemClock,
   ) {}
 
   /**
@@ -97,7 +99,7 @@ export class UndoStack {
     for (let entry = picked.pop(); entry; entry = picked.pop()) {
       const name = undoName(entry.record);
       observer.started(name);
-      const error = await runBounded(entry.record, execute, this.budget(entry.record));
+      const error = await runBounded(entry.record, execute, this.budget(entry.record), this.clock);
       observer.finished(name, error);
       if (error) failures.push({ name, error, record: entry.record });
       // Left in the journal when it failed: `recover` (or the next run) tries again.
@@ -107,30 +109,22 @@ export class UndoStack {
   }
 }
 
+/** Runs one undo within its budget; its error (a timeout too) is returned, never thrown. */
 export async function runBounded(
   record: UndoRecord,
   execute: UndoExecutor,
   timeoutMs = undoTimeoutMs(record),
+  clock: Pick<Clock, 'timeout'> = systemClock,
 ): Promise<Error | undefined> {
-  const controller = new AbortController();
-  const timer = setTimeout(
-    () => controller.abort(new TimeoutError(`${undoName(record)}: not done within ${Math.round(timeoutMs / 1000)} s`)),
-    timeoutMs,
-  );
-  const work = execute(record, controller.signal);
-  // After a timeout the work may still fail later; that must not count as unhandled.
-  work.catch(() => {});
   try {
-    await Promise.race([
-      work,
-      new Promise<never>((_, reject) =>
-        controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true }),
-      ),
-    ]);
+    await withTimeout(
+      clock,
+      timeoutMs,
+      () => new TimeoutError(`${undoName(record)}: not done within ${Math.round(timeoutMs / 1000)} s`),
+      (signal) => execute(record, signal),
+    );
     return undefined;
   } catch (error) {
     return error instanceof Error ? error : new Error(errorMessage(error));
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -6,8 +6,8 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Clock } from '../src/adapters/clock.js';
-import type { BackupJob, Duplicati, DuplicatiStatus, JobProgress, JobResult, JobResultKind, RunOutcome, TaskState } from '../src/adapters/duplicati.js';
+import { timerDelay, type Clock, type Deadline } from '../src/adapters/clock.js';
+import type { BackupJob, Duplicati, DuplicatiStatus, JobProgress, JobResult, JobResultKind, RunOutcome, StatusOptions, TaskState } from '../src/adapters/duplicati.js';
 import { UnknownJobError } from '../src/adapters/duplicati.js';
 import type { HookRun } from '../src/adapters/hooks.js';
 import type { CommandOptions, CommandResult, CommandRunner } from '../src/adapters/process.js';
@@ -44,7 +44,27 @@ export class FakeClock implements Clock {
   }
   advance(ms: number): void {
     this.time += ms;
+    this.fireDeadlines();
     for (const listener of this.listeners) listener();
+  }
+  private readonly deadlines = new Set<{ at: number; controller: AbortController; makeError: () => Error }>();
+  /** Fires, as the real clock would, once virtual time has reached it (a zero delay fires in a microtask). */
+  timeout(ms: number, makeError: () => Error): Deadline {
+    const entry = { at: this.time + timerDelay(ms), controller: new AbortController(), makeError };
+    this.deadlines.add(entry);
+    if (entry.at <= this.time) queueMicrotask(() => this.fireDeadlines());
+    return { signal: entry.controller.signal, clear: () => void this.deadlines.delete(entry) };
+  }
+  /** Deadlines not yet fired or cleared, for tests that check nothing is left behind. */
+  get pendingDeadlines(): number {
+    return this.deadlines.size;
+  }
+  private fireDeadlines(): void {
+    for (const entry of [...this.deadlines]) {
+      if (entry.at > this.time) continue;
+      this.deadlines.delete(entry);
+      entry.controller.abort(entry.makeError());
+    }
   }
   onAdvance(listener: () => void): void {
     this.listeners.push(listener);
@@ -444,10 +464,16 @@ export class FakeDuplicati implements Duplicati {
     return this.tasks.filter((task) => task.backupId === backupId && task.endedAt !== undefined);
   }
 
-  async status(signal?: AbortSignal): Promise<DuplicatiStatus> {
+  /** Status calls that read the jobs' records too (`jobsOnceGone` and that backup gone), as the exec driver's polls do. */
+  statusWithJobsCalls = 0;
+  /** listJobs calls so far. */
+  listCalls = 0;
+
+  async status(signal?: AbortSignal, options?: StatusOptions): Promise<DuplicatiStatus> {
     throwIfAborted(signal);
     this.world.record('duplicati status');
     this.statusCalls += 1;
+
     this.onStatus?.(this.statusCalls);
     if (this.failStatus > 0) {
       this.failStatus -= 1;
@@ -455,10 +481,14 @@ export class FakeDuplicati implements Duplicati {
     }
     this.settle();
     const active = this.tasks.find((task) => task.startedAt !== undefined && task.endedAt === undefined);
+    const queue = this.tasks.filter((task) => task.startedAt === undefined).map((task) => ({ task: task.task, backupId: task.backupId }));
+    const gone = options?.jobsOnceGone !== undefined && active?.backupId !== options.jobsOnceGone && !queue.some((task) => task.backupId === options.jobsOnceGone);
+    if (gone) this.statusWithJobsCalls += 1;
     return {
       paused: this.paused,
       active: active ? { task: active.task, backupId: active.backupId } : undefined,
-      queue: this.tasks.filter((task) => task.startedAt === undefined).map((task) => ({ task: task.task, backupId: task.backupId })),
+      queue,
+      ...(gone ? { jobs: this.jobList() } : {}),
     };
   }
 
@@ -481,28 +511,37 @@ export class FakeDuplicati implements Duplicati {
   jobSources?: (backupId: string) => Promise<string[]>;
 
   async listJobs(): Promise<BackupJob[]> {
+    this.listCalls += 1;
     this.settle();
+    return this.jobList();
+  }
+
+  private jobList(): BackupJob[] {
     return this.jobs.map(({ id, name }) => ({ id, name, record: { ...this.records.get(id) } }));
   }
 
+  /** As both drivers do: the job's record is read just before the run, and an unknown job is refused before anything is queued. */
   async run(jobName: string, signal?: AbortSignal): Promise<RunOutcome> {
     throwIfAborted(signal);
-    this.world.record(`duplicati run ${jobName}`);
-    this.onRun?.(jobName);
+    this.settle();
     const job = this.jobs.find((entry) => entry.id === jobName || entry.name.toLowerCase() === jobName.toLowerCase());
     if (!job) throw new UnknownJobError(`Duplicati has no backup job with the name or ID "${jobName}"`, 'No backup found with supplied ID or name');
+    const recordBefore = { ...this.records.get(job.id) };
+    this.world.record(`duplicati run ${jobName}`);
+    this.onRun?.(jobName);
     this.settle();
     const existing = this.tasks.find((task) => task.backupId === job.id && task.endedAt === undefined);
     if (!existing && !this.dropRuns) this.schedule(job.id);
     const ours = existing ?? this.tasks.find((task) => task.backupId === job.id && task.endedAt === undefined);
     const task = this.task && !this.dropRuns ? (ours?.task ?? this.tasks.filter((entry) => entry.backupId === job.id).at(-1)?.task) : undefined;
     const line = `Running backup ${job.name} (ID: ${job.id})`;
-    if (this.runSilent) return { backupId: undefined, backupName: undefined, timedOut: true, output: '' };
+    // Without the run line, the ID comes from the job list read before the run (exec driver).
+    if (this.runSilent) return { backupId: job.id, backupName: job.name, timedOut: true, output: '', recordBefore };
     if (this.runHangs) {
       this.world.clock.advance(25_000);
-      return { backupId: job.id, backupName: job.name, timedOut: true, output: line };
+      return { backupId: job.id, backupName: job.name, timedOut: true, output: line, recordBefore };
     }
-    return { backupId: job.id, backupName: job.name, timedOut: false, output: line, task };
+    return { backupId: job.id, backupName: job.name, timedOut: false, output: line, task, recordBefore };
   }
 }
 
@@ -644,7 +683,7 @@ export async function runStack(
     global: options.global ?? globalConfig(),
     adapters: world.adapters(),
     log,
-    undo: new UndoStack(options.journal),
+    undo: new UndoStack(options.journal, undefined, world.clock),
     signal: options.signal ?? new AbortController().signal,
     timings: {},
     jobResults: [],
@@ -663,7 +702,7 @@ export function stackRun(
     global: options.global ?? globalConfig(),
     adapters: world.adapters(),
     log: new MemoryLog(),
-    undo: new UndoStack(options.journal),
+    undo: new UndoStack(options.journal, undefined, world.clock),
     signal: options.signal ?? new AbortController().signal,
     timings: {},
     jobResults: [],

@@ -4,6 +4,7 @@
  * the password is never logged or put in an error message.
  */
 import { CommandError, TimeoutError } from '../errors.js';
+import type { Clock } from './clock.js';
 import type { BackupJob, Duplicati, DuplicatiStatus, JobProgress, JobResult, JobResultKind, RunOutcome, TaskReference, TaskState } from './duplicati.js';
 import { UnknownJobError } from './duplicati.js';
 
@@ -12,8 +13,8 @@ export interface ApiSettings {
   /** Read when needed, never stored in the configuration or logs. */
   password: () => string;
   runTimeoutMs: number;
-  /** Waits between reads of a locked log; the real clock unless a test passes its own. */
-  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Every wait and deadline (requests, retries, token renewal) goes by it, so tests need no real time. */
+  clock: Clock;
 }
 
 /**
@@ -121,28 +122,33 @@ function asList(value: unknown): string[] {
 
 export function createApiDuplicati(settings: ApiSettings): Duplicati {
   const base = settings.url.replace(/\/+$/, '');
+  const { clock } = settings;
   let token: { value: string; renewAt: number } | undefined;
 
   async function send(method: string, path: string, options: { body?: unknown; auth?: boolean; timeoutMs?: number; signal?: AbortSignal | undefined } = {}): Promise<unknown> {
     const timeoutMs = options.timeoutMs ?? requestTimeoutMs;
-    const signals = [AbortSignal.timeout(timeoutMs), ...(options.signal ? [options.signal] : [])];
     const headers: Record<string, string> = { Accept: 'application/json' };
     if (options.body !== undefined) headers['Content-Type'] = 'application/json';
     if (options.auth !== false) headers.Authorization = `Bearer ${await accessToken(options.signal)}`;
+    // The deadline covers the answer and its body: a server that sends headers and then stalls is bounded too.
+    const deadline = clock.timeout(timeoutMs, () => new TimeoutError(`${method} ${base}${path}: no answer within ${Math.round(timeoutMs / 1000)} s`));
     let response: Response;
+    let text: string;
     try {
       response = await fetch(`${base}${path}`, {
         method,
         headers,
         body: options.body === undefined ? undefined : JSON.stringify(options.body),
-        signal: AbortSignal.any(signals),
+        signal: options.signal ? AbortSignal.any([deadline.signal, options.signal]) : deadline.signal,
       });
+      text = await response.text();
     } catch (error) {
       if (options.signal?.aborted) throw options.signal.reason;
-      if ((error as Error).name === 'TimeoutError') throw new TimeoutError(`${method} ${base}${path}: no answer within ${Math.round(timeoutMs / 1000)} s`);
+      if (deadline.signal.aborted) throw deadline.signal.reason;
       throw new CommandError(`${method} ${base}${path}: ${(error as Error).message}${(error as { cause?: Error }).cause ? ` (${(error as { cause: Error }).cause.message})` : ''}`);
+    } finally {
+      deadline.clear();
     }
-    const text = await response.text();
     if (!response.ok) throw new HttpError(`${method} ${base}${path}: HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ''}`, response.status, text);
     if (text === '') return undefined;
     try {
@@ -161,12 +167,12 @@ export function createApiDuplicati(settings: ApiSettings): Duplicati {
       throw error;
     }
     if (!answer?.AccessToken) throw new CommandError(`Duplicati's login at ${base} answered without an access token`);
-    const expires = tokenExpiry(answer.AccessToken) ?? Date.now() + assumedTokenLifetimeMs;
+    const expires = tokenExpiry(answer.AccessToken) ?? clock.now() + assumedTokenLifetimeMs;
     token = { value: answer.AccessToken, renewAt: expires - renewBeforeMs };
   }
 
   async function accessToken(signal?: AbortSignal): Promise<string> {
-    if (!token || Date.now() >= token.renewAt) await signIn(signal);
+    if (!token || clock.now() >= token.renewAt) await signIn(signal);
     return token!.value;
   }
 
@@ -193,18 +199,13 @@ export function createApiDuplicati(settings: ApiSettings): Duplicati {
     return found.Backup;
   }
 
-  const sleep = settings.sleep ?? ((ms: number, signal?: AbortSignal) => new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => { clearTimeout(timer); reject(signal.reason); }, { once: true });
-  }));
-
   async function readLog(backupId: string, signal?: AbortSignal): Promise<JobResult> {
     for (let attempt = 1; ; attempt += 1) {
       try {
         return resultFromLog(((await call('GET', `/api/v1/backup/${encodeURIComponent(backupId)}/log?pagesize=5`, { signal })) as LogEntry[]) ?? []);
       } catch (error) {
         if (!isLockedLog(error) || attempt >= lockedLogRetries) throw error;
-        await sleep(lockedLogDelayMs, signal);
+        await clock.sleep(lockedLogDelayMs, signal);
       }
     }
   }
@@ -215,7 +216,8 @@ export function createApiDuplicati(settings: ApiSettings): Duplicati {
     },
     async waitForChange(since, maxWaitMs, signal) {
       if (since.eventId === undefined || maxWaitMs < shortestLongPollMs) {
-        await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(maxWaitMs, 1000))));
+        // No long-poll to ask for: a short pause, and the caller looks again.
+        await clock.sleep(Math.max(0, Math.min(maxWaitMs, 1000)), signal);
         return;
       }
       const duration = Math.min(longestLongPollMs, maxWaitMs);

@@ -1,11 +1,14 @@
 /**
- * Duplicati through `duplicati-server-util` inside its container (`podman exec`, no TTY, no
- * shell). Parses the tool's lines as documented in shared/notes/duplicati.md and skips every
- * line it does not know (`Connecting to ...`, `No database found ...`).
+ * Duplicati through `duplicati-server-util` inside its container (`podman exec`, no TTY).
+ * Parses the tool's lines as documented in shared/notes/duplicati.md and skips every line it
+ * does not know (`Connecting to ...`, `No database found ...`). While the stack is down, each
+ * `podman exec` costs about 0.2 s of downtime, so the calls made then are chained: one exec
+ * reads the job's record and runs it, one per poll reads the status and the records.
  */
-import { CommandError } from '../errors.js';
+import { CommandError, TimeoutError } from '../errors.js';
 import type { DuplicatiSettings } from '../config/types.js';
-import { describeFailure, timeoutError, type CommandRunner } from './process.js';
+import { shellLine } from '../shell-quote.js';
+import { describeFailure, timeoutError, type CommandResult, type CommandRunner } from './process.js';
 
 export interface TaskReference {
   task: number;
@@ -18,6 +21,18 @@ export interface DuplicatiStatus {
   queue: TaskReference[];
   /** The server's event counter, where the driver sees one (REST API): lets a waiter long-poll. */
   eventId?: number;
+  /** Every job with its record, read right after the state in the same call (exec, `jobsOnceGone`); undefined when not read. */
+  jobs?: BackupJob[] | undefined;
+}
+
+export interface StatusOptions {
+  /**
+   * A backup ID: once it is neither queued nor active, read every job's record in the same
+   * call, where the driver can (exec: one `podman exec` for both). While it is queued or
+   * active its record cannot hold its end yet (Runner.cs writes it as the task ends), so the
+   * records are not read then and each look costs one status call only.
+   */
+  jobsOnceGone?: string;
 }
 
 /**
@@ -35,7 +50,7 @@ export interface TaskState {
 }
 
 export interface RunOutcome {
-  /** The backup's ID from `Running backup NAME (ID: N)`; undefined when the line never came. */
+  /** The backup's ID from `Running backup NAME (ID: N)`, else from the job list read before `run`; undefined when neither names it. */
   backupId: string | undefined;
   backupName: string | undefined;
   /** `run` had to be ended after run_timeout; the job may or may not be queued. */
@@ -43,8 +58,10 @@ export interface RunOutcome {
   output: string;
   /** The task `run` queued or joined, where the driver learns it (REST API). */
   task?: number | undefined;
-  /** The job's record read just before `run`. */
+  /** The job's record, read by `run` itself just before it runs the job (after the last idle check). */
   recordBefore?: JobRecord | undefined;
+  /** The job's record read with the status that showed the job gone (exec: `status` with `jobsOnceGone`); the verdict reads it again when absent. */
+  recordAfter?: JobRecord | undefined;
   /** How the task ended, once known (REST API). */
   taskEnd?: TaskState | undefined;
 }
@@ -80,7 +97,8 @@ export interface BackupJob {
 }
 
 export interface Duplicati {
-  status(signal?: AbortSignal): Promise<DuplicatiStatus>;
+  status(signal?: AbortSignal, options?: StatusOptions): Promise<DuplicatiStatus>;
+  /** Reads the job's record (recordBefore), then enqueues the job, as close together as the driver can. */
   run(job: string, signal?: AbortSignal): Promise<RunOutcome>;
   /** How the job that `run` started ended. */
   result(run: RunOutcome, signal?: AbortSignal): Promise<JobResult>;
@@ -280,18 +298,102 @@ export function findJob(jobs: readonly BackupJob[], job: string): BackupJob | un
 }
 
 const statusTimeoutMs = 30_000;
-/** The outer bound on `podman exec ... run` lets the inner `timeout` fire first. */
+/** The outer bound on `podman exec ... run` lets the inner `timeout`s fire first. */
 const outerRunMarginMs = 3_000;
+
+/** How the jobs and their records are listed: `--json` (2.2 and later, OutputInterceptor.cs), else `--detailed` lines. */
+export const jsonListArgs = ['--json', 'list-backups'] as const;
+const detailedListArgs = ['list-backups', '--detailed'] as const;
 
 /** The command line of one duplicati-server-util call; the dry run shows the same. */
 export function serverUtilArgv(settings: Pick<DuplicatiSettings, 'container' | 'serverUtil'>, ...args: string[]): string[] {
   return ['podman', 'exec', settings.container, settings.serverUtil, ...args];
 }
 
-/** The command line of `run`, bounded inside the container too (see run below); the dry run shows the same. */
-export function serverUtilRunArgv(settings: Pick<DuplicatiSettings, 'container' | 'serverUtil' | 'runTimeoutMs'>, job: string): string[] {
-  const seconds = String(Math.max(1, Math.ceil(settings.runTimeoutMs / 1000)));
-  return ['podman', 'exec', settings.container, 'timeout', '-s', 'KILL', seconds, settings.serverUtil, 'run', '--', job];
+/** What ends each chained command's output but the last: a line of its own with the exit code. */
+const partEnd = /\n@stack-backup:exit=(\d+)\n/g;
+
+/**
+ * One `podman exec` that runs several commands in order inside the container (its `sh`).
+ * Every command but the last writes both its streams to stdout, then an empty line and
+ * `@stack-backup:exit=N`; the chain stops at the first one that fails, with its exit code.
+ * The last replaces the shell (`exec`): its streams and its exit code are the exec's.
+ */
+export function chainedArgv(container: string, commands: ReadonlyArray<readonly string[]>): string[] {
+  const script = commands
+    .map((command, index) =>
+      index === commands.length - 1 ? `exec ${shellLine(command)}` : `${shellLine(command)} 2>&1; e=$?; echo; echo "@stack-backup:exit=$e"; [ "$e" = 0 ] || exit "$e"`,
+    )
+    .join('; ');
+  return ['podman', 'exec', container, 'sh', '-c', script];
+}
+
+export interface ChainedPart {
+  output: string;
+  exitCode: number;
+}
+
+/** Splits a chain's stdout: the commands that finished (output, exit code), and the rest, the stdout of the one that came next. */
+export function splitChained(stdout: string): { parts: ChainedPart[]; rest: string } {
+  const parts: ChainedPart[] = [];
+  let from = 0;
+  for (const match of stdout.matchAll(partEnd)) {
+    parts.push({ output: stdout.slice(from, match.index), exitCode: Number(match[1]) });
+    from = match.index + match[0].length;
+  }
+  return { parts, rest: stdout.slice(from) };
+}
+
+const seconds = (ms: number) => String(Math.max(1, Math.ceil(ms / 1000)));
+
+/**
+ * The command line of `run`: one `podman exec` that first lists the jobs with their records
+ * (the record before the run, read after the last idle check) and then runs the job; the dry
+ * run shows the same. Both are bounded inside the container too (see run below): killing the
+ * `podman exec` client ends neither, and a listing that hung past the client's end must not
+ * go on to run the job against the restarted stack.
+ */
+export function serverUtilRunArgv(
+  settings: Pick<DuplicatiSettings, 'container' | 'serverUtil' | 'runTimeoutMs'>,
+  job: string,
+  list: readonly string[] = jsonListArgs,
+): string[] {
+  return chainedArgv(settings.container, [
+    ['timeout', '-s', 'KILL', seconds(statusTimeoutMs), settings.serverUtil, ...list],
+    ['timeout', '-s', 'KILL', seconds(settings.runTimeoutMs), settings.serverUtil, 'run', '--', job],
+  ]);
+}
+
+/**
+ * The command line of a poll that follows backup `backupId`: the server's state, and, only
+ * when that backup is neither queued nor active (its `BackupId = N` ends no line of the
+ * state, ServerStatus.cs), every job's record, in one `podman exec`; the dry run shows the
+ * same. The state's output ends with a line `@stack-backup:exit=N` as in chainedArgv.
+ */
+export function serverUtilPollArgv(settings: Pick<DuplicatiSettings, 'container' | 'serverUtil'>, backupId: string, list: readonly string[] = jsonListArgs): string[] {
+  // Duplicati's backup IDs are numbers; anything else never matches, and the records are always read.
+  const busy = /^[A-Za-z0-9_-]+$/.test(backupId) ? `*"BackupId = ${backupId}"|*"BackupId = ${backupId}"[!0-9A-Za-z_-]*` : '*"@never@"';
+  const script =
+    `s=$(${shellLine([settings.serverUtil, 'status'])} 2>&1); e=$?; printf "%s\\n" "$s"; echo; echo "@stack-backup:exit=$e"; [ "$e" = 0 ] || exit "$e"; ` +
+    `case "$s" in ${busy}) exit 0 ;; esac; exec ${shellLine([settings.serverUtil, ...list])}`;
+  return ['podman', 'exec', settings.container, 'sh', '-c', script];
+}
+
+/** The container has no `timeout` (it bounds `run` inside the container) or no `sh` (it chains the calls). */
+function missingTool(output: string): CommandError | undefined {
+  if (/timeout.*(not found|no such file)|executable file .timeout./i.test(output)) {
+    return new CommandError(`the Duplicati container has no "timeout" command, which bounds "run" inside it (run_timeout)`, output);
+  }
+  if (/executable file .sh. not found|exec: "?sh"?: .*not found|\bsh: (no such file|not found)/i.test(output)) {
+    return new CommandError(`the Duplicati container has no "sh", which runs the calls that follow a job in one podman exec`, output);
+  }
+  return undefined;
+}
+
+/** A chained command that failed, described as describeFailure would, naming the command that failed. */
+function chainFailure(result: CommandResult, what: readonly string[], part: ChainedPart): CommandError {
+  const lastLine = part.output.trim().split('\n').pop() ?? '';
+  return new CommandError(`${shellLine(result.argv)}: ${what.join(' ')}: exit ${part.exitCode}${lastLine ? `: ${lastLine}` : ''}`, part.output);
 }
 
 export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSettings): Duplicati {
@@ -303,6 +405,99 @@ export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSetti
     const result = await run(argv(...args), { timeoutMs: statusTimeoutMs, signal });
     if (result.timedOut) throw timeoutError(result, statusTimeoutMs);
     return result;
+  }
+
+  const listArgs = (): readonly string[] => (json === false ? detailedListArgs : jsonListArgs);
+
+  /** Parses a listing made with `list`; undefined when `--json` output cannot be read. */
+  function parseListing(list: readonly string[], output: string): BackupJob[] | undefined {
+    if (list !== jsonListArgs) return parseJobListDetailed(output);
+    const jobs = parseJobListJson(output);
+    if (jobs) json = true;
+    return jobs;
+  }
+
+  /** A `--json` listing refused by a tool before 2.2: learn it, so the caller lists again with `--detailed`. */
+  function refusedJson(list: readonly string[], exitCode: number | undefined, output: string): boolean {
+    if (list !== jsonListArgs || json === true || exitCode === 0 || !/Unrecognized|--json/i.test(output)) return false;
+    json = false;
+    return true;
+  }
+
+  async function statusWithJobs(backupId: string, signal?: AbortSignal): Promise<DuplicatiStatus> {
+    const list = listArgs();
+    const result = await run(serverUtilPollArgv(settings, backupId, list), { timeoutMs: statusTimeoutMs, signal });
+    if (result.timedOut) throw timeoutError(result, statusTimeoutMs);
+    const { parts, rest } = splitChained(result.stdout);
+    const state = parts[0];
+    if (!state) throw missingTool(result.output) ?? new CommandError(describeFailure(result, statusTimeoutMs), result.output);
+    if (state.exitCode !== 0) throw chainFailure(result, [settings.serverUtil, 'status'], state);
+    const status = parseStatus(state.output);
+    if (refusedJson(list, result.exitCode, rest + result.stderr)) return { ...status, jobs: await listJobs(signal) };
+    if (result.exitCode !== 0) throw new CommandError(describeFailure(result, statusTimeoutMs), result.output);
+    // Nothing after the state: the backup was queued or active, and the records were not read.
+    if (rest.trim() === '') return status;
+    const jobs = parseListing(list, rest);
+    if (!jobs) throw new CommandError(`${shellLine(result.argv)}: the job list cannot be read`, rest);
+    return { ...status, jobs };
+  }
+
+  async function runJob(job: string, signal: AbortSignal | undefined): Promise<RunOutcome> {
+    // Killing the `podman exec` client leaves the processes in the container running: bound
+    // them there too, so a `run` ended after run_timeout cannot queue the job later, against the
+    // restarted stack. RunBackup.cs prints its line before it sends the request. The job's
+    // name goes after "--", so a name beginning with "-" is the backup argument, not an
+    // option: ServerUtil parses with System.CommandLine (Duplicati/CommandLine/ServerUtil/
+    // Program.cs, CommandLineBuilder without EnableLegacyDoubleDashBehavior), where tokens
+    // after "--" are arguments; `run` takes one argument, "backup" (Commands/RunBackup.cs).
+    // The listing comes first in the same exec: the record before the run (ListBackups.cs,
+    // Metadata), read just before it, at the cost of one `podman exec` for both.
+    const list = listArgs();
+    const command = serverUtilRunArgv(settings, job, list);
+    const result = await run(command, { timeoutMs: statusTimeoutMs + settings.runTimeoutMs + outerRunMarginMs, signal });
+    const { parts, rest } = splitChained(result.stdout);
+    const listed = parts[0];
+    if (!listed) {
+      // The listing never finished, so `run` never began: the exec itself failed (no
+      // container, no sh) or hung.
+      if (result.timedOut) throw timeoutError(result, statusTimeoutMs + settings.runTimeoutMs);
+      throw missingTool(result.output) ?? new CommandError(describeFailure(result, statusTimeoutMs), result.output);
+    }
+    if (listed.exitCode !== 0) {
+      // The chain stops at the listing: nothing was run.
+      if (refusedJson(list, listed.exitCode, listed.output)) return runJob(job, signal);
+      const missing = missingTool(listed.output);
+      if (missing) throw missing;
+      // timeout(1) exits 124, or 137 when it had to send KILL
+      if (listed.exitCode === 124 || listed.exitCode === 137) {
+        throw new TimeoutError(`${shellLine(command)}: ${[settings.serverUtil, ...list].join(' ')}: no answer within ${seconds(statusTimeoutMs)} s; the job was not run`);
+      }
+      throw chainFailure(result, [settings.serverUtil, ...list], listed);
+    }
+    const jobs = parseListing(list, listed.output);
+    const output = [rest, result.stderr].filter((text) => text.trim() !== '').join('\n');
+    const parsed = parseRunLine(rest);
+    const timedOut = result.timedOut || result.exitCode === 124 || result.exitCode === 137;
+    if (!timedOut && result.exitCode !== 0) {
+      if (/No backup found/i.test(output)) {
+        throw new UnknownJobError(`Duplicati has no backup job with the name or ID "${job}"`, output);
+      }
+      throw missingTool(output) ?? new CommandError(describeFailure(result, settings.runTimeoutMs), result.output);
+    }
+    if (!jobs) {
+      // `run` was sent all the same: the job may be queued, and without its record before the
+      // run its end cannot be told from an older one. Fail, naming it.
+      throw new CommandError(`the job list read before "run ${job}" cannot be read, but "run" was sent: Duplicati may run job ${job} against the restarted stack`, listed.output);
+    }
+    const known = (parsed && jobs.find((entry) => entry.id === parsed.backupId)) || findJob(jobs, job);
+    if (!parsed && !known) throw new UnknownJobError(`Duplicati has no backup job with the name or ID "${job}"`, output);
+    return {
+      backupId: parsed?.backupId ?? known?.id,
+      backupName: parsed?.backupName ?? known?.name,
+      timedOut,
+      output,
+      recordBefore: known?.record ?? {},
+    };
   }
 
   async function listJobs(signal?: AbortSignal): Promise<BackupJob[]> {
@@ -324,45 +519,22 @@ export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSetti
   }
 
   return {
-    async status(signal) {
+    async status(signal, options) {
+      if (options?.jobsOnceGone !== undefined) return statusWithJobs(options.jobsOnceGone, signal);
       const result = await read(['status'], signal);
       if (result.exitCode !== 0) throw new CommandError(describeFailure(result, statusTimeoutMs), result.output);
       return parseStatus(result.stdout);
     },
-    async run(job, signal) {
-      // Killing the `podman exec` client leaves the process in the container running: bound it
-      // there too, so a `run` ended after run_timeout cannot queue the job later, against the
-      // restarted stack. RunBackup.cs prints its line before it sends the request. The job's
-      // name goes after "--", so a name beginning with "-" is the backup argument, not an
-      // option: ServerUtil parses with System.CommandLine (Duplicati/CommandLine/ServerUtil/
-      // Program.cs, CommandLineBuilder without EnableLegacyDoubleDashBehavior), where tokens
-      // after "--" are arguments; `run` takes one argument, "backup" (Commands/RunBackup.cs).
-      const command = serverUtilRunArgv(settings, job);
-      const result = await run(command, { timeoutMs: settings.runTimeoutMs + outerRunMarginMs, signal });
-      const parsed = parseRunLine(result.stdout);
-      // timeout(1) exits 124, or 137 when it had to send KILL
-      const timedOut = result.timedOut || result.exitCode === 124 || result.exitCode === 137;
-      if (!timedOut && result.exitCode !== 0) {
-        if (/No backup found/i.test(result.output)) {
-          throw new UnknownJobError(`Duplicati has no backup job with the name or ID "${job}"`, result.output);
-        }
-        if (/timeout.*(not found|no such file)|executable file .timeout./i.test(result.output)) {
-          throw new CommandError(`the Duplicati container has no "timeout" command, which bounds "run" inside it (run_timeout)`, result.output);
-        }
-        throw new CommandError(describeFailure(result, settings.runTimeoutMs), result.output);
-      }
-      return {
-        backupId: parsed?.backupId,
-        backupName: parsed?.backupName,
-        timedOut,
-        output: result.output,
-      };
-    },
+    run: runJob,
     async result(outcome, signal) {
       // The record holds no ParsedResult: LastErrorDate says the task threw, LastBackupFinished
-      // alone that a backup completed, neither that it was stopped (Runner.cs).
-      const after = outcome.backupId === undefined ? undefined : (await listJobs(signal)).find((job) => job.id === outcome.backupId);
-      return resultFromRecords(outcome.recordBefore, after?.record);
+      // alone that a backup completed, neither that it was stopped (Runner.cs). Runner.Run
+      // writes it (UpdateMetadata, UpdateMetadataError) within the task, before the task ends,
+      // so a record listed after the status that showed the job gone is final, the same as one
+      // listed in a later call; only without one is it listed again.
+      const after =
+        outcome.recordAfter ?? (outcome.backupId === undefined ? undefined : (await listJobs(signal)).find((job) => job.id === outcome.backupId)?.record);
+      return resultFromRecords(outcome.recordBefore, after);
     },
     listJobs,
     async version(signal) {

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { TimeoutError } from '../errors.js';
+import { systemClock, withTimeout, type Clock } from './clock.js';
 import { runCommand, type CommandRunner } from './process.js';
 
 /**
@@ -22,25 +23,17 @@ const abandonAfterKillMs = 3000;
  * night's run. A child can be killed at the timeout; one the kernel will not let die is left
  * behind (the process exits anyway when its work is done, see exitWhenDone).
  */
-export async function checkFolder(folder: string, timeoutMs: number, run: CommandRunner = runCommand): Promise<void> {
+export async function checkFolder(folder: string, timeoutMs: number, run: CommandRunner = runCommand, clock: Pick<Clock, 'timeout'> = systemClock): Promise<void> {
   const seconds = Math.round(timeoutMs / 1000);
-  let timer: NodeJS.Timeout | undefined;
-  const abandoned = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new TimeoutError(`no answer within ${seconds} s, and the process reading it could not be ended`)),
-      timeoutMs + killGraceMs + abandonAfterKillMs,
-    );
-  });
-  try {
-    const result = await Promise.race([
-      run([process.execPath, '-e', readOneEntry, '--', folder], { timeoutMs, killGraceMs }),
-      abandoned,
-    ]);
-    if (result.timedOut) throw new TimeoutError(`no answer within ${seconds} s`);
-    if (result.exitCode !== 0) throw new Error(result.stderr.trim() || `cannot be read (exit ${result.exitCode ?? 'signal'})`);
-  } finally {
-    clearTimeout(timer);
-  }
+  // The runner kills the child at timeoutMs; this outer deadline only abandons one that will not die.
+  const result = await withTimeout(
+    clock,
+    timeoutMs + killGraceMs + abandonAfterKillMs,
+    () => new TimeoutError(`no answer within ${seconds} s, and the process reading it could not be ended`),
+    () => run([process.execPath, '-e', readOneEntry, '--', folder], { timeoutMs, killGraceMs }),
+  );
+  if (result.timedOut) throw new TimeoutError(`no answer within ${seconds} s`);
+  if (result.exitCode !== 0) throw new Error(result.stderr.trim() || `cannot be read (exit ${result.exitCode ?? 'signal'})`);
 }
 
 const datedLog = /^backup-.+-(\d{4})-(\d{2})-(\d{2})\.log$/;

@@ -5,6 +5,7 @@
  */
 import { execa } from 'execa';
 import { AbortedError, TimeoutError } from '../errors.js';
+import { systemClock } from './clock.js';
 
 export interface CommandOptions {
   timeoutMs: number;
@@ -61,12 +62,20 @@ export const runCommand: CommandRunner = async (argv, options) => {
   let killTimer: NodeJS.Timeout | undefined;
   const terminate = () => {
     killGroup(child.pid, 'SIGTERM');
+    // A raw timer, not the clock's: it escalates signals to a real process group, which only
+    // real time can let exit. It is the real runner's own; tests fake the runner as a whole.
     killTimer ??= setTimeout(() => killGroup(child.pid, 'SIGKILL'), grace);
   };
-  const timer = setTimeout(() => {
-    timedOut = true;
-    terminate();
-  }, options.timeoutMs);
+  // The real runner runs real processes, so its deadline is the real clock's (clamped as every timer is).
+  const deadline = systemClock.timeout(options.timeoutMs, () => new TimeoutError(`${argv.join(' ')}: no answer within ${Math.round(options.timeoutMs / 1000)} s`));
+  deadline.signal.addEventListener(
+    'abort',
+    () => {
+      timedOut = true;
+      terminate();
+    },
+    { once: true },
+  );
   const onAbort = () => terminate();
   options.signal?.addEventListener('abort', onAbort, { once: true });
   if (options.signal?.aborted) terminate();
@@ -87,7 +96,7 @@ export const runCommand: CommandRunner = async (argv, options) => {
       durationMs: Date.now() - started,
     };
   } finally {
-    clearTimeout(timer);
+    deadline.clear();
     if (killTimer) clearTimeout(killTimer);
     // A group member may still hold on after the leader exited; it must not outlive us.
     if (timedOut || options.signal?.aborted) killGroup(child.pid, 'SIGKILL');

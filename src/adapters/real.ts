@@ -21,6 +21,7 @@ export function createDuplicati(settings: DuplicatiSettings): Duplicati {
     url: settings.url,
     password: () => process.env.DUPLICATI_PASSWORD || readFileSync(settings.passwordFile!, 'utf8').trim(),
     runTimeoutMs: settings.runTimeoutMs,
+    clock: systemClock,
   });
 }
 

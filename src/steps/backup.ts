@@ -7,7 +7,7 @@
  * queued or running, the task is stopped (REST API) or the job is named as one that may read
  * the live stack.
  */
-import { findJob, recordChange, UnknownJobError, type DuplicatiStatus, type JobResult, type RunOutcome, type TaskReference } from '../adapters/duplicati.js';
+import { recordChange, UnknownJobError, type DuplicatiStatus, type JobResult, type RunOutcome, type TaskReference } from '../adapters/duplicati.js';
 import { CommandError, TimeoutError, errorMessage, throwIfAborted } from '../errors.js';
 import { formatSeconds } from '../report.js';
 import type { StepHandle } from '../logging.js';
@@ -45,6 +45,8 @@ interface Wait {
   behind?: (status: DuplicatiStatus) => boolean;
   /** A deadline of the caller's: the wait wakes up by then to look again. */
   wakeBy?: () => number | undefined;
+  /** Each look reads the jobs' records too once this backup is gone, in the same call where the driver can (exec). */
+  jobsOnceGone?: string | undefined;
 }
 
 /** Polls `status`, tolerating a few failed polls in a row, until `until` says the wait is over. */
@@ -65,7 +67,7 @@ async function pollStatus(run: StackRun, wait: Wait): Promise<DuplicatiStatus> {
       throwIfAborted(run.signal);
       let status: DuplicatiStatus | undefined;
       try {
-        status = await duplicati.status(run.signal);
+        status = await duplicati.status(run.signal, wait.jobsOnceGone !== undefined ? { jobsOnceGone: wait.jobsOnceGone } : undefined);
         failures = 0;
       } catch (error) {
         throwIfAborted(run.signal);
@@ -181,7 +183,11 @@ async function followJob(run: StackRun, job: string, backupId: string, outcome: 
     what: `job ${job} (backup ${backupId}${outcome.task !== undefined ? `, task ${outcome.task}` : ''})`,
     behind: (status) => status.queue.some(ours) && status.active !== undefined && !ours(status.active),
     wakeBy: () => (seen || outcome.task !== undefined ? undefined : runReturnedAt + didNotRunGraceMs),
+    // Without a task to follow (exec), the record decides: the look that shows the job gone
+    // reads it in the same call, so no further call is made while the stack is down.
+    jobsOnceGone: outcome.task === undefined ? backupId : undefined,
     until: async (status) => {
+      outcome.recordAfter = status.jobs?.find((entry) => entry.id === backupId)?.record;
       if (ours(status.active) || status.queue.some(ours)) {
         if (!seen) run.log.info('job seen', { job, backup_id: backupId, task: outcome.task, status: describeStatus(status) });
         seen = true;
@@ -213,8 +219,8 @@ async function followJob(run: StackRun, job: string, backupId: string, outcome: 
       }
       if (seen) return true;
       // Never seen: it may have run and ended between two looks. Its record says so.
-      const after = (await duplicati.listJobs(run.signal)).find((entry) => entry.id === backupId);
-      if (recordChange(outcome.recordBefore, after?.record) !== 'none') {
+      const after = status.jobs ? outcome.recordAfter : (await duplicati.listJobs(run.signal)).find((entry) => entry.id === backupId)?.record;
+      if (recordChange(outcome.recordBefore, after) !== 'none') {
         run.log.info(`job ${job} ended before it was seen queued or running; its record changed`, { job, backup_id: backupId });
         return true;
       }
@@ -239,7 +245,16 @@ async function followJob(run: StackRun, job: string, backupId: string, outcome: 
 async function stopOurTask(run: StackRun, job: string, backupId: string, outcome: RunOutcome, error: Error): Promise<void> {
   const { duplicati, clock } = run.adapters;
   // Not run.signal: it may have fired (SIGTERM), and this is part of the way back.
-  const signal = AbortSignal.timeout(stopWaitMs + 10_000);
+  const deadline = clock.timeout(stopWaitMs + 10_000, () => new TimeoutError(`stopping job ${job}: not done within ${formatSeconds(stopWaitMs + 10_000)}`));
+  try {
+    await stopWithin(run, job, backupId, outcome, error, deadline.signal);
+  } finally {
+    deadline.clear();
+  }
+}
+
+async function stopWithin(run: StackRun, job: string, backupId: string, outcome: RunOutcome, error: Error, signal: AbortSignal): Promise<void> {
+  const { duplicati, clock } = run.adapters;
   const ours = isJob(backupId);
   let task = outcome.task;
   try {
@@ -292,20 +307,27 @@ async function runJob(run: StackRun, job: string): Promise<void> {
   const { duplicati, clock } = run.adapters;
   const step = run.log.step(`backup job ${job}`);
   try {
-    // The record is read after the last idle check and just before `run`, so that a run of
-    // Duplicati's own schedule cannot be mistaken for ours.
-    const known = findJob(await duplicati.listJobs(run.signal), job);
-    if (!known) throw new UnknownJobError(`Duplicati has no backup job with the name or ID "${job}"`);
-    const outcome = await duplicati.run(job, run.signal);
+    // `run` reads the job's record itself, after the last idle check and just before it runs
+    // the job (exec: in the same podman exec), so that a run of Duplicati's own schedule
+    // cannot be mistaken for ours.
+    const outcome = await duplicati.run(job, run.signal).catch((error: unknown) => {
+      // Ended (SIGTERM, SIGINT, SIGHUP) while `run` was under way: it may have queued the job
+      // all the same (ending the `podman exec` client does not end what runs in the container),
+      // and the job would read the restarted stack. Nothing is known to stop: say so.
+      if (run.signal.aborted && error instanceof Error) {
+        const note = `Duplicati may still run job ${job} after the stack has started again ("run" was under way when the run was ended): it would read the live stack and may record an inconsistent version`;
+        run.log.warn(note, { job });
+        error.message += `; ${note}`;
+      }
+      throw error;
+    });
     const runReturnedAt = clock.now();
-    outcome.recordBefore ??= known.record;
     if (outcome.output.trim() !== '') run.log.info('duplicati run output', { job, output: outcome.output });
     if (outcome.timedOut) {
       run.log.warn(`"run ${job}" did not return within run_timeout; it was ended, and the job is followed by polling`);
     }
-    const backupId = outcome.backupId ?? known.id;
-    outcome.backupId = backupId;
-    outcome.backupName ??= known.name;
+    const backupId = outcome.backupId;
+    if (backupId === undefined) throw new UnknownJobError(`Duplicati has no backup job with the name or ID "${job}"`, outcome.output);
     let last: DuplicatiStatus;
     try {
       last = await followJob(run, job, backupId, outcome, runReturnedAt, step);

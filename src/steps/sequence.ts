@@ -5,7 +5,7 @@
  * the records the crash journal keeps. A mode (stop today, snapshot later) is a different list
  * of these same steps, not a branch inside them.
  */
-import { serverUtilArgv, serverUtilRunArgv } from '../adapters/duplicati.js';
+import { serverUtilArgv, serverUtilPollArgv, serverUtilRunArgv } from '../adapters/duplicati.js';
 import { describeContainerList } from '../adapters/podman-list.js';
 import { createArgvs, factsArgv, markerPath, nestedArgv, removeArgvs } from '../adapters/snapshots.js';
 import { systemctlArgv } from '../adapters/systemd.js';
@@ -50,18 +50,18 @@ function planUndo(record: UndoRecord, startCondition?: string): PlannedUndo {
   return { name: undoName(record), actions: describeUndo(record, startCondition) };
 }
 
-/** How a Duplicati status is read: the command or the API call, by driver. */
-function statusCall(global: GlobalConfig): string {
+/** How a Duplicati status is read (exec, following a job: with every record once it is gone): the command or the API call, by driver. */
+function statusCall(global: GlobalConfig, jobsOnceGone?: string): string {
   const settings = global.duplicati;
   if (settings.driver === 'exec') {
-    return `${shellLine(serverUtilArgv(settings, 'status'))} every ${formatSeconds(firstPollDelayMs)}, slowing to every ${formatSeconds(settings.pollIntervalMs)} (poll_interval)`;
+    return `${shellLine(jobsOnceGone !== undefined ? serverUtilPollArgv(settings, jobsOnceGone) : serverUtilArgv(settings, 'status'))} every ${formatSeconds(firstPollDelayMs)}, slowing to every ${formatSeconds(settings.pollIntervalMs)} (poll_interval)`;
   }
   return `GET ${settings.url}/api/v1/serverstate (then long-polls ?longpoll=true&lastEventId=N)`;
 }
 
-function idleWait(global: GlobalConfig, what: string): string {
+function idleWait(global: GlobalConfig, what: string, jobsOnceGone?: string): string {
   const settings = global.duplicati;
-  return `${statusCall(global)}, until ${what} (wait_timeout ${formatSeconds(settings.waitTimeoutMs)}, paused_timeout ${formatSeconds(settings.pausedTimeoutMs)})`;
+  return `${statusCall(global, jobsOnceGone)}, until ${what} (wait_timeout ${formatSeconds(settings.waitTimeoutMs)}, paused_timeout ${formatSeconds(settings.pausedTimeoutMs)})`;
 }
 
 function preflightStep({ stack, global }: Context): Step {
@@ -275,23 +275,20 @@ function backupStep({ stack, global }: Context): Step {
   const settings = global.duplicati;
   const runCall = (job: string) =>
     settings.driver === 'exec'
-      ? `${shellLine(serverUtilRunArgv(settings, job))} (run_timeout ${formatSeconds(settings.runTimeoutMs)})`
+      ? `${shellLine(serverUtilRunArgv(settings, job))} (run_timeout ${formatSeconds(settings.runTimeoutMs)}): job ${job}'s record (LastBackupFinished, LastErrorDate) just before the run, then the run, in one podman exec`
       : `POST ${settings.url}/api/v1/backup/ID/run, ID the backup named ${shellLine([job])} in GET ${settings.url}/api/v1/backups (run_timeout ${formatSeconds(settings.runTimeoutMs)})`;
-  const record = (job: string) =>
-    settings.driver === 'exec'
-      ? `${shellLine(serverUtilArgv(settings, '--json', 'list-backups'))}: job ${job}'s record (LastBackupFinished, LastErrorDate) before the run`
-      : `GET ${settings.url}/api/v1/backups: job ${job}'s ID and record before the run`;
+  const record = (job: string) => (settings.driver === 'exec' ? undefined : `GET ${settings.url}/api/v1/backups: job ${job}'s ID and record before the run`);
   const follow = (job: string) =>
     settings.driver === 'exec'
-      ? idleWait(global, `job ${job} is neither queued nor active and was seen there or its record changed (neither within ${formatSeconds(didNotRunGraceMs)} after run: it did not run)`)
+      ? idleWait(global, `job ${job} is neither queued nor active and was seen there or its record changed (neither within ${formatSeconds(didNotRunGraceMs)} after run: it did not run); ID is job ${job}'s backup ID, and the records are read only once it is neither queued nor active`, 'ID')
       : `GET ${settings.url}/api/v1/task/TASK for the task that run returned, woken by ${settings.url}/api/v1/serverstate?longpoll=true, until it is Completed or Failed (wait_timeout ${formatSeconds(settings.waitTimeoutMs)}, paused_timeout ${formatSeconds(settings.pausedTimeoutMs)}); on giving up, POST .../task/TASK/stop, then /abort`;
   const result = (job: string) =>
     settings.driver === 'exec'
-      ? `${shellLine(serverUtilArgv(settings, '--json', 'list-backups'))}: job ${job}'s record again: LastErrorDate changed fails the stack, LastBackupFinished changed is "completed" (its result is not in the record), neither fails it`
+      ? `job ${job}'s record as the last poll read it: LastErrorDate changed fails the stack, LastBackupFinished changed is "completed" (its result is not in the record), neither fails it`
       : `GET ${settings.url}/api/v1/backup/ID/log?pagesize=5: job ${job}'s result (Error and Fatal fail the stack${settings.warningsFail ? ', and Warning (warnings_fail)' : ''}; a Failed task fails it with its message)`;
   return {
     name: 'backup jobs',
-    actions: stack.jobs.flatMap((job) => [record(job), runCall(job), follow(job), result(job)]),
+    actions: stack.jobs.flatMap((job) => [record(job), runCall(job), follow(job), result(job)].filter((action): action is string => action !== undefined)),
     run: runBackupJobs,
   };
 }

@@ -3,6 +3,7 @@
  * container is still shutting down; a backup taken then would copy a live stack. The waiter
  * reacts to the engine's events and lists again on each; a slow re-list covers a missed event.
  */
+import { withTimeout } from '../adapters/clock.js';
 import { knownStates, type ContainerSummary } from '../adapters/podman-list.js';
 import { TimeoutError, throwIfAborted } from '../errors.js';
 import type { StackRun } from './context.js';
@@ -12,19 +13,14 @@ const subscribeTimeoutMs = 5000;
 
 /** Subscribes to the engine's events, bounded: an API that does not answer must not hang the run. */
 async function subscribe(run: StackRun, onChange: () => void): Promise<() => void> {
-  let timer: NodeJS.Timeout | undefined;
   const pending = run.adapters.engine.watch(run.stack.selector, onChange);
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TimeoutError(`no answer within ${subscribeTimeoutMs / 1000} s`)), subscribeTimeoutMs);
-  });
   try {
-    return await Promise.race([pending, timeout]);
+    // watch takes no signal: the deadline ends the wait for it, not the call.
+    return await withTimeout(run.adapters.clock, subscribeTimeoutMs, () => new TimeoutError(`no answer within ${subscribeTimeoutMs / 1000} s`), () => pending);
   } catch (error) {
     // A subscription that arrives after all is closed at once.
     pending.then((unwatch) => unwatch(), () => {});
     throw error;
-  } finally {
-    clearTimeout(timer);
   }
 }
 

@@ -289,7 +289,7 @@ describe('runs and the lock', () => {
     const result = await cli(['--dry-run', 'all']);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('systemctl --user stop -- ondemand-proxy.socket');
-    expect(result.stdout).toMatch(/podman exec duplicati timeout -s KILL \d+ duplicati-server-util run -- plainapp/);
+    expect(result.stdout).toMatch(/podman exec duplicati sh -c 'timeout -s KILL \d+ duplicati-server-util --json list-backups 2>&1; .*; exec timeout -s KILL \d+ duplicati-server-util run -- plainapp' \(run_timeout/);
     expect(jobRecords()).toEqual([]);
     expect(await baselineStates()).toEqual(baseline);
   });

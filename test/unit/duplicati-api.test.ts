@@ -2,13 +2,16 @@
  * src/adapters/duplicati-api.ts against a real HTTP server on 127.0.0.1 that answers as
  * Duplicati's REST API does (shared/notes/duplicati.md): sign-in and tokens, the server state
  * and its long-poll, running jobs by name or ID, and each backup's result read from its log.
+ * Time is the fake clock's: the server holds an answer until the test lets it go, and the
+ * driver's deadlines fire when the test moves the clock on, so no test waits real time.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { UnknownJobError, type Duplicati, type RunOutcome } from '../../src/adapters/duplicati.js';
 import { createApiDuplicati, resultFromLog, statusFromServerState } from '../../src/adapters/duplicati-api.js';
-import { AbortedError, CommandError } from '../../src/errors.js';
+import { AbortedError, CommandError, TimeoutError } from '../../src/errors.js';
+import { FakeClock } from '../fakes.js';
 
 const password = 'pw-Hunter2-secret';
 
@@ -76,10 +79,12 @@ class FakeDuplicatiServer {
   readonly logs = new Map<string, LogEntry[]>();
   /** Called when a backup is run, with its ID (to finish it: change metadata and log). */
   onRun: ((id: string) => void) | undefined;
-  /** Real milliseconds a long-poll holds the answer. */
-  longPollMs = 50;
-  /** Real milliseconds POST backup/N/run takes to answer (after the job is queued). */
-  runDelayMs = 0;
+  /** Long-polls are answered only once the test calls release() (or the server closes). */
+  holdLongPolls = false;
+  /** POST backup/N/run is answered (after the job is queued) only once the test calls release(). */
+  holdRuns = false;
+  private held: Array<() => void> = [];
+  private arrivals: Array<{ matches: (request: SeenRequest) => boolean; resolve: () => void }> = [];
   /** Status POST backup/N/run answers with. */
   runStatus = 200;
   /** GET task/N answers, by task ID (absent: 404 "No such task found"). */
@@ -99,7 +104,23 @@ class FakeDuplicatiServer {
     return this;
   }
 
+  /** Answers every held request. */
+  release(): void {
+    for (const answer of this.held.splice(0)) answer();
+  }
+
+  /** Resolves once a request that matches has arrived (at once if one has). */
+  arrived(matches: (request: SeenRequest) => boolean): Promise<void> {
+    if (this.requests.some(matches)) return Promise.resolve();
+    return new Promise((resolve) => this.arrivals.push({ matches, resolve }));
+  }
+
+  private hold(): Promise<void> {
+    return new Promise((resolve) => this.held.push(resolve));
+  }
+
   async close(): Promise<void> {
+    this.release();
     if (!this.server) return;
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server!.close(() => resolve()));
@@ -124,6 +145,10 @@ class FakeDuplicatiServer {
       status: 0,
     };
     this.requests.push(seen);
+    for (const arrival of this.arrivals.filter((entry) => entry.matches(seen))) {
+      this.arrivals.splice(this.arrivals.indexOf(arrival), 1);
+      arrival.resolve();
+    }
     const answer = (status: number, value?: unknown) => {
       seen.status = status;
       response.writeHead(status, { 'Content-Type': 'application/json' });
@@ -143,14 +168,14 @@ class FakeDuplicatiServer {
       return answer(200, this.backups.map((backup) => ({ Backup: backup, Schedule: null, DisplayNames: {} })));
     }
     if (seen.method === 'GET' && url.pathname === '/api/v1/serverstate') {
-      if (url.searchParams.get('longpoll') === 'true') await new Promise((resolve) => setTimeout(resolve, this.longPollMs));
+      if (url.searchParams.get('longpoll') === 'true' && this.holdLongPolls) await this.hold();
       return answer(200, this.state);
     }
     const run = /^\/api\/v1\/backup\/([^/]+)\/run$/.exec(url.pathname);
     if (seen.method === 'POST' && run) {
       if (!this.backups.some((backup) => backup.ID === run[1])) return answer(404, { Error: 'Not found' });
       this.onRun?.(run[1]!);
-      if (this.runDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.runDelayMs));
+      if (this.holdRuns) await this.hold();
       if (this.runStatus !== 200) return answer(this.runStatus, { Error: 'Internal server error' });
       return answer(200, { Status: 'OK', ID: 12 });
     }
@@ -206,8 +231,9 @@ async function startServer(): Promise<FakeDuplicatiServer> {
   return server;
 }
 
-function driver(url: string, secret = password, runTimeoutMs = 25_000): { duplicati: Duplicati; passwordReads: () => number } {
+function driver(url: string, secret = password, runTimeoutMs = 25_000): { duplicati: Duplicati; passwordReads: () => number; clock: FakeClock } {
   let reads = 0;
+  const clock = new FakeClock();
   const duplicati = createApiDuplicati({
     url,
     password: () => {
@@ -215,10 +241,13 @@ function driver(url: string, secret = password, runTimeoutMs = 25_000): { duplic
       return secret;
     },
     runTimeoutMs,
-    sleep: async () => {},
+    clock,
   });
-  return { duplicati, passwordReads: () => reads };
+  return { duplicati, passwordReads: () => reads, clock };
 }
+
+const isLongPoll = (request: SeenRequest) => request.query.get('longpoll') === 'true';
+const isRun = (request: SeenRequest) => request.path.endsWith('/run');
 
 async function failureOf(promise: Promise<unknown>): Promise<Error> {
   try {
@@ -285,10 +314,10 @@ describe('createApiDuplicati: signing in', () => {
 
   it('a JWT access token whose exp is near is renewed before use, without a refused request', async () => {
     const server = await startServer();
-    const now = Math.floor(Date.now() / 1000);
+    const { duplicati, clock } = driver(server.url);
+    const now = Math.floor(clock.now() / 1000);
     // First sign-in: a token that expires in 30 s (inside the renewal margin); later: one hour.
     server.issueToken = (login) => fakeJwt(login === 1 ? now + 30 : now + 3600, `login-${login}`);
-    const { duplicati } = driver(server.url);
     await duplicati.status();
     expect(server.logins).toBe(1);
     await duplicati.status();
@@ -300,6 +329,19 @@ describe('createApiDuplicati: signing in', () => {
     const used = server.requests.filter((request) => request.path !== '/api/v1/auth/login').map((request) => request.authorization);
     expect(used[0]).toBe(`Bearer ${fakeJwt(now + 30, 'login-1')}`);
     expect(used.slice(1)).toEqual(Array(3).fill(`Bearer ${fakeJwt(now + 3600, 'login-2')}`));
+  });
+
+  it('a token that is not a JWT is kept 14 minutes by the clock, then renewed before use', async () => {
+    const server = await startServer();
+    const { duplicati, clock } = driver(server.url);
+    await duplicati.status();
+    clock.advance(13 * 60_000);
+    await duplicati.status();
+    expect(server.logins).toBe(1);
+    clock.advance(60_000);
+    await duplicati.status();
+    expect(server.logins).toBe(2);
+    expect(server.requests.every((request) => request.status === 200)).toBe(true);
   });
 
   it('a wrong password: an error saying the password was refused, without the password in it', async () => {
@@ -371,11 +413,16 @@ describe('createApiDuplicati: jobs', () => {
 
   it('a run request outliving run_timeout: a timedOut outcome naming the backup, to be followed by polling', async () => {
     const server = await startServer();
-    server.runDelayMs = 1500;
-    const { duplicati } = driver(server.url, password, 200);
-    const started = Date.now();
-    const outcome = await duplicati.run('app');
-    expect(Date.now() - started).toBeLessThan(1400);
+    server.holdRuns = true;
+    const { duplicati, clock } = driver(server.url, password, 200);
+    const running = duplicati.run('app');
+    await server.arrived(isRun);
+    clock.advance(199);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(await Promise.race([running.then(() => 'settled'), Promise.resolve('pending')])).toBe('pending');
+    clock.advance(1);
+    const outcome = await running;
+    expect(clock.pendingDeadlines).toBe(0);
     expect(outcome).toMatchObject({ backupId: '1', backupName: 'app', timedOut: true, recordBefore: { LastBackupFinished: '20240101T000000Z' } });
     expect(outcome.output).toContain('Running backup app (ID: 1)');
     expect(server.calls()).toContain('POST /api/v1/backup/1/run');
@@ -392,7 +439,7 @@ describe('createApiDuplicati: jobs', () => {
 
   it('a run ended by the abort signal rejects with its reason, not as a timed-out run', async () => {
     const server = await startServer();
-    server.runDelayMs = 1500;
+    server.holdRuns = true;
     const { duplicati } = driver(server.url, password, 5000);
     const controller = new AbortController();
     const reason = new AbortedError('SIGTERM');
@@ -463,15 +510,19 @@ describe('statusFromServerState', () => {
 describe('createApiDuplicati: waitForChange', () => {
   const since = (eventId: number | undefined) => ({ paused: false, active: undefined, queue: [], ...(eventId === undefined ? {} : { eventId }) });
 
-  it('long-polls serverstate with lastEventId and a duration of at most 30 s', async () => {
+  it('long-polls serverstate with lastEventId and a duration of at most 30 s, and waits for its answer', async () => {
     const server = await startServer();
-    server.longPollMs = 150;
+    server.holdLongPolls = true;
     const { duplicati } = driver(server.url);
-    const started = Date.now();
-    await duplicati.waitForChange!(since(41), 6 * 3600_000);
-    // It waited for the server's answer.
-    expect(Date.now() - started).toBeGreaterThanOrEqual(140);
-    const poll = server.requests.find((request) => request.query.get('longpoll') === 'true')!;
+    let answered = false;
+    const waiting = duplicati.waitForChange!(since(41), 6 * 3600_000).then(() => void (answered = true));
+    await server.arrived(isLongPoll);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(answered).toBe(false);
+    server.release();
+    await waiting;
+    expect(answered).toBe(true);
+    const poll = server.requests.find(isLongPoll)!;
     expect(poll.path).toBe('/api/v1/serverstate');
     expect(poll.query.get('lastEventId')).toBe('41');
     expect(poll.query.get('duration')).toBe('30s');
@@ -492,21 +543,50 @@ describe('createApiDuplicati: waitForChange', () => {
     }
   });
 
-  it('under 10 s to wait: no long-poll, a short pause only', async () => {
+  it('under 10 s to wait: no long-poll, a pause of at most 1 s on the clock', async () => {
     const server = await startServer();
-    const { duplicati } = driver(server.url);
-    const started = Date.now();
+    const { duplicati, clock } = driver(server.url);
+    const started = clock.now();
     await duplicati.waitForChange!(since(41), 9_000);
+    expect(clock.now() - started).toBe(1000);
+    await duplicati.waitForChange!(since(41), 300);
+    expect(clock.now() - started).toBe(1300);
     await duplicati.waitForChange!(since(41), 0);
-    expect(Date.now() - started).toBeLessThan(5000);
+    expect(clock.now() - started).toBe(1300);
     expect(server.requests).toEqual([]);
   });
 
   it('without an event ID: no long-poll', async () => {
     const server = await startServer();
-    const { duplicati } = driver(server.url);
+    const { duplicati, clock } = driver(server.url);
+    const started = clock.now();
     await duplicati.waitForChange!(since(undefined), 60_000);
+    expect(clock.now() - started).toBe(1000);
     expect(server.requests).toEqual([]);
+  });
+
+  it('a long-poll the server never answers ends at its deadline: the asked duration and the request timeout', async () => {
+    const server = await startServer();
+    server.holdLongPolls = true;
+    const { duplicati, clock } = driver(server.url);
+    const waiting = failureOf(duplicati.waitForChange!(since(41), 15_000));
+    await server.arrived(isLongPoll);
+    clock.advance(15_000 + 30_000 - 1);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(clock.pendingDeadlines).toBe(1);
+    clock.advance(1);
+    const error = await waiting;
+    expect(error).toBeInstanceOf(TimeoutError);
+    expect(error.message).toBe(`GET ${server.url}/api/v1/serverstate?longpoll=true&lastEventId=41&duration=15s: no answer within 45 s`);
+  });
+
+  it('a pause is ended by the abort signal', async () => {
+    const server = await startServer();
+    const { duplicati } = driver(server.url);
+    const controller = new AbortController();
+    const reason = new AbortedError('SIGINT');
+    controller.abort(reason);
+    await expect(duplicati.waitForChange!(since(undefined), 60_000, controller.signal)).rejects.toBe(reason);
   });
 });
 
@@ -650,9 +730,12 @@ describe('createApiDuplicati: tasks, progress, version, the locked log', () => {
     server.finishes('1', resultEntry(7, 'Warning', { Warnings: ['file changed'] }));
     server.onRun!('1');
     server.lockedLogReads = 2;
-    const { duplicati } = driver(server.url);
+    const { duplicati, clock } = driver(server.url);
+    const started = clock.now();
     expect(await duplicati.result(ran())).toEqual({ result: 'Warning', message: 'file changed' });
     expect(server.calls().filter((call) => call.endsWith('/log'))).toHaveLength(3);
+    // Half a second between reads, on the clock.
+    expect(clock.now() - started).toBe(1000);
   });
 
   it('a log locked for good: the error after a bounded number of reads', async () => {

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { GlobalConfig } from '../../src/config/types.js';
+import type { RunOutcome } from '../../src/adapters/duplicati.js';
 import { AbortedError } from '../../src/errors.js';
 import { abortAfterMs, didNotRunGraceMs } from '../../src/steps/backup.js';
 import { addStack, globalConfig, runStack, stackConfig, worldWithStack, type FakeWorld } from '../fakes.js';
@@ -48,6 +49,38 @@ describe('a job that ends before anyone looks', () => {
     expect(result.ok).toBe(false);
     expect(result.error).toBe('Duplicati reports Fatal for job app: backup 1 threw');
     expect(world.state(unit)).toBe('active');
+  });
+});
+
+describe('calls while the stack is down', () => {
+  it('exec: the record before comes with run, the record after with the poll that saw the job gone; no listing of its own', async () => {
+    const world = worldWithStack('active');
+    world.duplicati.durationMs = 2000;
+    const judged: RunOutcome[] = [];
+    const result = world.duplicati.result.bind(world.duplicati);
+    world.duplicati.result = async () => {
+      judged.push(structuredClone(lastOutcome!));
+      return result();
+    };
+    let lastOutcome: RunOutcome | undefined;
+    const run = world.duplicati.run.bind(world.duplicati);
+    world.duplicati.run = async (job, signal) => (lastOutcome = await run(job, signal));
+    const { result: stackResult } = await runStack(world);
+    expect(stackResult.ok).toBe(true);
+    expect(world.duplicati.listCalls).toBe(0);
+    expect(world.duplicati.statusWithJobsCalls).toBeGreaterThan(0);
+    const [outcome] = judged;
+    expect(outcome!.recordBefore).toEqual({});
+    expect(outcome!.recordAfter?.LastBackupFinished).toBe(new Date(world.duplicati.tasks[0]!.endedAt!).toISOString());
+  });
+
+  it('REST API: the task decides; the polls read no records', async () => {
+    const world = worldWithStack('active');
+    world.duplicati.useTaskApi();
+    const { result } = await runStack(world);
+    expect(result.ok).toBe(true);
+    expect(world.duplicati.statusWithJobsCalls).toBe(0);
+    expect(world.duplicati.listCalls).toBe(0);
   });
 });
 
@@ -125,6 +158,24 @@ describe('never our job running against a live stack', () => {
     expect(result.ok).toBe(false);
     const note = 'Duplicati may still run job app (backup 1, task 10) after the stack has started again: it would read the live stack and may record an inconsistent version';
     expect(result.error).toContain(note);
+    expect(log.messages('warn')).toContain(note);
+    expect(world.state(unit)).toBe('active');
+  });
+});
+
+describe('ended while run is under way', () => {
+  it('SIGTERM while "run" runs: the stack starts, and the error and the log name the job that may still run', async () => {
+    const world = worldWithStack('active');
+    const controller = new AbortController();
+    const reason = new AbortedError('SIGTERM');
+    world.duplicati.onRun = () => {
+      controller.abort(reason);
+      throw reason;
+    };
+    const { result, log } = await runStack(world, stackConfig(), { signal: controller.signal });
+    expect(result.aborted).toBe(true);
+    const note = 'Duplicati may still run job app after the stack has started again ("run" was under way when the run was ended): it would read the live stack and may record an inconsistent version';
+    expect(result.error).toBe(`aborted by SIGTERM; ${note}`);
     expect(log.messages('warn')).toContain(note);
     expect(world.state(unit)).toBe('active');
   });

@@ -1,13 +1,9 @@
 /** src/adapters/files.ts: the backup_mount check runs in a child process that a timeout can end. */
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { checkFolder } from '../../src/adapters/files.js';
 import { TimeoutError } from '../../src/errors.js';
 import type { CommandRunner } from '../../src/adapters/process.js';
-import { fakeRunner, tempRoot } from '../fakes.js';
-
-afterEach(() => {
-  vi.useRealTimers();
-});
+import { FakeClock, fakeRunner, tempRoot } from '../fakes.js';
 
 describe('checkFolder', () => {
   it('reads the folder with a child process, bounded by the timeout', async () => {
@@ -30,13 +26,19 @@ describe('checkFolder', () => {
   });
 
   it('a child that cannot be ended (stuck in the kernel) is left behind, and the check still fails in bounded time', async () => {
-    vi.useFakeTimers();
+    const clock = new FakeClock();
     const never: CommandRunner = () => new Promise(() => {});
-    const check = checkFolder('/mnt/backup', 30_000, never);
-    const outcome = check.then(() => 'resolved', (error: Error) => error.message);
-    await vi.advanceTimersByTimeAsync(33_999);
-    await vi.advanceTimersByTimeAsync(1);
-    expect(await outcome).toMatch(/no answer within 30 s, and the process reading it could not be ended/);
+    let outcome: string | undefined;
+    void checkFolder('/mnt/backup', 30_000, never, clock).then(
+      () => (outcome = 'resolved'),
+      (error: Error) => (outcome = error.message),
+    );
+    clock.advance(33_999);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(outcome).toBeUndefined();
+    clock.advance(1);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(outcome).toMatch(/no answer within 30 s, and the process reading it could not be ended/);
   });
 
   it('for real: a readable folder passes, a missing one fails with the reason', async () => {

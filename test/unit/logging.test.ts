@@ -6,6 +6,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { systemClock, type Clock } from '../../src/adapters/clock.js';
 import { createStackLog, type LogFileSystem } from '../../src/logging.js';
 import { backupStack, problems } from '../../src/orchestrator.js';
 import { createProgress } from '../../src/report.js';
@@ -14,6 +15,9 @@ import type { Journal } from '../../src/journal.js';
 import { globalConfig, removeTempRoots, runStack, stackConfig, tempRoot, worldWithStack } from '../fakes.js';
 
 afterAll(removeTempRoots);
+
+/** A clock that tells the given time and never sleeps. */
+const clockAt = (now: () => number): Clock => ({ now, sleep: async () => {}, timeout: systemClock.timeout });
 
 function noSpace(): Error {
   return Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
@@ -41,14 +45,14 @@ function smallDisk(room: number): LogFileSystem & { text: () => string; writes: 
 
 function progressLines() {
   const lines: string[] = [];
-  return { lines, progress: createProgress({ write: (text) => lines.push(text) }, { now: () => 0, sleep: async () => {} }) };
+  return { lines, progress: createProgress({ write: (text) => lines.push(text) }, clockAt(() => 0)) };
 }
 
 describe('the stack log', () => {
   it('writes JSON lines to logs/backup-<stack>-<date>.log', () => {
     const root = tempRoot();
     const { progress } = progressLines();
-    const log = createStackLog(root, 'app', 'run-1', { now: () => Date.now(), sleep: async () => {} }, progress);
+    const log = createStackLog(root, 'app', 'run-1', clockAt(() => Date.now()), progress);
     log.info('hello', { a: 1 });
     log.close();
     const line = JSON.parse(readFileSync(log.file, 'utf8').trim()) as Record<string, unknown>;
@@ -59,7 +63,7 @@ describe('the stack log', () => {
   it('a full disk: no write throws, one warning on stderr, the log says it is incomplete, nothing more is written', () => {
     const disk = smallDisk(150);
     const { lines, progress } = progressLines();
-    const log = createStackLog('/root', 'app', 'run-1', { now: () => 0, sleep: async () => {} }, progress, disk);
+    const log = createStackLog('/root', 'app', 'run-1', clockAt(() => 0), progress, disk);
     expect(() => {
       for (let index = 0; index < 10; index += 1) {
         log.info(`line ${index}`);
@@ -87,7 +91,7 @@ describe('the stack log', () => {
       linked: () => true,
       close: () => {},
     };
-    const log = createStackLog('/root', 'app', 'run-1', { now: () => 0, sleep: async () => {} }, progress, refusing);
+    const log = createStackLog('/root', 'app', 'run-1', clockAt(() => 0), progress, refusing);
     expect(() => log.error('x')).not.toThrow();
     expect(log.incomplete).toMatch(/EACCES/);
     expect(lines.join('')).toContain('cannot write the log');
@@ -96,7 +100,7 @@ describe('the stack log', () => {
   it('for real: a logs/ folder removed while the run writes makes the log incomplete, with a warning', () => {
     const root = tempRoot();
     const { lines, progress } = progressLines();
-    const log = createStackLog(root, 'app', 'run-1', { now: () => Date.now(), sleep: async () => {} }, progress);
+    const log = createStackLog(root, 'app', 'run-1', clockAt(() => Date.now()), progress);
     log.info('before');
     expect(log.incomplete).toBeUndefined();
     rmSync(path.join(root, 'logs'), { recursive: true, force: true });

@@ -43,8 +43,13 @@ describe('planStack', () => {
     const plan = planStack(stackConfig({ jobs: ['app', '7'] }), globalConfig(), socket).join('\n');
     expect(plan).toContain('systemctl --user stop -- app-stack.service');
     expect(plan).toContain('systemctl --user start -- app-stack.service');
-    expect(plan).toContain('podman exec duplicati timeout -s KILL 25 duplicati-server-util run -- app');
-    expect(plan).toContain('podman exec duplicati timeout -s KILL 25 duplicati-server-util run -- 7');
+    // The record and the run in one podman exec, the poll reading the state and the records in one.
+    const chain = (first: string, last: string) => `podman exec duplicati sh -c '${first} 2>&1; e=$?; echo; echo "@stack-backup:exit=$e"; [ "$e" = 0 ] || exit "$e"; exec ${last}'`;
+    expect(plan).toContain(chain('timeout -s KILL 30 duplicati-server-util --json list-backups', 'timeout -s KILL 25 duplicati-server-util run -- app'));
+    expect(plan).toContain(chain('timeout -s KILL 30 duplicati-server-util --json list-backups', 'timeout -s KILL 25 duplicati-server-util run -- 7'));
+    expect(plan).toContain(
+      `podman exec duplicati sh -c 's=$(duplicati-server-util status 2>&1); e=$?; printf "%s\\n" "$s"; echo; echo "@stack-backup:exit=$e"; [ "$e" = 0 ] || exit "$e"; case "$s" in *"BackupId = ID"|*"BackupId = ID"[!0-9A-Za-z_-]*) exit 0 ;; esac; exec duplicati-server-util --json list-backups'`,
+    );
     expect(plan).toContain('podman exec duplicati duplicati-server-util status');
     expect(plan).toContain('Podman API: GET /v4.0.0/libpod/containers/json?all=true&filters={"label":["io.podman.compose.project=app"]}');
     expect(plan).not.toContain('backup_mount');
@@ -67,7 +72,8 @@ describe('planStack', () => {
     });
     const stack = stackConfig({ unit: 'wiki.service', selector: { key: 'PODMAN_SYSTEMD_UNIT', value: 'wiki.service' } });
     const plan = planStack(stack, global, socket).join('\n');
-    expect(plan).toContain('podman exec backup timeout -s KILL 25 /app/duplicati/duplicati-server-util run -- app');
+    expect(plan).toContain(`podman exec backup sh -c 'timeout -s KILL 30 /app/duplicati/duplicati-server-util --json list-backups 2>&1;`);
+    expect(plan).toContain(`exec timeout -s KILL 25 /app/duplicati/duplicati-server-util run -- app' (run_timeout`);
     expect(plan).toContain('systemctl --user stop -- wiki.service');
     expect(plan).toContain('"label":["PODMAN_SYSTEMD_UNIT=wiki.service"]');
   });
@@ -118,7 +124,7 @@ function plannedActions(plan: string[], driver: 'exec' | 'api'): string[] {
     }
     const systemctl = /^ +systemctl --user (stop|start) -- (\S+?),?(?: |$)/.exec(line);
     if (systemctl) return [`${systemctl[1]} ${systemctl[2]}`];
-    const run = driver === 'exec' ? / run -- (\S+) \(run_timeout/.exec(line) : /\/run, ID the backup named (\S+) in/.exec(line);
+    const run = driver === 'exec' ? / run -- (\S+?)'? \(run_timeout/.exec(line) : /\/run, ID the backup named (\S+) in/.exec(line);
     if (run) return [`duplicati run ${run[1]}`];
     return [];
   });
