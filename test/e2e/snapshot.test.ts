@@ -75,7 +75,7 @@ describe('snapshot mode', () => {
       expect(end.backup_ms as number).toBeGreaterThanOrEqual(4000);
       expect(logLines(stack).some((line) => line.step === 'snapshot' && line.event === 'start' && line.driver === (driver === 'auto' ? 'btrfs' : driver))).toBe(true);
       expect(logLines(stack).some((line) => line.step === 'snapshot' && line.outcome === 'done')).toBe(true);
-      expect(result.stdout).toMatch(new RegExp(`${stack}\\s.*snapshot mode`));
+      expect(result.stderr).toMatch(new RegExp(`${stack}\\s.*snapshot mode`));
       expect(pendingUndos()).toEqual([]);
     });
   }
