@@ -9,8 +9,7 @@ import type { JobVerdict, StackRun } from './steps/context.js';
 import { runHookPhase } from './steps/hooks.js';
 import { stackSteps, type Step } from './steps/sequence.js';
 import { EarlyUndoError } from './steps/snapshot.js';
-import { performUndo, undoContextOf } from './steps/undo-actions.js';
-import type { UndoRecord } from './journal.js';
+import { undoExecution } from './steps/undo-actions.js';
 import type { UndoFailure } from './undo.js';
 
 export interface StackResult {
@@ -94,18 +93,7 @@ export async function backupStack(run: StackRun, steps: readonly Step[] = stackS
   if (failure && run.undo.size > 0) {
     log.warn(`${failure.message}; restoring the stack`);
   }
-  const journalFailures: string[] = [];
-  const context = undoContextOf(run);
-  const execute = (record: UndoRecord, signal: AbortSignal) => performUndo(record, context, signal);
-  const observer = {
-    started: (name: string) => log.info('undo start', { undo: name }),
-    finished: (name: string, error: Error | undefined) =>
-      error ? log.error(`undo "${name}" failed: ${error.message}`, { undo: name }) : log.info('undo done', { undo: name }),
-    journalFailed: (error: Error) => {
-      journalFailures.push(error.message);
-      log.warn(`cannot update the crash journal: ${error.message}`);
-    },
-  };
+  const { execute, observer } = undoExecution(run);
   // The stack first, its snapshots after: removing a large copy can take minutes, and the
   // stack must not wait for it (nor be cut short by systemd's stop timeout behind it).
   const lateFailures = [
@@ -123,7 +111,7 @@ export async function backupStack(run: StackRun, steps: readonly Step[] = stackS
   }
   // Checked last, so a write that failed during the verify hooks counts too.
   const unrecorded = [
-    ...(journalFailures.length > 0 ? [`the crash journal was not updated after the restore (${journalFailures[0]}); \`stack-backup recover\` clears it`] : []),
+    ...(run.journalFailures?.length ? [`the crash journal was not updated after the restore (${run.journalFailures[0]}); \`stack-backup recover\` clears it`] : []),
     ...(log.incomplete !== undefined ? [`the log is incomplete: ${log.incomplete}`] : []),
   ];
   const ok = !failure && restoreErrors.length === 0 && unrecorded.length === 0;

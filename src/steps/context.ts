@@ -63,4 +63,6 @@ export interface StackRun {
   jobsMayStillRun?: Set<string>;
   /** Undos done before the end of the run (snapshot mode's restore) that failed. */
   earlyUndoFailures?: UndoFailure[];
+  /** Crash-journal writes that failed after an undo was done (it may be replayed once more). */
+  journalFailures?: string[];
 }

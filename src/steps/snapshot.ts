@@ -5,13 +5,13 @@
  * failure anywhere after leaves no snapshot behind.
  */
 import { findJob, type Duplicati } from '../adapters/duplicati.js';
-import { chooseDriver, snapshotProblem } from '../adapters/snapshots.js';
+import { btrfsSubvolumeRootInode, chooseDriver, snapshotProblem } from '../adapters/snapshots.js';
 import { CommandError, errorMessage } from '../errors.js';
 import type { RemoveSnapshotUndo, UndoRecord } from '../journal.js';
 import type { UndoFailure } from '../undo.js';
 import type { StackRun } from './context.js';
 import { checkStep } from './preflight.js';
-import { performUndo, undoContextOf } from './undo-actions.js';
+import { undoExecution } from './undo-actions.js';
 
 /** Undos done mid-run (the restore, the snapshots' removal) failed: they are reported as restore errors. */
 export class EarlyUndoError extends CommandError {
@@ -43,7 +43,7 @@ export async function checkSnapshotPaths(run: StackRun): Promise<void> {
     await checkStep(run, 'check snapshot path', { source: path.source, target: path.target, driver: snapshot.driver }, async () => {
       const facts = await run.adapters.snapshots.facts(path, { reflink: snapshot.driver !== 'btrfs' }, run.signal);
       const driver = chooseDriver(snapshot.driver, facts.source);
-      if (driver === 'btrfs' && facts.source.exists && facts.source.inode === 256) {
+      if (driver === 'btrfs' && facts.source.exists && facts.source.inode === btrfsSubvolumeRootInode) {
         facts.nestedSubvolumes = await run.adapters.snapshots.nestedSubvolumes(path.source, run.signal);
       }
       const problem = snapshotProblem(driver, path, facts);
@@ -94,14 +94,8 @@ export async function takeSnapshots(run: StackRun): Promise<void> {
 }
 
 function settle(run: StackRun, which: (record: UndoRecord) => boolean): Promise<UndoFailure[]> {
-  const { log } = run;
-  const context = undoContextOf(run);
-  return run.undo.settle(which, (record, signal) => performUndo(record, context, signal), {
-    started: (name) => log.info('undo start', { undo: name }),
-    finished: (name, error) =>
-      error ? log.error(`undo "${name}" failed: ${error.message}`, { undo: name }) : log.info('undo done', { undo: name }),
-    journalFailed: (error) => log.warn(`cannot update the crash journal: ${error.message}`),
-  });
+  const { execute, observer } = undoExecution(run);
+  return run.undo.settle(which, execute, observer);
 }
 
 const isSnapshotRemoval = (record: UndoRecord) => record.kind === 'remove-snapshot';

@@ -9,6 +9,7 @@ import type { Snapshots } from '../adapters/snapshots.js';
 import { SnapshotKept } from '../errors.js';
 import type { RemoveSnapshotUndo, UndoRecord } from '../journal.js';
 import type { StackLog } from '../logging.js';
+import type { UndoExecutor, UndoObserver } from '../undo.js';
 import type { StackRun, StackTimings } from './context.js';
 import { unitTimeoutMs } from '../undo-records.js';
 import { runHookCommands } from './hooks.js';
@@ -41,6 +42,27 @@ export function undoContextOf(run: StackRun): UndoContext {
     snapshotReader: async (record: RemoveSnapshotUndo) => {
       const readers = record.jobs.filter((job) => run.jobsMayStillRun?.has(job));
       return readers.length > 0 ? `Duplicati may still run job ${readers.join(', ')}` : undefined;
+    },
+  };
+}
+
+/**
+ * Runs one of this run's undos and says so in its log; a journal that cannot be crossed out is
+ * a warning, kept in the run for its summary.
+ */
+export function undoExecution(run: StackRun): { execute: UndoExecutor; observer: UndoObserver } {
+  const { log } = run;
+  const context = undoContextOf(run);
+  return {
+    execute: (record, signal) => performUndo(record, context, signal),
+    observer: {
+      started: (name) => log.info('undo start', { undo: name }),
+      finished: (name, error) =>
+        error ? log.error(`undo "${name}" failed: ${error.message}`, { undo: name }) : log.info('undo done', { undo: name }),
+      journalFailed: (error) => {
+        (run.journalFailures ??= []).push(error.message);
+        log.warn(`cannot update the crash journal: ${error.message}`);
+      },
     },
   };
 }
