@@ -3,7 +3,8 @@
 #  - with a real host configured (STACK_BACKUP_ROOT pointing at a root with stacks/), runs
 #    `stack-backup all` there;
 #  - otherwise sets up the demo world (needs root: an unprivileged user with a real
-#    systemd --user, rootless Podman, three stacks and a Duplicati stand-in) and runs
+#    systemd --user, rootless Podman, five stacks (two of them in snapshot mode, on a
+#    loop-mounted btrfs and XFS) and a Duplicati stand-in) and runs
 #    `stack-backup all` in it, as that user, with live progress and the summary table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,10 @@ bash test/world/reset.sh --quiet
 for stack in $WORLD_STACKS; do
   [ -f "$WORLD_ROOT/stacks/$stack.yaml" ] || { echo "missing $WORLD_ROOT/stacks/$stack.yaml" >&2; exit 1; }
 done
+# Snapshot mode beside stop mode: these two are down only while their data is snapshotted.
+for stack in snapbtrfs snapxfs; do
+  install -o "$WORLD_UID" -g "$WORLD_GID" -m 644 "$WORLD_DIR/examples/$stack.yaml" "$WORLD_ROOT/stacks/$stack.yaml"
+done
 
 echo
 echo "== stack-backup list   (as $WORLD_USER, root $WORLD_ROOT)"
@@ -41,10 +46,11 @@ code=$?
 set -e
 echo
 echo "stack-backup exited $code."
-echo "What the Duplicati stand-in saw (CLEAN: the stack's data did not change while its job ran):"
+echo "What the Duplicati stand-in saw (CLEAN: the data its job read did not change while it ran;"
+echo "for the snapshot stacks that is the snapshot, read while the stack was running again):"
 awk '/^[0-9]/ { printf "  task %s  %-11s %s\n", $1, $3, $6 }' "$STANDIN_RECORDS"
 echo "Units now:"
-for unit in composeapp-stack.service plainapp-stack.service ondemand-stack.service ondemand-proxy.socket; do
+for unit in composeapp-stack.service plainapp-stack.service ondemand-stack.service ondemand-proxy.socket snapbtrfs-stack.service snapxfs-stack.service; do
   printf '  %-26s %s\n' "$unit" "$("$WORLD_AS_USER" systemctl --user is-active "$unit" || true)"
 done
 echo "Logs: $WORLD_ROOT/logs/ (backup-<stack>-$(date +%F).log, JSON lines)"
