@@ -66,6 +66,14 @@ export async function unitState(unit: string): Promise<string> {
   return (await asUser(['systemctl', '--user', 'is-active', unit])).stdout.trim();
 }
 
+/**
+ * The states of a stopped unit. ondemand-stack.service can read "failed" after a clean stop:
+ * when systemd's SIGTERM reaches `podman run` after ExecStop's `podman stop` and the `--rm`
+ * removal, it cannot forward the signal ("container has already been removed") and exits with
+ * an error. Down is down; stack-backup starts a failed unit again like an inactive one.
+ */
+export const downStates = ['inactive', 'failed'];
+
 export async function systemctl(...args: string[]): Promise<Finished> {
   return asUser(['systemctl', '--user', ...args]);
 }
