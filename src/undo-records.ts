@@ -7,6 +7,7 @@ import { longestTimerMs } from './adapters/clock.js';
 import { hookArgv } from './adapters/hooks.js';
 import { markerPath, removeArgvs, snapshotTimeoutMs } from './adapters/snapshots.js';
 import { systemctlArgv } from './adapters/systemd.js';
+import type { SnapshotDriverName } from './config/types.js';
 import type { HookCommands, UndoRecord } from './journal.js';
 import { formatSeconds } from './report.js';
 import { shellLine } from './shell-quote.js';
@@ -61,10 +62,14 @@ export function describeUndo(record: UndoRecord, startCondition?: string): strin
     case 'remove-snapshot':
       return [
         `unless Duplicati may still run job ${record.jobs.join(' or ')} (then the snapshot is kept for it, and recover or the next run removes it)`,
-        ...removeArgvs(record.driver, record.target).map(shellLine),
-        `rm -f -- ${shellLine([markerPath(record.target)])}`,
+        ...describeSnapshotRemoval(record.driver, record.target),
       ];
   }
+}
+
+/** The commands that remove a snapshot and then its marker, shell-quoted. */
+export function describeSnapshotRemoval(driver: SnapshotDriverName, target: string): string[] {
+  return [...removeArgvs(driver, target).map(shellLine), `rm -f -- ${shellLine([markerPath(target)])}`];
 }
 
 /** The clock holds every timer; an undo's budget is at most what one holds (re-exported for callers of this module). */

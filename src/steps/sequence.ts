@@ -7,7 +7,7 @@
  */
 import { serverUtilArgv, serverUtilPollArgv, serverUtilRunArgv } from '../adapters/duplicati.js';
 import { describeContainerList } from '../adapters/podman-list.js';
-import { createArgvs, factsArgv, markerPath, nestedArgv, removeArgvs } from '../adapters/snapshots.js';
+import { createArgvs, factsArgv, markerPath, nestedArgv } from '../adapters/snapshots.js';
 import { systemctlArgv } from '../adapters/systemd.js';
 import type { HookPhase } from '../config/schema.js';
 import type { GlobalConfig, SnapshotDriverName, SnapshotPath, StackConfig } from '../config/types.js';
@@ -20,7 +20,7 @@ import { freezeOnDemand } from './freeze.js';
 import { hookCommandsOf, preStopHooks, runHookPhase } from './hooks.js';
 import { mountTimeoutMs, preflight } from './preflight.js';
 import { stopUnit } from './stop-unit.js';
-import { describeHooks, describeUndo, undoName } from '../undo-records.js';
+import { describeHooks, describeSnapshotRemoval, describeUndo, undoName } from '../undo-records.js';
 import { checkSnapshotPaths, removeSnapshots, restoreBeforeJobs, takeSnapshots } from './snapshot.js';
 import { waitForContainers } from './wait-containers.js';
 
@@ -209,6 +209,11 @@ function snapshotActions(driver: SnapshotDriverName, path: SnapshotPath): string
   return [`write ${shellLine([markerPath(path.target)])} (says stack-backup made the target)`, ...createArgvs(driver, path).map(shellLine)];
 }
 
+/** Each driver's lines; with `auto` both are shown, each line named by its driver. */
+function perDriver(drivers: readonly SnapshotDriverName[], lines: (driver: SnapshotDriverName) => string[]): string[] {
+  return drivers.length === 1 ? lines(drivers[0]!) : drivers.flatMap((driver) => lines(driver).map((line) => `${driver}: ${line}`));
+}
+
 /** The undo the snapshot step registers, by the name the plan shows. */
 export const snapshotUndoName = 'remove snapshots';
 
@@ -219,18 +224,12 @@ function snapshotStep({ stack }: Context): Step {
     name: 'snapshot',
     actions: paths.flatMap((path) => [
       `look at ${shellLine([path.target])}: absent, or a stale snapshot of stack-backup's (removed first), else the stack fails`,
-      ...(drivers.length === 1
-        ? snapshotActions(drivers[0]!, path)
-        : drivers.flatMap((driver) => snapshotActions(driver, path).map((action) => `${driver}: ${action}`))),
+      ...perDriver(drivers, (driver) => snapshotActions(driver, path)),
     ]),
     undo: {
       name: snapshotUndoName,
       actions: paths.flatMap((path) =>
-        drivers.flatMap((driver) =>
-          describeUndo({ kind: 'remove-snapshot', driver, source: path.source, target: path.target, jobs: stack.jobs }).map((action) =>
-            drivers.length === 1 ? action : `${driver}: ${action}`,
-          ),
-        ),
+        perDriver(drivers, (driver) => describeUndo({ kind: 'remove-snapshot', driver, source: path.source, target: path.target, jobs: stack.jobs })),
       ),
     },
     run: takeSnapshots,
@@ -254,13 +253,7 @@ function removeSnapshotsStep({ stack }: Context): Step {
   const drivers = driversOf(stack);
   return {
     name: 'remove snapshots',
-    actions: [...(stack.snapshot?.paths ?? [])].reverse().flatMap((path) =>
-      drivers.flatMap((driver) =>
-        [...removeArgvs(driver, path.target).map(shellLine), `rm -f -- ${shellLine([markerPath(path.target)])}`].map((action) =>
-          drivers.length === 1 ? action : `${driver}: ${action}`,
-        ),
-      ),
-    ),
+    actions: [...(stack.snapshot?.paths ?? [])].reverse().flatMap((path) => perDriver(drivers, (driver) => describeSnapshotRemoval(driver, path.target))),
     run: removeSnapshots,
   };
 }
