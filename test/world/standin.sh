@@ -5,7 +5,7 @@
 #   standin.sh reset                      queue, active task, flags, settings,
 #                                         jobs, records and events back to
 #                                         defaults (task counter keeps counting)
-#   standin.sh set KEY VALUE              KEY: duration | pickup_delay | hosturl |
+#   standin.sh set KEY VALUE              KEY: duration | pickup_delay | start_delay | hosturl |
 #                                         connect_error | extra_lines |
 #                                         outcome | outcome_<JOBNAME> | outcome_<ID>
 #                                         (Success|Warning|Error|Fatal) |
@@ -79,7 +79,7 @@ reset)
 	rm -f "$ST/active" "$ST"/*.tmp.* "$CTL/paused" "$CTL/hang_run" "$CTL/connect_error" \
 		"$CTL/extra_lines" "$CTL/hosturl" "$CTL/outcome" "$CTL"/outcome_* "$CTL/api_password" \
 		"$CTL/token_ttl" "$CTL/token_clock_skew" "$CTL/hang_run_before" "$CTL/hang_seconds" \
-		"$CTL/version" "$CTL/log_locked" "$ST/stop" "$ST/progress"
+		"$CTL/version" "$CTL/log_locked" "$CTL/start_delay" "$ST/stop" "$ST/progress"
 	put jobs "$DEFAULT_JOBS"
 	put duration 2
 	put pickup_delay 0
@@ -95,7 +95,7 @@ set)
 	[ $# -eq 2 ] || die "usage: standin.sh set KEY VALUE"
 	key=$1 val=$2
 	case "$key" in
-	duration | pickup_delay | hosturl | connect_error | extra_lines | api_password) ;;
+	duration | pickup_delay | start_delay | hosturl | connect_error | extra_lines | api_password) ;;
 	token_ttl | token_clock_skew | log_locked | hang_seconds)
 		case "$val" in "" | -) ;; *[!0-9]*) die "$key must be whole seconds" ;; esac
 		;;

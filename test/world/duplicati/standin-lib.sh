@@ -16,7 +16,11 @@
 #   hang_seconds    how long either hang lasts (default: until the flag is off);
 #                   a `run` that outlives its hang goes on (and enqueues)
 #   version         the server's version, `--version` and systeminfo
-#                   (default 2.2.0.3_stable_2025-12-04)
+#                   (default 2.2.0.3_stable_2025-12-04); `run --wait` ends
+#                   with "Backup status: ..." from 2.2.0.3, exits 2/3/4 for
+#                   Warning/Error/Fatal from 2.3.1.0
+#   start_delay     seconds every duplicati-server-util call sleeps before it
+#                   does anything (a .NET start and a sign-in; default 0)
 #   log_locked      seconds after a task ends during which GET backup/ID/log
 #                   still answers DatabaseLockedException (default 0; while a
 #                   task of that backup is active it always does)
@@ -137,6 +141,34 @@ init_state() {
 # The version the stand-in claims (Duplicati's `--version` / systeminfo ServerVersionName).
 standin_version() {
 	setting version 2.2.0.3_stable_2025-12-04
+}
+
+# version_at_least 2.2.0.3: whether the claimed version is that or newer.
+version_at_least() {
+	standin_version | awk -v want="$1" '{
+		split($0, have, /[._-]/); split(want, need, ".")
+		for (i = 1; i <= 4; i++) if (have[i] + 0 != need[i] + 0) exit (have[i] + 0 > need[i] + 0) ? 0 : 1
+		exit 0 }'
+}
+
+# backup_status ID: what Connection.GetBackupStatus reads, the ParsedResult of the
+# backup's newest log row (results.log; a stopped run's row says Success, with
+# Interrupted true), or "No log generated" when it has none.
+backup_status() {
+	[ -f "$CTL/results.log" ] || { echo "No log generated"; return; }
+	awk -v want="$1" 'NF >= 6 && $2 == want { last = $6 }
+		END { if (last == "") print "No log generated"; else if (last == "Interrupted") print "Success"; else print last }' "$CTL/results.log"
+}
+
+# log_locked_now ID: whether GET backup/ID/log would answer DatabaseLockedException
+# now: while a task of that backup runs, and log_locked seconds after its last run
+# ended (as the REST API stand-in answers).
+log_locked_now() {
+	[ -f "$ST/active" ] && [ "$(cut -d' ' -f2 "$ST/active")" = "$1" ] && return 0
+	_ll=$(sec_to_ms "$(setting log_locked 0)")
+	[ "$_ll" -gt 0 ] || return 1
+	_end=$(awk -v want="$1" 'NF >= 6 && $2 == want { e = $5 } END { print e + 0 }' "$CTL/results.log" 2>/dev/null)
+	[ $(($(now_ms) - ${_end:-0})) -lt "$_ll" ]
 }
 
 # metadata ID: the job's record (Metadata) as "KEY=VALUE" lines, computed from
