@@ -19,6 +19,11 @@ export interface StepHandle {
   failed(error: Error, fields?: Record<string, unknown>): void;
   /** What the step reports while it runs, on the terminal's progress line only. */
   detail?(text: string): void;
+  /**
+   * Ends the terminal's progress line now (as done), while the log's end line waits for done()
+   * or failed(): a step whose result is read later, after other steps.
+   */
+  progressDone?(): void;
 }
 
 export interface StackLog {
@@ -141,9 +146,17 @@ export function createStackLog(
     step(name, fields) {
       const started = clock.now();
       logger.info({ step: name, event: 'start', ...fields }, `${name}: start`);
-      const end = progress.begin(stack, name);
+      const progressEnd = progress.begin(stack, name);
+      let progressOpen = true;
+      const end = (outcome: 'done' | 'failed') => {
+        if (progressOpen) progressEnd(outcome);
+        progressOpen = false;
+      };
       return {
-        detail: (text) => end.detail(text),
+        detail: (text) => {
+          if (progressOpen) progressEnd.detail(text);
+        },
+        progressDone: () => end('done'),
         done(extra) {
           end('done');
           logger.info({ step: name, event: 'end', outcome: 'done', duration_ms: clock.now() - started, ...extra }, `${name}: done`);

@@ -5,7 +5,7 @@
  * stack as the restore policy wants it.
  */
 import { AbortedError, HookFailure, SnapshotKept, errorMessage } from './errors.js';
-import type { JobVerdict, StackRun } from './steps/context.js';
+import type { JobVerdict, StackRun, StackTimings } from './steps/context.js';
 import { runHookPhase } from './steps/hooks.js';
 import { stackSteps, type Step } from './steps/sequence.js';
 import { EarlyUndoError } from './steps/snapshot.js';
@@ -90,6 +90,8 @@ export async function backupStack(run: StackRun, steps: readonly Step[] = stackS
       break;
     }
   }
+  // Looks at Duplicati begun with the stop end here, whatever ended the steps.
+  run.stopWatch?.stop();
   if (failure && run.undo.size > 0) {
     log.warn(`${failure.message}; restoring the stack`);
   }
@@ -101,6 +103,15 @@ export async function backupStack(run: StackRun, steps: readonly Step[] = stackS
     ...(await run.undo.unwind(execute, observer)),
   ];
   const undoFailures: UndoFailure[] = [...(run.earlyUndoFailures ?? []), ...lateFailures];
+  // With the stack running again: what was left to read (the last job's verdict). Its failure
+  // fails the stack as a failing job does; an earlier failure stays the one reported.
+  for (const read of run.afterStart?.splice(0) ?? []) {
+    try {
+      await read();
+    } catch (error) {
+      failure ??= error instanceof Error ? error : new Error(errorMessage(error));
+    }
+  }
   const restoreErrors = undoFailures.map((entry) => `${entry.name}: ${entry.error.message}`);
   if (!failure && restoreErrors.length === 0) {
     try {
@@ -162,7 +173,53 @@ export async function backupStack(run: StackRun, steps: readonly Step[] = stackS
     restore_errors: restoreErrors,
     unrecorded,
   };
+  const timeline = timelineOf(timings);
+  if (timeline) log.info(`timeline: ${timeline.text}`, { timeline: timeline.instants, timeline_gaps_ms: timeline.gaps });
   if (ok) log.info('stack run end', fields);
   else log.error(`stack run failed: ${problems(result).join('; ')}`, fields);
   return result;
+}
+
+/** The instants of the downtime path, in order, as the run saw them (Duplicati's where it says). */
+const timelineSteps: ReadonlyArray<readonly [keyof StackTimings, string]> = [
+  ['unitStopIssuedAt', 'stop requested'],
+  ['unitStoppedAt', 'unit inactive'],
+  ['containersGoneAt', 'last container exited'],
+  ['duplicatiIdleAt', 'Duplicati idle confirmed'],
+  ['runRequestedAt', 'run requested'],
+  ['jobQueuedAt', 'job queued'],
+  ['jobStartedAt', 'job picked up (as Duplicati records it)'],
+  ['jobSeenAt', 'job seen running'],
+  ['jobEndedAt', 'job ended (as Duplicati records it)'],
+  ['jobEndSeenAt', 'end seen'],
+  ['unitStartIssuedAt', 'start requested'],
+  ['unitStartedAt', 'unit active'],
+];
+
+/**
+ * The timeline of a stop-mode run: each instant as milliseconds after the stop was asked, and
+ * the two gaps that are stack-backup's own (the stack down until its job is queued, the job's
+ * end until the start is asked), so that every millisecond of the downtime has a name.
+ * Undefined when the stack was not stopped and started again.
+ */
+export function timelineOf(timings: StackTimings): { text: string; instants: Record<string, string>; gaps: Record<string, number> } | undefined {
+  const stop = timings.unitStopIssuedAt;
+  if (stop === undefined || timings.unitStartedAt === undefined || timings.snapshotStartedAt !== undefined) return undefined;
+  const instants: Record<string, string> = {};
+  const parts: string[] = [];
+  for (const [key, label] of timelineSteps) {
+    const at = timings[key];
+    if (typeof at !== 'number') continue;
+    const seconds = timings.jobRecordedInSeconds && (key === 'jobStartedAt' || key === 'jobEndedAt');
+    instants[label] = new Date(at).toISOString();
+    parts.push(`${label} +${at - stop} ms${seconds ? ' (whole seconds)' : ''}`);
+  }
+  const gaps: Record<string, number> = {};
+  const down = Math.max(timings.unitStoppedAt ?? stop, timings.containersGoneAt ?? stop);
+  if (timings.jobQueuedAt !== undefined) gaps['stack down to job queued'] = timings.jobQueuedAt - down;
+  if (timings.jobEndSeenAt !== undefined && timings.unitStartIssuedAt !== undefined) gaps['end seen to start requested'] = timings.unitStartIssuedAt - timings.jobEndSeenAt;
+  if (timings.jobEndedAt !== undefined && timings.jobEndSeenAt !== undefined && !timings.jobRecordedInSeconds) {
+    gaps['job ended to end seen'] = timings.jobEndSeenAt - timings.jobEndedAt;
+  }
+  return { text: parts.join(', '), instants, gaps };
 }

@@ -93,6 +93,8 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
       progress.message(`warning: cannot prune old logs: ${error.message}`),
     );
   } finally {
+    // The exec sessions into the Duplicati container end with the run.
+    await adapters.duplicati.close?.().catch(() => {});
     await release().catch(() => {});
   }
   // Monitoring ran in the background; each report is bounded in time, so this wait is too.

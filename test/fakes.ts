@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { timerDelay, type Clock, type Deadline } from '../src/adapters/clock.js';
-import type { BackupJob, Duplicati, DuplicatiStatus, JobProgress, JobResult, JobResultKind, RunOutcome, StatusOptions, TaskState } from '../src/adapters/duplicati.js';
+import type { BackupJob, Duplicati, DuplicatiStatus, JobProgress, JobResult, JobResultKind, PreparedRun, RunOutcome, StatusOptions, TaskState } from '../src/adapters/duplicati.js';
 import { UnknownJobError } from '../src/adapters/duplicati.js';
 import type { HookRun } from '../src/adapters/hooks.js';
 import type { CommandOptions, CommandResult, CommandRunner } from '../src/adapters/process.js';
@@ -503,6 +503,7 @@ export class FakeDuplicati implements Duplicati {
   resultMessage: string | undefined;
 
   async result(): Promise<JobResult> {
+    this.resultCalls.push(this.world.clock.now());
     return { result: this.resultKind, message: this.resultMessage };
   }
 
@@ -520,13 +521,33 @@ export class FakeDuplicati implements Duplicati {
     return this.jobs.map(({ id, name }) => ({ id, name, record: { ...this.records.get(id) } }));
   }
 
-  /** As both drivers do: the job's record is read just before the run, and an unknown job is refused before anything is queued. */
-  async run(jobName: string, signal?: AbortSignal): Promise<RunOutcome> {
+  /** prepare calls so far, with the time each was made; ready calls, by job. */
+  readonly prepareCalls: Array<{ job: string; at: number }> = [];
+  readonly readyCalls: string[] = [];
+
+  /** As both drivers do: a job's run is readied (exec: its podman exec) before the stop. */
+  ready(job: string): void {
+    this.readyCalls.push(job);
+  }
+
+  /** As both drivers do: the job's ID and record, read while the stack stops; an unknown job is refused. */
+  async prepare(jobName: string, signal?: AbortSignal): Promise<PreparedRun> {
+    throwIfAborted(signal);
+    this.settle();
+    this.prepareCalls.push({ job: jobName, at: this.world.clock.now() });
+    const job = this.jobs.find((entry) => entry.id === jobName || entry.name.toLowerCase() === jobName.toLowerCase());
+    if (!job) throw new UnknownJobError(`Duplicati has no backup job with the name or ID "${jobName}"`, 'No backup found with supplied ID or name');
+    return { job: jobName, backupId: job.id, backupName: job.name, recordBefore: { ...this.records.get(job.id) } };
+  }
+
+  /** As both drivers do: the job's record is read just before the run (or was, prepared), and an unknown job is refused before anything is queued. */
+  async run(jobName: string, signal?: AbortSignal, prepared?: PreparedRun): Promise<RunOutcome> {
     throwIfAborted(signal);
     this.settle();
     const job = this.jobs.find((entry) => entry.id === jobName || entry.name.toLowerCase() === jobName.toLowerCase());
     if (!job) throw new UnknownJobError(`Duplicati has no backup job with the name or ID "${jobName}"`, 'No backup found with supplied ID or name');
-    const recordBefore = { ...this.records.get(job.id) };
+    const recordBefore = prepared?.recordBefore ?? { ...this.records.get(job.id) };
+    const requestedAt = this.world.clock.now();
     this.world.record(`duplicati run ${jobName}`);
     this.onRun?.(jobName);
     this.settle();
@@ -536,13 +557,16 @@ export class FakeDuplicati implements Duplicati {
     const task = this.task && !this.dropRuns ? (ours?.task ?? this.tasks.filter((entry) => entry.backupId === job.id).at(-1)?.task) : undefined;
     const line = `Running backup ${job.name} (ID: ${job.id})`;
     // Without the run line, the ID comes from the job list read before the run (exec driver).
-    if (this.runSilent) return { backupId: job.id, backupName: job.name, timedOut: true, output: '', recordBefore };
+    if (this.runSilent) return { backupId: job.id, backupName: job.name, timedOut: true, output: '', recordBefore, requestedAt };
     if (this.runHangs) {
       this.world.clock.advance(25_000);
-      return { backupId: job.id, backupName: job.name, timedOut: true, output: line, recordBefore };
+      return { backupId: job.id, backupName: job.name, timedOut: true, output: line, recordBefore, requestedAt };
     }
-    return { backupId: job.id, backupName: job.name, timedOut: false, output: line, task, recordBefore };
+    return { backupId: job.id, backupName: job.name, timedOut: false, output: line, task, recordBefore, requestedAt, queuedAt: this.world.clock.now() };
   }
+
+  /** Results read so far, with the time each was read (the verdict). */
+  readonly resultCalls: number[] = [];
 }
 
 export interface LogLine {
@@ -707,6 +731,11 @@ export function stackRun(
     timings: {},
     jobResults: [],
   };
+}
+
+/** Reads what a step left to read once the stack runs again (the last job's verdict), as the orchestrator does after the restore. */
+export async function readAfterStart(run: StackRun): Promise<void> {
+  for (const read of run.afterStart?.splice(0) ?? []) await read();
 }
 
 /** Runs the undos a step registered, as the orchestrator would; returns the failures. */

@@ -5,7 +5,7 @@
  */
 import { CommandError, TimeoutError } from '../errors.js';
 import type { Clock } from './clock.js';
-import type { BackupJob, Duplicati, DuplicatiStatus, JobProgress, JobResult, JobResultKind, RunOutcome, TaskReference, TaskState } from './duplicati.js';
+import type { BackupJob, Duplicati, DuplicatiStatus, JobProgress, JobResult, JobResultKind, PreparedRun, RunOutcome, TaskReference, TaskState } from './duplicati.js';
 import { UnknownJobError } from './duplicati.js';
 
 export interface ApiSettings {
@@ -116,6 +116,13 @@ export function resultFromLog(entries: readonly LogEntry[]): JobResult {
   return { result: 'Unknown', message: 'the backup log holds no result' };
 }
 
+/** TaskStarted/TaskFinished (ISO, UTC) as epoch ms; undefined when absent or unreadable. */
+function instant(value: string | null | undefined): number | undefined {
+  if (!value) return undefined;
+  const ms = Date.parse(/[zZ]|[+-]\d\d:\d\d$/.test(value) ? value : `${value}Z`);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
 function asList(value: unknown): string[] {
   return Array.isArray(value) ? value.map(String) : [];
 }
@@ -199,6 +206,11 @@ export function createApiDuplicati(settings: ApiSettings): Duplicati {
     return found.Backup;
   }
 
+  async function prepare(job: string, signal?: AbortSignal): Promise<PreparedRun> {
+    const backup = await find(job, signal);
+    return { job, backupId: backup.ID, backupName: backup.Name, recordBefore: { ...(backup.Metadata ?? {}) } };
+  }
+
   async function readLog(backupId: string, signal?: AbortSignal): Promise<JobResult> {
     for (let attempt = 1; ; attempt += 1) {
       try {
@@ -221,26 +233,31 @@ export function createApiDuplicati(settings: ApiSettings): Duplicati {
         return;
       }
       const duration = Math.min(longestLongPollMs, maxWaitMs);
-      await call('GET', `/api/v1/serverstate?longpoll=true&lastEventId=${since.eventId}&duration=${Math.floor(duration / 1000)}s`, {
+      // The answer is the server state itself (ServerState.cs): the caller looks at it at once,
+      // with no second request.
+      const answer = await call('GET', `/api/v1/serverstate?longpoll=true&lastEventId=${since.eventId}&duration=${Math.floor(duration / 1000)}s`, {
         timeoutMs: duration + requestTimeoutMs,
         signal,
       });
+      return answer && typeof answer === 'object' && 'ProgramState' in answer ? statusFromServerState(answer as ServerState) : undefined;
     },
-    async run(job, signal) {
-      const backup = await find(job, signal);
+    prepare,
+    async run(job, signal, prepared) {
+      const backup = prepared ?? (await prepare(job, signal));
       const receipt = {
-        backupId: backup.ID,
-        backupName: backup.Name,
+        backupId: backup.backupId,
+        backupName: backup.backupName,
         timedOut: false,
-        output: `Running backup ${backup.Name} (ID: ${backup.ID})`,
-        recordBefore: { ...(backup.Metadata ?? {}) },
+        output: `Running backup ${backup.backupName} (ID: ${backup.backupId})`,
+        recordBefore: backup.recordBefore,
+        requestedAt: clock.now(),
       };
       try {
         // BackupPost.cs ExecuteRunBackup: {Status: "OK", ID: taskId}, the queued task or the one
         // that already runs or waits for this backup.
-        const started = (await call('POST', `/api/v1/backup/${encodeURIComponent(backup.ID)}/run`, { timeoutMs: settings.runTimeoutMs, signal })) as { ID?: number };
+        const started = (await call('POST', `/api/v1/backup/${encodeURIComponent(backup.backupId)}/run`, { timeoutMs: settings.runTimeoutMs, signal })) as { ID?: number };
         const task = typeof started?.ID === 'number' ? started.ID : undefined;
-        return { ...receipt, task, output: `${receipt.output}, task ${task ?? '?'}` };
+        return { ...receipt, task, output: `${receipt.output}, task ${task ?? '?'}`, queuedAt: clock.now() };
       } catch (error) {
         // As with the exec driver: the job may be queued all the same, so it is followed by polling.
         if (error instanceof TimeoutError) return { ...receipt, timedOut: true };
@@ -273,10 +290,15 @@ export function createApiDuplicati(settings: ApiSettings): Duplicati {
     },
     async task(task, signal) {
       try {
-        const answer = (await call('GET', `/api/v1/task/${task}`, { signal })) as { Status?: string; ErrorMessage?: string | null };
+        const answer = (await call('GET', `/api/v1/task/${task}`, { signal })) as {
+          Status?: string;
+          ErrorMessage?: string | null;
+          TaskStarted?: string | null;
+          TaskFinished?: string | null;
+        };
         const status = answer?.Status;
         if (status === 'Waiting' || status === 'Running' || status === 'Completed' || status === 'Failed') {
-          return { status, errorMessage: answer.ErrorMessage ?? undefined };
+          return { status, errorMessage: answer.ErrorMessage ?? undefined, startedAt: instant(answer.TaskStarted), finishedAt: instant(answer.TaskFinished) };
         }
         throw new CommandError(`GET ${base}/api/v1/task/${task}: unknown Status "${status}"`);
       } catch (error) {

@@ -1,14 +1,19 @@
 /**
  * Duplicati through `duplicati-server-util` inside its container (`podman exec`, no TTY).
  * Parses the tool's lines as documented in shared/notes/duplicati.md and skips every line it
- * does not know (`Connecting to ...`, `No database found ...`). While the stack is down, each
- * `podman exec` costs about 0.2 s of downtime, so the calls made then are chained: one exec
- * reads the job's record and runs it, one per poll reads the status and the records.
+ * does not know (`Connecting to ...`, `No database found ...`). Each `podman exec` costs 0.1 to
+ * 1 s, so the calls go through exec sessions opened before the stack is stopped
+ * (duplicati-session.ts): one that takes requests (status, polls, the job list) and one per
+ * job that waits to run it with `run --wait`, whose last line gives the job's result. Where a
+ * session dies, its call goes through a `podman exec` of its own, as without sessions: one
+ * exec reads the job's record and runs it, one per poll reads the status and the records.
  */
 import { CommandError, TimeoutError } from '../errors.js';
 import type { DuplicatiSettings } from '../config/types.js';
 import { shellLine } from '../shell-quote.js';
-import { describeFailure, timeoutError, type CommandResult, type CommandRunner } from './process.js';
+import { systemClock, type Clock } from './clock.js';
+import { ArmedRun, armedRunArgv, RequestSession, runWaitLines, sessionArgv, type ListFormat } from './duplicati-session.js';
+import { describeFailure, timeoutError, type CommandResult, type CommandRunner, type InteractiveRunner } from './process.js';
 
 export interface TaskReference {
   task: number;
@@ -47,6 +52,17 @@ export type JobRecord = Readonly<Record<string, string>>;
 export interface TaskState {
   status: 'Waiting' | 'Running' | 'Completed' | 'Failed' | 'Gone';
   errorMessage?: string | undefined;
+  /** When Duplicati started and finished the task (TaskStarted, TaskFinished), epoch ms. */
+  startedAt?: number | undefined;
+  finishedAt?: number | undefined;
+}
+
+/** A job's ID and record, read before its run once Duplicati was seen idle: `run` then costs one call. */
+export interface PreparedRun {
+  job: string;
+  backupId: string;
+  backupName: string;
+  recordBefore: JobRecord;
 }
 
 export interface RunOutcome {
@@ -64,6 +80,9 @@ export interface RunOutcome {
   recordAfter?: JobRecord | undefined;
   /** How the task ended, once known (REST API). */
   taskEnd?: TaskState | undefined;
+  /** When `run` was asked, and when it said the job is queued (its request returned), epoch ms. */
+  requestedAt?: number | undefined;
+  queuedAt?: number | undefined;
 }
 
 /**
@@ -98,8 +117,18 @@ export interface BackupJob {
 
 export interface Duplicati {
   status(signal?: AbortSignal, options?: StatusOptions): Promise<DuplicatiStatus>;
-  /** Reads the job's record (recordBefore), then enqueues the job, as close together as the driver can. */
-  run(job: string, signal?: AbortSignal): Promise<RunOutcome>;
+  /**
+   * Readies the job's run without reading anything (exec: opens the `podman exec` that will
+   * run it), so that `run` needs no new exec; the driver ends it if it is never run.
+   */
+  ready?(job: string): void;
+  /** Reads the job's ID and record before its run, after Duplicati was seen idle; `run` then only enqueues. */
+  prepare?(job: string, signal?: AbortSignal): Promise<PreparedRun>;
+  /**
+   * Enqueues the job; without `prepared` it reads the job's record (recordBefore) first, as
+   * close to the run as the driver can.
+   */
+  run(job: string, signal?: AbortSignal, prepared?: PreparedRun): Promise<RunOutcome>;
   /** How the job that `run` started ended. */
   result(run: RunOutcome, signal?: AbortSignal): Promise<JobResult>;
   /** Every backup job Duplicati has, with its record where the driver can read it. */
@@ -118,7 +147,9 @@ export interface Duplicati {
    * Resolves once the server state may have changed since `since`, or after maxWaitMs: the
    * REST API long-polls. Drivers that cannot be told leave it out, and the waiter polls.
    */
-  waitForChange?(since: DuplicatiStatus, maxWaitMs: number, signal?: AbortSignal): Promise<void>;
+  waitForChange?(since: DuplicatiStatus, maxWaitMs: number, signal?: AbortSignal): Promise<DuplicatiStatus | void>;
+  /** Ends what the driver keeps open (exec sessions); later calls open them again. */
+  close?(): Promise<void>;
 }
 
 export class UnknownJobError extends CommandError {
@@ -230,16 +261,45 @@ export function recordChange(before: JobRecord | undefined, after: JobRecord | u
   return 'none';
 }
 
-/** The verdict of the exec driver, from the job's record before and after its run. */
-export function resultFromRecords(before: JobRecord | undefined, after: JobRecord | undefined): JobResult {
+/**
+ * The verdict of the exec driver, from the job's record before and after its run and, where
+ * the server printed one, the `Backup status:` line of `run --wait` (2.2.0.3 and later).
+ */
+export function resultFromRecords(before: JobRecord | undefined, after: JobRecord | undefined, backupStatus?: string): JobResult {
   switch (recordChange(before, after)) {
     case 'error':
       return { result: 'Fatal', message: after?.LastErrorMessage || 'Duplicati recorded an error (LastErrorDate) without a message' };
     case 'finished':
-      return { result: 'Completed', message: 'the backup completed (LastBackupFinished); the exec driver cannot see whether with warnings or errors' };
+      return resultFromStatus(backupStatus);
     default:
       return { result: 'Fatal', message: 'Duplicati recorded neither a completed backup nor an error for this run (was it stopped?)' };
   }
+}
+
+/**
+ * A completed backup's result as `Backup status:` says it: the ParsedResult of the job's newest
+ * log row (Connection.GetBackupStatus). Read only once the record says this run completed (a
+ * stopped run's row also says Success, and writes no LastBackupFinished). Anything else
+ * (`No log generated`, `Failed to parse backup log`, no line at all: servers before 2.2.0.3,
+ * or a job that ended before run --wait first looked) leaves the result unseen.
+ */
+export function resultFromStatus(backupStatus: string | undefined): JobResult {
+  const said = `Duplicati's log says ${backupStatus} (duplicati-server-util run --wait: "Backup status: ${backupStatus}"); the exec driver cannot read the messages themselves: see the job's log in Duplicati`;
+  switch (backupStatus) {
+    case 'Success':
+      return { result: 'Success' };
+    case 'Warning':
+    case 'Error':
+    case 'Fatal':
+      return { result: backupStatus, message: said };
+    default:
+      return { result: 'Completed', message: 'the backup completed (LastBackupFinished); the exec driver cannot see whether with warnings or errors' };
+  }
+}
+
+/** What the last line of `run --wait` says: the status, or undefined when it gives none. */
+export function backupStatusOf(output: string): string | undefined {
+  return runWaitLines.status.exec(output)?.[1]?.trim();
 }
 
 /** `--json list-backups` (ListBackups.cs, OutputInterceptor.cs): Backups [{Id, Name, Metadata}]. */
@@ -298,6 +358,10 @@ export function findJob(jobs: readonly BackupJob[], job: string): BackupJob | un
 }
 
 const statusTimeoutMs = 30_000;
+/** After a job ended, how long `run --wait` may take to print its result: a poll (1 s) and a log read. */
+const backupStatusTimeoutMs = 15_000;
+/** An armed run's outer bound inside the container, past run_timeout and wait_timeout. */
+const armedMarginMs = 60_000;
 /** The outer bound on `podman exec ... run` lets the inner `timeout`s fire first. */
 const outerRunMarginMs = 3_000;
 
@@ -396,13 +460,49 @@ function chainFailure(result: CommandResult, what: readonly string[], part: Chai
   return new CommandError(`${shellLine(result.argv)}: ${what.join(' ')}: exit ${part.exitCode}${lastLine ? `: ${lastLine}` : ''}`, part.output);
 }
 
-export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSettings): Duplicati {
+export interface ExecOptions {
+  /** Opens exec sessions (duplicati-session.ts); without it every call is a `podman exec` of its own. */
+  open?: InteractiveRunner | undefined;
+  clock?: Clock | undefined;
+}
+
+export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSettings, options: ExecOptions = {}): Duplicati {
+  const clock = options.clock ?? systemClock;
   const argv = (...args: string[]) => serverUtilArgv(settings, ...args);
   /** Whether the tool takes `--json`; learned from the first list (servers before 2.2 do not). */
   let json: boolean | undefined;
+  const session = options.open ? new RequestSession(options.open, sessionArgv(settings), clock) : undefined;
+  /** Sessions that died before they ever answered (no `sh`, no container): after two, calls go through one-shot execs only. */
+  let deadSessions = 0;
+  let sessionAnswered = false;
+  /** Armed runs by job, waiting to be fired; and those fired, by the run they made. */
+  const armed = new Map<string, ArmedRun>();
+  const fired = new WeakMap<RunOutcome, ArmedRun>();
+  const live = new Set<ArmedRun>();
 
-  async function read(args: string[], signal?: AbortSignal) {
-    const result = await run(argv(...args), { timeoutMs: statusTimeoutMs, signal });
+  /**
+   * One call of the tool: through the session when there is one, else (or when the session died
+   * before it answered) through a `podman exec` of its own, with the same bounds.
+   */
+  async function call(request: string, oneShot: readonly string[], signal?: AbortSignal): Promise<CommandResult> {
+    if (session && deadSessions < 2) {
+      const answer = await session.request(request, oneShot, statusTimeoutMs, signal);
+      if (answer) {
+        sessionAnswered = true;
+        deadSessions = 0;
+        return answer;
+      }
+      if (!sessionAnswered) deadSessions += 1;
+      sessionAnswered = false;
+    }
+    return run(oneShot, { timeoutMs: statusTimeoutMs, signal });
+  }
+
+  const format = (list: readonly string[]): ListFormat => (list === jsonListArgs ? 'json' : 'detailed');
+
+  async function read(args: readonly string[], signal?: AbortSignal) {
+    const request = args[0] === 'status' ? 'status' : `list ${format(args)}`;
+    const result = await call(request, argv(...args), signal);
     if (result.timedOut) throw timeoutError(result, statusTimeoutMs);
     return result;
   }
@@ -426,7 +526,9 @@ export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSetti
 
   async function statusWithJobs(backupId: string, signal?: AbortSignal): Promise<DuplicatiStatus> {
     const list = listArgs();
-    const result = await run(serverUtilPollArgv(settings, backupId, list), { timeoutMs: statusTimeoutMs, signal });
+    // Duplicati's backup IDs are numbers; anything else never matches, and the records are always read.
+    const id = /^[A-Za-z0-9_-]+$/.test(backupId) ? backupId : '@never@';
+    const result = await call(`poll ${format(list)} ${id}`, serverUtilPollArgv(settings, backupId, list), signal);
     if (result.timedOut) throw timeoutError(result, statusTimeoutMs);
     const { parts, rest } = splitChained(result.stdout);
     const state = parts[0];
@@ -442,6 +544,7 @@ export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSetti
     return { ...status, jobs };
   }
 
+  /** Without a session: one `podman exec` reads the record and runs the job (see serverUtilRunArgv). */
   async function runJob(job: string, signal: AbortSignal | undefined): Promise<RunOutcome> {
     // Killing the `podman exec` client leaves the processes in the container running: bound
     // them there too, so a `run` ended after run_timeout cannot queue the job later, against the
@@ -454,6 +557,7 @@ export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSetti
     // Metadata), read just before it, at the cost of one `podman exec` for both.
     const list = listArgs();
     const command = serverUtilRunArgv(settings, job, list);
+    const requestedAt = clock.now();
     const result = await run(command, { timeoutMs: statusTimeoutMs + settings.runTimeoutMs + outerRunMarginMs, signal });
     const { parts, rest } = splitChained(result.stdout);
     const listed = parts[0];
@@ -497,12 +601,102 @@ export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSetti
       timedOut,
       output,
       recordBefore: known?.record ?? {},
+      requestedAt,
+      queuedAt: timedOut ? undefined : clock.now(),
     };
+  }
+
+  /** The armed run of a job, opened now if there is none (or it died). */
+  function arm(job: string): ArmedRun | undefined {
+    if (!options.open || deadSessions >= 2) return undefined;
+    const existing = armed.get(job);
+    if (existing?.alive && !existing.fired) return existing;
+    existing?.end();
+    const bound = seconds(settings.runTimeoutMs + settings.waitTimeoutMs + armedMarginMs);
+    const fresh = new ArmedRun(options.open, armedRunArgv(settings, job, Number(bound)), clock);
+    armed.set(job, fresh);
+    live.add(fresh);
+    void fresh.exited.then(() => live.delete(fresh));
+    return fresh;
+  }
+
+  async function prepare(job: string, signal?: AbortSignal): Promise<PreparedRun> {
+    const found = findJob(await listJobs(signal), job);
+    if (!found) throw new UnknownJobError(`Duplicati has no backup job with the name or ID "${job}"`);
+    if (!armed.get(job)?.alive) arm(job);
+    return { job, backupId: found.id, backupName: found.name, recordBefore: found.record ?? {} };
+  }
+
+  /**
+   * Through the armed run: `run` is the line that starts `run --wait` in the exec opened
+   * before; the job is queued once it prints `Waiting for backup to finish...` (RunBackup.cs
+   * prints it after the run request returned). Past run_timeout it is ended inside the
+   * container, so it cannot queue the job later.
+   */
+  async function runArmed(job: string, signal: AbortSignal | undefined, prepared: PreparedRun | undefined): Promise<RunOutcome> {
+    const before = prepared ?? (await prepare(job, signal));
+    const armedRun = armed.get(job) ?? arm(job);
+    armed.delete(job);
+    const requestedAt = clock.now();
+    if (!armedRun?.alive || !armedRun.fire()) {
+      armedRun?.end();
+      return runJob(job, signal);
+    }
+    let seen: 'seen' | 'exited' | 'timeout';
+    try {
+      seen = await armedRun.until((output) => runWaitLines.queued.test(output), settings.runTimeoutMs, signal);
+    } catch (error) {
+      // Ended (a signal) while `run` was under way: it is ended in the container too.
+      armedRun.end();
+      throw error;
+    }
+    const output = armedRun.output.replace(runWaitLines.exit, '\n').trim();
+    const parsed = parseRunLine(output);
+    const outcome: RunOutcome = {
+      backupId: parsed?.backupId ?? before.backupId,
+      backupName: parsed?.backupName ?? before.backupName,
+      timedOut: seen === 'timeout',
+      output,
+      recordBefore: before.recordBefore,
+      requestedAt,
+      queuedAt: seen === 'seen' ? clock.now() : undefined,
+    };
+    if (seen === 'seen') {
+      fired.set(outcome, armedRun);
+      return outcome;
+    }
+    armedRun.end();
+    if (seen === 'timeout') return outcome;
+    // It ended before it said the job is queued.
+    if (/No backup found/i.test(output)) throw new UnknownJobError(`Duplicati has no backup job with the name or ID "${job}"`, output);
+    if (!/Connecting to|Running backup/.test(output)) {
+      // The tool never ran: the exec died (the container restarted). A fresh exec runs the job;
+      // had it been queued all the same, `run` joins that task (de-duplicated).
+      return runJob(job, signal);
+    }
+    throw missingTool(output) ?? new CommandError(`${shellLine(armedRun.argv.slice(0, 4))} ... run --wait -- ${job}: exit ${armedRun.exitCode ?? 'unknown'} before the job was queued${output ? `: ${output.split('\n').pop()}` : ''}`, output);
+  }
+
+  /** The result line of a fired run, once the job ended: waits for it (bounded), then ends the exec. */
+  async function backupStatus(outcome: RunOutcome, signal?: AbortSignal): Promise<string | undefined> {
+    const armedRun = fired.get(outcome);
+    if (!armedRun) return undefined;
+    try {
+      await armedRun.until(
+        (output) => runWaitLines.status.test(output) || runWaitLines.finished.test(output) || runWaitLines.lost.test(output),
+        backupStatusTimeoutMs,
+        signal,
+      );
+      return backupStatusOf(armedRun.output);
+    } finally {
+      armedRun.end();
+      fired.delete(outcome);
+    }
   }
 
   async function listJobs(signal?: AbortSignal): Promise<BackupJob[]> {
     if (json !== false) {
-      const result = await read(['--json', 'list-backups'], signal);
+      const result = await read(jsonListArgs, signal);
       const jobs = result.exitCode === 0 ? parseJobListJson(result.stdout) : undefined;
       if (jobs) {
         json = true;
@@ -513,38 +707,57 @@ export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSetti
       }
       json = false;
     }
-    const result = await read(['list-backups', '--detailed'], signal);
+    const result = await read(detailedListArgs, signal);
     if (result.exitCode !== 0) throw new CommandError(describeFailure(result, statusTimeoutMs), result.output);
     return parseJobListDetailed(result.stdout);
   }
 
   return {
-    async status(signal, options) {
-      if (options?.jobsOnceGone !== undefined) return statusWithJobs(options.jobsOnceGone, signal);
+    async status(signal, statusOptions) {
+      if (statusOptions?.jobsOnceGone !== undefined) return statusWithJobs(statusOptions.jobsOnceGone, signal);
       const result = await read(['status'], signal);
       if (result.exitCode !== 0) throw new CommandError(describeFailure(result, statusTimeoutMs), result.output);
       return parseStatus(result.stdout);
     },
-    run: runJob,
+    ready(job) {
+      arm(job);
+    },
+    prepare,
+    run: (job, signal, prepared) => (options.open && deadSessions < 2 ? runArmed(job, signal, prepared) : runJob(job, signal)),
     async result(outcome, signal) {
-      // The record holds no ParsedResult: LastErrorDate says the task threw, LastBackupFinished
-      // alone that a backup completed, neither that it was stopped (Runner.cs). Runner.Run
-      // writes it (UpdateMetadata, UpdateMetadataError) within the task, before the task ends,
-      // so a record listed after the status that showed the job gone is final, the same as one
-      // listed in a later call; only without one is it listed again.
-      const after =
-        outcome.recordAfter ?? (outcome.backupId === undefined ? undefined : (await listJobs(signal)).find((job) => job.id === outcome.backupId)?.record);
-      return resultFromRecords(outcome.recordBefore, after);
+      try {
+        // The record holds no ParsedResult: LastErrorDate says the task threw, LastBackupFinished
+        // alone that a backup completed, neither that it was stopped (Runner.cs). Runner.Run
+        // writes it (UpdateMetadata, UpdateMetadataError) within the task, before the task ends,
+        // so a record listed after the status that showed the job gone is final, the same as one
+        // listed in a later call; only without one is it listed again.
+        const after =
+          outcome.recordAfter ?? (outcome.backupId === undefined ? undefined : (await listJobs(signal)).find((job) => job.id === outcome.backupId)?.record);
+        outcome.recordAfter = after;
+        // A completed backup's result is the `Backup status:` line of `run --wait` (2.2.0.3
+        // and later), which reads the job's log once the job is gone.
+        const status = recordChange(outcome.recordBefore, after) === 'finished' ? await backupStatus(outcome, signal) : undefined;
+        return resultFromRecords(outcome.recordBefore, after, status);
+      } finally {
+        fired.get(outcome)?.end();
+        fired.delete(outcome);
+      }
     },
     listJobs,
     async version(signal) {
       // System.CommandLine's --version (Program.cs UseDefaults): the informational version.
-      const result = await read(['--version'], signal);
+      const result = await run(argv('--version'), { timeoutMs: statusTimeoutMs, signal });
+      if (result.timedOut) throw timeoutError(result, statusTimeoutMs);
       if (result.exitCode !== 0) throw new CommandError(describeFailure(result, statusTimeoutMs), result.output);
       const line = result.stdout.split('\n').find((text) => parseVersion(text) !== undefined);
       if (!line) throw new CommandError(`${settings.serverUtil} --version printed no version`, result.output);
       if (json === undefined) json = versionAtLeast(line, jsonSince);
       return line.trim();
+    },
+    async close() {
+      for (const armedRun of [...live]) armedRun.end();
+      armed.clear();
+      await session?.close();
     },
   };
 }

@@ -3,6 +3,7 @@
  * aborted by a signal, and kills the whole process group it started, so a hook's children or a
  * stuck `podman exec` never outlive the run.
  */
+import { spawn } from 'node:child_process';
 import { execa } from 'execa';
 import { AbortedError, TimeoutError } from '../errors.js';
 import { systemClock } from './clock.js';
@@ -115,3 +116,79 @@ export function describeFailure(result: CommandResult, timeoutMs: number): strin
 export function timeoutError(result: CommandResult, timeoutMs: number): TimeoutError {
   return new TimeoutError(describeFailure(result, timeoutMs));
 }
+
+/**
+ * A program that keeps running and takes requests on its standard input, line by line: an
+ * exec session into the Duplicati container, opened before a stack is stopped so that the
+ * calls made while it is down cost no new `podman exec`.
+ */
+export interface InteractiveProcess {
+  /** Writes a line to its standard input; false once that is closed or the program is gone. */
+  send(line: string): boolean;
+  /** Closes its standard input: the program reading it sees its end. */
+  closeInput(): void;
+  /** Ends its whole process group at once (SIGKILL). */
+  kill(): void;
+  /** Called with each piece of its standard output and error, in the order they come. */
+  onOutput(listener: (text: string) => void): void;
+  /** Settles once it has exited: its exit code, undefined after a signal or when it never started. */
+  readonly exited: Promise<number | undefined>;
+  readonly running: boolean;
+}
+
+export type InteractiveRunner = (argv: readonly string[]) => InteractiveProcess;
+
+/** Starts argv without a shell, in its own process group, its standard input a pipe of ours. */
+export const openInteractive: InteractiveRunner = (argv) => {
+  const [file, ...args] = argv;
+  if (file === undefined) throw new Error('openInteractive: empty argv');
+  const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  const listeners: Array<(text: string) => void> = [];
+  let running = true;
+  let inputOpen = true;
+  const emit = (text: string) => {
+    for (const listener of listeners) listener(text);
+  };
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
+  child.stdout.on('data', emit);
+  child.stderr.on('data', emit);
+  // A write to a program that has just ended: its end is reported by `exited`, not here.
+  child.stdin.on('error', () => {
+    inputOpen = false;
+  });
+  const exited = new Promise<number | undefined>((resolve) => {
+    child.on('error', (error) => {
+      running = false;
+      inputOpen = false;
+      emit(`${file}: ${error.message}\n`);
+      resolve(undefined);
+    });
+    child.on('close', (code) => {
+      running = false;
+      inputOpen = false;
+      resolve(code ?? undefined);
+    });
+  });
+  return {
+    send(line) {
+      if (!running || !inputOpen) return false;
+      child.stdin.write(`${line}\n`);
+      return true;
+    },
+    closeInput() {
+      inputOpen = false;
+      child.stdin.end();
+    },
+    kill() {
+      if (running) killGroup(child.pid, 'SIGKILL');
+    },
+    onOutput(listener) {
+      listeners.push(listener);
+    },
+    exited,
+    get running() {
+      return running;
+    },
+  };
+};

@@ -11,12 +11,16 @@ import { createExecDuplicati, type Duplicati } from './duplicati.js';
 import { checkFolder } from './files.js';
 import { createHookRunner } from './hooks.js';
 import { createContainerEngine } from './podman.js';
-import { runCommand } from './process.js';
+import { openInteractive, runCommand } from './process.js';
 import { createSnapshots, type Snapshots } from './snapshots.js';
 import { createSystemd, type Systemd, type SystemdManager } from './systemd.js';
 
-export function createDuplicati(settings: DuplicatiSettings): Duplicati {
-  if (settings.driver === 'exec') return createExecDuplicati(runCommand, settings);
+/**
+ * `sessions`: a backup run's exec driver keeps exec sessions open into the Duplicati container
+ * (duplicati-session.ts); doctor and recover make a few calls and use one `podman exec` each.
+ */
+export function createDuplicati(settings: DuplicatiSettings, options: { sessions?: boolean } = {}): Duplicati {
+  if (settings.driver === 'exec') return createExecDuplicati(runCommand, settings, { open: options.sessions ? openInteractive : undefined, clock: systemClock });
   return createApiDuplicati({
     url: settings.url,
     password: () => process.env.DUPLICATI_PASSWORD || readFileSync(settings.passwordFile!, 'utf8').trim(),
@@ -29,7 +33,7 @@ export function createAdapters(global: GlobalConfig, podmanSocket: string): Adap
   return {
     systemd: createSystemd(runCommand),
     engine: createContainerEngine(podmanSocket),
-    duplicati: createDuplicati(global.duplicati),
+    duplicati: createDuplicati(global.duplicati, { sessions: true }),
     runHook: createHookRunner(runCommand),
     clock: systemClock,
     checkFolder,

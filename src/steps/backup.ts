@@ -7,7 +7,7 @@
  * queued or running, the task is stopped (REST API) or the job is named as one that may read
  * the live stack.
  */
-import { recordChange, UnknownJobError, type DuplicatiStatus, type JobResult, type RunOutcome, type TaskReference } from '../adapters/duplicati.js';
+import { recordChange, UnknownJobError, type DuplicatiStatus, type JobRecord, type JobResult, type PreparedRun, type RunOutcome, type TaskReference } from '../adapters/duplicati.js';
 import { CommandError, TimeoutError, errorMessage, throwIfAborted } from '../errors.js';
 import { formatSeconds } from '../report.js';
 import type { StepHandle } from '../logging.js';
@@ -47,6 +47,11 @@ interface Wait {
   wakeBy?: () => number | undefined;
   /** Each look reads the jobs' records too once this backup is gone, in the same call where the driver can (exec). */
   jobsOnceGone?: string | undefined;
+  /**
+   * The stack is down and waits for this: look again as soon as a look returns (after
+   * continuousPollGapMs), so an end is seen within one status call, not a back-off later.
+   */
+  continuous?: boolean;
 }
 
 /** Polls `status`, tolerating a few failed polls in a row, until `until` says the wait is over. */
@@ -62,12 +67,15 @@ async function pollStatus(run: StackRun, wait: Wait): Promise<DuplicatiStatus> {
     run.timings.queueMs = (run.timings.queueMs ?? 0) + (clock.now() - behindSince);
     behindSince = undefined;
   };
+  /** A state the long-poll brought back: the next look needs no call of its own. */
+  let brought: DuplicatiStatus | undefined;
   try {
     for (;;) {
       throwIfAborted(run.signal);
       let status: DuplicatiStatus | undefined;
       try {
-        status = await duplicati.status(run.signal, wait.jobsOnceGone !== undefined ? { jobsOnceGone: wait.jobsOnceGone } : undefined);
+        status = brought ?? (await duplicati.status(run.signal, wait.jobsOnceGone !== undefined ? { jobsOnceGone: wait.jobsOnceGone } : undefined));
+        brought = undefined;
         failures = 0;
       } catch (error) {
         throwIfAborted(run.signal);
@@ -105,11 +113,15 @@ async function pollStatus(run: StackRun, wait: Wait): Promise<DuplicatiStatus> {
       const untilDeadline = Math.max(0, Math.min(...deadlines) - clock.now());
       if (status && duplicati.waitForChange) {
         // A long-poll that breaks is no verdict: the next status call is, and counts its failures.
-        await duplicati.waitForChange(status, untilDeadline, run.signal).catch(async (error: unknown) => {
+        const changed = await duplicati.waitForChange(status, untilDeadline, run.signal).catch(async (error: unknown) => {
           throwIfAborted(run.signal);
           run.log.warn('waiting for a change of the Duplicati server state failed', { error: errorMessage(error) });
           await clock.sleep(Math.min(firstPollDelayMs * 10, untilDeadline), run.signal);
         });
+        // Its answer is the new state (a long-poll that ran out brings the same one: look again).
+        if (changed && changed.eventId !== status.eventId) brought = changed;
+      } else if (wait.continuous) {
+        await clock.sleep(Math.min(continuousPollGapMs, untilDeadline), run.signal);
       } else {
         await clock.sleep(Math.min(nextPollDelay(clock.now() - started, settings.pollIntervalMs), untilDeadline), run.signal);
       }
@@ -120,6 +132,12 @@ async function pollStatus(run: StackRun, wait: Wait): Promise<DuplicatiStatus> {
 }
 
 export const firstPollDelayMs = 100;
+/**
+ * Between two looks while the stack is down: the next look begins this long after the last one
+ * returned. Each look is a status call (exec: `duplicati-server-util status` in the session, a
+ * .NET start and a sign-in), so the end of a job is seen within one call of it.
+ */
+export const continuousPollGapMs = 50;
 
 /**
  * Polls come quickly at first and slow down as the wait goes on, to a tenth of the time waited
@@ -146,6 +164,9 @@ export async function waitForDuplicatiIdle(run: StackRun): Promise<void> {
     step.failed(error as Error);
     throw error;
   }
+  // What will run the first job is opened now, while the stack still runs (exec: its podman exec).
+  const first = run.stack.jobs[0];
+  if (first !== undefined) run.adapters.duplicati.ready?.(first);
   step.done();
 }
 
@@ -173,7 +194,15 @@ function megabytes(bytes: number): string {
 }
 
 /** Follows one job until it has ended: its task (REST API) or its place in the queue and its record. */
-async function followJob(run: StackRun, job: string, backupId: string, outcome: RunOutcome, runReturnedAt: number, step: StepHandle): Promise<DuplicatiStatus> {
+async function followJob(
+  run: StackRun,
+  job: string,
+  backupId: string,
+  outcome: RunOutcome,
+  runReturnedAt: number,
+  step: StepHandle,
+  recordOnPath: boolean,
+): Promise<DuplicatiStatus> {
   const { duplicati, clock } = run.adapters;
   const ours = isJob(backupId);
   let seen = false;
@@ -183,14 +212,18 @@ async function followJob(run: StackRun, job: string, backupId: string, outcome: 
     what: `job ${job} (backup ${backupId}${outcome.task !== undefined ? `, task ${outcome.task}` : ''})`,
     behind: (status) => status.queue.some(ours) && status.active !== undefined && !ours(status.active),
     wakeBy: () => (seen || outcome.task !== undefined ? undefined : runReturnedAt + didNotRunGraceMs),
-    // Without a task to follow (exec), the record decides: the look that shows the job gone
-    // reads it in the same call, so no further call is made while the stack is down.
-    jobsOnceGone: outcome.task === undefined ? backupId : undefined,
+    // Without a task to follow (exec), the record decides: where it is judged while the stack
+    // is down, the look that shows the job gone reads it in the same call; where it is judged
+    // once the stack runs again, the looks read the state only.
+    jobsOnceGone: outcome.task === undefined && recordOnPath ? backupId : undefined,
+    // While the stack is down, its end is looked for without pause.
+    continuous: !run.stack.snapshot,
     until: async (status) => {
       outcome.recordAfter = status.jobs?.find((entry) => entry.id === backupId)?.record;
       if (ours(status.active) || status.queue.some(ours)) {
         if (!seen) run.log.info('job seen', { job, backup_id: backupId, task: outcome.task, status: describeStatus(status) });
         seen = true;
+        if (ours(status.active)) run.timings.jobSeenAt ??= clock.now();
         // The terminal line shows Duplicati's progress at each look; the log gets a line a minute.
         const logNow = clock.now() - lastProgressAt >= progressLogEveryMs;
         if (ours(status.active) && duplicati.progress && (step.detail || logNow)) {
@@ -222,6 +255,8 @@ async function followJob(run: StackRun, job: string, backupId: string, outcome: 
       const after = status.jobs ? outcome.recordAfter : (await duplicati.listJobs(run.signal)).find((entry) => entry.id === backupId)?.record;
       if (recordChange(outcome.recordBefore, after) !== 'none') {
         run.log.info(`job ${job} ended before it was seen queued or running; its record changed`, { job, backup_id: backupId });
+        // Written when the task ended (Runner.cs): final, so the verdict reads this one.
+        outcome.recordAfter = after;
         return true;
       }
       if (clock.now() - runReturnedAt >= didNotRunGraceMs) {
@@ -303,14 +338,26 @@ async function stopWithin(run: StackRun, job: string, backupId: string, outcome:
   error.message += `; ${note}`;
 }
 
-async function runJob(run: StackRun, job: string): Promise<void> {
+/**
+ * Whether the job's verdict waits until the stack runs again: reading it costs calls (the
+ * record, `run --wait`'s last line, the log), and in stop mode nothing but the restore comes
+ * after the last job unless post_backup hooks do. Its end is known on the path all the same.
+ */
+function judgedAfterStart(run: StackRun, index: number): boolean {
+  return !run.stack.snapshot && index === run.stack.jobs.length - 1 && run.stack.hooks.post_backup.length === 0;
+}
+
+async function runJob(run: StackRun, job: string, index: number, prepared: PreparedRun | undefined): Promise<void> {
   const { duplicati, clock } = run.adapters;
   const step = run.log.step(`backup job ${job}`);
+  const later = judgedAfterStart(run, index);
+  let handedOver = false;
   try {
     // `run` reads the job's record itself, after the last idle check and just before it runs
-    // the job (exec: in the same podman exec), so that a run of Duplicati's own schedule
-    // cannot be mistaken for ours.
-    const outcome = await duplicati.run(job, run.signal).catch((error: unknown) => {
+    // the job (exec: in the same call), so that a run of Duplicati's own schedule cannot be
+    // mistaken for ours; or the record was read while the stack stopped (prepared), after a
+    // look begun after the stop showed Duplicati idle.
+    const outcome = await duplicati.run(job, run.signal, prepared).catch((error: unknown) => {
       // Ended (SIGTERM, SIGINT, SIGHUP) while `run` was under way: it may have queued the job
       // all the same (ending the `podman exec` client does not end what runs in the container),
       // and the job would read the restarted stack. Nothing is known to stop: say so.
@@ -322,35 +369,96 @@ async function runJob(run: StackRun, job: string): Promise<void> {
       throw error;
     });
     const runReturnedAt = clock.now();
+    run.timings.runRequestedAt ??= outcome.requestedAt;
+    run.timings.jobQueuedAt ??= outcome.queuedAt;
     if (outcome.output.trim() !== '') run.log.info('duplicati run output', { job, output: outcome.output });
     if (outcome.timedOut) {
       run.log.warn(`"run ${job}" did not return within run_timeout; it was ended, and the job is followed by polling`);
     }
     const backupId = outcome.backupId;
     if (backupId === undefined) throw new UnknownJobError(`Duplicati has no backup job with the name or ID "${job}"`, outcome.output);
+    // The next job's run is readied while this one runs (exec: its podman exec).
+    const next = run.stack.jobs[index + 1];
+    if (next !== undefined) duplicati.ready?.(next);
     let last: DuplicatiStatus;
     try {
-      last = await followJob(run, job, backupId, outcome, runReturnedAt, step);
+      last = await followJob(run, job, backupId, outcome, runReturnedAt, step, !later);
     } catch (error) {
       if (!(error instanceof JobDidNotRunError)) await stopOurTask(run, job, backupId, outcome, error as Error);
       throw error;
     }
-    const result = await judgeResult(run, job, outcome);
-    step.done({ backup_id: backupId, backup_name: outcome.backupName, task: outcome.task, status: describeStatus(last), result: result.result });
+    run.timings.jobEndSeenAt = clock.now();
+    const verdict = async () => {
+      const result = await judgeResult(run, job, outcome);
+      step.done({ backup_id: backupId, backup_name: outcome.backupName, task: outcome.task, status: describeStatus(last), result: result.result });
+    };
+    if (!later) {
+      await verdict();
+      return;
+    }
+    // Its end is known: the stack starts again now, and the verdict is read after that.
+    run.log.info(`job ${job} ended; its result is read once the stack runs again`, { job, backup_id: backupId });
+    step.progressDone?.();
+    handedOver = true;
+    (run.afterStart ??= []).push(async () => {
+      try {
+        await verdict();
+      } catch (error) {
+        step.failed(error as Error);
+        throw error;
+      }
+    });
   } catch (error) {
-    step.failed(error as Error);
+    if (!handedOver) step.failed(error as Error);
     throw error;
+  }
+}
+
+/** "yyyyMMddTHHmmssZ" (Library.Utility.Utility.SerializeDateTime) or ISO, as epoch ms. */
+export function recordInstant(value: string | undefined): number | undefined {
+  if (!value) return undefined;
+  const compact = /^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/.exec(value);
+  if (compact) {
+    const [year, month, day, hour, minute, second] = compact.slice(1).map(Number) as [number, number, number, number, number, number];
+    return Date.UTC(year, month - 1, day, hour, minute, second);
+  }
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+/**
+ * When Duplicati says the job began and ended: the task's TaskStarted and TaskFinished (REST
+ * API, to the millisecond), else the record's LastBackupStarted and LastBackupFinished (or
+ * LastErrorDate), whole seconds.
+ */
+function recordedSpan(outcome: RunOutcome): { startedAt?: number | undefined; endedAt?: number | undefined; inSeconds?: boolean } {
+  if (outcome.taskEnd?.startedAt !== undefined || outcome.taskEnd?.finishedAt !== undefined) {
+    return { startedAt: outcome.taskEnd.startedAt, endedAt: outcome.taskEnd.finishedAt };
+  }
+  const after: JobRecord | undefined = outcome.recordAfter;
+  switch (recordChange(outcome.recordBefore, after)) {
+    case 'finished':
+      return { startedAt: recordInstant(after?.LastBackupStarted), endedAt: recordInstant(after?.LastBackupFinished), inSeconds: true };
+    case 'error':
+      return { endedAt: recordInstant(after?.LastErrorDate), inSeconds: true };
+    default:
+      return {};
   }
 }
 
 /**
  * Duplicati's own verdict on the job: Success passes, Warning passes unless warnings_fail,
  * Error and Fatal fail the stack with Duplicati's words. Completed (the exec driver saw the
- * record say the backup completed) and Unknown pass, reported as such, never as a success.
+ * record say the backup completed, but no result) and Unknown pass, reported as such, never as
+ * a success.
  */
 async function judgeResult(run: StackRun, job: string, outcome: RunOutcome): Promise<JobResult> {
   const result = await run.adapters.duplicati.result(outcome, run.signal);
   run.jobResults.push({ job, ...result });
+  const span = recordedSpan(outcome);
+  run.timings.jobStartedAt ??= span.startedAt;
+  if (span.endedAt !== undefined) run.timings.jobEndedAt = span.endedAt;
+  if (span.inSeconds) run.timings.jobRecordedInSeconds = true;
   const words = result.message ? `: ${result.message}` : '';
   if (result.result === 'Error' || result.result === 'Fatal' || (result.result === 'Warning' && run.global.duplicati.warningsFail)) {
     throw new CommandError(`Duplicati reports ${result.result} for job ${job}${words}`);
@@ -377,7 +485,9 @@ export async function waitForDuplicatiIdleAfterStop(run: StackRun): Promise<void
 
 export async function runBackupJobs(run: StackRun): Promise<void> {
   run.timings.backupStartedAt = run.adapters.clock.now();
-  for (const job of run.stack.jobs) await runJob(run, job);
+  const prepared = run.preparedRun;
+  run.preparedRun = undefined;
+  for (const [index, job] of run.stack.jobs.entries()) await runJob(run, job, index, index === 0 && prepared?.job === job ? prepared : undefined);
   run.timings.backupEndedAt = run.adapters.clock.now();
 }
 

@@ -1,6 +1,6 @@
 /** What every step of one stack's run is given: its config, the outside world, its log and undo stack. */
 import type { Clock } from '../adapters/clock.js';
-import type { Duplicati, JobResult } from '../adapters/duplicati.js';
+import type { Duplicati, DuplicatiStatus, JobResult, PreparedRun } from '../adapters/duplicati.js';
 import type { HookRunner } from '../adapters/hooks.js';
 import type { ContainerEngine } from '../adapters/podman.js';
 import type { Snapshots } from '../adapters/snapshots.js';
@@ -37,6 +37,37 @@ export interface StackTimings {
   /** Snapshot mode: from the first snapshot's start to the last one's end. */
   snapshotStartedAt?: number;
   snapshotEndedAt?: number;
+  /**
+   * The downtime path, instant by instant (stop mode; epoch ms), for the timeline: when a look
+   * confirmed Duplicati idle after the stop, the first job's run was asked and said queued,
+   * first seen running, when Duplicati says the first job began and the last ended (TaskStarted
+   * and TaskFinished, or the record's whole seconds), and when the last one's end was seen.
+   */
+  duplicatiIdleAt?: number | undefined;
+  runRequestedAt?: number | undefined;
+  jobQueuedAt?: number | undefined;
+  jobSeenAt?: number | undefined;
+  jobStartedAt?: number | undefined;
+  jobEndedAt?: number | undefined;
+  jobEndSeenAt?: number | undefined;
+  /** jobStartedAt/jobEndedAt come from the exec driver's record: whole seconds. */
+  jobRecordedInSeconds?: boolean | undefined;
+}
+
+/** What the looks at Duplicati made while the stack stopped say once it is down (stop-watch.ts). */
+export type WatchVerdict =
+  | { kind: 'idle'; confirmedAt: number; prepared: PreparedRun | undefined }
+  | { kind: 'busy'; status: DuplicatiStatus }
+  | { kind: 'failed'; error: Error };
+
+export interface StopWatch {
+  /**
+   * Once the stack is down: the verdict, as soon as there is one (a look begun after the stop
+   * showed Duplicati idle and the record was read, or a look showed it busy, or looks failed).
+   */
+  settle(): Promise<WatchVerdict>;
+  /** Ends the looks; one under way finishes on its own. */
+  stop(): void;
 }
 
 /** Duplicati's verdict on each job of the stack, in order. */
@@ -65,4 +96,14 @@ export interface StackRun {
   earlyUndoFailures?: UndoFailure[];
   /** Crash-journal writes that failed after an undo was done (it may be replayed once more). */
   journalFailures?: string[];
+  /** Stop mode: the looks at Duplicati made while the stack stops (stop-watch.ts). */
+  stopWatch?: StopWatch | undefined;
+  /** The first job's ID and record, read while the stack stopped. */
+  preparedRun?: PreparedRun | undefined;
+  /**
+   * What is read once the stack runs again (the last job's verdict, where reading it while the
+   * stack is down would cost downtime): run by the orchestrator after the restore; a failure
+   * fails the stack.
+   */
+  afterStart?: Array<() => Promise<void>>;
 }

@@ -20,6 +20,7 @@ import { freezeOnDemand } from './freeze.js';
 import { hookCommandsOf, preStopHooks, runHookPhase } from './hooks.js';
 import { mountTimeoutMs, preflight } from './preflight.js';
 import { stopUnit } from './stop-unit.js';
+import { confirmIdleAfterStop } from './stop-watch.js';
 import { describeHooks, describeSnapshotRemoval, describeUndo, undoName } from '../undo-records.js';
 import { checkSnapshotPaths, removeSnapshots, restoreBeforeJobs, takeSnapshots } from './snapshot.js';
 import { waitForContainers } from './wait-containers.js';
@@ -157,7 +158,7 @@ function stopStep({ stack, global }: Context): Step {
       `${shellLine(systemctlArgv('stop', stack.unit))} (stop_timeout ${formatSeconds(stack.stopTimeoutMs)})`,
     ],
     undo: planUndo(restore, stack.restorePolicy === 'always' ? 'always (restore_policy always)' : 'if it was active before (restore_policy previous)'),
-    run: stopUnit,
+    run: (run) => stopUnit(run, { watchDuplicati: !stack.snapshot }),
   };
 }
 
@@ -167,6 +168,18 @@ function stopStep({ stack, global }: Context): Step {
  * the other is ended.
  */
 async function waitForStackDown(run: StackRun): Promise<void> {
+  const watch = run.stopWatch;
+  if (watch) {
+    // Duplicati has been looked at since the stop was asked (stop-watch.ts).
+    try {
+      await waitForContainers(run);
+      await confirmIdleAfterStop(run, await watch.settle());
+    } finally {
+      watch.stop();
+      run.stopWatch = undefined;
+    }
+    return;
+  }
   const controller = new AbortController();
   const forward = () => controller.abort(run.signal.reason);
   run.signal.addEventListener('abort', forward, { once: true });

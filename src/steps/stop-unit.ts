@@ -6,8 +6,13 @@
 import { isUp } from '../adapters/systemd.js';
 import { hookCommands } from './hooks.js';
 import type { StackRun } from './context.js';
+import { watchDuplicatiDuringStop } from './stop-watch.js';
 
-export async function stopUnit(run: StackRun): Promise<void> {
+/**
+ * `watchDuplicati` (stop mode): Duplicati is looked at while the unit stops, so that the check
+ * that it holds no task begun before the stop, and the job's record, cost no downtime.
+ */
+export async function stopUnit(run: StackRun, options: { watchDuplicati?: boolean } = {}): Promise<void> {
   const { stack, adapters, timings } = run;
   const step = run.log.step('stop unit', { unit: stack.unit });
   try {
@@ -25,9 +30,11 @@ export async function stopUnit(run: StackRun): Promise<void> {
       preStart: hookCommands(run, 'pre_start'),
     });
     timings.unitStopIssuedAt = adapters.clock.now();
+    if (options.watchDuplicati) run.stopWatch = watchDuplicatiDuringStop(run);
     await adapters.systemd.stop(stack.unit, stack.stopTimeoutMs, run.signal);
     timings.unitStoppedAt = adapters.clock.now();
   } catch (error) {
+    run.stopWatch?.stop();
     step.failed(error as Error);
     throw error;
   }

@@ -5,15 +5,24 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { GlobalConfig } from '../../src/config/types.js';
-import type { RunOutcome } from '../../src/adapters/duplicati.js';
 import { AbortedError } from '../../src/errors.js';
 import { abortAfterMs, didNotRunGraceMs } from '../../src/steps/backup.js';
-import { addStack, globalConfig, runStack, stackConfig, worldWithStack, type FakeWorld } from '../fakes.js';
+import { addStack, globalConfig, hooks, runStack, stackConfig, worldWithStack, type FakeWorld } from '../fakes.js';
 
 const unit = 'app-stack.service';
 
 function withDuplicati(overrides: Partial<GlobalConfig['duplicati']>): GlobalConfig {
   return globalConfig({ duplicati: { ...globalConfig().duplicati, ...overrides } });
+}
+
+/** At the first status call after `run` queued the job: the run is then waiting for it. */
+function whileOurJobIsUnderWay(world: FakeWorld, action: () => void): void {
+  let done = false;
+  world.duplicati.onStatus = () => {
+    if (done || world.duplicati.tasks.length === 0) return;
+    done = true;
+    action();
+  };
 }
 
 const downFor = (world: FakeWorld) => world.timeOf(`start ${unit}`)! - world.timeOf(`stop ${unit}`)!;
@@ -53,25 +62,31 @@ describe('a job that ends before anyone looks', () => {
 });
 
 describe('calls while the stack is down', () => {
-  it('exec: the record before comes with run, the record after with the poll that saw the job gone; no listing of its own', async () => {
+  it('exec: the record before is read while the stack stops, the looks read the state only, and the verdict comes once the stack runs again', async () => {
     const world = worldWithStack('active');
     world.duplicati.durationMs = 2000;
-    const judged: RunOutcome[] = [];
-    const result = world.duplicati.result.bind(world.duplicati);
-    world.duplicati.result = async () => {
-      judged.push(structuredClone(lastOutcome!));
-      return result();
-    };
-    let lastOutcome: RunOutcome | undefined;
-    const run = world.duplicati.run.bind(world.duplicati);
-    world.duplicati.run = async (job, signal) => (lastOutcome = await run(job, signal));
     const { result: stackResult } = await runStack(world);
     expect(stackResult.ok).toBe(true);
+    // The record (and the job's ID) was read once, after the stop was asked and before the run.
+    expect(world.duplicati.prepareCalls).toHaveLength(1);
+    expect(world.duplicati.prepareCalls[0]!.at).toBeGreaterThanOrEqual(world.timeOf(`stop ${unit}`)!);
+    expect(world.duplicati.prepareCalls[0]!.at).toBeLessThanOrEqual(world.timeOf('duplicati run app')!);
     expect(world.duplicati.listCalls).toBe(0);
+    expect(world.duplicati.statusWithJobsCalls).toBe(0);
+    // The verdict is read after the unit was started again.
+    expect(world.duplicati.resultCalls).toHaveLength(1);
+    expect(world.duplicati.resultCalls[0]!).toBeGreaterThanOrEqual(world.timeOf(`start ${unit}`)!);
+  });
+
+  it('exec with post_backup hooks: the verdict is read before them, while the stack is down, and the record after with the look that saw the job gone', async () => {
+    const world = worldWithStack('active');
+    world.duplicati.durationMs = 2000;
+    const stack = stackConfig({ hooks: hooks({ post_backup: ['tidy up'] }) });
+    const { result } = await runStack(world, stack);
+    expect(result.ok).toBe(true);
     expect(world.duplicati.statusWithJobsCalls).toBeGreaterThan(0);
-    const [outcome] = judged;
-    expect(outcome!.recordBefore).toEqual({});
-    expect(outcome!.recordAfter?.LastBackupFinished).toBe(new Date(world.duplicati.tasks[0]!.endedAt!).toISOString());
+    expect(world.duplicati.resultCalls[0]!).toBeLessThanOrEqual(world.timeOf('hook post_backup: tidy up')!);
+    expect(world.actions.indexOf('hook post_backup: tidy up')).toBeLessThan(world.actions.indexOf(`start ${unit}`));
   });
 
   it('REST API: the task decides; the polls read no records', async () => {
@@ -104,9 +119,7 @@ describe('never our job running against a live stack', () => {
     const world = worldWithStack('active');
     world.duplicati.useTaskApi();
     world.duplicati.durationMs = 60_000;
-    world.duplicati.onStatus = (call) => {
-      if (call === 3) world.duplicati.paused = true;
-    };
+    whileOurJobIsUnderWay(world, () => (world.duplicati.paused = true));
     const { result, log } = await runStack(world, stackConfig(), { global: withDuplicati({ pausedTimeoutMs: 10_000 }) });
     expect(result.ok).toBe(false);
     expect(result.error).toMatch(/paused_timeout/);
@@ -138,9 +151,7 @@ describe('never our job running against a live stack', () => {
     world.duplicati.useTaskApi();
     world.duplicati.durationMs = 600_000;
     const controller = new AbortController();
-    world.duplicati.onStatus = (call) => {
-      if (call === 4) controller.abort(new AbortedError('SIGTERM'));
-    };
+    whileOurJobIsUnderWay(world, () => controller.abort(new AbortedError('SIGTERM')));
     const { result } = await runStack(world, stackConfig(), { signal: controller.signal });
     expect(result.aborted).toBe(true);
     expect(result.error).toBe('aborted by SIGTERM; Duplicati task 10 of job app was stopped before the stack started again');
@@ -151,9 +162,7 @@ describe('never our job running against a live stack', () => {
   it('exec, paused mid-job: the stack starts, and the log and the error name the job that may read it', async () => {
     const world = worldWithStack('active');
     world.duplicati.durationMs = 60_000;
-    world.duplicati.onStatus = (call) => {
-      if (call === 3) world.duplicati.paused = true;
-    };
+    whileOurJobIsUnderWay(world, () => (world.duplicati.paused = true));
     const { result, log } = await runStack(world, stackConfig(), { global: withDuplicati({ pausedTimeoutMs: 10_000 }) });
     expect(result.ok).toBe(false);
     const note = 'Duplicati may still run job app (backup 1, task 10) after the stack has started again: it would read the live stack and may record an inconsistent version';

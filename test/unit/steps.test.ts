@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { AbortedError, HookFailure, TimeoutError } from '../../src/errors.js';
-import { runBackupJobs, waitForDuplicatiIdle } from '../../src/steps/backup.js';
+import { continuousPollGapMs, runBackupJobs, waitForDuplicatiIdle } from '../../src/steps/backup.js';
 import { freezeOnDemand } from '../../src/steps/freeze.js';
 import { preStopHooks, runHookPhase } from '../../src/steps/hooks.js';
 import { preflight } from '../../src/steps/preflight.js';
@@ -12,7 +12,7 @@ import { stopUnit } from '../../src/steps/stop-unit.js';
 import { waitForContainers } from '../../src/steps/wait-containers.js';
 import type { UndoRecord } from '../../src/journal.js';
 import { UndoStack, noJournal } from '../../src/undo.js';
-import { FakeWorld, globalConfig, hooks, stackConfig, stackRun, unwind, worldWithStack } from '../fakes.js';
+import { FakeWorld, globalConfig, hooks, readAfterStart, stackConfig, stackRun, unwind, worldWithStack } from '../fakes.js';
 
 const unit = 'app-stack.service';
 
@@ -433,12 +433,15 @@ describe('runBackupJobs', () => {
     expect(run.log.lines.some((line) => line.message === 'job seen')).toBe(true);
   });
 
-  it('the step log names the backup ID and name', async () => {
+  it('the step log names the backup ID and name, once the verdict is read after the start', async () => {
     const world = worldWithStack('inactive');
     const run = stackRun(world);
     await runBackupJobs(run);
+    expect(run.log.messages()).toContain('job app ended; its result is read once the stack runs again');
+    expect(run.log.messages()).not.toContain('backup job app: done');
+    await readAfterStart(run);
     const done = run.log.lines.find((line) => line.message === 'backup job app: done');
-    expect(done?.fields).toMatchObject({ backup_id: '1', backup_name: 'app' });
+    expect(done?.fields).toMatchObject({ backup_id: '1', backup_name: 'app', result: 'Success' });
   });
 
   it('a short job is seen to end at once, not a poll_interval later', async () => {
@@ -450,15 +453,29 @@ describe('runBackupJobs', () => {
     expect(run.timings.backupEndedAt! - task!.endedAt!).toBeLessThan(1000);
   });
 
-  it('a long job is polled never more than poll_interval apart, and not several times a second', async () => {
+  it('stop mode: a long job is looked at one status call after the other, so its end is seen within one, not poll_interval later', async () => {
     const world = worldWithStack('inactive');
-    world.duplicati.durationMs = 3 * 3_600_000;
+    world.duplicati.durationMs = 10 * 60_000;
     const pollIntervalMs = 5000;
     const run = stackRun(world, stackConfig(), { global: globalConfig({ duplicati: { ...globalConfig().duplicati, pollIntervalMs } }) });
     await runBackupJobs(run);
     const polls = world.timeline.filter((entry) => entry.action === 'duplicati status').map((entry) => entry.at);
     const gaps = polls.slice(1).map((at, index) => at - polls[index]!);
-    expect(Math.max(...gaps)).toBeLessThanOrEqual(pollIntervalMs);
+    expect(gaps.every((gap) => gap <= continuousPollGapMs)).toBe(true);
+    const ended = world.duplicati.completed('1')[0]!.endedAt!;
+    expect(run.timings.jobEndSeenAt! - ended).toBeLessThanOrEqual(continuousPollGapMs);
+  });
+
+  it('snapshot mode (the stack runs meanwhile): a long job is polled never more than poll_interval apart, and not several times a second', async () => {
+    const world = worldWithStack('active');
+    world.duplicati.durationMs = 3 * 3_600_000;
+    const pollIntervalMs = 5000;
+    const stack = stackConfig({ snapshot: { driver: 'btrfs', paths: [{ source: '/srv/app', target: '/srv/snapshots/app' }] } });
+    const run = stackRun(world, stack, { global: globalConfig({ duplicati: { ...globalConfig().duplicati, pollIntervalMs } }) });
+    await runBackupJobs(run);
+    const polls = world.timeline.filter((entry) => entry.action === 'duplicati status').map((entry) => entry.at);
+    const gaps = polls.slice(1).map((at, index) => at - polls[index]!);
+    expect(gaps.reduce((largest, gap) => Math.max(largest, gap), 0)).toBeLessThanOrEqual(pollIntervalMs);
     const waited = polls.at(-1)! - polls[0]!;
     expect(polls.length).toBeLessThan(waited / 1000);
     expect(world.duplicati.completed('1')[0]!.endedAt).toBeLessThanOrEqual(run.timings.backupEndedAt!);
