@@ -203,7 +203,7 @@ export function armedRunScript(serverUtil: string, job: string, boundSeconds: nu
     `${command} </dev/null 2>&1 &`,
     'p=$!',
     // TERM first: GNU timeout passes it on to the tool (busybox's timeout is the tool itself).
-    '{ while IFS= read -r c; do [ "$c" = end ] && break; done; kill -TERM "$p" 2>/dev/null; sleep 2; kill -KILL "$p" 2>/dev/null; } <&3 &',
+    '{ while IFS= read -r c; do [ "$c" = end ] && break; done; kill -TERM "$p" 2>/dev/null; sleep 2; kill -KILL "$p" 2>/dev/null; } <&3 >/dev/null 2>&1 &',
     'w=$!',
     'wait "$p"; e=$?',
     'kill "$w" 2>/dev/null',
