@@ -88,7 +88,7 @@ class FakeDuplicatiServer {
   /** Status POST backup/N/run answers with. */
   runStatus = 200;
   /** GET task/N answers, by task ID (absent: 404 "No such task found"). */
-  readonly taskStates = new Map<number, { Status: string; ErrorMessage?: string | null }>();
+  readonly taskStates = new Map<number, { Status: string; ErrorMessage?: string | null; TaskStarted?: string; TaskFinished?: string }>();
   /** How many more log reads answer DatabaseLockedException (HTTP 400, BackupGet.cs). */
   lockedLogReads = 0;
   version = '2.2.0.3_stable_2025-12-04';
@@ -403,6 +403,18 @@ describe('createApiDuplicati: jobs', () => {
     expect(outcome.output).toContain('task 12');
   });
 
+  it('prepared (the ID and record read while the stack stopped): run is one request, POST backup/<ID>/run', async () => {
+    const server = await startServer();
+    const { duplicati } = driver(server.url);
+    const prepared = await duplicati.prepare!('APP');
+    expect(prepared).toEqual({ job: 'APP', backupId: '1', backupName: 'app', recordBefore: { LastBackupFinished: '20240101T000000Z' } });
+    const before = server.calls().length;
+    const outcome = await duplicati.run('APP', undefined, prepared);
+    expect(server.calls().slice(before)).toEqual(['POST /api/v1/backup/1/run']);
+    expect(outcome).toMatchObject({ backupId: '1', task: 12, recordBefore: { LastBackupFinished: '20240101T000000Z' } });
+    expect(outcome.queuedAt).toBeGreaterThanOrEqual(outcome.requestedAt!);
+  });
+
   it('run by ID', async () => {
     const server = await startServer();
     const { duplicati } = driver(server.url);
@@ -527,6 +539,14 @@ describe('createApiDuplicati: waitForChange', () => {
     expect(poll.query.get('lastEventId')).toBe('41');
     expect(poll.query.get('duration')).toBe('30s');
     expect(poll.authorization).toBe('Bearer token-1');
+  });
+
+  it('its answer is the new server state: the waiter looks at it with no request of its own', async () => {
+    const server = await startServer();
+    server.state = { ProgramState: 'Running', ActiveTask: null, SchedulerQueueIds: [], LastEventID: 42 };
+    const { duplicati } = driver(server.url);
+    expect(await duplicati.waitForChange!(since(41), 60_000)).toEqual({ paused: false, active: undefined, queue: [], eventId: 42 });
+    expect(server.requests.filter((request) => request.path === '/api/v1/serverstate')).toHaveLength(1);
   });
 
   it('a shorter wait is asked for as the duration, never under 10 s', async () => {
@@ -694,6 +714,8 @@ describe('createApiDuplicati: tasks, progress, version, the locked log', () => {
     server.taskStates.set(12, { Status: 'Failed', ErrorMessage: 'The source folder /source/app does not exist' });
     expect(await duplicati.task!(12)).toEqual({ status: 'Failed', errorMessage: 'The source folder /source/app does not exist' });
     expect(await duplicati.task!(99)).toEqual({ status: 'Gone' });
+    server.taskStates.set(12, { Status: 'Completed', TaskStarted: '2026-12-05T10:00:00.250Z', TaskFinished: '2026-12-05T10:00:02.5' });
+    expect(await duplicati.task!(12)).toMatchObject({ status: 'Completed', startedAt: Date.parse('2026-12-05T10:00:00.250Z'), finishedAt: Date.parse('2026-12-05T10:00:02.500Z') });
   });
 
   it('stopTask: POST task/N/stop and task/N/abort; a task that already ended (404) is no error', async () => {
