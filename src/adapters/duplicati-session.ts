@@ -38,20 +38,18 @@ export function sessionScript(serverUtil: string): string {
   const poll = (format: ListFormat) =>
     `(b=\${r##* }; s=$(${util} status 2>&1); e=$?; printf '%s\\n' "$s"; echo; echo "@stack-backup:exit=$e"; [ "$e" = 0 ] || exit "$e"; ` +
     `case "$s" in *"BackupId = $b"|*"BackupId = $b"[!0-9A-Za-z_-]*) exit 0 ;; esac; exec ${list(format)})`;
+  // One line, so that the dry run can print it as it runs. Standard input from /dev/null: the
+  // tool must never read our requests (nor prompt).
   return [
-    'while IFS= read -r r; do',
-    '  case "$r" in',
-    `  status) ${util} status ;;`,
-    `  "list json") ${list('json')} ;;`,
-    `  "list detailed") ${list('detailed')} ;;`,
-    `  "poll json "*) ${poll('json')} ;;`,
-    `  "poll detailed "*) ${poll('detailed')} ;;`,
-    '  *) echo "stack-backup: unknown request $r"; false ;;',
-    // Standard input from /dev/null: the tool must never read our requests (nor prompt).
-    '  esac 2>&1 </dev/null',
-    '  e=$?; echo; echo "@stack-backup:end=$e"',
-    'done',
-  ].join('\n');
+    'while IFS= read -r r; do case "$r" in',
+    `status) ${util} status ;;`,
+    `"list json") ${list('json')} ;;`,
+    `"list detailed") ${list('detailed')} ;;`,
+    `"poll json "*) ${poll('json')} ;;`,
+    `"poll detailed "*) ${poll('detailed')} ;;`,
+    '*) echo "stack-backup: unknown request $r"; false ;;',
+    'esac 2>&1 </dev/null; e=$?; echo; echo "@stack-backup:end=$e"; done',
+  ].join(' ');
 }
 
 export function sessionArgv(settings: { container: string; serverUtil: string }): string[] {
@@ -196,19 +194,14 @@ export const runWaitPollSeconds = 1;
  */
 export function armedRunScript(serverUtil: string, job: string, boundSeconds: number): string {
   const command = shellLine(['timeout', '-s', 'KILL', String(boundSeconds), serverUtil, 'run', '--wait', '--poll-interval', String(runWaitPollSeconds), '--', job]);
+  // One line, as the dry run prints it. TERM first: GNU timeout passes it on to the tool
+  // (busybox's timeout is the tool itself); KILL if it is still there.
   return [
-    'IFS= read -r go || exit 0',
-    '[ "$go" = run ] || exit 0',
-    'exec 3<&0',
-    `${command} </dev/null 2>&1 &`,
-    'p=$!',
-    // TERM first: GNU timeout passes it on to the tool (busybox's timeout is the tool itself).
-    '{ while IFS= read -r c; do [ "$c" = end ] && break; done; kill -TERM "$p" 2>/dev/null; sleep 2; kill -KILL "$p" 2>/dev/null; } <&3 >/dev/null 2>&1 &',
-    'w=$!',
-    'wait "$p"; e=$?',
-    'kill "$w" 2>/dev/null',
-    'echo; echo "@stack-backup:exit=$e"',
-  ].join('\n');
+    'IFS= read -r go || exit 0; [ "$go" = run ] || exit 0; exec 3<&0;',
+    `${command} </dev/null 2>&1 & p=$!;`,
+    '{ while IFS= read -r c; do [ "$c" = end ] && break; done; kill -TERM "$p" 2>/dev/null; sleep 2; kill -KILL "$p" 2>/dev/null; } <&3 >/dev/null 2>&1 & w=$!;',
+    'wait "$p"; e=$?; kill "$w" 2>/dev/null; echo; echo "@stack-backup:exit=$e"',
+  ].join(' ');
 }
 
 export function armedRunArgv(settings: { container: string; serverUtil: string }, job: string, boundSeconds: number): string[] {

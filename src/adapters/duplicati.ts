@@ -365,6 +365,14 @@ const armedMarginMs = 60_000;
 /** The outer bound on `podman exec ... run` lets the inner `timeout`s fire first. */
 const outerRunMarginMs = 3_000;
 
+/**
+ * An armed run's outer bound inside the container, in seconds: past run_timeout and
+ * wait_timeout (the driver ends it long before, or the end of its input does).
+ */
+export function armedBoundSeconds(settings: Pick<DuplicatiSettings, 'runTimeoutMs' | 'waitTimeoutMs'>): number {
+  return Number(seconds(settings.runTimeoutMs + settings.waitTimeoutMs + armedMarginMs));
+}
+
 /** How the jobs and their records are listed: `--json` (2.2 and later, OutputInterceptor.cs), else `--detailed` lines. */
 export const jsonListArgs = ['--json', 'list-backups'] as const;
 const detailedListArgs = ['list-backups', '--detailed'] as const;
@@ -612,8 +620,7 @@ export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSetti
     const existing = armed.get(job);
     if (existing?.alive && !existing.fired) return existing;
     existing?.end();
-    const bound = seconds(settings.runTimeoutMs + settings.waitTimeoutMs + armedMarginMs);
-    const fresh = new ArmedRun(options.open, armedRunArgv(settings, job, Number(bound)), clock);
+    const fresh = new ArmedRun(options.open, armedRunArgv(settings, job, armedBoundSeconds(settings)), clock);
     armed.set(job, fresh);
     live.add(fresh);
     void fresh.exited.then(() => live.delete(fresh));

@@ -5,7 +5,8 @@
  * the records the crash journal keeps. A mode (stop today, snapshot later) is a different list
  * of these same steps, not a branch inside them.
  */
-import { serverUtilArgv, serverUtilPollArgv, serverUtilRunArgv } from '../adapters/duplicati.js';
+import { armedBoundSeconds, jsonListArgs, serverUtilRunArgv } from '../adapters/duplicati.js';
+import { armedRunArgv, runWaitPollSeconds, sessionArgv } from '../adapters/duplicati-session.js';
 import { describeContainerList } from '../adapters/podman-list.js';
 import { createArgvs, factsArgv, markerPath, nestedArgv } from '../adapters/snapshots.js';
 import { systemctlArgv } from '../adapters/systemd.js';
@@ -51,18 +52,36 @@ function planUndo(record: UndoRecord, startCondition?: string): PlannedUndo {
   return { name: undoName(record), actions: describeUndo(record, startCondition) };
 }
 
-/** How a Duplicati status is read (exec, following a job: with every record once it is gone): the command or the API call, by driver. */
-function statusCall(global: GlobalConfig, jobsOnceGone?: string): string {
-  const settings = global.duplicati;
-  if (settings.driver === 'exec') {
-    return `${shellLine(jobsOnceGone !== undefined ? serverUtilPollArgv(settings, jobsOnceGone) : serverUtilArgv(settings, 'status'))} every ${formatSeconds(firstPollDelayMs)}, slowing to every ${formatSeconds(settings.pollIntervalMs)} (poll_interval)`;
-  }
-  return `GET ${settings.url}/api/v1/serverstate (then long-polls ?longpoll=true&lastEventId=N)`;
+/** The exec driver's request session, as its `podman exec` runs it (duplicati-session.ts). */
+function sessionWords(global: GlobalConfig): string {
+  return `the exec session ${shellLine(sessionArgv(global.duplicati))} (opened at the first call, kept for the run; one request per line; were it to end, each call is a podman exec of its own)`;
 }
 
-function idleWait(global: GlobalConfig, what: string, jobsOnceGone?: string): string {
+/**
+ * How a Duplicati status is read: through the session (exec, following a job: `poll ID`, with
+ * every record once it is gone) or the API call, by driver; `continuous` while the stack is down.
+ */
+function statusCall(global: GlobalConfig, options: { jobsOnceGone?: string; continuous?: boolean } = {}): string {
   const settings = global.duplicati;
-  return `${statusCall(global, jobsOnceGone)}, until ${what} (wait_timeout ${formatSeconds(settings.waitTimeoutMs)}, paused_timeout ${formatSeconds(settings.pausedTimeoutMs)})`;
+  if (settings.driver === 'exec') {
+    const request = options.jobsOnceGone !== undefined ? `poll json ${options.jobsOnceGone} (${shellLine([settings.serverUtil, 'status'])}, then, once backup ${options.jobsOnceGone} is neither queued nor active, ${shellLine([settings.serverUtil, ...jsonListArgs])})` : shellLine([settings.serverUtil, 'status']);
+    const pace = options.continuous
+      ? 'one call after the other while the stack is down'
+      : `every ${formatSeconds(firstPollDelayMs)}, slowing to every ${formatSeconds(settings.pollIntervalMs)} (poll_interval)`;
+    return `${request} in the exec session, ${pace}`;
+  }
+  return `GET ${settings.url}/api/v1/serverstate (then long-polls ?longpoll=true&lastEventId=N; its answer is the new state)`;
+}
+
+function idleWait(global: GlobalConfig, what: string, options: { jobsOnceGone?: string; continuous?: boolean } = {}): string {
+  const settings = global.duplicati;
+  return `${statusCall(global, options)}, until ${what} (wait_timeout ${formatSeconds(settings.waitTimeoutMs)}, paused_timeout ${formatSeconds(settings.pausedTimeoutMs)})`;
+}
+
+/** The exec driver's armed run of a job, as its `podman exec` runs it. */
+function armedRunWords(global: GlobalConfig, job: string): string {
+  const settings = global.duplicati;
+  return shellLine(armedRunArgv(settings, job, armedBoundSeconds(settings)));
 }
 
 function preflightStep({ stack, global }: Context): Step {
@@ -108,10 +127,15 @@ function snapshotChecks(stack: StackConfig): string[] {
   ]);
 }
 
-function idleStep({ global }: Context): Step {
+function idleStep({ stack, global }: Context): Step {
+  const first = stack.jobs[0]!;
   return {
     name: 'wait for Duplicati to be idle',
-    actions: [idleWait(global, 'nothing runs, nothing is queued, and the server is not paused')],
+    actions: [
+      ...(global.duplicati.driver === 'exec' ? [`open ${sessionWords(global)}`] : []),
+      idleWait(global, 'nothing runs, nothing is queued, and the server is not paused'),
+      ...(global.duplicati.driver === 'exec' ? [`open the podman exec that will run job ${first} (it runs nothing until told): ${armedRunWords(global, first)}`] : []),
+    ],
     run: waitForDuplicatiIdle,
   };
 }
@@ -156,6 +180,11 @@ function stopStep({ stack, global }: Context): Step {
     actions: [
       `record whether ${stack.unit} is active (systemctl --user show)`,
       `${shellLine(systemctlArgv('stop', stack.unit))} (stop_timeout ${formatSeconds(stack.stopTimeoutMs)})`,
+      ...(stack.snapshot
+        ? []
+        : [
+            `meanwhile, from the stop on: ${statusCall(global, { continuous: true })}; once a look begun after the stop shows Duplicati idle, job ${stack.jobs[0]!}'s ID and record (${recordRead(global)})`,
+          ]),
     ],
     undo: planUndo(restore, stack.restorePolicy === 'always' ? 'always (restore_policy always)' : 'if it was active before (restore_policy previous)'),
     run: (run) => stopUnit(run, { watchDuplicati: !stack.snapshot }),
@@ -203,10 +232,16 @@ function stackDownStep({ stack, global }: Context): Step {
     name: 'wait for the stack to be down',
     actions: [
       `Podman API: ${describeContainerList(stack.selector)}, again on each container event, until none runs (stop_timeout ${formatSeconds(stack.stopTimeoutMs)})`,
-      `meanwhile ${idleWait(global, 'no task that began before the stop runs or is queued')}`,
+      `then: every look since the stop showed Duplicati idle, and the record was read: go on at once; a look showed a task or a pause: ${idleWait(global, 'no task runs or is queued', { continuous: true })} (the time behind it is queue time), and the record is read with the run`,
     ],
     run: waitForStackDown,
   };
+}
+
+/** How the exec or api driver reads a job's ID and record. */
+function recordRead(global: GlobalConfig): string {
+  const settings = global.duplicati;
+  return settings.driver === 'exec' ? `${shellLine([settings.serverUtil, ...jsonListArgs])} in the exec session` : `GET ${settings.url}/api/v1/backups`;
 }
 
 /** Snapshot mode: only the containers are waited for; Duplicati is checked once the stack is back. */
@@ -279,22 +314,36 @@ function hookStep({ stack }: Context, phase: HookPhase): Step | undefined {
 
 function backupStep({ stack, global }: Context): Step {
   const settings = global.duplicati;
-  const runCall = (job: string) =>
+  const down = !stack.snapshot;
+  const lastJob = stack.jobs.length - 1;
+  /** Stop mode, last job, no post_backup hooks: the verdict waits until the stack runs again. */
+  const later = (index: number) => down && index === lastJob && stack.hooks.post_backup.length === 0;
+  const runCall = (job: string, index: number) =>
     settings.driver === 'exec'
-      ? `${shellLine(serverUtilRunArgv(settings, job))} (run_timeout ${formatSeconds(settings.runTimeoutMs)}): job ${job}'s record (LastBackupFinished, LastErrorDate) just before the run, then the run, in one podman exec`
-      : `POST ${settings.url}/api/v1/backup/ID/run, ID the backup named ${shellLine([job])} in GET ${settings.url}/api/v1/backups (run_timeout ${formatSeconds(settings.runTimeoutMs)})`;
-  const record = (job: string) => (settings.driver === 'exec' ? undefined : `GET ${settings.url}/api/v1/backups: job ${job}'s ID and record before the run`);
-  const follow = (job: string) =>
+      ? [
+          `${index === 0 && down ? `job ${job}'s record as read while the stack stopped` : `job ${job}'s ID and record (${recordRead(global)})`}; then the line "run" to the podman exec opened for job ${job} (${index === 0 ? 'before the stop' : 'while the job before it ran'}), which runs ${shellLine(['timeout', '-s', 'KILL', String(armedBoundSeconds(settings)), settings.serverUtil, 'run', '--wait', '--poll-interval', String(runWaitPollSeconds), '--', job])}: the job is queued once it prints "Waiting for backup to finish..." (run_timeout ${formatSeconds(settings.runTimeoutMs)}, after which it is ended inside the container and the job followed by polling)`,
+          `were that podman exec gone: ${shellLine(serverUtilRunArgv(settings, job))} (run_timeout ${formatSeconds(settings.runTimeoutMs)}): job ${job}'s record (LastBackupFinished, LastErrorDate) just before the run, then the run, in one podman exec`,
+        ]
+      : [
+          `POST ${settings.url}/api/v1/backup/ID/run, ID the backup named ${shellLine([job])} in GET ${settings.url}/api/v1/backups${index === 0 && down ? ' (read while the stack stopped, with its record)' : ', with its record'} (run_timeout ${formatSeconds(settings.runTimeoutMs)})`,
+        ];
+  const follow = (job: string, index: number) =>
     settings.driver === 'exec'
-      ? idleWait(global, `job ${job} is neither queued nor active and was seen there or its record changed (neither within ${formatSeconds(didNotRunGraceMs)} after run: it did not run); ID is job ${job}'s backup ID, and the records are read only once it is neither queued nor active`, 'ID')
+      ? idleWait(
+          global,
+          `job ${job} is neither queued nor active and was seen there or its record changed (neither within ${formatSeconds(didNotRunGraceMs)} after run: it did not run); ID is job ${job}'s backup ID${later(index) ? '' : ', and the records are read only once it is neither queued nor active'}`,
+          { ...(later(index) ? {} : { jobsOnceGone: 'ID' }), continuous: down },
+        )
       : `GET ${settings.url}/api/v1/task/TASK for the task that run returned, woken by ${settings.url}/api/v1/serverstate?longpoll=true, until it is Completed or Failed (wait_timeout ${formatSeconds(settings.waitTimeoutMs)}, paused_timeout ${formatSeconds(settings.pausedTimeoutMs)}); on giving up, POST .../task/TASK/stop, then /abort`;
-  const result = (job: string) =>
-    settings.driver === 'exec'
-      ? `job ${job}'s record as the last poll read it: LastErrorDate changed fails the stack, LastBackupFinished changed is "completed" (its result is not in the record), neither fails it`
-      : `GET ${settings.url}/api/v1/backup/ID/log?pagesize=5: job ${job}'s result (Error and Fatal fail the stack${settings.warningsFail ? ', and Warning (warnings_fail)' : ''}; a Failed task fails it with its message)`;
+  const result = (job: string, index: number) => {
+    const when = later(index) ? 'once the stack runs again (reading it costs calls the downtime need not wait for): ' : '';
+    return settings.driver === 'exec'
+      ? `${when}job ${job}'s record${later(index) ? ` (${recordRead(global)})` : ' as the last poll read it'} and the last line of its run --wait: LastErrorDate changed fails the stack; LastBackupFinished changed is the result "Backup status:" gives (2.2.0.3 and later: Error fails the stack${settings.warningsFail ? ', and Warning (warnings_fail)' : ''}), else "completed" (the record holds no result); neither fails it`
+      : `${when}GET ${settings.url}/api/v1/backup/ID/log?pagesize=5: job ${job}'s result (Error and Fatal fail the stack${settings.warningsFail ? ', and Warning (warnings_fail)' : ''}; a Failed task fails it with its message)`;
+  };
   return {
     name: 'backup jobs',
-    actions: stack.jobs.flatMap((job) => [record(job), runCall(job), follow(job), result(job)].filter((action): action is string => action !== undefined)),
+    actions: stack.jobs.flatMap((job, index) => [...runCall(job, index), follow(job, index), result(job, index)]),
     run: runBackupJobs,
   };
 }

@@ -289,6 +289,8 @@ describe('runs and the lock', () => {
     const result = await cli(['--dry-run', 'all']);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('systemctl --user stop -- ondemand-proxy.socket');
+    // The podman exec that runs the job on one line, opened before the stop, and the one of before should it be gone.
+    expect(result.stdout).toMatch(/podman exec -i duplicati sh -c 'IFS= read -r go .* timeout -s KILL \d+ duplicati-server-util run --wait --poll-interval 1 -- plainapp </);
     expect(result.stdout).toMatch(/podman exec duplicati sh -c 'timeout -s KILL \d+ duplicati-server-util --json list-backups 2>&1; .*; exec timeout -s KILL \d+ duplicati-server-util run -- plainapp' \(run_timeout/);
     expect(jobRecords()).toEqual([]);
     expect(await baselineStates()).toEqual(baseline);

@@ -4,7 +4,9 @@
 import { describe, expect, it } from 'vitest';
 import type { StackConfig } from '../../src/config/types.js';
 import type { UndoRecord } from '../../src/journal.js';
+import { armedRunArgv, sessionArgv } from '../../src/adapters/duplicati-session.js';
 import { planStack } from '../../src/plan.js';
+import { shellLine } from '../../src/shell-quote.js';
 import { stackSteps } from '../../src/steps/sequence.js';
 import { undoName } from '../../src/undo-records.js';
 import { createProgress, formatSeconds, formatSummary } from '../../src/report.js';
@@ -39,18 +41,23 @@ describe('planStack', () => {
     expect(numbered.length).toBeGreaterThan(4);
   });
 
-  it('names the exact commands: stop and start of the unit, run of each job, the status poll, the container wait', () => {
+  it('names the exact commands: stop and start of the unit, the exec session and each job\'s armed run, the polls, the container wait', () => {
     const plan = planStack(stackConfig({ jobs: ['app', '7'] }), globalConfig(), socket).join('\n');
     expect(plan).toContain('systemctl --user stop -- app-stack.service');
     expect(plan).toContain('systemctl --user start -- app-stack.service');
-    // The record and the run in one podman exec, the poll reading the state and the records in one.
+    // The session, opened before the stop, and the podman exec that runs the first job on one line.
+    expect(plan).toContain(`open the exec session ${shellLine(sessionArgv(globalConfig().duplicati))}`);
+    expect(plan).toContain(`open the podman exec that will run job app (it runs nothing until told): ${shellLine(armedRunArgv(globalConfig().duplicati, 'app', 21685))}`);
+    expect(plan).toContain('timeout -s KILL 21685 duplicati-server-util run --wait --poll-interval 1 -- app: the job is queued once it prints "Waiting for backup to finish..."');
+    expect(plan).toContain('timeout -s KILL 21685 duplicati-server-util run --wait --poll-interval 1 -- 7:');
+    // Were the armed exec gone: the record and the run in one podman exec, as without sessions.
     const chain = (first: string, last: string) => `podman exec duplicati sh -c '${first} 2>&1; e=$?; echo; echo "@stack-backup:exit=$e"; [ "$e" = 0 ] || exit "$e"; exec ${last}'`;
     expect(plan).toContain(chain('timeout -s KILL 30 duplicati-server-util --json list-backups', 'timeout -s KILL 25 duplicati-server-util run -- app'));
     expect(plan).toContain(chain('timeout -s KILL 30 duplicati-server-util --json list-backups', 'timeout -s KILL 25 duplicati-server-util run -- 7'));
-    expect(plan).toContain(
-      `podman exec duplicati sh -c 's=$(duplicati-server-util status 2>&1); e=$?; printf "%s\\n" "$s"; echo; echo "@stack-backup:exit=$e"; [ "$e" = 0 ] || exit "$e"; case "$s" in *"BackupId = ID"|*"BackupId = ID"[!0-9A-Za-z_-]*) exit 0 ;; esac; exec duplicati-server-util --json list-backups'`,
-    );
-    expect(plan).toContain('podman exec duplicati duplicati-server-util status');
+    // The first job judged while the stack is down (another follows): its record with the poll that sees it gone.
+    expect(plan).toContain('poll json ID (duplicati-server-util status, then, once backup ID is neither queued nor active, duplicati-server-util --json list-backups) in the exec session, one call after the other while the stack is down');
+    expect(plan).toContain('meanwhile, from the stop on: duplicati-server-util status in the exec session, one call after the other while the stack is down; once a look begun after the stop shows Duplicati idle, job app\'s ID and record');
+    expect(plan).toContain("once the stack runs again (reading it costs calls the downtime need not wait for): job 7's record");
     expect(plan).toContain('Podman API: GET /v4.0.0/libpod/containers/json?all=true&filters={"label":["io.podman.compose.project=app"]}');
     expect(plan).not.toContain('backup_mount');
   });
@@ -74,6 +81,8 @@ describe('planStack', () => {
     const plan = planStack(stack, global, socket).join('\n');
     expect(plan).toContain(`podman exec backup sh -c 'timeout -s KILL 30 /app/duplicati/duplicati-server-util --json list-backups 2>&1;`);
     expect(plan).toContain(`exec timeout -s KILL 25 /app/duplicati/duplicati-server-util run -- app' (run_timeout`);
+    expect(plan).toContain(`podman exec -i backup sh -c 'while IFS= read -r r; do case "$r" in status) /app/duplicati/duplicati-server-util status ;;`);
+    expect(plan).toContain('timeout -s KILL 21685 /app/duplicati/duplicati-server-util run --wait --poll-interval 1 -- app');
     expect(plan).toContain('systemctl --user stop -- wiki.service');
     expect(plan).toContain('"label":["PODMAN_SYSTEMD_UNIT=wiki.service"]');
   });
@@ -95,7 +104,10 @@ describe('planStack', () => {
     expect(plan).toContain(`start_timeout ${formatSeconds(45_000)}`);
     expect(plan).toContain(`run_timeout ${formatSeconds(40_000)}`);
     expect(plan).toContain(`wait_timeout ${formatSeconds(7_200_000)}`);
+    // poll_interval paces the looks while the stack runs (before the stop); while it is down they go one after the other.
     expect(plan).toContain(`every ${formatSeconds(2000)} (poll_interval)`);
+    expect(plan).toContain('one call after the other while the stack is down');
+    expect(plan).toContain(`timeout -s KILL ${(40_000 + 7_200_000 + 60_000) / 1000} duplicati-server-util run --wait`);
   });
 
   it('states the restore policy', () => {
