@@ -12,6 +12,7 @@ systemctl --user stop "$stack-stack.service"
 echo "stop_end $(ms)"
 while [ -n "$(podman ps -q --filter "label=io.podman.compose.project=$stack")" ]; do sleep $interval; done
 echo "containers_gone $(ms)"
+echo "run_begin $(ms)"
 podman exec duplicati duplicati-server-util run "$job" >/dev/null
 echo "run_returned $(ms)"
 sleep $interval

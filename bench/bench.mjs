@@ -1,10 +1,23 @@
-// npm run bench: downtime and its parts per stack, stack-backup against a shell script that
-// polls every 5 s, in the real world of the test suite; then `stack-backup list` over 200
-// stack files against bare node startup. Prints Markdown tables (also bench/results.md).
-// Both drivers are measured before and after in one run: "before" is BENCH_BEFORE_REF (default
-// main) built aside into $WORLD_DIR/app-before; BENCH_BEFORE_REF=none skips it.
-// BENCH_STACKS (comma-separated) picks the stacks, BENCH_RUNS the runs per cell; BENCH_SNAPSHOT
-// the stacks for snapshot mode against stop mode (none: skip), BENCH_SNAPSHOT_SIZES their sizes in MB.
+// npm run bench: the downtime of stop mode per stack and instant by instant, stack-backup (both
+// drivers, before and after) beside a shell script that polls every 5 s, in the real world of the
+// test suite, with the stand-in's 2 s job and a job of a minute, each with the stand-in's
+// duplicati-server-util calls instant and taking BENCH_START_DELAY (0.3 s: a .NET start and a
+// sign-in) to start; then snapshot mode beside stop mode, and `stack-backup list` over 200 stack
+// files against bare node startup. Prints Markdown tables (also bench/results.md).
+//
+// Every instant is measured from outside where it can be: the stop and start requests from the
+// tool's own log (or the script's clock), the unit going inactive and active from systemd's
+// timestamps, the last container's exit from Podman's `died` events, the job queued, picked up
+// and ended from the stand-in's clock; Duplicati confirmed idle, the run requested and the job's
+// end seen only the tool itself knows (its `timeline` log line, "after" only).
+//
+// BENCH_BEFORE_REF (default main; none skips) is built aside into $WORLD_DIR/app-before.
+// BENCH_STACKS (comma-separated) the stacks of the short job, BENCH_RUNS the runs per cell,
+// BENCH_JOB_SECONDS the short job; BENCH_LONG_JOB_SECONDS the long one (0 skips it) and
+// BENCH_LONG_STACKS its stacks; BENCH_START_DELAY the modelled start of each call (0 skips those
+// rows); BENCH_SNAPSHOT the stacks for snapshot mode against stop mode (none: skip),
+// BENCH_SNAPSHOT_SIZES their sizes in MB. BENCH_QUICK=1, for development: 2 runs, one stack,
+// a 15 s long job, no snapshot section, no "before".
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -14,10 +27,14 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const checkout = path.resolve(here, '..');
 const worldDir = process.env.WORLD_DIR ?? '/var/tmp/stack-backup-world';
-const runs = Number(process.env.BENCH_RUNS ?? 5);
+const quick = process.env.BENCH_QUICK === '1';
+const runs = Number(process.env.BENCH_RUNS ?? (quick ? 2 : 5));
 const jobSeconds = Number(process.env.BENCH_JOB_SECONDS ?? 2);
-const stacks = (process.env.BENCH_STACKS ?? 'composeapp,ondemand,plainapp').split(',').filter(Boolean);
-const beforeRef = process.env.BENCH_BEFORE_REF ?? 'main';
+const longJobSeconds = Number(process.env.BENCH_LONG_JOB_SECONDS ?? (quick ? 15 : 60));
+const stacks = (process.env.BENCH_STACKS ?? (quick ? 'composeapp' : 'composeapp,ondemand,plainapp')).split(',').filter(Boolean);
+const longStacks = (process.env.BENCH_LONG_STACKS ?? 'composeapp').split(',').filter(Boolean);
+const startDelay = Number(process.env.BENCH_START_DELAY ?? 0.3);
+const beforeRef = process.env.BENCH_BEFORE_REF ?? (quick ? 'none' : 'main');
 
 const world = Object.fromEntries(
   readFileSync(path.join(worldDir, 'env'), 'utf8')
@@ -39,6 +56,15 @@ function records() {
     });
 }
 
+/** When the stand-in queued task `task` (its ENQUEUE event). */
+function enqueued(task) {
+  for (const line of readFileSync(world.STANDIN_EVENTS, 'utf8').split('\n')) {
+    const [at, event, id] = line.split(' ');
+    if (event === 'ENQUEUE' && Number(id) === task) return Number(at);
+  }
+  return undefined;
+}
+
 /** When the stack's last container died between two instants (podman events). */
 function lastDied(stack, from, to) {
   const result = asUser(
@@ -55,9 +81,20 @@ function lastDied(stack, from, to) {
   return latest;
 }
 
-function freshWorld() {
+/** systemd's own instants of the unit's last stop and start, to the microsecond. */
+function unitInstants(stack) {
+  const result = asUser('systemctl', '--user', 'show', '--timestamp=us+utc', '-p', 'InactiveEnterTimestamp', '-p', 'ActiveEnterTimestamp', `${stack}-stack.service`);
+  const at = (key) => {
+    const match = new RegExp(`^${key}=\\S+ (\\S+ \\S+) UTC$`, 'm').exec(result.stdout);
+    return match ? Date.parse(`${match[1].replace(' ', 'T')}Z`) : undefined;
+  };
+  return { inactive: at('InactiveEnterTimestamp'), active: at('ActiveEnterTimestamp') };
+}
+
+function freshWorld(seconds, delay) {
   script('reset.sh', '--quiet');
-  script('standin.sh', 'set', 'duration', String(jobSeconds));
+  script('standin.sh', 'set', 'duration', String(seconds));
+  script('standin.sh', 'set', 'start_delay', delay > 0 ? String(delay) : '-');
 }
 
 /** Writes stack-backup.yaml for the driver under test (exec: the defaults, no file). */
@@ -89,42 +126,72 @@ function buildBefore() {
   return path.join(target, 'dist', 'cli.js');
 }
 
+/** The instants of one run, all epoch ms; those no one could see are undefined. */
+function instantsOf(stack, at) {
+  const job = records().find((record) => record.name === stack && record.start >= at.stopRequested);
+  if (!job) throw new Error(`no job of ${stack} in the stand-in's records`);
+  const unit = unitInstants(stack);
+  return {
+    ...at,
+    inactive: unit.inactive,
+    lastExited: lastDied(stack, at.stopRequested, unit.active ?? Date.now()),
+    queued: enqueued(job.task),
+    pickedUp: job.start,
+    ended: job.end,
+    active: unit.active,
+    verdict: job.verdict,
+  };
+}
+
 function measureStackBackup(stack, cli = world.WORLD_CLI) {
-  freshWorld();
-  const before = Date.now();
   const run = asUser(process.execPath, cli, '--root', world.WORLD_ROOT, stack);
   if (run.status !== 0) throw new Error(`stack-backup ${stack} exited ${run.status}: ${run.stderr}`);
   const logFile = readdirSync(path.join(world.WORLD_ROOT, 'logs')).filter((name) => name.startsWith(`backup-${stack}-`)).sort().at(-1);
   const lines = readFileSync(path.join(world.WORLD_ROOT, 'logs', logFile), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
   const ofThisRun = lines.filter((line) => line.run === lines.at(-1).run);
   const end = ofThisRun.find((line) => line.msg === 'stack run end');
-  const stopEnd = Date.parse(ofThisRun.find((line) => line.step === 'stop unit' && line.event === 'end').time);
-  const job = records().find((record) => record.name === stack && record.start >= before);
-  const died = lastDied(stack, before, Date.now());
-  return {
-    downtime: end.downtime_ms,
-    stop: end.unit_stop_ms,
-    containers: died === undefined ? 0 : Math.max(0, died - stopEnd),
-    job: job.end - job.start,
-    start: end.unit_start_ms,
-    verdict: job.verdict,
-  };
+  const time = (line) => Date.parse(line.time);
+  const stopDone = ofThisRun.find((line) => line.step === 'stop unit' && line.event === 'end');
+  const timeline = ofThisRun.find((line) => typeof line.msg === 'string' && line.msg.startsWith('timeline: '))?.timeline ?? {};
+  const own = (label) => (timeline[label] ? Date.parse(timeline[label]) : undefined);
+  return instantsOf(stack, {
+    // Logged as the stop returned: the request was unit_stop_ms before (the timeline has it, "after").
+    stopRequested: own('stop requested') ?? time(stopDone) - end.unit_stop_ms,
+    idleConfirmed: own('Duplicati idle confirmed'),
+    runRequested: own('run requested'),
+    endSeen: own('end seen'),
+    startRequested: own('start requested') ?? time(ofThisRun.find((line) => line.step === 'start unit' && line.event === 'start')),
+  });
 }
 
 function measureBaseline(stack) {
-  freshWorld();
   const run = asUser('sh', path.join(checkout, 'bench', 'baseline.sh'), stack, stack);
   if (run.status !== 0) throw new Error(`baseline ${stack} exited ${run.status}: ${run.stderr}`);
   const at = Object.fromEntries(run.stdout.trim().split('\n').map((line) => line.split(' ')).map(([event, ms]) => [event, Number(ms)]));
-  const job = records().find((record) => record.name === stack && record.start >= at.stop_begin);
-  const died = lastDied(stack, at.stop_begin, at.start_end);
+  return instantsOf(stack, { stopRequested: at.stop_begin, runRequested: at.run_begin, endSeen: at.job_done, startRequested: at.job_done });
+}
+
+/** The gaps of one run, in ms: they add up to its downtime. */
+function gapsOf(run) {
+  const down = Math.max(run.inactive, run.lastExited ?? run.inactive);
+  const ours = run.queued - down + (run.startRequested - run.ended);
   return {
-    downtime: at.start_end - at.stop_begin,
-    stop: at.stop_end - at.stop_begin,
-    containers: died === undefined ? 0 : Math.max(0, died - at.stop_end),
-    job: job.end - job.start,
-    start: at.start_end - at.job_done,
-    verdict: job.verdict,
+    downtime: run.active - run.stopRequested,
+    stop: run.inactive - run.stopRequested,
+    containers: down - run.inactive,
+    idle: run.idleConfirmed === undefined ? undefined : run.idleConfirmed - down,
+    toRun: run.runRequested === undefined ? undefined : run.runRequested - down,
+    runToQueued: run.runRequested === undefined ? undefined : run.queued - run.runRequested,
+    toQueued: run.queued - down,
+    pickup: run.pickedUp - run.queued,
+    job: run.ended - run.pickedUp,
+    endSeen: run.endSeen === undefined ? undefined : run.endSeen - run.ended,
+    seenToStart: run.endSeen === undefined ? undefined : run.startRequested - run.endSeen,
+    toStart: run.startRequested - run.ended,
+    start: run.active - run.startRequested,
+    ours,
+    // What the earlier benchmark called overhead: the downtime less the stop, the containers' exit, the job and the start.
+    overhead: ours + (run.pickedUp - run.queued),
   };
 }
 
@@ -134,16 +201,14 @@ const median = (values) => {
   return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 };
 const spread = (values) => Math.max(...values) - Math.min(...values);
-const cell = (values) => `${median(values).toFixed(0)} ± ${(spread(values) / 2).toFixed(0)}`;
-
-function summarise(tool, stack, samples) {
-  const overheads = samples.map((sample) => sample.downtime - (sample.stop + sample.containers + sample.job + sample.start));
-  const pick = (key) => samples.map((sample) => sample[key]);
-  return {
-    row: `| ${tool} | ${stack} | ${cell(pick('downtime'))} | ${cell(pick('stop'))} | ${cell(pick('containers'))} | ${cell(pick('job'))} | ${cell(pick('start'))} | **${cell(overheads)}** | ${samples.filter((sample) => sample.verdict === 'CLEAN').length}/${samples.length} |`,
-    overhead: median(overheads),
-  };
-}
+const cell = (values) => {
+  const known = values.filter((value) => value !== undefined && !Number.isNaN(value));
+  return known.length === 0 ? '-' : `${median(known).toFixed(0)} ± ${(spread(known) / 2).toFixed(0)}`;
+};
+const mid = (values) => {
+  const known = values.filter((value) => value !== undefined && !Number.isNaN(value));
+  return known.length === 0 ? '-' : median(known).toFixed(0);
+};
 
 function timeCommand(argv, times) {
   const samples = [];
@@ -162,42 +227,96 @@ const say = (text) => {
   console.log(text);
 };
 
-const beforeCli = stacks.length > 0 ? buildBefore() : undefined;
-if (stacks.length > 0) {
-  say(`Downtime per stack, in ms: median ± half the spread over ${runs} runs; stand-in job of ${jobSeconds} s. Overhead = downtime - (unit stop + container exit after the stop + job + unit start).${beforeCli ? ` "before": ${beforeRef}; "after": this checkout.` : ''}`);
-  say('');
-  say('| tool | stack | downtime | unit stop | containers exit | job | unit start | overhead | CLEAN |');
-  say('|---|---|---|---|---|---|---|---|---|');
-  const overheads = {};
-  const aims = { exec: 400, api: 100 };
-  const worstByDriver = { exec: 0, api: 0 };
-  for (const stack of stacks) {
+/** The tools compared, in the order of the tables. */
+function toolsOf(beforeCli) {
+  const delays = startDelay > 0 ? [0, startDelay] : [0];
+  const tools = [];
+  for (const delay of delays) {
+    const suffix = delay > 0 ? `, calls start in ${delay} s` : '';
     for (const driver of ['exec', 'api']) {
-      const label = driver === 'exec' ? 'default: exec driver' : 'api driver';
-      if (beforeCli) {
-        useDriver(driver);
-        const old = Array.from({ length: runs }, () => measureStackBackup(stack, beforeCli));
-        say(summarise(`stack-backup before (${label})`, stack, old).row);
-      }
-      useDriver(driver);
-      const now = Array.from({ length: runs }, () => measureStackBackup(stack));
-      const summary = summarise(`stack-backup${beforeCli ? ' after' : ''} (${label})`, stack, now);
-      say(summary.row);
-      worstByDriver[driver] = Math.max(worstByDriver[driver], summary.overhead);
-      if (driver === 'exec') overheads[stack] = summary.overhead;
+      // The api driver calls no duplicati-server-util: the delay changes nothing for it.
+      if (driver === 'api' && delay > 0) continue;
+      const label = driver === 'exec' ? `exec driver (default)${suffix}` : 'api driver';
+      if (beforeCli) tools.push({ name: `before: ${label}`, driver, delay, measure: (stack) => measureStackBackup(stack, beforeCli) });
+      tools.push({ name: `${beforeCli ? 'after: ' : ''}${label}`, driver, delay, after: true, measure: (stack) => measureStackBackup(stack) });
     }
-    useDriver('exec');
-    const baseline = Array.from({ length: runs }, () => measureBaseline(stack));
-    say(summarise('5 s polling script', stack, baseline).row);
+    tools.push({ name: `5 s polling script${suffix}`, driver: 'exec', delay, measure: measureBaseline });
+  }
+  return tools;
+}
+
+const beforeCli = stacks.length > 0 ? buildBefore() : undefined;
+const beforeCommit = beforeCli ? execFileSync('git', ['-C', checkout, 'rev-parse', '--short', beforeRef], { encoding: 'utf8' }).trim() : undefined;
+const afterCommit = execFileSync('git', ['-C', checkout, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+const aims = [];
+const targets = [];
+
+function stopModeTables(seconds, benchStacks) {
+  const tools = toolsOf(beforeCli);
+  const results = [];
+  for (const stack of benchStacks) {
+    for (const tool of tools) {
+      useDriver(tool.driver);
+      const samples = [];
+      for (let index = 0; index < runs; index++) {
+        freshWorld(seconds, tool.delay);
+        samples.push(tool.measure(stack));
+      }
+      results.push({ tool, stack, samples, gaps: samples.map(gapsOf) });
+      process.stderr.write(`bench: ${seconds} s job, ${stack}, ${tool.name}: done\n`);
+    }
   }
   useDriver('exec');
   script('reset.sh', '--quiet');
   say('');
-  const worst = Math.max(...Object.values(overheads));
-  say(`Target: median overhead under 300 ms per stack with default settings: ${worst < 300 ? 'met' : 'NOT met'} (worst stack ${worst.toFixed(0)} ms).`);
-  for (const driver of ['exec', 'api']) {
-    say(`Aim (issue 10): ${driver} driver overhead at most ${aims[driver]} ms: ${worstByDriver[driver] <= aims[driver] ? 'met' : 'NOT met'} (worst stack ${worstByDriver[driver].toFixed(0)} ms).`);
+  say(
+    `Downtime per stack with a stand-in job of ${seconds} s, in ms: median ± half the spread over ${runs} runs. "Ours" = last container exited (or unit inactive, the later) → job queued, plus job ended → start requested: the two gaps that are stack-backup's. "Overhead" = downtime − (unit stop + containers' exit after it + job + unit start), as the benchmark named it before (ours plus Duplicati's pickup).${beforeCli ? ` "before": ${beforeRef} (${beforeCommit}); "after": this checkout (${afterCommit}).` : ''}`,
+  );
+  say('');
+  say('| tool | stack | downtime | unit stop | containers exit | job | unit start | overhead | ours | CLEAN |');
+  say('|---|---|---|---|---|---|---|---|---|---|');
+  for (const { tool, stack, samples, gaps } of results) {
+    const pick = (key) => gaps.map((gap) => gap[key]);
+    say(`| ${tool.name} | ${stack} | ${cell(pick('downtime'))} | ${cell(pick('stop'))} | ${cell(pick('containers'))} | ${cell(pick('job'))} | ${cell(pick('start'))} | ${cell(pick('overhead'))} | **${cell(pick('ours'))}** | ${samples.filter((sample) => sample.verdict === 'CLEAN').length}/${samples.length} |`);
   }
+  say('');
+  say(`Timeline with a stand-in job of ${seconds} s: the median of each gap in ms, over ${runs} runs per stack; the gaps add up to the downtime ("stack down" is the later of unit inactive and last container exited; "idle confirmed" is relative to it: below 0, Duplicati was confirmed idle while the stack still stopped). Duplicati's own columns: queued → picked up (the stand-in's worker looks at its queue every 50 ms), the job. "-": only the tool itself knows that instant.`);
+  say('');
+  say('| tool | stack | stop requested → unit inactive | → stack down | (idle confirmed) | stack down → run requested | → job queued | → picked up | → job ended | → end seen | → start requested | → unit active | ours | downtime |');
+  say('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const { tool, stack, gaps } of results) {
+    const pick = (key) => gaps.map((gap) => gap[key]);
+    const known = tool.after || tool.name.includes('script');
+    say(
+      `| ${tool.name} | ${stack} | ${mid(pick('stop'))} | ${mid(pick('containers'))} | ${mid(pick('idle'))} | ${known ? mid(pick('toRun')) : '-'} | ${known ? mid(pick('runToQueued')) : `${mid(pick('toQueued'))} (from stack down)`} | ${mid(pick('pickup'))} | ${mid(pick('job'))} | ${known ? mid(pick('endSeen')) : '-'} | ${known ? mid(pick('seenToStart')) : `${mid(pick('toStart'))} (from job ended)`} | ${mid(pick('start'))} | **${mid(pick('ours'))}** | ${mid(pick('downtime'))} |`,
+    );
+  }
+  // The aims of issue 20, on this checkout's rows; and the project's target for the default settings.
+  for (const { tool, stack, gaps, samples } of results) {
+    if (!tool.after) continue;
+    if (tool.driver === 'exec' && tool.delay === 0) {
+      const overhead = median(gaps.map((gap) => gap.overhead));
+      targets.push({ text: `${stack}, ${seconds} s job: overhead ${overhead.toFixed(0)} ms`, met: overhead < 300 });
+    }
+    const ours = median(gaps.map((gap) => gap.ours));
+    const limit = tool.driver === 'api' ? 100 : 400 + 2 * tool.delay * 1000;
+    aims.push({ text: `${tool.name}, ${stack}, ${seconds} s job: ours ${ours.toFixed(0)} ms (aim ${limit} ms)`, met: ours <= limit });
+    aims.push({ text: `${tool.name}, ${stack}, ${seconds} s job: ${samples.filter((sample) => sample.verdict === 'CLEAN').length}/${samples.length} runs CLEAN`, met: samples.every((sample) => sample.verdict === 'CLEAN') });
+  }
+}
+
+if (stacks.length > 0) {
+  say(`Stop mode: ${os.cpus().length} cores, load average before the runs ${os.loadavg().map((value) => value.toFixed(2)).join(' ')}.`);
+  stopModeTables(jobSeconds, stacks);
+  if (longJobSeconds > 0 && longStacks.length > 0) stopModeTables(longJobSeconds, longStacks);
+  say('');
+  say(`Load average after the stop-mode runs: ${os.loadavg().map((value) => value.toFixed(2)).join(' ')}.`);
+  say('');
+  say('Target: median overhead under 300 ms per stack with default settings (exec driver, the stand-in\'s calls instant):');
+  for (const target of targets) say(`- ${target.met ? 'met' : 'NOT met'}: ${target.text}`);
+  say('');
+  say('Aims (issue 20): exec driver, ours at most 400 ms with the calls instant and 400 ms plus two start delays (one `run`, one status call that sees the end) with them; api driver at most 100 ms; every run CLEAN.');
+  for (const aim of aims) say(`- ${aim.met ? 'met' : 'NOT met'}: ${aim.text}`);
 }
 
 // Snapshot mode beside stop mode, on one stack at two data sizes with the same number of files:

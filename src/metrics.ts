@@ -9,7 +9,7 @@ const metrics = [
   ['stack_backup_last_run_timestamp_seconds', 'When the stack\'s last run ended (Unix time).'],
   ['stack_backup_last_success_timestamp_seconds', 'When the stack\'s last successful run ended (Unix time).'],
   ['stack_backup_last_run_success', '1 when the stack\'s last run succeeded, else 0.'],
-  ['stack_backup_last_run_outcome_known', '1 when Duplicati\'s result of the last run was seen (driver api), else 0.'],
+  ['stack_backup_last_run_outcome_known', '1 when Duplicati\'s result of the last run was seen (driver api; driver exec from Duplicati 2.2.0.3), else 0.'],
   ['stack_backup_downtime_seconds', 'Downtime of the last run: unit stop to unit started again.'],
   ['stack_backup_backup_duration_seconds', 'Duration of the Duplicati jobs of the last run.'],
   ['stack_backup_snapshot_mode', '1 when the stack\'s last run was in snapshot mode (down only while its data was snapshotted), 0 in stop mode.'],

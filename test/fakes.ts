@@ -526,7 +526,7 @@ export class FakeDuplicati implements Duplicati {
   readonly readyCalls: string[] = [];
 
   /** As both drivers do: a job's run is readied (exec: its podman exec) before the stop. */
-  ready(job: string): void {
+  async ready(job: string): Promise<void> {
     this.readyCalls.push(job);
   }
 

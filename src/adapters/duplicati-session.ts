@@ -182,6 +182,9 @@ export class RequestSession {
   }
 }
 
+/** The first line of an armed run: its shell runs in the container, waiting for `run`. */
+const armedLine = '@stack-backup:armed';
+
 /** `run --wait` polls the server this often (`--poll-interval`: whole seconds, at least 1, RunBackup.cs). */
 export const runWaitPollSeconds = 1;
 
@@ -197,6 +200,8 @@ export function armedRunScript(serverUtil: string, job: string, boundSeconds: nu
   // One line, as the dry run prints it. TERM first: GNU timeout passes it on to the tool
   // (busybox's timeout is the tool itself); KILL if it is still there.
   return [
+    // Says it is up: it was started before the stop, and nothing waits for it later.
+    `echo ${armedLine};`,
     'IFS= read -r go || exit 0; [ "$go" = run ] || exit 0; exec 3<&0;',
     `${command} </dev/null 2>&1 & p=$!;`,
     '{ while IFS= read -r c; do [ "$c" = end ] && break; done; kill -TERM "$p" 2>/dev/null; sleep 2; kill -KILL "$p" 2>/dev/null; } <&3 >/dev/null 2>&1 & w=$!;',
@@ -229,6 +234,7 @@ export class ArmedRun {
   private text = '';
   private readonly listeners = new Set<() => void>();
   fired = false;
+  private up = false;
 
   constructor(
     open: InteractiveRunner,
@@ -239,11 +245,25 @@ export class ArmedRun {
     this.process.onOutput((chunk) => {
       // run --wait prints a line per poll while the job runs: those are not kept.
       this.text += chunk.replace(/^\[[^\]\n]*\]: Backup is (running|queued) \.\.\.\n/gm, '');
+      if (!this.up && this.text.includes(`${armedLine}\n`)) {
+        this.up = true;
+        this.text = this.text.replace(`${armedLine}\n`, '');
+      }
       for (const listener of [...this.listeners]) listener();
     });
     void this.process.exited.then(() => {
       for (const listener of [...this.listeners]) listener();
     });
+  }
+
+  /**
+   * Resolves once its shell runs in the container (true), or it ended first or took longer
+   * than timeoutMs (false): a `podman exec` takes a moment to start, which must not fall on
+   * the downtime path.
+   */
+  async started(timeoutMs: number): Promise<boolean> {
+    await this.until(() => this.up, timeoutMs);
+    return this.up;
   }
 
   /** Everything it printed so far (poll lines left out). */

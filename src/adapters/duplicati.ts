@@ -119,9 +119,10 @@ export interface Duplicati {
   status(signal?: AbortSignal, options?: StatusOptions): Promise<DuplicatiStatus>;
   /**
    * Readies the job's run without reading anything (exec: opens the `podman exec` that will
-   * run it), so that `run` needs no new exec; the driver ends it if it is never run.
+   * run it), so that `run` needs no new exec; the driver ends it if it is never run. Resolves
+   * once it is ready (or could not be made so: `run` then goes another way); never rejects.
    */
-  ready?(job: string): void;
+  ready?(job: string): Promise<void>;
   /** Reads the job's ID and record before its run, after Duplicati was seen idle; `run` then only enqueues. */
   prepare?(job: string, signal?: AbortSignal): Promise<PreparedRun>;
   /**
@@ -360,6 +361,8 @@ export function findJob(jobs: readonly BackupJob[], job: string): BackupJob | un
 const statusTimeoutMs = 30_000;
 /** After a job ended, how long `run --wait` may take to print its result: a poll (1 s) and a log read. */
 const backupStatusTimeoutMs = 15_000;
+/** How long an armed run's `podman exec` may take to start before the driver goes on without waiting. */
+const armedStartMs = 30_000;
 /** An armed run's outer bound inside the container, past run_timeout and wait_timeout. */
 const armedMarginMs = 60_000;
 /** The outer bound on `podman exec ... run` lets the inner `timeout`s fire first. */
@@ -726,8 +729,8 @@ export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSetti
       if (result.exitCode !== 0) throw new CommandError(describeFailure(result, statusTimeoutMs), result.output);
       return parseStatus(result.stdout);
     },
-    ready(job) {
-      arm(job);
+    async ready(job) {
+      await arm(job)?.started(armedStartMs);
     },
     prepare,
     run: (job, signal, prepared) => (options.open && deadSessions < 2 ? runArmed(job, signal, prepared) : runJob(job, signal)),

@@ -164,9 +164,10 @@ export async function waitForDuplicatiIdle(run: StackRun): Promise<void> {
     step.failed(error as Error);
     throw error;
   }
-  // What will run the first job is opened now, while the stack still runs (exec: its podman exec).
+  // What will run the first job is opened now, while the stack still runs (exec: its podman
+  // exec), and waited for until it is up: its start must not fall on the downtime path.
   const first = run.stack.jobs[0];
-  if (first !== undefined) run.adapters.duplicati.ready?.(first);
+  if (first !== undefined) await run.adapters.duplicati.ready?.(first);
   step.done();
 }
 
@@ -379,7 +380,7 @@ async function runJob(run: StackRun, job: string, index: number, prepared: Prepa
     if (backupId === undefined) throw new UnknownJobError(`Duplicati has no backup job with the name or ID "${job}"`, outcome.output);
     // The next job's run is readied while this one runs (exec: its podman exec).
     const next = run.stack.jobs[index + 1];
-    if (next !== undefined) duplicati.ready?.(next);
+    if (next !== undefined) void duplicati.ready?.(next);
     let last: DuplicatiStatus;
     try {
       last = await followJob(run, job, backupId, outcome, runReturnedAt, step, !later);

@@ -134,7 +134,7 @@ function idleStep({ stack, global }: Context): Step {
     actions: [
       ...(global.duplicati.driver === 'exec' ? [`open ${sessionWords(global)}`] : []),
       idleWait(global, 'nothing runs, nothing is queued, and the server is not paused'),
-      ...(global.duplicati.driver === 'exec' ? [`open the podman exec that will run job ${first} (it runs nothing until told): ${armedRunWords(global, first)}`] : []),
+      ...(global.duplicati.driver === 'exec' ? [`open the podman exec that will run job ${first} (it runs nothing until told), and wait until it is up: ${armedRunWords(global, first)}`] : []),
     ],
     run: waitForDuplicatiIdle,
   };

@@ -56,8 +56,8 @@ describe('stack-backup all against the real world', () => {
       const lines = logLines(stack);
       expect(lines.some((line) => line.step === 'stop unit' && line.outcome === 'done')).toBe(true);
       expect(lines.some((line) => line.step === 'start unit' && line.outcome === 'done')).toBe(true);
-      // The exec driver sees the backup complete in its record, not its result: never a success.
-      expect(lines.at(-1)).toMatchObject({ msg: 'stack run end', outcome: 'completed' });
+      // The exec driver reads the job's result from run --wait's last line (the stand-in is 2.2.0.3).
+      expect(lines.at(-1)).toMatchObject({ msg: 'stack run end', outcome: 'success' });
     }
   });
 
@@ -290,7 +290,7 @@ describe('runs and the lock', () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('systemctl --user stop -- ondemand-proxy.socket');
     // The podman exec that runs the job on one line, opened before the stop, and the one of before should it be gone.
-    expect(result.stdout).toMatch(/podman exec -i duplicati sh -c 'IFS= read -r go .* timeout -s KILL \d+ duplicati-server-util run --wait --poll-interval 1 -- plainapp </);
+    expect(result.stdout).toMatch(/podman exec -i duplicati sh -c 'echo @stack-backup:armed; IFS= read -r go .* timeout -s KILL \d+ duplicati-server-util run --wait --poll-interval 1 -- plainapp </);
     expect(result.stdout).toMatch(/podman exec duplicati sh -c 'timeout -s KILL \d+ duplicati-server-util --json list-backups 2>&1; .*; exec timeout -s KILL \d+ duplicati-server-util run -- plainapp' \(run_timeout/);
     expect(jobRecords()).toEqual([]);
     expect(await baselineStates()).toEqual(baseline);

@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { cli, jobRecords, jobStarted, logLines, resetRoot, resetWorld, root, sleep, standin, standinEvents, startCli, unitState, waitUntil, world, writeUserFile } from './world.js';
+import { asUser, cli, jobRecords, jobStarted, logLines, resetRoot, resetWorld, root, sleep, standin, standinEvents, startCli, unitState, waitUntil, world, writeUserFile } from './world.js';
 
 const passwordFile = path.join(root, 'duplicati-password');
 
@@ -201,5 +201,73 @@ describe('the log endpoint', () => {
     expect(standinEvents().some((line) => / LOG_LOCKED 2$/.test(line))).toBe(true);
     expect(jobEnd('plainapp')).toMatchObject({ outcome: 'done', result: 'Success' });
     expect(await unitState('plainapp-stack.service')).toBe('active');
+  });
+});
+
+/** The `exec` events Podman recorded for the Duplicati container between two instants (epoch ms): each is a podman exec begun. */
+async function execsBegun(from: number, to: number): Promise<number[]> {
+  const result = await asUser([
+    'env', '-u', 'CONTAINER_HOST', 'podman', 'events', '--stream=false', '--since', String(Math.floor(from / 1000) - 1), '--until', String(Math.ceil(to / 1000) + 1),
+    '--filter', 'container=duplicati', '--filter', 'event=exec', '--format', '{{.Time}}',
+  ]);
+  return result.stdout
+    .split('\n')
+    .map((line) => Date.parse(line.trim().replace(' ', 'T').replace(/(\.\d{3})\d*/, '$1').replace(/ \+0000 UTC$/, 'Z')))
+    .filter((when) => !Number.isNaN(when) && when >= from && when <= to);
+}
+
+const stepTime = (stack: string, step: string, event: 'start' | 'end') => Date.parse(String(logLines(stack).find((line) => line.step === step && line.event === event)?.time));
+
+describe('the exec driver on the downtime path (issue 20)', () => {
+  it('no podman exec begins while a stack is down, its timeline is logged, and each job\'s result is Duplicati\'s, read after the start: Warning, and an Error that fails its stack', async () => {
+    useExecDriver();
+    await standin('set', 'outcome_composeapp', 'Warning');
+    await standin('set', 'outcome_plainapp', 'Error');
+    const result = await cli(['composeapp', 'plainapp']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/composeapp\s+backed up, warnings/);
+    expect(result.stderr).toMatch(/plainapp\s+FAILED/);
+    expect(result.stderr).toContain('Duplicati reports Error for job plainapp: Duplicati\'s log says Error (duplicati-server-util run --wait: "Backup status: Error")');
+    expect(messages('composeapp').some((text) => text.startsWith('Duplicati reports Warning for job composeapp: Duplicati\'s log says Warning'))).toBe(true);
+    expect(jobEnd('composeapp')).toMatchObject({ outcome: 'done', result: 'Warning' });
+    for (const stack of ['composeapp', 'plainapp']) {
+      const down = stepTime(stack, 'stop unit', 'start');
+      const up = stepTime(stack, 'start unit', 'end');
+      // The session and the job's exec were opened before the stop: none begins while it is down.
+      expect(await execsBegun(down, up)).toEqual([]);
+      // The verdict was read once the stack ran again.
+      const judged = Date.parse(String(logLines(stack).find((line) => String(line.step).startsWith('backup job') && line.event === 'end')?.time));
+      expect(judged).toBeGreaterThanOrEqual(up);
+      const timeline = String(logLines(stack).find((line) => String(line.msg).startsWith('timeline: '))?.msg);
+      expect(timeline).toMatch(/^timeline: stop requested \+0 ms, unit inactive \+\d+ ms, last container exited \+\d+ ms, Duplicati idle confirmed \+-?\d+ ms, run requested \+\d+ ms, job queued \+\d+ ms, .*end seen \+\d+ ms, start requested \+\d+ ms, unit active \+\d+ ms$/);
+      expect(await unitState(`${stack}-stack.service`)).toBe('active');
+    }
+    expect(jobRecords().map((record) => `${record.name} ${record.verdict}`)).toEqual(['composeapp CLEAN', 'plainapp CLEAN']);
+  });
+
+  it('a server before 2.2.0.3 ends run --wait without a result: "completed, result not seen", as before', async () => {
+    useExecDriver();
+    await standin('set', 'version', '2.2.0.1_stable_2025-11-09');
+    const result = await cli(['composeapp']);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(/composeapp\s+completed, result not seen/);
+    expect(jobEnd('composeapp')).toMatchObject({ outcome: 'done', result: 'Completed' });
+  });
+
+  it('the exec session killed mid-job: the looks go on through fresh podman execs, and the backup completes clean', async () => {
+    useExecDriver();
+    await standin('set', 'duration', '6');
+    const run = startCli(['composeapp']);
+    await waitUntil('the composeapp job to start', () => jobStarted('composeapp'), startWithinMs);
+    const sessions = await asUser(['pgrep', '-u', world.WORLD_USER!, '-f', '^podman exec -i duplicati sh -c while IFS= read -r r']);
+    const pids = sessions.stdout.trim().split('\n').filter(Boolean);
+    expect(pids).toHaveLength(1);
+    await asUser(['kill', '-KILL', pids[0]!]);
+    const result = await run.finished;
+    expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(/composeapp\s+backed up\s/);
+    expect(jobRecords()).toMatchObject([{ name: 'composeapp', verdict: 'CLEAN' }]);
+    expect(jobRecords()[0]!.endedAt).toBeLessThanOrEqual(unitStartTime('composeapp'));
+    expect(await unitState('composeapp-stack.service')).toBe('active');
   });
 });

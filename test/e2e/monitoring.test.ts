@@ -59,11 +59,11 @@ describe('Healthchecks pings and the webhook', () => {
     expect(pings.map((entry) => `${entry.method} ${pathOf(entry)}`)).toEqual(['GET /hc/composeapp/start', 'POST /hc/composeapp/0']);
     expect(ridOf(pings[0]!)).toMatch(/^[0-9a-f-]{36}$/);
     expect(ridOf(pings[1]!)).toBe(ridOf(pings[0]!));
-    expect(pings[1]!.body).toContain('composeapp: completed, result not seen');
+    expect(pings[1]!.body).toContain('composeapp: backed up');
     expect(pings[1]!.body).toContain('stop unit');
     const hook = received.find((entry) => entry.url === '/hook')!;
     const payload = JSON.parse(hook.body) as Record<string, unknown>;
-    expect(payload).toMatchObject({ stack: 'composeapp', result: 'success', outcome: 'completed', error: null });
+    expect(payload).toMatchObject({ stack: 'composeapp', result: 'success', outcome: 'success', error: null });
     expect(payload.downtime_seconds).toBeGreaterThan(0);
     expect(payload.duration_seconds).toBeGreaterThan(0);
   });
@@ -95,7 +95,7 @@ describe('Healthchecks pings and the webhook', () => {
     expect(received.filter((entry) => pathOf(entry) === '/hc/composeapp/0')).toHaveLength(3);
     const warnings = logLines('composeapp').filter((line) => String(line.msg).startsWith('monitoring report not delivered'));
     expect(warnings.map((line) => String(line.msg)).join('\n')).toMatch(/127\.0\.0\.1:9\/nothing/);
-    expect(logLines('composeapp').some((line) => line.msg === 'stack run end' && line.outcome === 'completed')).toBe(true);
+    expect(logLines('composeapp').some((line) => line.msg === 'stack run end' && line.outcome === 'success')).toBe(true);
   });
 });
 
@@ -108,7 +108,7 @@ describe('Uptime Kuma and ntfy', () => {
     const pushes = received.filter((entry) => pathOf(entry) === '/api/push/T0KEN').map((entry) => Object.fromEntries(new URL(entry.url, base).searchParams));
     expect(pushes).toHaveLength(2);
     const good = pushes.find((push) => push.msg!.startsWith('composeapp'))!;
-    expect(good).toMatchObject({ status: 'up', msg: 'composeapp: completed, result not seen' });
+    expect(good).toMatchObject({ status: 'up', msg: 'composeapp: backed up' });
     expect(Number(good.ping)).toBeGreaterThan(0);
     const bad = pushes.find((push) => push.msg!.startsWith('plainapp'))!;
     expect(bad.status).toBe('down');
@@ -121,7 +121,7 @@ describe('Uptime Kuma and ntfy', () => {
     expect(failed.headers.priority).toBe('4');
     expect(failed.headers.tags).toBe('x,stack-backup');
     expect(failed.body).toContain('no-such-job');
-    expect(notes.find((entry) => entry.body.startsWith('composeapp'))!.headers.tags).toBe('heavy_check_mark,stack-backup');
+    expect(notes.find((entry) => entry.body.startsWith('composeapp'))!.headers.tags).toBe('white_check_mark,stack-backup');
   });
 });
 
@@ -135,9 +135,9 @@ describe('--json and -q for a run', () => {
     expect(document).toMatchObject({ version: 1, root, exit_code: 1, recovery: { restored: [], failed: [] } });
     expect(document.started_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     const [compose, plain] = document.stacks;
-    expect(compose).toMatchObject({ stack: 'composeapp', result: 'success', outcome: 'completed', restored: true, aborted: false, error: null, restore_errors: [] });
-    // The exec driver sees the job's record change (LastBackupFinished), not its result.
-    expect(compose.jobs).toEqual([{ job: 'composeapp', result: 'Completed', message: expect.stringContaining('LastBackupFinished') }]);
+    expect(compose).toMatchObject({ stack: 'composeapp', result: 'success', outcome: 'success', restored: true, aborted: false, error: null, restore_errors: [] });
+    // The exec driver reads the job's result from run --wait's last line (the stand-in is 2.2.0.3).
+    expect(compose.jobs).toEqual([{ job: 'composeapp', result: 'Success', message: null }]);
     expect(compose.downtime_seconds).toBeGreaterThan(0);
     expect(compose.backup_seconds).toBeGreaterThan(0);
     expect(compose.log_file).toMatch(/logs\/backup-composeapp-\d{4}-\d\d-\d\d\.log$/);
@@ -151,7 +151,7 @@ describe('--json and -q for a run', () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toBe('');
     expect(result.stderr).not.toContain('[composeapp] stop unit');
-    expect(result.stderr).toMatch(/^composeapp\s+completed, result not seen/m);
+    expect(result.stderr).toMatch(/^composeapp\s+backed up/m);
   });
 });
 
@@ -170,7 +170,8 @@ describe('metrics_file', () => {
     expect(text).toMatch(/^stack_backup_last_success_timestamp_seconds\{stack="composeapp"\} \d{10}$/m);
     expect(text).not.toMatch(/stack_backup_last_success_timestamp_seconds\{stack="plainapp"\}/);
     expect(text).toMatch(/^stack_backup_downtime_seconds\{stack="composeapp"\} \d+(\.\d+)?$/m);
-    expect(text).toMatch(/^stack_backup_last_run_outcome_known\{stack="composeapp"\} 0$/m);
+    // The exec driver read the job's result (run --wait's last line; the stand-in is 2.2.0.3).
+    expect(text).toMatch(/^stack_backup_last_run_outcome_known\{stack="composeapp"\} 1$/m);
   });
 });
 

@@ -47,7 +47,7 @@ describe('planStack', () => {
     expect(plan).toContain('systemctl --user start -- app-stack.service');
     // The session, opened before the stop, and the podman exec that runs the first job on one line.
     expect(plan).toContain(`open the exec session ${shellLine(sessionArgv(globalConfig().duplicati))}`);
-    expect(plan).toContain(`open the podman exec that will run job app (it runs nothing until told): ${shellLine(armedRunArgv(globalConfig().duplicati, 'app', 21685))}`);
+    expect(plan).toContain(`open the podman exec that will run job app (it runs nothing until told), and wait until it is up: ${shellLine(armedRunArgv(globalConfig().duplicati, 'app', 21685))}`);
     expect(plan).toContain('timeout -s KILL 21685 duplicati-server-util run --wait --poll-interval 1 -- app: the job is queued once it prints "Waiting for backup to finish..."');
     expect(plan).toContain('timeout -s KILL 21685 duplicati-server-util run --wait --poll-interval 1 -- 7:');
     // Were the armed exec gone: the record and the run in one podman exec, as without sessions.
