@@ -233,6 +233,9 @@ export function createApiDuplicati(settings: ApiSettings): Duplicati {
         return;
       }
       const duration = Math.min(longestLongPollMs, maxWaitMs);
+      // A token due for renewal before this long-poll ends is renewed now: the calls that follow
+      // its answer (the job's end, while the stack is down) must not wait for a sign-in.
+      if (token && clock.now() + duration >= token.renewAt) await signIn(signal);
       // The answer is the server state itself (ServerState.cs): the caller looks at it at once,
       // with no second request.
       const answer = await call('GET', `/api/v1/serverstate?longpoll=true&lastEventId=${since.eventId}&duration=${Math.floor(duration / 1000)}s`, {

@@ -549,6 +549,21 @@ describe('createApiDuplicati: waitForChange', () => {
     expect(server.requests.filter((request) => request.path === '/api/v1/serverstate')).toHaveLength(1);
   });
 
+  it('a token due for renewal before the long-poll would end is renewed before it, not by the call after its answer', async () => {
+    const server = await startServer();
+    const { duplicati, clock } = driver(server.url);
+    await duplicati.status();
+    expect(server.logins).toBe(1);
+    // 13 min 40 s into a 15-minute token: renewal is due a minute before it lapses, inside a 30 s long-poll.
+    clock.advance(13 * 60_000 + 40_000);
+    await duplicati.waitForChange!(since(41), 60_000);
+    expect(server.logins).toBe(2);
+    const calls = server.requests.map((request) => request.path);
+    expect(calls.indexOf('/api/v1/auth/login', 1)).toBeLessThan(calls.lastIndexOf('/api/v1/serverstate'));
+    await duplicati.status();
+    expect(server.logins).toBe(2);
+  });
+
   it('a shorter wait is asked for as the duration, never under 10 s', async () => {
     const server = await startServer();
     const { duplicati } = driver(server.url);
