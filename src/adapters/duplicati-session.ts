@@ -122,7 +122,7 @@ export class RequestSession {
         const match = endLine.exec(this.buffer);
         if (match) {
           // The answer, without the empty line the session puts before its end line.
-          const output = this.buffer.slice(0, match.index).replace(/\n$/, '');
+          const output = this.buffer.slice(0, match.index);
           this.buffer = this.buffer.slice(match.index + match[0].length);
           return { argv: oneShot, exitCode: Number(match[1]), stdout: output, stderr: '', output, timedOut: false, durationMs: this.clock.now() - started };
         }

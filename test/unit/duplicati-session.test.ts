@@ -110,7 +110,7 @@ describe('RequestSession under a real sh', () => {
     expect(status).toMatchObject({ exitCode: 0, stdout: idle, timedOut: false, argv: ['podman', 'exec', 'duplicati', server.util, 'status'] });
     server.set('no-json', '');
     const list = await requests.request('list json', [], 5000);
-    expect(list).toMatchObject({ exitCode: 1, stdout: "Unrecognized command or argument '--json'." });
+    expect(list).toMatchObject({ exitCode: 1, stdout: "Unrecognized command or argument '--json'.\n" });
     expect(requests.opened).toBe(1);
     expect(server.calls()).toEqual(['status', '--json list-backups']);
   });
@@ -120,7 +120,7 @@ describe('RequestSession under a real sh', () => {
     const requests = session(server.util);
     server.set('state', active('1'));
     const busy = await requests.request('poll json 1', [], 5000);
-    expect(busy?.stdout).toBe(`${active('1')}\n\n@stack-backup:exit=0`);
+    expect(busy?.stdout).toBe(`${active('1')}\n\n@stack-backup:exit=0\n`);
     server.set('state', idle);
     const gone = await requests.request('poll json 1', [], 5000);
     expect(gone?.stdout).toContain('@stack-backup:exit=0\n{"Messages"');
@@ -226,6 +226,21 @@ describe('the exec driver through sessions', () => {
       ['podman', 'exec', '-i', 'duplicati'],
       ['podman', 'exec', '-i', 'duplicati'],
     ]);
+  });
+
+  it('a poll that follows a job through the session: the state alone while it runs, the records with the look that sees it gone', async () => {
+    const server = standIn();
+    const duplicati = driver(server.util);
+    server.set('state', active('1'));
+    const busy = await duplicati.status(undefined, { jobsOnceGone: '1' });
+    expect(busy).toMatchObject({ active: { task: 12, backupId: '1' } });
+    expect(busy.jobs).toBeUndefined();
+    server.set('state', idle);
+    server.set('list', JSON.stringify({ Messages: [], Backups: [{ Id: '1', Name: 'app', Metadata: { LastBackupFinished: '20261205T100002Z' } }] }));
+    const gone = await duplicati.status(undefined, { jobsOnceGone: '1' });
+    expect(gone.active).toBeUndefined();
+    expect(gone.jobs).toEqual([{ id: '1', name: 'app', record: { LastBackupFinished: '20261205T100002Z' } }]);
+    expect(oneShots).toEqual([]);
   });
 
   it.each([
