@@ -322,7 +322,7 @@ if (stacks.length > 0) {
 // Snapshot mode beside stop mode, on one stack at two data sizes with the same number of files:
 // the stand-in's job reads all of it. Downtime in snapshot mode must not grow with the bytes and
 // stay within 0.3 s of unit stop + container wait + unit start (BENCH_SNAPSHOT=none skips it).
-const snapshotStacks = (process.env.BENCH_SNAPSHOT ?? 'snapbtrfs,snapxfs').split(',').filter((name) => name && name !== 'none');
+const snapshotStacks = (process.env.BENCH_SNAPSHOT ?? (quick ? 'none' : 'snapbtrfs,snapxfs')).split(',').filter((name) => name && name !== 'none');
 const snapshotSizes = (process.env.BENCH_SNAPSHOT_SIZES ?? '50,1024').split(',').map(Number);
 const snapshotFiles = Number(process.env.BENCH_SNAPSHOT_FILES ?? 200);
 const snapshotRuns = Number(process.env.BENCH_SNAPSHOT_RUNS ?? 3);
