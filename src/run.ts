@@ -67,7 +67,7 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
       const monitor = request.sendHttp ? createStackMonitor(stack.name, stack.monitor, request.sendHttp) : undefined;
       monitor?.started();
       try {
-        const result = await backupStack({ stack, global, adapters, log, undo: new UndoStack(journal, undefined, adapters.clock), signal, timings: {}, jobResults: [] });
+        const result = await backupStack({ runId, stack, global, adapters, log, undo: new UndoStack(journal, undefined, adapters.clock), signal, timings: {}, jobResults: [] });
         results.push(result);
         if (monitor) reports.push(reportLater(stack.name, monitor, result));
         recordHistory(global.root, progress, {
@@ -83,6 +83,7 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
           downtimeMs: result.downtimeMs,
           backupMs: result.backupMs,
           snapshotMs: result.snapshotMs,
+          ...(result.keptPaths ? { kept: result.keptPaths } : {}),
         });
       } finally {
         log.close();
@@ -152,6 +153,7 @@ function summaryRows(results: readonly StackResult[], skipped: readonly string[]
         result.mode === 'snapshot' ? `snapshot mode (snapshots ${formatSeconds(result.snapshotMs)})` : undefined,
         result.queueMs ? `queued ${formatSeconds(result.queueMs)} behind another Duplicati task` : undefined,
         ...(result.snapshotsLeft ?? []).map((target) => `snapshot left at ${target}`),
+        ...(result.keptPaths ?? []).map((kept) => `kept ${kept}: not stack-backup's, not removed`),
         ...problems(result),
       ]
         .filter(Boolean)

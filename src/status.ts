@@ -21,6 +21,8 @@ export interface StackStatus {
   lastSuccess: string | null;
   /** Undos a run that died left behind (empty while a run is in progress). */
   pendingRecovery: string[];
+  /** What the last run was to remove but kept, since it was not stack-backup's: "PATH (why)". */
+  kept: string[];
 }
 
 export function stackStatuses(
@@ -46,6 +48,7 @@ export function stackStatuses(
       backupMs: last?.backupMs ?? null,
       snapshotMs: last?.snapshotMs ?? null,
       lastSuccess: lastSuccess?.endedAt ?? null,
+      kept: last?.kept ?? [],
       // In the order `recover` will replay them: the last change first.
       pendingRecovery: runInProgress
         ? []
@@ -106,6 +109,7 @@ export function statusJson(statuses: readonly StackStatus[], runInProgress: bool
       last_success: status.lastSuccess,
       last_success_too_old: maxAge ? maxAge.configured.includes(status.stack) && tooOld(status, maxAge.ms, maxAge.now) : null,
       pending_recovery: status.pendingRecovery,
+      kept_paths: status.kept,
     })),
   };
 }
@@ -129,6 +133,7 @@ export function formatStatus(
   ]);
   const lines = formatTable(header, rows);
   for (const status of statuses) if (status.result === 'failed' && status.error) lines.push(`${status.stack}: ${status.error}`);
+  for (const status of statuses) for (const kept of status.kept) lines.push(`${status.stack}: kept ${kept}: not stack-backup's, not removed; look at it`);
   if (maxAge) {
     for (const status of statuses) {
       if (!maxAge.configured.includes(status.stack) || !tooOld(status, maxAge.ms, maxAge.now)) continue;

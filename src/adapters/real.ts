@@ -12,6 +12,7 @@ import { checkFolder } from './files.js';
 import { createHookRunner } from './hooks.js';
 import { createContainerEngine } from './podman.js';
 import { runCommand } from './process.js';
+import { createMadePaths } from './made-paths.js';
 import { createSnapshots, type Snapshots } from './snapshots.js';
 import { createSystemd, type Systemd, type SystemdManager } from './systemd.js';
 
@@ -33,7 +34,7 @@ export function createAdapters(global: GlobalConfig, podmanSocket: string): Adap
     runHook: createHookRunner(runCommand),
     clock: systemClock,
     checkFolder,
-    snapshots: createSnapshots(runCommand),
+    snapshots: createSnapshots(runCommand, createMadePaths(runCommand)),
   };
 }
 
@@ -47,7 +48,7 @@ export function createRecoveryAdapters(global: GlobalConfig) {
     systemd: createSystemd(runCommand),
     runHook: createHookRunner(runCommand),
     clock: systemClock,
-    snapshots: createSnapshots(runCommand),
+    snapshots: createSnapshots(runCommand, createMadePaths(runCommand)),
     duplicati: () => (duplicati ??= createDuplicati(global.duplicati)),
   };
 }
@@ -57,5 +58,5 @@ export function createSystemdManager(): Systemd & SystemdManager {
 }
 
 export function createRealSnapshots(): Snapshots {
-  return createSnapshots(runCommand);
+  return createSnapshots(runCommand, createMadePaths(runCommand));
 }

@@ -81,7 +81,7 @@ describe('stackStatuses and statusExitCode', () => {
   it('a configured stack that never ran shows "never"; nothing needs a look', () => {
     const statuses = stackStatuses(['alpha'], [], [], false);
     expect(statuses).toEqual([
-      { stack: 'alpha', lastRun: null, result: 'never', outcome: null, error: null, mode: null, downtimeMs: null, backupMs: null, snapshotMs: null, lastSuccess: null, pendingRecovery: [] },
+      { stack: 'alpha', lastRun: null, result: 'never', outcome: null, error: null, mode: null, downtimeMs: null, backupMs: null, snapshotMs: null, lastSuccess: null, pendingRecovery: [], kept: [] },
     ]);
     expect(statusExitCode(statuses)).toBe(exitCodes.success);
   });
@@ -105,7 +105,7 @@ describe('stackStatuses and statusExitCode', () => {
       backupMs: null,
       snapshotMs: null,
       lastSuccess: history[0]!.endedAt,
-      pendingRecovery: [],
+      pendingRecovery: [], kept: [],
     });
     expect(beta).toMatchObject({ result: 'success', error: null, downtimeMs: 9000, lastRun: history[3]!.endedAt, lastSuccess: history[3]!.endedAt });
   });
