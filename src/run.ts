@@ -8,6 +8,7 @@ import path from 'node:path';
 import { pruneLogs, readLogTail } from './adapters/files.js';
 import type { HttpSend } from './adapters/http.js';
 import { acquireRootLock } from './adapters/lock.js';
+import { LockHeldError, LockLostError } from './errors.js';
 import { writeTextFileAtomically } from './adapters/state-files.js';
 import type { GlobalConfig, StackConfig } from './config/types.js';
 import { appendHistory, historyFile, readHistory, type HistoryEntry } from './history.js';
@@ -39,27 +40,46 @@ export interface RunReport {
   results: StackResult[];
   /** Stacks not started because the run was aborted first. */
   skipped: string[];
+  /** Stacks not started because another root's run holds their unit: what it said. */
+  locked?: Array<{ stack: string; reason: string }>;
 }
 
 export async function runBackups(request: RunRequest): Promise<RunReport> {
-  const { global, stacks, adapters, progress, signal } = request;
-  const release = await acquireRootLock(global.root, (error) =>
-    progress.message(`warning: the lock of ${global.root} was lost: ${error.message}`),
-  );
+  const { global, stacks, adapters, progress } = request;
+  // A lock that is lost (its file removed or taken over) no longer keeps another run out: the
+  // stack under way is restored, and no further stack is started.
+  const lockLost = new AbortController();
+  const signal = AbortSignal.any([request.signal, lockLost.signal]);
+  const onLost = (what: string) => (error: Error) => {
+    if (lockLost.signal.aborted) return;
+    progress.message(`error: ${what} was lost (${error.message}); restoring the stack under way and starting no other`);
+    lockLost.abort(new LockLostError(`${what} was lost (${error.message}), so another run could start meanwhile: the run was ended`));
+  };
+  const release = await acquireRootLock(global.root, onLost(`the lock of ${global.root}`));
   const runId = randomUUID();
   const results: StackResult[] = [];
   const skipped: string[] = [];
+  const locked: Array<{ stack: string; reason: string }> = [];
   const journal = createJournal(global.root, runId);
   const reports: Array<Promise<{ stack: string; failures: string[] }>> = [];
   let recovery: RecoveryReport = { restored: [], failed: [] };
   try {
     if (journal.pending().length > 0) {
       progress.message('warning: a previous run ended before restoring its stack; recovering first');
-      recovery = await recoverPending(global.root, journal, runId, { ...adapters, duplicati: () => adapters.duplicati, progress });
+      recovery = await recoverPending(global.root, journal, runId, { ...adapters, duplicati: () => adapters.duplicati, progress, signal });
     }
     for (const stack of stacks) {
       if (signal.aborted) {
         skipped.push(stack.name);
+        continue;
+      }
+      let releaseUnit: () => Promise<void>;
+      try {
+        releaseUnit = await adapters.lockUnit(stack.unit, onLost(`the lock of unit ${stack.unit}`));
+      } catch (error) {
+        if (!(error instanceof LockHeldError)) throw error;
+        progress.message(`[${stack.name}] not run: ${error.message}`);
+        locked.push({ stack: stack.name, reason: error.message });
         continue;
       }
       const log = createStackLog(global.root, stack.name, runId, adapters.clock, progress);
@@ -87,6 +107,7 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
         });
       } finally {
         log.close();
+        await releaseUnit().catch(() => {});
       }
       writeMetrics(global, progress);
     }
@@ -105,10 +126,10 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
   }
   for (const line of recovery.restored) request.output.write(`recovered: ${line}\n`);
   for (const line of recovery.failed) request.output.write(`NOT RECOVERED: ${line}\n`);
-  request.output.write(`\n${formatSummary(summaryRows(results, skipped))}`);
+  request.output.write(`\n${formatSummary(summaryRows(results, skipped, locked))}`);
   const logFiles = [...new Set(results.map((result) => result.logFile))];
   if (logFiles.length > 0) request.output.write(`Logs: ${logFiles.join(', ')}\n`);
-  return { recovery, results, skipped };
+  return { recovery, results, skipped, locked };
 }
 
 /** The history only feeds `status` and the metrics: failing to write it must not stop the next stack. */
@@ -142,7 +163,7 @@ function resultLabel(result: StackResult): string {
   return labels[result.outcome];
 }
 
-function summaryRows(results: readonly StackResult[], skipped: readonly string[]): SummaryRow[] {
+function summaryRows(results: readonly StackResult[], skipped: readonly string[], locked: ReadonlyArray<{ stack: string; reason: string }>): SummaryRow[] {
   return [
     ...results.map((result) => ({
       stack: result.stack,
@@ -159,6 +180,7 @@ function summaryRows(results: readonly StackResult[], skipped: readonly string[]
         .filter(Boolean)
         .join('; '),
     })),
+    ...locked.map(({ stack, reason }) => ({ stack, result: 'not run', downtimeMs: undefined, backupMs: undefined, note: reason })),
     ...skipped.map((stack) => ({ stack, result: 'not run', downtimeMs: undefined, backupMs: undefined, note: 'run aborted before this stack' })),
   ];
 }

@@ -16,7 +16,7 @@ import type { PathIdentity, RemovalOutcome } from '../src/adapters/made-paths.js
 import type { MadeSnapshot, PathFacts, Snapshots, SnapshotToRemove, TargetState } from '../src/adapters/snapshots.js';
 import type { Systemd, UnitState } from '../src/adapters/systemd.js';
 import type { LabelSelector } from '../src/config/types.js';
-import { CommandError, TimeoutError, throwIfAborted } from '../src/errors.js';
+import { CommandError, LockHeldError, TimeoutError, throwIfAborted } from '../src/errors.js';
 import type { GlobalConfig, SnapshotDriverName, SnapshotPath, StackConfig } from '../src/config/types.js';
 import type { Journal } from '../src/journal.js';
 import type { StackLog, StepHandle } from '../src/logging.js';
@@ -102,6 +102,10 @@ export class FakeWorld {
   containersLatencyMs = 0;
   readonly duplicati = new FakeDuplicati(this);
   readonly snapshots = new FakeSnapshots(this);
+  /** Units whose lock a run holds, and its root: another root's run is said to hold them. */
+  readonly heldUnits = new Map<string, string>();
+  /** Every unit lock taken, in order (not in `actions`: it changes nothing a user sees). */
+  readonly locksTaken: string[] = [];
   /** States of containers outside the stacks, by name: the Duplicati container runs. */
   readonly containerStates = new Map<string, string>([['duplicati', 'running']]);
   /** Volumes of containers outside the stacks, by name: host folder and where the container sees it. */
@@ -243,6 +247,13 @@ export class FakeWorld {
         if (this.unreachableFolders.has(folder)) throw new TimeoutError('no answer within 30 s');
       },
       snapshots: this.snapshots,
+      lockUnit: async (unit) => {
+        const holder = this.heldUnits.get(unit);
+        if (holder !== undefined) throw new LockHeldError(`another stack-backup run (root ${holder}) is backing up or restoring unit ${unit} now`);
+        this.heldUnits.set(unit, 'this run');
+        this.locksTaken.push(unit);
+        return async () => void this.heldUnits.delete(unit);
+      },
     };
   }
 }

@@ -12,6 +12,7 @@ import { checkFolder } from './files.js';
 import { createHookRunner } from './hooks.js';
 import { createContainerEngine } from './podman.js';
 import { runCommand } from './process.js';
+import { acquireUnitLock, unitLockFolder } from './lock.js';
 import { createMadePaths } from './made-paths.js';
 import { createSnapshots, type Snapshots } from './snapshots.js';
 import { createSystemd, type Systemd, type SystemdManager } from './systemd.js';
@@ -35,7 +36,13 @@ export function createAdapters(global: GlobalConfig, podmanSocket: string): Adap
     clock: systemClock,
     checkFolder,
     snapshots: createSnapshots(runCommand, createMadePaths(runCommand)),
+    lockUnit: unitLocker(global.root),
   };
+}
+
+/** Locks units in the user's runtime folder, for this root. */
+export function unitLocker(root: string) {
+  return (unit: string, onLost: (error: Error) => void) => acquireUnitLock(unitLockFolder(process.env), unit, root, onLost);
 }
 
 /**
@@ -50,6 +57,7 @@ export function createRecoveryAdapters(global: GlobalConfig) {
     clock: systemClock,
     snapshots: createSnapshots(runCommand, createMadePaths(runCommand)),
     duplicati: () => (duplicati ??= createDuplicati(global.duplicati)),
+    lockUnit: unitLocker(global.root),
   };
 }
 

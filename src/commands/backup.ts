@@ -47,7 +47,7 @@ export function runJson(root: string, report: RunReport, startedAt: Date, endedA
     recovery: { restored: report.recovery.restored, failed: report.recovery.failed },
     stacks: [
       ...report.results.map(stackJson),
-      ...report.skipped.map((stack) => ({
+      ...[...(report.locked ?? []).map(({ stack, reason }) => ({ stack, reason })), ...report.skipped.map((stack) => ({ stack, reason: 'run aborted before this stack' }))].map(({ stack, reason }) => ({
         stack,
         result: 'not_run',
         outcome: null,
@@ -60,7 +60,7 @@ export function runJson(root: string, report: RunReport, startedAt: Date, endedA
         snapshots_left: [],
         kept_paths: [],
         jobs: [],
-        error: 'run aborted before this stack',
+        error: reason,
         restore_errors: [],
         unrecorded: [],
         log_file: null,

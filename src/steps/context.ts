@@ -20,6 +20,11 @@ export interface Adapters {
   checkFolder(folder: string, timeoutMs: number): Promise<void>;
   /** Snapshot mode's drivers. */
   snapshots: Snapshots;
+  /**
+   * Takes the unit's lock for this root, so that no other root's run stops or starts it
+   * meanwhile; another run holding it: LockHeldError naming that run's root.
+   */
+  lockUnit(unit: string, onLost: (error: Error) => void): Promise<() => Promise<void>>;
 }
 
 /** Measured while the stack runs, for the summary and the log. */
