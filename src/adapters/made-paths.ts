@@ -15,6 +15,7 @@
  * planted above the path) refuses. The check and the removal run in one child process, so
  * nothing changes between them but what the kernel does meanwhile.
  */
+import { dirname } from 'node:path';
 import { CommandError, TimeoutError } from '../errors.js';
 import { describeFailure, type CommandRunner } from './process.js';
 
@@ -137,6 +138,39 @@ export function describeRemoval(path: string, method: RemovalMethod, what = 'wha
     : [check, `rm -rf --one-file-system -- ${path}`];
 }
 
+/**
+ * The rename, run as one script inside the user's namespace: `from` must still be `made` (as for
+ * a removal), nothing may be at `to`, and both lie in one folder (a rename within a folder never
+ * changes a folder's `..`, so it works for read-only btrfs subvolumes and for folders of
+ * subordinate UIDs alike). `mv -n -T` renames with RENAME_NOREPLACE. Exit 0 and `renamed`, or
+ * `already` when `to` already holds `made` and `from` is gone (a rename done before a crash);
+ * exit 3 and `kept: WHY` when it must not be done; anything else is a failure.
+ */
+const renameScript = [
+  'from=$1 to=$2 folder=$3 filesystem=$4 inode=$5 born=$6 subvolume=$7',
+  'same() { [ ! -L "$1" ] && [ -d "$1" ] && [ "$(realpath -e -- "$(dirname -- "$1")")" = "$folder" ] && [ "$(stat -f -c %i -- "$1") $(stat -c %i -- "$1")" = "$filesystem $inode" ] && [ "$(stat -c %w -- "$1")" = "$born" ] && { [ -z "$subvolume" ] || [ "$(btrfs inspect-internal rootid -- "$1" 2>/dev/null)" = "$subvolume" ]; }; }',
+  'if [ ! -e "$from" ] && [ ! -L "$from" ]; then if same "$to"; then echo already; exit 0; fi; echo "kept: $from is gone, and $to is not what was there"; exit 3; fi',
+  'if ! same "$from"; then echo "kept: $from is not what stack-backup recorded there (a link, another folder, or its folder resolves elsewhere)"; exit 3; fi',
+  'if [ -e "$to" ] || [ -L "$to" ]; then echo "kept: $to exists, and a rename never replaces anything"; exit 3; fi',
+  'mv -n -T -- "$from" "$to" || exit 1',
+  'if same "$to" && [ ! -e "$from" ]; then echo renamed; exit 0; fi',
+  'echo "the rename of $from to $to did not take place" >&2; exit 1',
+].join('\n');
+
+export function renameArgv(from: string, to: string, made: PathIdentity): string[] {
+  return [...unshareArgv, 'sh', '-c', renameScript, 'sh', from, to, made.folder, made.filesystem, made.inode, made.born, made.subvolume ?? ''];
+}
+
+export type RenameOutcome = { outcome: 'renamed' } | { outcome: 'already' } | { outcome: 'kept'; reason: string };
+
+/** How a folder of stack-backup's is made: a plain folder, or a btrfs subvolume (where the data it stands for is one). */
+export type FolderKind = 'folder' | 'btrfs-subvolume';
+
+/** The command that makes a folder exclusively: `mkdir` and `btrfs subvolume create` both fail on anything at the path. */
+export function makeFolderArgv(path: string, kind: FolderKind): string[] {
+  return kind === 'btrfs-subvolume' ? ['btrfs', 'subvolume', 'create', '--', path] : ['mkdir', '-m', '700', '--', path];
+}
+
 export const lookTimeoutMs = 30_000;
 
 export interface MadePaths {
@@ -144,6 +178,10 @@ export interface MadePaths {
   look(path: string, signal?: AbortSignal): Promise<PathLook>;
   /** Removes the path only while it is still `made`; never throws for what it keeps. */
   remove(path: string, made: PathIdentity, method: RemovalMethod, timeoutMs: number, signal?: AbortSignal): Promise<RemovalOutcome>;
+  /** Makes a folder exclusively (mode 0700, or a subvolume) and returns what it made. */
+  makeFolder(path: string, kind: FolderKind, signal?: AbortSignal): Promise<PathIdentity>;
+  /** Renames `from` (which must still be `made`) to `to` in the same folder, never replacing anything. */
+  rename(from: string, to: string, made: PathIdentity, timeoutMs: number, signal?: AbortSignal): Promise<RenameOutcome>;
 }
 
 export function createMadePaths(run: CommandRunner): MadePaths {
@@ -153,6 +191,25 @@ export function createMadePaths(run: CommandRunner): MadePaths {
       if (result.timedOut) throw new TimeoutError(describeFailure(result, lookTimeoutMs));
       if (result.exitCode !== 0) throw new CommandError(describeFailure(result, lookTimeoutMs), result.output);
       return parseLook(result.stdout);
+    },
+    async makeFolder(path, kind, signal) {
+      const result = await run(makeFolderArgv(path, kind), { timeoutMs: lookTimeoutMs, signal });
+      if (result.timedOut) throw new TimeoutError(describeFailure(result, lookTimeoutMs));
+      if (result.exitCode !== 0) throw new CommandError(describeFailure(result, lookTimeoutMs), result.output);
+      const made = await this.look(path, signal);
+      if (made.kind !== 'folder' || (kind === 'btrfs-subvolume' && made.identity.subvolume === undefined)) {
+        throw new CommandError(`${path} is not the ${kind === 'btrfs-subvolume' ? 'subvolume' : 'folder'} just made`);
+      }
+      return made.identity;
+    },
+    async rename(from, to, made, timeoutMs, signal) {
+      if (dirname(from) !== dirname(to)) throw new Error(`a rename of stack-backup's stays in one folder: ${from} -> ${to}`);
+      const result = await run(renameArgv(from, to, made), { timeoutMs, signal });
+      if (result.timedOut) throw new TimeoutError(describeFailure(result, timeoutMs));
+      const said = result.stdout.trim().split('\n').pop() ?? '';
+      if (result.exitCode === 3 && said.startsWith('kept: ')) return { outcome: 'kept', reason: said.slice('kept: '.length) };
+      if (result.exitCode !== 0) throw new CommandError(describeFailure(result, timeoutMs), result.output);
+      return said === 'already' ? { outcome: 'already' } : { outcome: 'renamed' };
     },
     async remove(path, made, method, timeoutMs, signal) {
       const result = await run(removeArgv(path, made, method), { timeoutMs, signal });
