@@ -81,8 +81,24 @@ describe('stackStatuses and statusExitCode', () => {
   it('a configured stack that never ran shows "never"; nothing needs a look', () => {
     const statuses = stackStatuses(['alpha'], [], [], false);
     expect(statuses).toEqual([
-      { stack: 'alpha', lastRun: null, result: 'never', outcome: null, error: null, mode: null, downtimeMs: null, backupMs: null, snapshotMs: null, lastSuccess: null, pendingRecovery: [] },
+      {
+        stack: 'alpha',
+        configured: true,
+        lastRun: null,
+        result: 'never',
+        outcome: null,
+        error: null,
+        mode: null,
+        downtimeMs: null,
+        backupMs: null,
+        snapshotMs: null,
+        lastSuccess: null,
+        restored: null,
+        pendingRecovery: [],
+        days: expect.any(Array),
+      },
     ]);
+    expect(statuses[0]!.days.map((day) => day.result)).toEqual(Array(14).fill('no_run'));
     expect(statusExitCode(statuses)).toBe(exitCodes.success);
   });
 
@@ -96,6 +112,7 @@ describe('stackStatuses and statusExitCode', () => {
     const [alpha, beta] = stackStatuses(['alpha', 'beta'], history, [], false);
     expect(alpha).toEqual({
       stack: 'alpha',
+      configured: true,
       lastRun: history[2]!.endedAt,
       result: 'failed',
       outcome: null,
@@ -105,7 +122,9 @@ describe('stackStatuses and statusExitCode', () => {
       backupMs: null,
       snapshotMs: null,
       lastSuccess: history[0]!.endedAt,
+      restored: true,
       pendingRecovery: [],
+      days: expect.any(Array),
     });
     expect(beta).toMatchObject({ result: 'success', error: null, downtimeMs: 9000, lastRun: history[3]!.endedAt, lastSuccess: history[3]!.endedAt });
   });
@@ -113,8 +132,9 @@ describe('stackStatuses and statusExitCode', () => {
   it('a success whose Duplicati result was not seen (exec driver) reads "ran, outcome unknown", never "success"', () => {
     const statuses = stackStatuses(['alpha'], [entry('alpha', 0, { outcome: 'unknown' })], [], false);
     expect(statuses[0]).toMatchObject({ result: 'success', outcome: 'unknown' });
-    const row = formatStatus(statuses, false).split('\n')[1]!;
-    expect(row.split(/\s{2,}/)[2]).toBe('ran, outcome unknown');
+    // The verdict, a blank line, the header, then the row.
+    const row = formatStatus(statuses, false).split('\n')[3]!;
+    expect(row.split(/\s{2,}/)[3]).toBe('ran, outcome unknown');
     expect(statusExitCode(statuses)).toBe(0);
   });
 
@@ -147,14 +167,19 @@ describe('formatStatus', () => {
 
   it('prints one aligned row per stack with times, durations and pending recovery', () => {
     const history = [entry('alpha', 0), entry('nextcloud', 0), entry('nextcloud', 1, { result: 'failed', error: 'pre_stop hook "x" failed with exit 1', downtimeMs: undefined, backupMs: undefined })];
-    const statuses = stackStatuses(['alpha', 'nextcloud', 'new'], history, [journalEntry('nextcloud', restoreUnit('nextcloud'))], false);
-    const text = formatStatus(statuses, false);
+    // Seen on the day after nextcloud's failed run.
+    const now = base + 2 * 86_400_000;
+    const statuses = stackStatuses(['alpha', 'nextcloud', 'new'], history, [journalEntry('nextcloud', restoreUnit('nextcloud'))], false, now);
+    const text = formatStatus(statuses, false, undefined, now);
     expect(text.endsWith('\n')).toBe(true);
-    const [header, alpha, nextcloud, fresh, ...rest] = lines(text);
-    expect(header!.split(/\s{2,}/)).toEqual(['STACK', 'LAST RUN', 'RESULT', 'MODE', 'DOWNTIME', 'BACKUP', 'LAST SUCCESS', 'PENDING RECOVERY']);
-    expect(alpha!.split(/\s{2,}/)).toEqual(['alpha', '2024-06-01 03:01:05Z', 'success', 'stop', '12 s', '50 s', '2024-06-01 03:01:05Z', '-']);
-    expect(nextcloud!.split(/\s{2,}/)).toEqual(['nextcloud', '2024-06-02 03:01:05Z', 'failed', 'stop', '-', '-', '2024-06-01 03:01:05Z', 'restore unit']);
-    expect(fresh!.split(/\s{2,}/)).toEqual(['new', '-', 'never', '-', '-', '-', '-', '-']);
+    const [verdict, blank, header, alpha, nextcloud, fresh, legend, ...rest] = lines(text);
+    expect(verdict).toBe('3 stacks: 1 recovery pending (nextcloud), 1 never backed up (new), 1 overdue (alpha, last success 47 h ago)');
+    expect(blank).toBe('');
+    expect(header!.split(/\s{2,}/)).toEqual(['STACK', 'LAST RUN', 'LAST 14 DAYS', 'RESULT', 'MODE', 'DOWNTIME', 'BACKUP', 'LAST SUCCESS', 'PENDING RECOVERY']);
+    expect(alpha!.split(/\s{2,}/)).toEqual(['alpha', '2024-06-01 03:01:05Z', '...........+..', 'success', 'stop', '12 s', '50 s', '2024-06-01 03:01:05Z', '-']);
+    expect(nextcloud!.split(/\s{2,}/)).toEqual(['nextcloud', '2024-06-02 03:01:05Z', '...........+x.', 'failed', 'stop', '-', '-', '2024-06-01 03:01:05Z', 'restore unit']);
+    expect(fresh!.split(/\s{2,}/)).toEqual(['new', '-', '..............', 'never', '-', '-', '-', '-', '-']);
+    expect(legend).toBe('(LAST 14 DAYS: oldest first, today last; + backed up, x failed, . no run)');
     // Columns line up: each column starts at the same place in every row.
     for (const title of ['LAST RUN', 'RESULT', 'DOWNTIME', 'LAST SUCCESS']) {
       const column = header!.indexOf(title);
