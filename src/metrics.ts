@@ -87,6 +87,11 @@ const metrics: readonly Metric[] = [
     value: ({ pending }) => pending.length,
   },
   {
+    name: 'stack_backup_snapshots_left',
+    help: 'Of those undos, the snapshot removals: snapshots left in place (kept for a Duplicati task that may still read them, or not removed); the stack itself is not down for them.',
+    value: ({ pending }) => pending.filter((entry) => entry.undo.kind === 'remove-snapshot').length,
+  },
+  {
     name: 'stack_backup_stack_configured',
     help: '1 when the stack has a file in stacks/, 0 when only the crash journal still holds something of it.',
     value: ({ configured }) => (configured ? 1 : 0),

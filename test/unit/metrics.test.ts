@@ -26,6 +26,7 @@ const names = [
   'stack_backup_snapshot_seconds',
   'stack_backup_stack_restored',
   'stack_backup_recovery_pending',
+  'stack_backup_snapshots_left',
   'stack_backup_stack_configured',
 ];
 
@@ -207,7 +208,7 @@ describe('which stacks show, and what the journal adds', () => {
       pending: [restoreUnit('orphan', 'dead-run')],
     });
     expectTextfileFormat(text);
-    expect(text).not.toContain('removed');
+    expect(text).not.toContain('stack="removed"');
     expect(samples(text, 'stack_backup_stack_configured')).toEqual(['{stack="fresh"} 1', '{stack="kept"} 1', '{stack="orphan"} 0']);
     expect(samples(text, 'stack_backup_recovery_pending')).toEqual(['{stack="fresh"} 0', '{stack="kept"} 0', '{stack="orphan"} 1']);
     // A stack that never ran has no run to describe: no last run, success or restored sample.
@@ -227,6 +228,25 @@ describe('which stacks show, and what the journal adds', () => {
     const later = renderSources({ configured: ['app'], history: [entry({ stack: 'app', run: 'today', endedAt: '2024-03-02T00:00:00.000Z' })], pending: [restoreUnit('app', 'night')] });
     expect(samples(later, 'stack_backup_stack_restored')).toEqual(['{stack="app"} 1']);
     expect(samples(later, 'stack_backup_recovery_pending')).toEqual(['{stack="app"} 1']);
+  });
+
+  it('a snapshot kept for a Duplicati task: recovery pending and snapshots left alike, the stack restored', () => {
+    const kept: JournalEntry = {
+      id: 'snap',
+      stack: 'files',
+      run: 'night',
+      pid: 1,
+      recordedAt: '2024-03-01T00:00:00.000Z',
+      undo: { kind: 'remove-snapshot', driver: 'btrfs', source: '/srv/files', target: '/srv/snap/files', jobs: ['files'] },
+    };
+    const text = renderSources({
+      configured: ['files'],
+      history: [entry({ stack: 'files', run: 'night', endedAt: '2024-03-01T00:00:00.000Z', result: 'failed', outcome: 'failed', mode: 'snapshot', snapshotMs: 80 })],
+      pending: [kept, restoreUnit('files', 'older')],
+    });
+    expect(samples(text, 'stack_backup_recovery_pending')).toEqual(['{stack="files"} 2']);
+    expect(samples(text, 'stack_backup_snapshots_left')).toEqual(['{stack="files"} 1']);
+    expect(samples(text, 'stack_backup_stack_restored')).toEqual(['{stack="files"} 1']);
   });
 });
 

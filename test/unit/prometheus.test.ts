@@ -75,6 +75,7 @@ describe('monitoring/prometheus-rules.yml', () => {
     expect(alertNames()).toEqual([
       'StackBackupLeftDown',
       'StackBackupRecoveryPending',
+      'StackBackupSnapshotsLeft',
       'StackBackupFailed',
       'StackBackupNeverSucceeded',
       'StackBackupOverdue',
@@ -105,7 +106,9 @@ describe('monitoring/prometheus-rules.yml', () => {
     ['the threshold raised to 28 h', 'vector(26 * 3600)', 'vector(28 * 3600)', 'no run at all on a host, the timer is dead'],
     ['left down on the wrong value', 'expr: stack_backup_stack_restored == 0\n', 'expr: stack_backup_stack_restored == 1\n', 'a stack left down, until recover puts it back'],
     ['a left-down stack also reported as failed', 'stack_backup_last_run_success == 0 unless stack_backup_stack_restored == 0', 'stack_backup_last_run_success == 0', 'a stack left down, until recover puts it back'],
-    ['recovery pending counted from 3', 'stack_backup_recovery_pending > 0', 'stack_backup_recovery_pending > 2', 'recovery pending after a killed run, until recover'],
+    ['recovery pending counted from 3', 'stack_backup_recovery_pending - stack_backup_snapshots_left > 0', 'stack_backup_recovery_pending - stack_backup_snapshots_left > 2', 'recovery pending after a killed run, until recover'],
+    ['a snapshot kept paged as a stack down', 'stack_backup_recovery_pending - stack_backup_snapshots_left > 0', 'stack_backup_recovery_pending > 0', 'recovery pending after a killed run, until recover'],
+    ['snapshots left not reported', 'expr: stack_backup_snapshots_left > 0', 'expr: stack_backup_snapshots_left > 1', 'recovery pending after a killed run, until recover'],
     ['never succeeded for stacks no longer configured', 'stack_backup_stack_configured == 1 unless', 'stack_backup_stack_configured unless', 'a configured stack never backed up'],
     ['staleness from the oldest run instead of the newest', 'max without (stack)', 'min without (stack)', 'no run at all on a host, the timer is dead'],
     ['an unreadable file when there is none', 'node_textfile_scrape_error > 0', 'node_textfile_scrape_error >= 0', 'the metrics file cannot be read'],
