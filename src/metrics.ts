@@ -88,7 +88,7 @@ const metrics: readonly Metric[] = [
   },
   {
     name: 'stack_backup_snapshots_left',
-    help: 'Of those undos, the snapshot removals: snapshots left in place (kept for a Duplicati task that may still read them, or not removed); the stack itself is not down for them.',
+    help: 'Snapshots of the stack left in place, their removal waiting in the crash journal (counted in stack_backup_recovery_pending too): kept for a Duplicati task that may still read them, or not removed. The stack runs.',
     value: ({ pending }) => pending.filter((entry) => entry.undo.kind === 'remove-snapshot').length,
   },
   {
