@@ -18,6 +18,8 @@ export interface HistoryEntry {
   backupMs?: number | undefined;
   /** Snapshot mode: the time the snapshots took, part of the downtime. */
   snapshotMs?: number | undefined;
+  /** Paths the run was to remove but kept, since they were not what stack-backup made: "PATH (why)". */
+  kept?: string[] | undefined;
 }
 
 interface HistoryFile {

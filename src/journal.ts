@@ -7,6 +7,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { readJsonFile, writeJsonFileDurably } from './adapters/state-files.js';
 import type { HookPhase } from './config/schema.js';
+import type { MadeSnapshot } from './adapters/snapshots.js';
 import type { SnapshotDriverName } from './config/types.js';
 
 /** Hook commands with all they need to run again without the stack file. */
@@ -54,6 +55,11 @@ export interface RemoveSnapshotUndo {
   target: string;
   /** The stack's Duplicati jobs: the ones that may read the snapshot. */
   jobs: string[];
+  /**
+   * What was made, recorded as soon as it was known: only a folder that is still exactly that is
+   * removed. Absent while the snapshot is being made, and in entries of earlier versions.
+   */
+  made?: MadeSnapshot | undefined;
 }
 
 export type UndoRecord = RestoreUnitUndo | UnfreezeUndo | HooksUndo | RemoveSnapshotUndo;
@@ -70,6 +76,8 @@ export interface JournalEntry {
 export interface Journal {
   /** Writes the entry down durably and returns its id. */
   add(stack: string, undo: UndoRecord): string;
+  /** Replaces an entry's undo, durably (what a change made, once it is known). */
+  update(id: string, undo: UndoRecord): void;
   remove(id: string): void;
   pending(): JournalEntry[];
 }
@@ -93,6 +101,13 @@ export function createJournal(root: string, run: string): Journal {
       contents.entries.push({ id, stack, run, pid: process.pid, recordedAt: new Date().toISOString(), undo });
       writeJsonFileDurably(file, contents);
       return id;
+    },
+    update(id, undo) {
+      const contents = load();
+      const entry = contents.entries.find((candidate) => candidate.id === id);
+      if (!entry) throw new Error(`the crash journal has no entry ${id} to update`);
+      entry.undo = undo;
+      writeJsonFileDurably(file, contents);
     },
     remove(id) {
       const contents = load();

@@ -37,6 +37,8 @@ export interface StackResult {
   snapshotMs?: number | undefined;
   /** Snapshots left in place: kept for a Duplicati task that may still read them, or not removed. */
   snapshotsLeft?: string[];
+  /** Paths that were to be removed but were kept, since they were not what stack-backup made: "PATH (why)". */
+  keptPaths?: string[];
   /** Time the stack was down behind another job's Duplicati task. */
   queueMs?: number | undefined;
   logFile: string;
@@ -136,6 +138,7 @@ export async function backupStack(run: StackRun, steps: readonly Step[] = stackS
     downtimeMs,
     backupMs,
     ...(mode === 'snapshot' ? { snapshotMs, snapshotsLeft } : {}),
+    ...(run.keptPaths?.length ? { keptPaths: [...run.keptPaths] } : {}),
     queueMs: timings.queueMs,
     logFile: log.file,
     steps: startedSteps,
@@ -152,6 +155,7 @@ export async function backupStack(run: StackRun, steps: readonly Step[] = stackS
     snapshot_ms: snapshotMs,
     snapshots_left: mode === 'snapshot' ? snapshotsLeft : undefined,
     snapshots_kept: undoFailures.filter((entry) => entry.error instanceof SnapshotKept).length || undefined,
+    kept_paths: run.keptPaths,
     queue_ms: timings.queueMs,
     // The parts of the downtime that are the stack's own, for the benchmark and for tuning.
     unit_stop_ms: span(timings.unitStopIssuedAt, timings.unitStoppedAt),

@@ -30,6 +30,8 @@ export interface StackStatus {
   restored: boolean | null;
   /** Undos a run that died left behind (empty while a run is in progress). */
   pendingRecovery: string[];
+  /** What the last run was to remove but kept, since it was not stack-backup's: "PATH (why)". */
+  kept: string[];
   /** The last `stripDays` days, oldest first, today last (this machine's calendar days). */
   days: Array<{ date: string; result: DayResult }>;
 }
@@ -81,6 +83,7 @@ export function stackStatuses(
       snapshotMs: last?.snapshotMs ?? null,
       lastSuccess: lastSuccess?.endedAt ?? null,
       restored: last ? !facts.leftDown : null,
+      kept: last?.kept ?? [],
       // In the order `recover` will replay them: the last change first.
       pendingRecovery: facts.pending.map((entry) => undoName(entry.undo)).reverse(),
       days: dayStrip(history.filter((entry) => entry.stack === stack), now),
@@ -196,6 +199,7 @@ export function statusJson(statuses: readonly StackStatus[], runInProgress: bool
       last_success_too_old: maxAge ? maxAge.configured.includes(status.stack) && tooOld(status, maxAge.ms, maxAge.now) : null,
       restored: status.restored,
       pending_recovery: status.pendingRecovery,
+      kept_paths: status.kept,
       days: status.days,
     })),
   };
@@ -233,6 +237,7 @@ export function formatStatus(
     lines.push(`(LAST ${stripDays} DAYS: oldest first, today last; ${dayCharacters.backed_up} backed up, ${dayCharacters.failed} failed, ${dayCharacters.no_run} no run)`);
   }
   for (const status of statuses) if (status.result === 'failed' && status.error) lines.push(`${status.stack}: ${status.error}`);
+  for (const status of statuses) for (const kept of status.kept) lines.push(`${status.stack}: kept ${kept}: not stack-backup's, not removed; look at it`);
   if (maxAge) {
     for (const status of statuses) {
       if (!maxAge.configured.includes(status.stack) || !tooOld(status, maxAge.ms, maxAge.now)) continue;

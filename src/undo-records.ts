@@ -5,7 +5,8 @@
  */
 import { longestTimerMs } from './adapters/clock.js';
 import { hookArgv } from './adapters/hooks.js';
-import { markerPath, removeArgvs, snapshotTimeoutMs } from './adapters/snapshots.js';
+import { describeRemoval } from './adapters/made-paths.js';
+import { markerPath, removalMethod, snapshotTimeoutMs } from './adapters/snapshots.js';
 import { systemctlArgv } from './adapters/systemd.js';
 import type { SnapshotDriverName } from './config/types.js';
 import type { HookCommands, UndoRecord } from './journal.js';
@@ -67,9 +68,12 @@ export function describeUndo(record: UndoRecord, startCondition?: string): strin
   }
 }
 
-/** The commands that remove a snapshot and then its marker, shell-quoted. */
+/** The commands that remove a snapshot and then its marker, shell-quoted, each after its check. */
 export function describeSnapshotRemoval(driver: SnapshotDriverName, target: string): string[] {
-  return [...removeArgvs(driver, target).map(shellLine), `rm -f -- ${shellLine([markerPath(target)])}`];
+  return [
+    ...describeRemoval(shellLine([target]), removalMethod(driver), 'the snapshot stack-backup made'),
+    `rm -f -- ${shellLine([markerPath(target)])} (only a marker of stack-backup's, never through a link)`,
+  ];
 }
 
 /** The clock holds every timer; an undo's budget is at most what one holds (re-exported for callers of this module). */
@@ -89,6 +93,7 @@ function unboundedUndoTimeoutMs(record: UndoRecord): number {
     case 'hooks':
       return record.hooks.timeoutMs * Math.max(1, record.hooks.commands.length) + slackMs;
     case 'remove-snapshot':
-      return removeArgvs(record.driver, record.target).length * snapshotTimeoutMs + 4 * 30_000 + slackMs;
+      // The target and, where the run ended mid-snapshot, the folder it was made in.
+      return 2 * snapshotTimeoutMs + 4 * 30_000 + slackMs;
   }
 }

@@ -5,6 +5,7 @@
 import type { Clock } from '../adapters/clock.js';
 import type { HookRunner } from '../adapters/hooks.js';
 import type { Systemd } from '../adapters/systemd.js';
+import type { RemovalOutcome } from '../adapters/made-paths.js';
 import type { Snapshots } from '../adapters/snapshots.js';
 import { SnapshotKept } from '../errors.js';
 import type { RemoveSnapshotUndo, UndoRecord } from '../journal.js';
@@ -27,6 +28,8 @@ export interface UndoContext {
    * run knows it from its jobs; recovery asks Duplicati. Absent: nothing may read it.
    */
   snapshotReader?: (record: RemoveSnapshotUndo, signal: AbortSignal) => Promise<string | undefined>;
+  /** A path that was to be removed is kept: it is not what stack-backup made. Named in the summary. */
+  kept?(path: string, reason: string): void;
 }
 
 /** The context an undo runs in, for this run: its snapshots are kept while a job may read them. */
@@ -43,6 +46,7 @@ export function undoContextOf(run: StackRun): UndoContext {
       const readers = record.jobs.filter((job) => run.jobsMayStillRun?.has(job));
       return readers.length > 0 ? `Duplicati may still run job ${readers.join(', ')}` : undefined;
     },
+    kept: (path, reason) => (run.keptPaths ??= []).push(`${path} (${reason})`),
   };
 }
 
@@ -117,13 +121,19 @@ export async function performUndo(record: UndoRecord, context: UndoContext, sign
       }
       if (!context.snapshots) throw new Error(`cannot remove snapshot ${record.target}: no snapshot driver here`);
       const step = log.step('remove snapshot', { target: record.target, driver: record.driver });
+      let removal: RemovalOutcome;
       try {
-        await context.snapshots.remove(record.driver, record.target, signal);
+        removal = await context.snapshots.remove(record, signal);
       } catch (error) {
         step.failed(error as Error);
         throw error;
       }
-      step.done();
+      step.done({ outcome: removal.outcome });
+      if (removal.outcome === 'kept') {
+        // Not ours (any more): nothing of this run's is left to remove there, and what is there stays.
+        log.warn(`kept ${record.target}: ${removal.reason}; it is not what stack-backup made, so it was not removed`, { target: record.target });
+        context.kept?.(record.target, removal.reason);
+      }
       return;
     }
   }

@@ -95,6 +95,7 @@ describe('stackStatuses and statusExitCode', () => {
         lastSuccess: null,
         restored: null,
         pendingRecovery: [],
+        kept: [],
         days: expect.any(Array),
       },
     ]);
@@ -124,6 +125,7 @@ describe('stackStatuses and statusExitCode', () => {
       lastSuccess: history[0]!.endedAt,
       restored: true,
       pendingRecovery: [],
+      kept: [],
       days: expect.any(Array),
     });
     expect(beta).toMatchObject({ result: 'success', error: null, downtimeMs: 9000, lastRun: history[3]!.endedAt, lastSuccess: history[3]!.endedAt });
