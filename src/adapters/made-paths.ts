@@ -53,18 +53,18 @@ export const unshareArgv = ['env', '-u', 'CONTAINER_HOST', '-u', 'CONTAINER_CONN
  */
 export const identifyFunction = [
   'identify() {',
-  '  if [ -L "$1" ]; then echo kind=link; echo "to=$(readlink -- "$1")"; return 0; fi',
-  '  if [ ! -e "$1" ]; then echo kind=absent; return 0; fi',
-  '  if [ -d "$1" ]; then echo kind=folder; else echo kind=other; fi',
-  '  stat --printf "device=%d\\ninode=%i\\nborn=%w\\n" -- "$1"',
-  '  echo "filesystem=$(stat -f -c %i -- "$1")"',
-  '  echo "folder=$(realpath -e -- "$(dirname -- "$1")")"',
-  '  if [ "$(stat -f -c %T -- "$1")" = btrfs ] && [ "$(stat -c %i -- "$1")" = 256 ]; then echo "subvolume=$(btrfs inspect-internal rootid -- "$1" 2>/dev/null)"; fi',
+  'if [ -L "$1" ]; then echo kind=link; echo "to=$(readlink -- "$1")"; return 0; fi;',
+  'if [ ! -e "$1" ]; then echo kind=absent; return 0; fi;',
+  'if [ -d "$1" ]; then echo kind=folder; else echo kind=other; fi;',
+  'stat --printf "device=%d\\ninode=%i\\nborn=%w\\n" -- "$1";',
+  'echo "filesystem=$(stat -f -c %i -- "$1")";',
+  'echo "folder=$(realpath -e -- "$(dirname -- "$1")")";',
+  'if [ "$(stat -f -c %T -- "$1")" = btrfs ] && [ "$(stat -c %i -- "$1")" = 256 ]; then echo "subvolume=$(btrfs inspect-internal rootid -- "$1" 2>/dev/null)"; fi;',
   '}',
-].join('\n');
+].join(' ');
 
 export function identifyArgv(path: string): string[] {
-  return ['sh', '-c', `${identifyFunction}\nidentify "$1"`, 'sh', path];
+  return ['sh', '-c', `${identifyFunction}; identify "$1"`, 'sh', path];
 }
 
 /** Parses `identify` lines (optionally under a prefix such as "target."). */

@@ -8,7 +8,7 @@
  * the user's. `podman unshare` refuses to run as a remote client, so CONTAINER_HOST (which the
  * Podman API needs) is taken out of its environment.
  */
-import { constants, mkdirSync, openSync, readFileSync, closeSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { constants, mkdirSync, openSync, readFileSync, closeSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { SnapshotDriverName, SnapshotPath, SnapshotSettings } from '../config/types.js';
 import { CommandError, TimeoutError, errorMessage } from '../errors.js';
@@ -28,13 +28,14 @@ export function markerPath(target: string): string {
 }
 
 /**
- * The folder a btrfs snapshot is made in before it is renamed to its target: made exclusively
- * (mkdir), so the snapshot lands in a fresh folder and nowhere else (`btrfs subvolume snapshot`
- * puts it *inside* a folder that exists at its destination), then moved to the target with a
- * rename that never replaces anything.
+ * Where a btrfs snapshot is made before it is renamed to its target: beside it, under a name no
+ * one can know in advance (the run's random ID), looked at just before (nothing there) and just
+ * after (a subvolume of its own: had a folder been planted there, `btrfs subvolume snapshot`
+ * would have put the snapshot inside it instead). Beside the target, in the same folder, since
+ * a read-only subvolume cannot move to another folder (its `..` would change: EROFS).
  */
-export function holderPath(target: string, run: string): string {
-  return `${target}.stack-backup-new.${run.slice(0, 8)}`;
+export function temporaryPath(target: string, run: string): string {
+  return `${target}.stack-backup-new.${run}`;
 }
 
 /** What the marker beside a snapshot says: who made what, and how to know it again. */
@@ -71,7 +72,7 @@ export interface PathFacts {
 /** What a snapshot's creation made, known as soon as it exists, before it is at its target (btrfs). */
 export interface MadeSnapshot {
   identity: PathIdentity;
-  /** btrfs: the folder it was made in, removed once the snapshot is at its target. */
+  /** btrfs: where it was made, beside the target, before its rename to the target (temporaryPath). */
   holder?: string | undefined;
 }
 
@@ -164,22 +165,19 @@ export function removalMethod(driver: SnapshotDriverName): RemovalMethod {
 }
 
 /**
- * The commands that make a snapshot, shell-ready, for the dry run and the run alike. btrfs: in a
- * fresh folder made for it (HOLDER, see holderPath), then renamed to the target by `mv -n -T`,
- * which renames with RENAME_NOREPLACE (coreutils 9.1 `renameat2`) and so never replaces what
- * may have appeared at the target meanwhile. reflink: `mkdir` fails when anything is at the
- * target (a link too), and `cp -T` then copies the source's contents into that new folder,
- * owners and modes kept.
+ * The commands that make a snapshot, shell-ready, for the dry run and the run alike. btrfs: a
+ * read-only snapshot at a fresh name beside the target (temporaryPath), then renamed to the
+ * target by `mv -n -T`, which renames with RENAME_NOREPLACE (coreutils 9.1 `renameat2`) and so
+ * never replaces what may have appeared at the target meanwhile. reflink: `mkdir` fails when
+ * anything is at the target (a link too), and `cp -T` then copies the source's contents into
+ * that new folder, owners and modes kept.
  */
-export function createArgvs(driver: SnapshotDriverName, path: SnapshotPath, holder = holderPath(path.target, 'RUN')): string[][] {
+export function createArgvs(driver: SnapshotDriverName, path: SnapshotPath, temporary = temporaryPath(path.target, 'RUN')): string[][] {
   if (driver === 'btrfs') {
-    const inHolder = `${holder}/${basename(path.target)}`;
     return [
-      ['mkdir', '-m', '700', '--', holder],
       // The user owns the source subvolume: the snapshot needs no namespace, which keeps it quick.
-      ['btrfs', 'subvolume', 'snapshot', '-r', '--', path.source, inHolder],
-      ['mv', '-n', '-T', '--', inHolder, path.target],
-      ['rmdir', '--', holder],
+      ['btrfs', 'subvolume', 'snapshot', '-r', '--', path.source, temporary],
+      ['mv', '-n', '-T', '--', temporary, path.target],
     ];
   }
   return [
@@ -210,7 +208,7 @@ const factsScript = [
   // The reflink probe: a file cloned beside the target and removed at once.
   'if [ "$probe" = 1 ] && [ -d "$parent" ] && [ -w "$parent" ]; then file=$(mktemp -p "$parent" .stack-backup-probe.XXXXXX) && { if cp --reflink=always -- "$file" "$file.clone" 2>/dev/null; then echo reflink=1; else echo reflink=0; fi; rm -f -- "$file" "$file.clone"; }; fi',
   'exit 0',
-].join('\n');
+].join('; ');
 
 /** Subvolume roots below the source: folders with the root inode, not descended into. */
 const nestedScript = 'find "$1" -mindepth 1 -xdev -type d -inum 256 -print 2>/dev/null; exit 0';
@@ -366,21 +364,21 @@ export function createSnapshots(run: CommandRunner, paths: MadePaths): Snapshots
       const { target } = snapshotPath;
       let identity: PathIdentity;
       if (driver === 'btrfs') {
-        const holder = holderPath(target, owner.run);
-        const [, snapshot, rename] = createArgvs(driver, snapshotPath, holder);
-        const inHolder = `${holder}/${basename(target)}`;
-        // mkdir fails on anything at the path, a link included: the holder is this run's.
-        makeExclusively(holder, 0o700);
+        const temporary = temporaryPath(target, owner.run);
+        const [snapshot, rename] = createArgvs(driver, snapshotPath, temporary);
+        if ((await paths.look(temporary, signal)).kind !== 'absent') throw new CommandError(`${temporary} exists: it was left alone`);
         await mustSucceed(snapshot!, snapshotTimeoutMs, signal);
-        identity = await identify(inHolder, signal);
-        made({ identity, holder });
+        identity = await identify(temporary, signal);
+        if (identity.subvolume === undefined) {
+          throw new CommandError(`${temporary} is not the subvolume just made (something else took its name): it was left alone`);
+        }
+        made({ identity, holder: temporary });
         await mustSucceed(rename!, snapshotTimeoutMs, signal);
         // mv -n succeeds without moving when the target exists: what is at the target decides.
         const there = await paths.look(target, signal);
         if (there.kind !== 'folder' || identityMismatch(identity, there.identity) !== undefined) {
-          throw new CommandError(`${target} appeared while the snapshot was made: it was left alone, and the snapshot (in ${holder}) is removed`);
+          throw new CommandError(`${target} appeared while the snapshot was made: it was left alone, and the snapshot (at ${temporary}) is removed`);
         }
-        rmdirSync(holder);
       } else {
         makeExclusively(target, 0o755);
         identity = await identify(target, signal);
@@ -404,16 +402,9 @@ export function createSnapshots(run: CommandRunner, paths: MadePaths): Snapshots
       }
       let outcome = await removeAt(target, made.identity, method, signal);
       if (made.holder !== undefined) {
-        // The run may have ended between the snapshot and its rename: it is still in its holder.
-        const inHolder = await removeAt(`${made.holder}/${basename(target)}`, made.identity, method, signal);
-        if (inHolder.outcome === 'removed' && outcome.outcome !== 'removed') outcome = inHolder;
-        try {
-          rmdirSync(made.holder);
-        } catch (error) {
-          // Gone already, or not empty (then something else is in it, which stays).
-          const code = (error as NodeJS.ErrnoException).code;
-          if (code !== 'ENOENT' && code !== 'ENOTEMPTY' && code !== 'EEXIST') throw new CommandError(`cannot remove ${made.holder}: ${errorMessage(error)}`);
-        }
+        // The run may have ended between the snapshot and its rename: it is still at its first name.
+        const atFirstName = await removeAt(made.holder, made.identity, method, signal);
+        if (atFirstName.outcome === 'removed' && outcome.outcome !== 'removed') outcome = atFirstName;
       }
       if (outcome.outcome !== 'kept') removeMarker(target);
       return outcome;

@@ -209,20 +209,19 @@ function snapshotActions(driver: SnapshotDriverName, path: SnapshotPath): string
   const [first, ...rest] = createArgvs(driver, path).map(shellLine);
   const marker = `write ${shellLine([markerPath(path.target)])} exclusively, with what was made (filesystem, inode, birth time${driver === 'btrfs' ? ', subvolume ID' : ''}): what later removals check`;
   return driver === 'btrfs'
-    ? [`${first} (RUN: the start of this run's ID; the snapshot is made in this fresh folder, then renamed to the target without replacing anything)`, ...rest, marker]
+    ? [`${first} (RUN: this run's ID, a name no one can know beforehand; it must be nothing before and a subvolume of its own after)`, `${rest[0]} (renames without replacing anything that appeared at the target)`, marker]
     : [`${first} (fails when anything is at the target, a link too)`, marker, ...rest];
 }
 
 /** Before the stop: a stale snapshot of stack-backup's is removed, while the stack still runs. */
 function staleSnapshotsStep({ stack }: Context): Step | undefined {
   const paths = stack.snapshot?.paths ?? [];
-  const drivers = driversOf(stack);
   return {
     name: 'remove stale snapshots',
-    actions: paths.flatMap((path) => [
-      `if ${shellLine([path.target])} holds a snapshot an earlier run left (${shellLine([markerPath(path.target)])} describes exactly what is there) that Duplicati does not read: remove it with the driver its marker names, before the stack is stopped; a marker whose snapshot is gone goes too`,
-      ...perDriver(drivers, (driver) => describeSnapshotRemoval(driver, path.target)),
-    ]),
+    actions: paths.map(
+      (path) =>
+        `if ${shellLine([path.target])} holds a snapshot an earlier run left (${shellLine([markerPath(path.target)])} describes exactly what is there) that Duplicati does not read: remove it, with the driver its marker names and the same checks and commands as "remove snapshots" below, before the stack is stopped; a marker whose snapshot is gone goes too`,
+    ),
     run: removeStaleSnapshots,
   };
 }

@@ -389,12 +389,10 @@ describe('the snapshot adapter, pure parts', () => {
     expect(identityMismatch({ ...made, subvolume: '262' }, { ...made, subvolume: '261' })).toMatch(/another subvolume/);
   });
 
-  it('makes a btrfs snapshot in a fresh folder and renames it without replacing anything; a reflink copy into a new folder', () => {
-    const [holder, snapshot, rename, cleanup] = createArgvs('btrfs', data, '/srv/snapshots/app/data.stack-backup-new.abcd1234');
-    expect(holder).toEqual(['mkdir', '-m', '700', '--', '/srv/snapshots/app/data.stack-backup-new.abcd1234']);
-    expect(snapshot).toEqual(['btrfs', 'subvolume', 'snapshot', '-r', '--', data.source, '/srv/snapshots/app/data.stack-backup-new.abcd1234/data']);
-    expect(rename).toEqual(['mv', '-n', '-T', '--', '/srv/snapshots/app/data.stack-backup-new.abcd1234/data', data.target]);
-    expect(cleanup).toEqual(['rmdir', '--', '/srv/snapshots/app/data.stack-backup-new.abcd1234']);
+  it('makes a btrfs snapshot at a fresh name beside the target and renames it without replacing anything; a reflink copy into a new folder', () => {
+    const [snapshot, rename] = createArgvs('btrfs', data, '/srv/snapshots/app/data.stack-backup-new.0d5c3e1a-run');
+    expect(snapshot).toEqual(['btrfs', 'subvolume', 'snapshot', '-r', '--', data.source, '/srv/snapshots/app/data.stack-backup-new.0d5c3e1a-run']);
+    expect(rename).toEqual(['mv', '-n', '-T', '--', '/srv/snapshots/app/data.stack-backup-new.0d5c3e1a-run', data.target]);
     expect(createArgvs('reflink', data)).toEqual([
       ['mkdir', '--', data.target],
       ['env', '-u', 'CONTAINER_HOST', '-u', 'CONTAINER_CONNECTION', 'podman', 'unshare', 'cp', '-a', '--reflink=always', '-T', '--', data.source, data.target],
