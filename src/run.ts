@@ -9,12 +9,11 @@ import { pruneLogs, readLogTail } from './adapters/files.js';
 import type { HttpSend } from './adapters/http.js';
 import { acquireRootLock } from './adapters/lock.js';
 import { LockHeldError, LockLostError } from './errors.js';
-import { writeTextFileAtomically } from './adapters/state-files.js';
 import type { GlobalConfig, StackConfig } from './config/types.js';
-import { appendHistory, historyFile, readHistory, type HistoryEntry } from './history.js';
+import { appendHistory, historyFile, type HistoryEntry } from './history.js';
 import { createJournal } from './journal.js';
 import { createStackLog } from './logging.js';
-import { renderMetrics } from './metrics.js';
+import { writeMetricsFile } from './metrics.js';
 import { createStackMonitor, type StackMonitor } from './monitor.js';
 import { backupStack, problems, type StackResult } from './orchestrator.js';
 import { recoverPending, type RecoveryReport } from './recover.js';
@@ -27,6 +26,8 @@ export interface RunRequest {
   /** Sends the monitoring reports; none are sent without it. */
   sendHttp?: HttpSend;
   stacks: readonly StackConfig[];
+  /** Every stack configured in the root, for the metrics file (default: the run's stacks). */
+  configured?: readonly string[];
   adapters: Adapters;
   progress: Progress;
   /** Where the summary goes. */
@@ -67,6 +68,8 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
     if (journal.pending().length > 0) {
       progress.message('warning: a previous run ended before restoring its stack; recovering first');
       recovery = await recoverPending(global.root, journal, runId, { ...adapters, duplicati: () => adapters.duplicati, progress, signal });
+      // What the recovery put back, or could not, shows before the first stack's long run.
+      writeMetrics(request);
     }
     for (const stack of stacks) {
       if (signal.aborted) {
@@ -109,7 +112,7 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
         log.close();
         await releaseUnit().catch(() => {});
       }
-      writeMetrics(global, progress);
+      writeMetrics(request);
     }
     await pruneLogs(path.join(global.root, 'logs'), global.logRetentionDays, adapters.clock.now()).catch((error: Error) =>
       progress.message(`warning: cannot prune old logs: ${error.message}`),
@@ -147,14 +150,10 @@ async function reportLater(stack: string, monitor: StackMonitor, result: StackRe
   return { stack, failures };
 }
 
-/** The metrics file follows the history after each stack; a failure to write it is only a warning. */
-function writeMetrics(global: GlobalConfig, progress: Progress): void {
+/** The metrics file follows the history and the journal after each stack; a failure to write it is only a warning. */
+function writeMetrics({ global, stacks, configured, progress }: RunRequest): void {
   if (!global.metricsFile) return;
-  try {
-    writeTextFileAtomically(global.metricsFile, renderMetrics(readHistory(global.root)));
-  } catch (error) {
-    progress.message(`warning: cannot write metrics_file ${global.metricsFile}: ${(error as Error).message}`);
-  }
+  writeMetricsFile(global.root, global.metricsFile, () => configured ?? stacks.map((stack) => stack.name), (text) => progress.message(text));
 }
 
 function resultLabel(result: StackResult): string {

@@ -1,5 +1,5 @@
 /** `stack-backup all` / `stack-backup NAME...`: the backup run (or its --dry-run plan). */
-import { loadGlobalConfig, podmanSocketPath, selectStacks } from '../config/load.js';
+import { listStackNames, loadGlobalConfig, podmanSocketPath, selectStacks } from '../config/load.js';
 import { assertOnlyUserCanWrite } from '../config/permissions.js';
 import { UsageError } from '../errors.js';
 import { exitCodeForReport, exitCodes } from '../exit-codes.js';
@@ -103,6 +103,7 @@ export async function backupCommand(targets: string[], options: GlobalOptions): 
     const report = await runBackups({
       global,
       stacks,
+      configured: listStackNames(root),
       adapters: createAdapters(global, podmanSocket),
       sendHttp,
       progress,
