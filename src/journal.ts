@@ -7,6 +7,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { readJsonFile, writeJsonFileDurably } from './adapters/state-files.js';
 import type { HookPhase } from './config/schema.js';
+import type { PathIdentity, RemovalMethod } from './adapters/made-paths.js';
 import type { MadeSnapshot } from './adapters/snapshots.js';
 import type { SnapshotDriverName } from './config/types.js';
 
@@ -62,7 +63,45 @@ export interface RemoveSnapshotUndo {
   made?: MadeSnapshot | undefined;
 }
 
-export type UndoRecord = RestoreUnitUndo | UnfreezeUndo | HooksUndo | RemoveSnapshotUndo;
+/**
+ * Remove a folder this run made (a restore's staging folder), only while it is still what was
+ * made. Like a snapshot, it is kept while a Duplicati task of `jobs` may still write into it.
+ */
+export interface RemoveMadeUndo {
+  kind: 'remove-made';
+  /** What it is, for the log: "restore staging folder". */
+  what: string;
+  path: string;
+  method: RemovalMethod;
+  /** What was made; absent until known (then nothing that exists is removed). */
+  made?: PathIdentity | undefined;
+  /** Jobs whose Duplicati task may write into it. */
+  jobs: string[];
+}
+
+/**
+ * Rename a folder back to where it was: `from` is where a rename put it, `to` where it was, `made`
+ * what it is (read before the rename). A restore's swap is two of these per data path, each
+ * journaled before its rename, so a run that dies between them leaves each path wholly old once
+ * they are replayed.
+ */
+export interface RenameBackUndo {
+  kind: 'rename-back';
+  /** What it is, for the log: "live data of /srv/app", "restored copy of /srv/app". */
+  what: string;
+  from: string;
+  to: string;
+  made: PathIdentity;
+}
+
+/** Resume the Duplicati server this run paused (exec driver: a restore reads the job's database outside the server). */
+export interface ResumeDuplicatiUndo {
+  kind: 'resume-duplicati';
+  container: string;
+  serverUtil: string;
+}
+
+export type UndoRecord = RestoreUnitUndo | UnfreezeUndo | HooksUndo | RemoveSnapshotUndo | RemoveMadeUndo | RenameBackUndo | ResumeDuplicatiUndo;
 
 export interface JournalEntry {
   id: string;

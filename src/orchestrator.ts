@@ -11,6 +11,7 @@ import { stackSteps, type Step } from './steps/sequence.js';
 import { EarlyUndoError } from './steps/snapshot.js';
 import { undoExecution } from './steps/undo-actions.js';
 import type { UndoFailure } from './undo.js';
+import { removesData } from './undo-records.js';
 
 export interface StackResult {
   stack: string;
@@ -99,7 +100,7 @@ export async function backupStack(run: StackRun, steps: readonly Step[] = stackS
   // The stack first, its snapshots after: removing a large copy can take minutes, and the
   // stack must not wait for it (nor be cut short by systemd's stop timeout behind it).
   const lateFailures = [
-    ...(await run.undo.settle((record) => record.kind !== 'remove-snapshot', execute, observer)),
+    ...(await run.undo.settle((record) => !removesData(record), execute, observer)),
     ...(await run.undo.unwind(execute, observer)),
   ];
   const undoFailures: UndoFailure[] = [...(run.earlyUndoFailures ?? []), ...lateFailures];

@@ -6,6 +6,7 @@
 import type { Clock } from './adapters/clock.js';
 import type { HookRunner } from './adapters/hooks.js';
 import type { Duplicati } from './adapters/duplicati.js';
+import type { MadePaths } from './adapters/made-paths.js';
 import type { Snapshots } from './adapters/snapshots.js';
 import type { Systemd } from './adapters/systemd.js';
 import { errorMessage } from './errors.js';
@@ -14,7 +15,7 @@ import { createStackLog } from './logging.js';
 import type { Progress } from './report.js';
 import { jobsDuplicatiRuns } from './steps/snapshot.js';
 import { performUndo } from './steps/undo-actions.js';
-import { describeUndo, undoName } from './undo-records.js';
+import { describeUndo, removesData, undoName } from './undo-records.js';
 import { crossOut, runBounded } from './undo.js';
 
 export interface RecoveryDependencies {
@@ -25,6 +26,7 @@ export interface RecoveryDependencies {
   /** SIGINT/SIGTERM: ends the undo under way (its hook's process group is killed) and leaves the rest in the journal. */
   signal?: AbortSignal;
   snapshots?: Snapshots;
+  madePaths?: MadePaths;
   /** Asked whether a kept snapshot is still read; made only when a snapshot is to be removed. */
   duplicati?: () => Duplicati;
   /** Takes a unit's lock, so that recovery never starts a unit another root's run has down for its backup. */
@@ -36,7 +38,7 @@ export interface RecoveryDependencies {
  * killed mid-job left that task reading it), or when Duplicati cannot tell.
  */
 function snapshotReaderOf(dependencies: RecoveryDependencies) {
-  return async (record: RemoveSnapshotUndo, signal: AbortSignal): Promise<string | undefined> => {
+  return async (record: { jobs: readonly string[] }, signal: AbortSignal): Promise<string | undefined> => {
     if (!dependencies.duplicati) return `cannot ask Duplicati whether it still runs job ${record.jobs.join(', ')}`;
     try {
       const busy = await jobsDuplicatiRuns(dependencies.duplicati(), record.jobs, signal);
@@ -77,7 +79,7 @@ export function recoveryPlan(entries: readonly JournalEntry[], runInProgress: bo
  */
 export function recoveryOrder(entries: readonly JournalEntry[]): JournalEntry[] {
   const reversed = [...entries].reverse();
-  return [...reversed.filter((entry) => entry.undo.kind !== 'remove-snapshot'), ...reversed.filter((entry) => entry.undo.kind === 'remove-snapshot')];
+  return [...reversed.filter((entry) => !removesData(entry.undo)), ...reversed.filter((entry) => removesData(entry.undo))];
 }
 
 /** Each stack's unit, from the journal's own records of it (the stack file may be gone or changed). */
@@ -133,6 +135,8 @@ async function recoverEntry(root: string, journal: Journal, runId: string, entry
       clock: dependencies.clock,
       log,
       snapshots: dependencies.snapshots,
+      madePaths: dependencies.madePaths,
+      duplicati: dependencies.duplicati,
       snapshotReader: snapshotReaderOf(dependencies),
       kept: (path: string, reason: string) => report.restored.push(`${entry.stack}: kept ${path}: ${reason}; it is not what stack-backup made, so it was not removed`),
     };

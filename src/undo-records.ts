@@ -5,6 +5,7 @@
  */
 import { longestTimerMs } from './adapters/clock.js';
 import { hookArgv } from './adapters/hooks.js';
+import { serverUtilArgv } from './adapters/duplicati.js';
 import { describeRemoval } from './adapters/made-paths.js';
 import { markerPath, removalMethod, snapshotTimeoutMs } from './adapters/snapshots.js';
 import { systemctlArgv } from './adapters/systemd.js';
@@ -17,6 +18,15 @@ import { shellLine } from './shell-quote.js';
 export const unitTimeoutMs = 60_000;
 const slackMs = 5000;
 
+/**
+ * Undos that remove data stack-backup made (snapshots, staging folders): done after every unit,
+ * socket and hook, in a run and in recover, since removing a large copy can take minutes and no
+ * stack must wait down for it.
+ */
+export function removesData(record: UndoRecord): boolean {
+  return record.kind === 'remove-snapshot' || record.kind === 'remove-made';
+}
+
 export function undoName(record: UndoRecord): string {
   switch (record.kind) {
     case 'restore-unit':
@@ -27,6 +37,12 @@ export function undoName(record: UndoRecord): string {
       return `${record.hooks.phase} hooks`;
     case 'remove-snapshot':
       return `remove snapshot ${record.target}`;
+    case 'remove-made':
+      return `remove ${record.what} ${record.path}`;
+    case 'rename-back':
+      return `rename ${record.what} back to ${record.to}`;
+    case 'resume-duplicati':
+      return 'resume the Duplicati server';
   }
 }
 
@@ -65,6 +81,18 @@ export function describeUndo(record: UndoRecord, startCondition?: string): strin
         `unless Duplicati may still run job ${record.jobs.join(' or ')} (then the snapshot is kept for it, and recover or the next run removes it)`,
         ...describeSnapshotRemoval(record.driver, record.target),
       ];
+    case 'remove-made':
+      return [
+        `unless Duplicati may still run job ${record.jobs.join(' or ')} (then it is kept for it, and recover or the next run removes it)`,
+        ...describeRemoval(shellLine([record.path]), record.method, `the ${record.what} stack-backup made`),
+      ];
+    case 'rename-back':
+      return [
+        `only if ${shellLine([record.from])} is still the ${record.what} (not a link; same folder, filesystem, inode and birth time) and nothing is at ${shellLine([record.to])}, inside podman unshare:`,
+        `mv -n -T -- ${shellLine([record.from])} ${shellLine([record.to])}`,
+      ];
+    case 'resume-duplicati':
+      return [shellLine(serverUtilArgv(record, 'resume'))];
   }
 }
 
@@ -95,5 +123,14 @@ function unboundedUndoTimeoutMs(record: UndoRecord): number {
     case 'remove-snapshot':
       // The target and, where the run ended mid-snapshot, the folder it was made in.
       return 2 * snapshotTimeoutMs + 4 * 30_000 + slackMs;
+    case 'remove-made':
+      return snapshotTimeoutMs + 4 * 30_000 + slackMs;
+    case 'rename-back':
+      return renameTimeoutMs + slackMs;
+    case 'resume-duplicati':
+      return 30_000 + slackMs;
   }
 }
+
+/** A rename inside the user's namespace: a podman unshare, a look, a rename. */
+export const renameTimeoutMs = 60_000;

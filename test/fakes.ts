@@ -12,7 +12,7 @@ import { UnknownJobError } from '../src/adapters/duplicati.js';
 import type { HookRun } from '../src/adapters/hooks.js';
 import type { CommandOptions, CommandResult, CommandRunner } from '../src/adapters/process.js';
 import type { ContainerEngine, ContainerSummary } from '../src/adapters/podman.js';
-import type { PathIdentity, RemovalOutcome } from '../src/adapters/made-paths.js';
+import type { FolderKind, MadePaths, PathIdentity, PathLook, RemovalMethod, RemovalOutcome, RenameOutcome } from '../src/adapters/made-paths.js';
 import type { MadeSnapshot, PathFacts, Snapshots, SnapshotToRemove, TargetState } from '../src/adapters/snapshots.js';
 import type { Systemd, UnitState } from '../src/adapters/systemd.js';
 import type { LabelSelector } from '../src/config/types.js';
@@ -102,6 +102,7 @@ export class FakeWorld {
   containersLatencyMs = 0;
   readonly duplicati = new FakeDuplicati(this);
   readonly snapshots = new FakeSnapshots(this);
+  readonly madePaths = new FakeMadePaths(this);
   /** Units whose lock a run holds, and its root: another root's run is said to hold them. */
   readonly heldUnits = new Map<string, string>();
   /** Every unit lock taken, in order (not in `actions`: it changes nothing a user sees). */
@@ -247,6 +248,7 @@ export class FakeWorld {
         if (this.unreachableFolders.has(folder)) throw new TimeoutError('no answer within 30 s');
       },
       snapshots: this.snapshots,
+      madePaths: this.madePaths,
       lockUnit: async (unit) => {
         const holder = this.heldUnits.get(unit);
         if (holder !== undefined) throw new LockHeldError(`another stack-backup run (root ${holder}) is backing up or restoring unit ${unit} now`);
@@ -366,6 +368,71 @@ export class FakeSnapshots implements Snapshots {
     this.world.record(`remove snapshot ${target}`);
     this.targets.delete(target);
     for (const life of this.lives) if (life.target === target && life.removedAt === undefined) life.removedAt = this.world.clock.now();
+    return { outcome: 'removed' };
+  }
+}
+
+/**
+ * Folders on a fake filesystem, each with an identity and what it holds (`data`: a label such as
+ * "version 3", so a test sees which data ended up where). Records "make PATH", "rename FROM -> TO",
+ * "remove PATH"; failing: "make PATH", "rename FROM", "remove PATH".
+ */
+export class FakeMadePaths implements MadePaths {
+  readonly folders = new Map<string, { inode: string; data: string; link?: string }>();
+  private made = 0;
+  constructor(private readonly world: FakeWorld) {}
+
+  /** A folder that exists, e.g. a stack's live data. */
+  folder(folder: string, data: string): void {
+    this.folders.set(folder, { inode: `existing-${(this.made += 1)}`, data });
+  }
+
+  private identity(folder: string, inode: string): PathIdentity {
+    return { filesystem: 'fakefs', inode, born: '-', folder: path.dirname(folder) };
+  }
+
+  private check(call: string, signal?: AbortSignal): void {
+    throwIfAborted(signal);
+    if (this.world.failing.has(call)) throw new CommandError(`${call}: failed (injected)`);
+  }
+
+  async look(folder: string, signal?: AbortSignal): Promise<PathLook> {
+    this.check(`look ${folder}`, signal);
+    const found = this.folders.get(folder);
+    if (!found) return { kind: 'absent' };
+    if (found.link !== undefined) return { kind: 'link', to: found.link };
+    return { kind: 'folder', identity: this.identity(folder, found.inode) };
+  }
+
+  async makeFolder(folder: string, _kind: FolderKind, signal?: AbortSignal): Promise<PathIdentity> {
+    this.check(`make ${folder}`, signal);
+    if (this.folders.has(folder)) throw new CommandError(`${folder} exists`);
+    const inode = `made-${(this.made += 1)}`;
+    this.folders.set(folder, { inode, data: 'empty' });
+    this.world.record(`make ${folder}`);
+    return this.identity(folder, inode);
+  }
+
+  async rename(from: string, to: string, made: PathIdentity, _timeoutMs: number, signal?: AbortSignal): Promise<RenameOutcome> {
+    this.check(`rename ${from}`, signal);
+    const source = this.folders.get(from);
+    if (!source) return this.folders.get(to)?.inode === made.inode ? { outcome: 'already' } : { outcome: 'kept', reason: `${from} is gone, and ${to} is not what was there` };
+    if (source.link !== undefined || source.inode !== made.inode) return { outcome: 'kept', reason: `${from} is not what stack-backup recorded there` };
+    if (this.folders.has(to)) return { outcome: 'kept', reason: `${to} exists, and a rename never replaces anything` };
+    this.folders.delete(from);
+    this.folders.set(to, source);
+    this.world.record(`rename ${from} -> ${to}`);
+    return { outcome: 'renamed' };
+  }
+
+  async remove(folder: string, made: PathIdentity, _method: RemovalMethod, _timeoutMs: number, signal?: AbortSignal): Promise<RemovalOutcome> {
+    this.check(`remove ${folder}`, signal);
+    const found = this.folders.get(folder);
+    if (!found) return { outcome: 'absent' };
+    if (found.link !== undefined) return { outcome: 'kept', reason: 'it is a symbolic link' };
+    if (found.inode !== made.inode) return { outcome: 'kept', reason: 'it is another folder than the one stack-backup made' };
+    this.folders.delete(folder);
+    this.world.record(`remove ${folder}`);
     return { outcome: 'removed' };
   }
 }

@@ -172,6 +172,8 @@ export function makeFolderArgv(path: string, kind: FolderKind): string[] {
 }
 
 export const lookTimeoutMs = 30_000;
+/** How long removing one made folder may take: a large copy's files go one by one. */
+export const removalTimeoutMs = 30 * 60_000;
 
 export interface MadePaths {
   /** What is at the path now, without following a link there. */

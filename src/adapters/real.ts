@@ -36,6 +36,7 @@ export function createAdapters(global: GlobalConfig, podmanSocket: string): Adap
     clock: systemClock,
     checkFolder,
     snapshots: createSnapshots(runCommand, createMadePaths(runCommand)),
+    madePaths: createMadePaths(runCommand),
     lockUnit: unitLocker(global.root),
   };
 }
@@ -56,6 +57,7 @@ export function createRecoveryAdapters(global: GlobalConfig) {
     runHook: createHookRunner(runCommand),
     clock: systemClock,
     snapshots: createSnapshots(runCommand, createMadePaths(runCommand)),
+    madePaths: createMadePaths(runCommand),
     duplicati: () => (duplicati ??= createDuplicati(global.duplicati)),
     lockUnit: unitLocker(global.root),
   };

@@ -12,11 +12,11 @@ import { constants, mkdirSync, openSync, readFileSync, closeSync, unlinkSync, wr
 import path from 'node:path';
 import type { SnapshotDriverName, SnapshotPath, SnapshotSettings } from '../config/types.js';
 import { CommandError, TimeoutError, errorMessage } from '../errors.js';
-import { identifyFunction, identityMismatch, parseLook, unshareArgv, type MadePaths, type PathIdentity, type RemovalMethod, type RemovalOutcome } from './made-paths.js';
+import { identifyFunction, identityMismatch, parseLook, removalTimeoutMs, unshareArgv, type MadePaths, type PathIdentity, type RemovalMethod, type RemovalOutcome } from './made-paths.js';
 import { describeFailure, type CommandRunner } from './process.js';
 
 /** How long creating or removing one snapshot may take: reflink copies grow with the number of files. */
-export const snapshotTimeoutMs = 30 * 60_000;
+export const snapshotTimeoutMs = removalTimeoutMs;
 /** How long reading a path's facts may take (a hung mount must not hang the run). */
 export const factsTimeoutMs = 30_000;
 

@@ -3,6 +3,7 @@ import type { Clock } from '../adapters/clock.js';
 import type { Duplicati, JobResult } from '../adapters/duplicati.js';
 import type { HookRunner } from '../adapters/hooks.js';
 import type { ContainerEngine } from '../adapters/podman.js';
+import type { MadePaths } from '../adapters/made-paths.js';
 import type { Snapshots, TargetState } from '../adapters/snapshots.js';
 import type { Systemd } from '../adapters/systemd.js';
 import type { GlobalConfig, SnapshotDriverName, StackConfig } from '../config/types.js';
@@ -20,6 +21,8 @@ export interface Adapters {
   checkFolder(folder: string, timeoutMs: number): Promise<void>;
   /** Snapshot mode's drivers. */
   snapshots: Snapshots;
+  /** Folders stack-backup makes, renames and removes, known by their identity (a restore's staging and swap). */
+  madePaths: MadePaths;
   /**
    * Takes the unit's lock for this root, so that no other root's run stops or starts it
    * meanwhile; another run holding it: LockHeldError naming that run's root.
