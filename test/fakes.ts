@@ -12,10 +12,12 @@ import { UnknownJobError } from '../src/adapters/duplicati.js';
 import type { HookRun } from '../src/adapters/hooks.js';
 import type { CommandOptions, CommandResult, CommandRunner } from '../src/adapters/process.js';
 import type { ContainerEngine, ContainerSummary } from '../src/adapters/podman.js';
-import type { PathFacts, Snapshots, TargetState } from '../src/adapters/snapshots.js';
+import type { FolderContents, FolderKind, MadePaths, PathIdentity, PathLook, RemovalMethod, RemovalOutcome, RenameOutcome } from '../src/adapters/made-paths.js';
+import type { BackupVersion, RestoreOutcome, RestoreRequest, VersionEntry } from '../src/adapters/backup-versions.js';
+import type { MadeSnapshot, PathFacts, Snapshots, SnapshotToRemove, TargetState } from '../src/adapters/snapshots.js';
 import type { Systemd, UnitState } from '../src/adapters/systemd.js';
 import type { LabelSelector } from '../src/config/types.js';
-import { CommandError, TimeoutError, throwIfAborted } from '../src/errors.js';
+import { CommandError, LockHeldError, TimeoutError, throwIfAborted } from '../src/errors.js';
 import type { GlobalConfig, SnapshotDriverName, SnapshotPath, StackConfig } from '../src/config/types.js';
 import type { Journal } from '../src/journal.js';
 import type { StackLog, StepHandle } from '../src/logging.js';
@@ -101,6 +103,11 @@ export class FakeWorld {
   containersLatencyMs = 0;
   readonly duplicati = new FakeDuplicati(this);
   readonly snapshots = new FakeSnapshots(this);
+  readonly madePaths = new FakeMadePaths(this);
+  /** Units whose lock a run holds, and its root: another root's run is said to hold them. */
+  readonly heldUnits = new Map<string, string>();
+  /** Every unit lock taken, in order (not in `actions`: it changes nothing a user sees). */
+  readonly locksTaken: string[] = [];
   /** States of containers outside the stacks, by name: the Duplicati container runs. */
   readonly containerStates = new Map<string, string>([['duplicati', 'running']]);
   /** Volumes of containers outside the stacks, by name: host folder and where the container sees it. */
@@ -242,6 +249,14 @@ export class FakeWorld {
         if (this.unreachableFolders.has(folder)) throw new TimeoutError('no answer within 30 s');
       },
       snapshots: this.snapshots,
+      madePaths: this.madePaths,
+      lockUnit: async (unit) => {
+        const holder = this.heldUnits.get(unit);
+        if (holder !== undefined) throw new LockHeldError(`another stack-backup run (root ${holder}) is backing up or restoring unit ${unit} now`);
+        this.heldUnits.set(unit, 'this run');
+        this.locksTaken.push(unit);
+        return async () => void this.heldUnits.delete(unit);
+      },
     };
   }
 }
@@ -262,14 +277,21 @@ export interface FakeSource {
  */
 export class FakeSnapshots implements Snapshots {
   readonly sources = new Map<string, FakeSource>();
-  /** Targets that exist now: who made them (`stack-backup` when its marker is beside). */
-  readonly targets = new Map<string, { madeBy: 'stack-backup' | 'someone else'; madeAt: number }>();
+  /**
+   * Targets that exist now and who made them: `stack-backup` (with a marker beside it that
+   * describes it) or `someone else` (`marker`: a left-over marker of stack-backup's is beside
+   * it, describing something else). `inode` tells one folder from another at the same path.
+   */
+  readonly targets = new Map<string, { madeBy: 'stack-backup' | 'someone else'; madeAt: number; inode?: string; marker?: boolean }>();
+  /** A marker left beside a target that is gone. */
+  readonly staleMarkers = new Set<string>();
   /** Each snapshot's life, for asserting what a job could read: target, made, removed. */
   readonly lives: Array<{ target: string; madeAt: number; removedAt?: number }> = [];
   /** Target parents on another mount than their source's, or not writable. */
   readonly otherMount = new Set<string>();
   readonly readOnly = new Set<string>();
   readonly noReflink = new Set<string>();
+  private made = 0;
   constructor(private readonly world: FakeWorld) {}
 
   source(source: string, facts: Partial<FakeSource> = {}): void {
@@ -279,6 +301,10 @@ export class FakeSnapshots implements Snapshots {
   private check(call: string, signal?: AbortSignal): void {
     throwIfAborted(signal);
     if (this.world.failing.has(call)) throw new CommandError(`${call}: failed (injected)`);
+  }
+
+  private identity(target: string, inode: string): PathIdentity {
+    return { filesystem: 'fakefs', inode, born: '-', folder: path.dirname(target) };
   }
 
   async facts(snapshotPath: SnapshotPath, probe: { reflink: boolean }, signal?: AbortSignal): Promise<PathFacts> {
@@ -304,22 +330,139 @@ export class FakeSnapshots implements Snapshots {
   async targetState(target: string, signal?: AbortSignal): Promise<TargetState> {
     this.check(`look ${target}`, signal);
     const existing = this.targets.get(target);
-    return !existing ? 'absent' : existing.madeBy === 'stack-backup' ? 'ours' : 'foreign';
+    if (!existing) return { state: 'absent', staleMarker: this.staleMarkers.has(target) };
+    if (existing.madeBy !== 'stack-backup') {
+      return { state: 'foreign', reason: existing.marker ? `${target}.stack-backup describes what stack-backup made there, but it is another folder` : `no ${target}.stack-backup beside it` };
+    }
+    const identity = this.identity(target, existing.inode ?? 'planted');
+    return { state: 'ours', marker: { madeBy: 'stack-backup', stack: 'earlier', run: 'earlier-run', driver: 'btrfs', source: '', target, identity } };
   }
 
-  async create(driver: SnapshotDriverName, snapshotPath: SnapshotPath, _owner: string, signal?: AbortSignal): Promise<void> {
+  async create(
+    driver: SnapshotDriverName,
+    snapshotPath: SnapshotPath,
+    _owner: { stack: string; run: string },
+    made: (snapshot: MadeSnapshot) => void,
+    signal?: AbortSignal,
+  ): Promise<void> {
     this.check(`snapshot ${snapshotPath.target}`, signal);
     if (this.targets.has(snapshotPath.target)) throw new CommandError(`${snapshotPath.target} exists`);
+    const inode = `made-${(this.made += 1)}`;
     this.world.record(`snapshot ${snapshotPath.source} -> ${snapshotPath.target} (${driver})`);
-    this.targets.set(snapshotPath.target, { madeBy: 'stack-backup', madeAt: this.world.clock.now() });
+    made({ identity: this.identity(snapshotPath.target, inode) });
+    this.targets.set(snapshotPath.target, { madeBy: 'stack-backup', madeAt: this.world.clock.now(), inode });
     this.lives.push({ target: snapshotPath.target, madeAt: this.world.clock.now() });
   }
 
-  async remove(_driver: SnapshotDriverName, target: string, signal?: AbortSignal): Promise<void> {
+  async remove(snapshot: SnapshotToRemove, signal?: AbortSignal): Promise<RemovalOutcome> {
+    const { target } = snapshot;
     this.check(`remove ${target}`, signal);
+    const existing = this.targets.get(target);
+    if (!existing) {
+      this.staleMarkers.delete(target);
+      return { outcome: 'absent' };
+    }
+    if (!snapshot.made) return { outcome: 'kept', reason: 'the crash journal records no identity for it' };
+    if (existing.madeBy !== 'stack-backup' || (existing.inode ?? 'planted') !== snapshot.made.identity.inode) {
+      return { outcome: 'kept', reason: 'it is another folder than the one stack-backup made' };
+    }
     this.world.record(`remove snapshot ${target}`);
     this.targets.delete(target);
     for (const life of this.lives) if (life.target === target && life.removedAt === undefined) life.removedAt = this.world.clock.now();
+    return { outcome: 'removed' };
+  }
+}
+
+/**
+ * Folders on a fake filesystem, each with an identity and what it holds (`data`: a label such as
+ * "version 3", so a test sees which data ended up where). Records "make PATH", "rename FROM -> TO",
+ * "remove PATH"; failing: "make PATH", "rename FROM", "remove PATH".
+ */
+export class FakeMadePaths implements MadePaths {
+  /** `files`: regular files and links in it; `deeper`: a restore put them one level down, in a folder of this name. */
+  readonly folders = new Map<string, { inode: string; data: string; link?: string; files?: number; deeper?: string }>();
+  /** Free bytes on every filesystem. */
+  freeSpace = 1024 ** 4;
+  private made = 0;
+  constructor(private readonly world: FakeWorld) {}
+
+  async contents(folder: string, probes: readonly string[], _timeoutMs: number, signal?: AbortSignal): Promise<FolderContents> {
+    this.check(`contents ${folder}`, signal);
+    const found = this.folders.get(folder);
+    const files = found?.files ?? 0;
+    if (found?.deeper !== undefined) return { files, present: probes.map(() => false), names: [found.deeper] };
+    return { files, present: probes.map(() => files > 0), names: files > 0 ? ['data'] : [] };
+  }
+
+  async lift(folder: string, child: string, _timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    this.check(`lift ${folder}`, signal);
+    const found = this.folders.get(folder);
+    if (found?.deeper !== child) throw new CommandError(`${folder}/${child} is not there`);
+    delete found.deeper;
+    this.world.record(`lift ${folder}/${child}`);
+  }
+
+  async copyAttributes(from: string, to: string, signal?: AbortSignal): Promise<void> {
+    this.check(`attributes ${to}`, signal);
+    this.world.record(`attributes ${from} -> ${to}`);
+  }
+
+  async freeBytes(): Promise<number> {
+    return this.freeSpace;
+  }
+
+  /** A folder that exists, e.g. a stack's live data. */
+  folder(folder: string, data: string): void {
+    this.folders.set(folder, { inode: `existing-${(this.made += 1)}`, data });
+  }
+
+  private identity(folder: string, inode: string): PathIdentity {
+    return { filesystem: 'fakefs', inode, born: '-', folder: path.dirname(folder) };
+  }
+
+  private check(call: string, signal?: AbortSignal): void {
+    throwIfAborted(signal);
+    if (this.world.failing.has(call)) throw new CommandError(`${call}: failed (injected)`);
+  }
+
+  async look(folder: string, signal?: AbortSignal): Promise<PathLook> {
+    this.check(`look ${folder}`, signal);
+    const found = this.folders.get(folder);
+    if (!found) return { kind: 'absent' };
+    if (found.link !== undefined) return { kind: 'link', to: found.link };
+    return { kind: 'folder', identity: this.identity(folder, found.inode) };
+  }
+
+  async makeFolder(folder: string, _kind: FolderKind, signal?: AbortSignal): Promise<PathIdentity> {
+    this.check(`make ${folder}`, signal);
+    if (this.folders.has(folder)) throw new CommandError(`${folder} exists`);
+    const inode = `made-${(this.made += 1)}`;
+    this.folders.set(folder, { inode, data: 'empty' });
+    this.world.record(`make ${folder}`);
+    return this.identity(folder, inode);
+  }
+
+  async rename(from: string, to: string, made: PathIdentity, _timeoutMs: number, signal?: AbortSignal): Promise<RenameOutcome> {
+    this.check(`rename ${from}`, signal);
+    const source = this.folders.get(from);
+    if (!source) return this.folders.get(to)?.inode === made.inode ? { outcome: 'already' } : { outcome: 'kept', reason: `${from} is gone, and ${to} is not what was there` };
+    if (source.link !== undefined || source.inode !== made.inode) return { outcome: 'kept', reason: `${from} is not what stack-backup recorded there` };
+    if (this.folders.has(to)) return { outcome: 'kept', reason: `${to} exists, and a rename never replaces anything` };
+    this.folders.delete(from);
+    this.folders.set(to, source);
+    this.world.record(`rename ${from} -> ${to}`);
+    return { outcome: 'renamed' };
+  }
+
+  async remove(folder: string, made: PathIdentity, _method: RemovalMethod, _timeoutMs: number, signal?: AbortSignal): Promise<RemovalOutcome> {
+    this.check(`remove ${folder}`, signal);
+    const found = this.folders.get(folder);
+    if (!found) return { outcome: 'absent' };
+    if (found.link !== undefined) return { outcome: 'kept', reason: 'it is a symbolic link' };
+    if (found.inode !== made.inode) return { outcome: 'kept', reason: 'it is another folder than the one stack-backup made' };
+    this.folders.delete(folder);
+    this.world.record(`remove ${folder}`);
+    return { outcome: 'removed' };
   }
 }
 
@@ -511,6 +654,66 @@ export class FakeDuplicati implements Duplicati {
   readonly sources = new Map<string, string[]>();
   jobSources?: (backupId: string) => Promise<string[]>;
 
+  /** Each backup's versions, newest first: their time, how many files each holds, and what their data is called. */
+  readonly stored = new Map<string, Array<{ time: string; files: number; data: string }>>();
+  /** What every restore does: `zero` writes nothing and says Success; `fail` throws half-way; `warning` ends with a warning; `deeper` lands one folder down. */
+  restoreFault: 'zero' | 'fail' | 'warning' | 'deeper' | undefined;
+  /** Called when a restore begins (e.g. to abort the run mid-restore). */
+  onRestore: ((request: RestoreRequest) => void) | undefined;
+
+  /** Stores a version of a backup (the newest first in the list, as Duplicati numbers them). */
+  storeVersion(backupId: string, version: { time: string; files: number; data: string }): void {
+    this.stored.set(backupId, [version, ...(this.stored.get(backupId) ?? [])]);
+  }
+
+  async versions(backupId: string, signal?: AbortSignal): Promise<BackupVersion[]> {
+    throwIfAborted(signal);
+    return (this.stored.get(backupId) ?? []).map((entry, index) => ({ version: index, time: entry.time, fileCount: entry.files, sizeBytes: entry.files * 1000, duplicatiTime: entry.time }));
+  }
+
+  async versionEntries(backupId: string, version: BackupVersion, folder: string, signal?: AbortSignal): Promise<VersionEntry[]> {
+    throwIfAborted(signal);
+    const files = this.stored.get(backupId)?.[version.version]?.files ?? 0;
+    const base = folder.replace(/\/+$/, '');
+    return [{ path: `${base}/`, kind: 'folder', size: undefined }, ...Array.from({ length: files }, (_, index) => ({ path: `${base}/file${index}`, kind: 'file' as const, size: 1000 }))];
+  }
+
+  async restore(request: RestoreRequest, signal?: AbortSignal): Promise<RestoreOutcome> {
+    throwIfAborted(signal);
+    this.world.record(`duplicati restore ${request.job} version ${request.version.version} -> ${request.restorePath}`);
+    this.onRestore?.(request);
+    throwIfAborted(signal);
+    const stored = this.stored.get(request.backupId)?.[request.version.version];
+    if (!stored) throw new CommandError(`no version ${request.version.version}`);
+    const mount = (this.world.containerMounts.get('duplicati') ?? []).find((candidate) => request.restorePath.startsWith(`${candidate.destination}/`));
+    const host = mount ? `${mount.source}${request.restorePath.slice(mount.destination.length)}` : request.restorePath;
+    const folder = this.world.madePaths.folders.get(host);
+    if (!folder) throw new CommandError(`${request.restorePath} does not exist`);
+    if (this.restoreFault === 'zero') return { result: 'Success', restoredFiles: 0, sizeBytes: 0, messages: [] };
+    if (this.restoreFault === 'fail') {
+      folder.files = Math.floor(stored.files / 2);
+      folder.data = `part of ${stored.data}`;
+      return { result: 'Fatal', restoredFiles: folder.files, sizeBytes: undefined, messages: ['File hash mismatch'] };
+    }
+    folder.files = stored.files;
+    folder.data = stored.data;
+    if (this.restoreFault === 'deeper') folder.deeper = request.filters[0]!.replace(/^\[(.*)\/\.\*\]$/, '$1').split('/').pop()!;
+    if (this.restoreFault === 'warning') return { result: 'Warning', restoredFiles: stored.files, sizeBytes: stored.files * 1000, messages: ['Failed to apply metadata to file'] };
+    return { result: 'Success', restoredFiles: stored.files, sizeBytes: stored.files * 1000, messages: [] };
+  }
+
+  async pause(signal?: AbortSignal): Promise<void> {
+    throwIfAborted(signal);
+    this.world.record('duplicati pause');
+    this.paused = true;
+  }
+
+  async resume(signal?: AbortSignal): Promise<void> {
+    throwIfAborted(signal);
+    this.world.record('duplicati resume');
+    this.paused = false;
+  }
+
   async listJobs(): Promise<BackupJob[]> {
     this.listCalls += 1;
     this.settle();
@@ -619,6 +822,7 @@ export function stackConfig(overrides: Partial<StackConfig> = {}): StackConfig {
     hooks: { pre_stop: [], post_stop: [], pre_backup: [], post_backup: [], pre_start: [], post_start: [], verify: [] },
     hookTimeoutMs: 300_000,
     monitor: { healthchecks: undefined, webhook: undefined },
+    restore: { keepOld: true },
     ...overrides,
   };
 }
@@ -644,6 +848,7 @@ export function globalConfig(overrides: Partial<GlobalConfig> = {}): GlobalConfi
     logRetentionDays: 30,
     monitor: { healthchecks: undefined, webhook: undefined },
     metricsFile: undefined,
+    restore: { keepOld: true },
     ...overrides,
   };
 }
@@ -703,6 +908,7 @@ export async function runStack(
 ): Promise<{ result: StackResult; log: MemoryLog }> {
   const log = new MemoryLog();
   const result = await backupStack({
+    runId: 'run-0000-fake',
     stack,
     global: options.global ?? globalConfig(),
     adapters: world.adapters(),
@@ -722,6 +928,7 @@ export function stackRun(
   options: { global?: GlobalConfig; signal?: AbortSignal; journal?: Journal } = {},
 ): StackRun & { log: MemoryLog } {
   return {
+    runId: 'run-0000-fake',
     stack,
     global: options.global ?? globalConfig(),
     adapters: world.adapters(),

@@ -12,7 +12,11 @@ import { CommandError, TimeoutError } from '../errors.js';
 import type { DuplicatiSettings } from '../config/types.js';
 import { shellLine } from '../shell-quote.js';
 import { systemClock, type Clock } from './clock.js';
+import type { BackupVersion, RestoreOutcome, RestoreRequest, VersionEntry } from './backup-versions.js';
+import { createExecRestore } from './duplicati-cli.js';
 import { ArmedRun, armedRunArgv, RequestSession, runWaitLines, sessionArgv, type ListFormat } from './duplicati-session.js';
+
+export type { BackupVersion, RestoreOutcome, RestoreRequest, VersionEntry };
 import { describeFailure, timeoutError, type CommandResult, type CommandRunner, type InteractiveRunner } from './process.js';
 
 export interface TaskReference {
@@ -142,8 +146,23 @@ export interface Duplicati {
   stopTask?(task: number, how: 'stop' | 'abort', signal?: AbortSignal): Promise<void>;
   /** The running backup's progress; undefined when none runs (REST API only). */
   progress?(signal?: AbortSignal): Promise<JobProgress | undefined>;
-  /** The folders a backup job reads, as its container sees them (REST API only). */
+  /** The folders a backup job reads, as its container sees them. */
   jobSources?(backupId: string, signal?: AbortSignal): Promise<string[]>;
+  /** Every version of a job, newest first. */
+  versions?(backupId: string, signal?: AbortSignal): Promise<BackupVersion[]>;
+  /** The entries of one version below `folder` (as the container sees it), the folder itself included. */
+  versionEntries?(backupId: string, version: BackupVersion, folder: string, signal?: AbortSignal): Promise<VersionEntry[]>;
+  /**
+   * Restores into an empty folder, with `overwrite=false`, `permissions=true` and
+   * `skip_metadata=false` always given, and the exact version asked for; resolves once the
+   * restore has ended (an abort signal ends it too, where the driver can: REST abort, SIGTERM
+   * inside the container).
+   */
+  restore?(request: RestoreRequest, signal?: AbortSignal): Promise<RestoreOutcome>;
+  /** Pauses the whole server: queued tasks wait, and none of a job opens its database (exec driver: `pause`). */
+  pause?(signal?: AbortSignal): Promise<void>;
+  /** Resumes it (exec driver: `resume`). */
+  resume?(signal?: AbortSignal): Promise<void>;
   /**
    * Resolves once the server state may have changed since `since`, or after maxWaitMs: the
    * REST API long-polls. Drivers that cannot be told leave it out, and the waiter polls.
@@ -723,6 +742,8 @@ export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSetti
   }
 
   return {
+    // Restores, versions and the job's sources go through duplicati-cli and the job's export (duplicati-cli.ts).
+    ...createExecRestore(run, settings),
     async status(signal, statusOptions) {
       if (statusOptions?.jobsOnceGone !== undefined) return statusWithJobs(statusOptions.jobsOnceGone, signal);
       const result = await read(['status'], signal);

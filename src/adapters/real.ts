@@ -12,12 +12,15 @@ import { checkFolder } from './files.js';
 import { createHookRunner } from './hooks.js';
 import { createContainerEngine } from './podman.js';
 import { openInteractive, runCommand } from './process.js';
+import { acquireUnitLock, unitLockFolder } from './lock.js';
+import { createMadePaths } from './made-paths.js';
 import { createSnapshots, type Snapshots } from './snapshots.js';
 import { createSystemd, type Systemd, type SystemdManager } from './systemd.js';
 
 /**
  * `sessions`: a backup run's exec driver keeps exec sessions open into the Duplicati container
- * (duplicati-session.ts); doctor and recover make a few calls and use one `podman exec` each.
+ * (duplicati-session.ts) until the run closes them; doctor, recover, versions and restore make
+ * their calls with one `podman exec` each.
  */
 export function createDuplicati(settings: DuplicatiSettings, options: { sessions?: boolean } = {}): Duplicati {
   if (settings.driver === 'exec') return createExecDuplicati(runCommand, settings, { open: options.sessions ? openInteractive : undefined, clock: systemClock });
@@ -25,20 +28,30 @@ export function createDuplicati(settings: DuplicatiSettings, options: { sessions
     url: settings.url,
     password: () => process.env.DUPLICATI_PASSWORD || readFileSync(settings.passwordFile!, 'utf8').trim(),
     runTimeoutMs: settings.runTimeoutMs,
+    waitTimeoutMs: settings.waitTimeoutMs,
+    pausedTimeoutMs: settings.pausedTimeoutMs,
     clock: systemClock,
   });
 }
 
-export function createAdapters(global: GlobalConfig, podmanSocket: string): Adapters {
+/** `sessions`: see createDuplicati; a backup run asks for them and closes them at its end (run.ts). */
+export function createAdapters(global: GlobalConfig, podmanSocket: string, options: { sessions?: boolean } = {}): Adapters {
   return {
     systemd: createSystemd(runCommand),
     engine: createContainerEngine(podmanSocket),
-    duplicati: createDuplicati(global.duplicati, { sessions: true }),
+    duplicati: createDuplicati(global.duplicati, options),
     runHook: createHookRunner(runCommand),
     clock: systemClock,
     checkFolder,
-    snapshots: createSnapshots(runCommand),
+    snapshots: createSnapshots(runCommand, createMadePaths(runCommand)),
+    madePaths: createMadePaths(runCommand),
+    lockUnit: unitLocker(global.root),
   };
+}
+
+/** Locks units in the user's runtime folder, for this root. */
+export function unitLocker(root: string) {
+  return (unit: string, onLost: (error: Error) => void) => acquireUnitLock(unitLockFolder(process.env), unit, root, onLost);
 }
 
 /**
@@ -51,8 +64,10 @@ export function createRecoveryAdapters(global: GlobalConfig) {
     systemd: createSystemd(runCommand),
     runHook: createHookRunner(runCommand),
     clock: systemClock,
-    snapshots: createSnapshots(runCommand),
+    snapshots: createSnapshots(runCommand, createMadePaths(runCommand)),
+    madePaths: createMadePaths(runCommand),
     duplicati: () => (duplicati ??= createDuplicati(global.duplicati)),
+    lockUnit: unitLocker(global.root),
   };
 }
 
@@ -61,5 +76,5 @@ export function createSystemdManager(): Systemd & SystemdManager {
 }
 
 export function createRealSnapshots(): Snapshots {
-  return createSnapshots(runCommand);
+  return createSnapshots(runCommand, createMadePaths(runCommand));
 }

@@ -156,7 +156,8 @@ const isBusy = (status: DuplicatiStatus) => status.active !== undefined || statu
  * schedule fired) would be reused by `run` and back up the live stack. Wait for the server to
  * be idle first; any of its jobs could be ours, since `run` alone maps names to IDs.
  */
-export async function waitForDuplicatiIdle(run: StackRun): Promise<void> {
+/** `readyFirstJob` (a backup's): readies the first job's run once Duplicati is idle (see Duplicati.ready). */
+export async function waitForDuplicatiIdle(run: StackRun, options: { readyFirstJob?: boolean } = {}): Promise<void> {
   const step = run.log.step('wait for Duplicati to be idle');
   try {
     await waitUntilIdle(run, 'Duplicati to be idle before the stack is stopped', 'Duplicati is busy before the stack is stopped; waiting until it is idle', false);
@@ -167,7 +168,7 @@ export async function waitForDuplicatiIdle(run: StackRun): Promise<void> {
   // What will run the first job is opened now, while the stack still runs (exec: its podman
   // exec), and waited for until it is up: its start must not fall on the downtime path.
   const first = run.stack.jobs[0];
-  if (first !== undefined) await run.adapters.duplicati.ready?.(first);
+  if (options.readyFirstJob && first !== undefined) await run.adapters.duplicati.ready?.(first);
   step.done();
 }
 

@@ -23,7 +23,7 @@ import { mountTimeoutMs, preflight } from './preflight.js';
 import { stopUnit } from './stop-unit.js';
 import { confirmIdleAfterStop } from './stop-watch.js';
 import { describeHooks, describeSnapshotRemoval, describeUndo, undoName } from '../undo-records.js';
-import { checkSnapshotPaths, removeSnapshots, restoreBeforeJobs, takeSnapshots } from './snapshot.js';
+import { checkSnapshotPaths, removeSnapshots, removeStaleSnapshots, restoreBeforeJobs, takeSnapshots } from './snapshot.js';
 import { waitForContainers } from './wait-containers.js';
 
 export interface PlannedUndo {
@@ -43,12 +43,12 @@ export interface Step {
 }
 
 /** The same steps for every mode; a mode is the list `stackSteps` makes of them. */
-interface Context {
+export interface Context {
   stack: StackConfig;
   global: GlobalConfig;
 }
 
-function planUndo(record: UndoRecord, startCondition?: string): PlannedUndo {
+export function planUndo(record: UndoRecord, startCondition?: string): PlannedUndo {
   return { name: undoName(record), actions: describeUndo(record, startCondition) };
 }
 
@@ -73,7 +73,7 @@ function statusCall(global: GlobalConfig, options: { jobsOnceGone?: string; cont
   return `GET ${settings.url}/api/v1/serverstate (then long-polls ?longpoll=true&lastEventId=N; its answer is the new state)`;
 }
 
-function idleWait(global: GlobalConfig, what: string, options: { jobsOnceGone?: string; continuous?: boolean } = {}): string {
+export function idleWait(global: GlobalConfig, what: string, options: { jobsOnceGone?: string; continuous?: boolean } = {}): string {
   const settings = global.duplicati;
   return `${statusCall(global, options)}, until ${what} (wait_timeout ${formatSeconds(settings.waitTimeoutMs)}, paused_timeout ${formatSeconds(settings.pausedTimeoutMs)})`;
 }
@@ -84,7 +84,7 @@ function armedRunWords(global: GlobalConfig, job: string): string {
   return shellLine(armedRunArgv(settings, job, armedBoundSeconds(settings)));
 }
 
-function preflightStep({ stack, global }: Context): Step {
+export function preflightStep({ stack, global }: Context): Step {
   const units = [stack.unit, stack.freeze?.socket, stack.freeze?.service].filter((unit): unit is string => unit !== undefined);
   return {
     name: 'preflight',
@@ -122,25 +122,30 @@ function snapshotChecks(stack: StackConfig): string[] {
   const snapshot = stack.snapshot;
   if (!snapshot) return [];
   return snapshot.paths.flatMap((path) => [
-    `${shellLine(factsArgv(path, snapshot.driver !== 'btrfs'))} (${driverWords(stack)}: the source suits it, the target's folder is on the same filesystem and writable, the target is absent or stack-backup's${snapshot.driver !== 'btrfs' ? '; reflink: a probe file is cloned there and removed' : ''})`,
+    `${shellLine(factsArgv(path, snapshot.driver !== 'btrfs'))} (${driverWords(stack)}: the source suits it, the target's folder is on the same filesystem and writable, the target is absent or a snapshot its marker proves stack-backup's${snapshot.driver !== 'btrfs' ? '; reflink: a probe file is cloned there and removed' : ''})`,
     ...(snapshot.driver !== 'reflink' ? [`${shellLine(nestedArgv(path.source))} (btrfs: the source holds no other subvolume)`] : []),
   ]);
 }
 
-function idleStep({ stack, global }: Context): Step {
+/**
+ * `backup`: the backup sequences' idle step, which also readies the first job's run (exec: its
+ * podman exec) before the stop; a restore's does not.
+ */
+export function idleStep({ stack, global }: Context, options: { backup?: boolean } = {}): Step {
   const first = stack.jobs[0]!;
+  const readies = options.backup === true && global.duplicati.driver === 'exec';
   return {
     name: 'wait for Duplicati to be idle',
     actions: [
-      ...(global.duplicati.driver === 'exec' ? [`open ${sessionWords(global)}`] : []),
+      ...(readies ? [`open ${sessionWords(global)}`] : []),
       idleWait(global, 'nothing runs, nothing is queued, and the server is not paused'),
-      ...(global.duplicati.driver === 'exec' ? [`open the podman exec that will run job ${first} (it runs nothing until told), and wait until it is up: ${armedRunWords(global, first)}`] : []),
+      ...(readies ? [`open the podman exec that will run job ${first} (it runs nothing until told), and wait until it is up: ${armedRunWords(global, first)}`] : []),
     ],
-    run: waitForDuplicatiIdle,
+    run: options.backup ? (run) => waitForDuplicatiIdle(run, { readyFirstJob: true }) : (run) => waitForDuplicatiIdle(run),
   };
 }
 
-function preStopStep(context: Context): Step | undefined {
+export function preStopStep(context: Context): Step | undefined {
   const { stack } = context;
   if (stack.hooks.pre_stop.length === 0 && stack.hooks.post_start.length === 0) return undefined;
   return {
@@ -151,7 +156,7 @@ function preStopStep(context: Context): Step | undefined {
   };
 }
 
-function freezeStep({ stack }: Context): Step | undefined {
+export function freezeStep({ stack }: Context): Step | undefined {
   const freeze = stack.freeze;
   if (!freeze) return undefined;
   const units = [freeze.socket, ...(freeze.service ? [freeze.service] : [])];
@@ -166,7 +171,9 @@ function freezeStep({ stack }: Context): Step | undefined {
   };
 }
 
-function stopStep({ stack, global }: Context): Step {
+/** `watchDuplicati`: stop mode's backup, which looks at Duplicati while the stack stops (stop-watch.ts). */
+export function stopStep({ stack, global }: Context, options: { watchDuplicati?: boolean } = {}): Step {
+  const watch = options.watchDuplicati === true;
   const restore: UndoRecord = {
     kind: 'restore-unit',
     unit: stack.unit,
@@ -180,14 +187,14 @@ function stopStep({ stack, global }: Context): Step {
     actions: [
       `record whether ${stack.unit} is active (systemctl --user show)`,
       `${shellLine(systemctlArgv('stop', stack.unit))} (stop_timeout ${formatSeconds(stack.stopTimeoutMs)})`,
-      ...(stack.snapshot
-        ? []
-        : [
+      ...(watch
+        ? [
             `meanwhile, from the stop on: ${statusCall(global, { continuous: true })}; once a look begun after the stop shows Duplicati idle, job ${stack.jobs[0]!}'s ID and record (${recordRead(global)})`,
-          ]),
+          ]
+        : []),
     ],
     undo: planUndo(restore, stack.restorePolicy === 'always' ? 'always (restore_policy always)' : 'if it was active before (restore_policy previous)'),
-    run: (run) => stopUnit(run, { watchDuplicati: !stack.snapshot }),
+    run: (run) => stopUnit(run, { watchDuplicati: watch }),
   };
 }
 
@@ -227,7 +234,7 @@ async function waitForStackDown(run: StackRun): Promise<void> {
   await idle;
 }
 
-function stackDownStep({ stack, global }: Context): Step {
+export function stackDownStep({ stack, global }: Context): Step {
   return {
     name: 'wait for the stack to be down',
     actions: [
@@ -245,7 +252,7 @@ function recordRead(global: GlobalConfig): string {
 }
 
 /** Snapshot mode: only the containers are waited for; Duplicati is checked once the stack is back. */
-function containersDownStep({ stack }: Context): Step {
+export function containersDownStep({ stack }: Context): Step {
   return {
     name: 'wait for the stack to be down',
     actions: [`Podman API: ${describeContainerList(stack.selector)}, again on each container event, until none runs (stop_timeout ${formatSeconds(stack.stopTimeoutMs)})`],
@@ -254,7 +261,24 @@ function containersDownStep({ stack }: Context): Step {
 }
 
 function snapshotActions(driver: SnapshotDriverName, path: SnapshotPath): string[] {
-  return [`write ${shellLine([markerPath(path.target)])} (says stack-backup made the target)`, ...createArgvs(driver, path).map(shellLine)];
+  const [first, ...rest] = createArgvs(driver, path).map(shellLine);
+  const marker = `write ${shellLine([markerPath(path.target)])} exclusively, with what was made (filesystem, inode, birth time${driver === 'btrfs' ? ', subvolume ID' : ''}): what later removals check`;
+  return driver === 'btrfs'
+    ? [`${first} (RUN: this run's ID, a name no one can know beforehand; it must be nothing before and a subvolume of its own after)`, `${rest[0]} (renames without replacing anything that appeared at the target)`, marker]
+    : [`${first} (fails when anything is at the target, a link too)`, marker, ...rest];
+}
+
+/** Before the stop: a stale snapshot of stack-backup's is removed, while the stack still runs. */
+function staleSnapshotsStep({ stack }: Context): Step | undefined {
+  const paths = stack.snapshot?.paths ?? [];
+  return {
+    name: 'remove stale snapshots',
+    actions: paths.map(
+      (path) =>
+        `if ${shellLine([path.target])} holds a snapshot an earlier run left (${shellLine([markerPath(path.target)])} describes exactly what is there) that Duplicati does not read: remove it, with the driver its marker names and the same checks and commands as "remove snapshots" below, before the stack is stopped; a marker whose snapshot is gone goes too`,
+    ),
+    run: removeStaleSnapshots,
+  };
 }
 
 /** Each driver's lines; with `auto` both are shown, each line named by its driver. */
@@ -271,7 +295,7 @@ function snapshotStep({ stack }: Context): Step {
   return {
     name: 'snapshot',
     actions: paths.flatMap((path) => [
-      `look at ${shellLine([path.target])}: absent, or a stale snapshot of stack-backup's (removed first), else the stack fails`,
+      `look at ${shellLine([path.target])} (without following a link): it must be absent, else the stack fails and it is left alone`,
       ...perDriver(drivers, (driver) => snapshotActions(driver, path)),
     ]),
     undo: {
@@ -284,7 +308,7 @@ function snapshotStep({ stack }: Context): Step {
   };
 }
 
-function restoreStep({ stack, global }: Context): Step {
+export function restoreStep({ stack, global }: Context): Step {
   const restore = stopStep({ stack, global }).undo!;
   const unfreeze = freezeStep({ stack, global })?.undo;
   const postStart = preStopStep({ stack, global })?.undo;
@@ -306,7 +330,7 @@ function removeSnapshotsStep({ stack }: Context): Step {
   };
 }
 
-function hookStep({ stack }: Context, phase: HookPhase): Step | undefined {
+export function hookStep({ stack }: Context, phase: HookPhase): Step | undefined {
   const commands = stack.hooks[phase];
   if (commands.length === 0) return undefined;
   return { name: `${phase} hooks`, actions: describeHooks({ phase, commands }), run: (run) => runHookPhase(run, phase) };
@@ -358,10 +382,10 @@ export function stopModeSteps(stack: StackConfig, global: GlobalConfig): Step[] 
   const context = { stack, global };
   const steps = [
     preflightStep(context),
-    idleStep(context),
+    idleStep(context, { backup: true }),
     preStopStep(context),
     freezeStep(context),
-    stopStep(context),
+    stopStep(context, { watchDuplicati: true }),
     stackDownStep(context),
     hookStep(context, 'post_stop'),
     hookStep(context, 'pre_backup'),
@@ -379,6 +403,7 @@ export function snapshotModeSteps(stack: StackConfig, global: GlobalConfig): Ste
   const context = { stack, global };
   const steps = [
     preflightStep(context),
+    staleSnapshotsStep(context),
     preStopStep(context),
     freezeStep(context),
     stopStep(context),
@@ -387,7 +412,7 @@ export function snapshotModeSteps(stack: StackConfig, global: GlobalConfig): Ste
     snapshotStep(context),
     restoreStep(context),
     hookStep(context, 'pre_backup'),
-    idleStep(context),
+    idleStep(context, { backup: true }),
     backupStep(context),
     hookStep(context, 'post_backup'),
     removeSnapshotsStep(context),
