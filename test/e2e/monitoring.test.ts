@@ -174,7 +174,8 @@ describe('metrics_file', () => {
     const status = await cli(['status']);
     expect(status.code).toBe(1);
     expect(status.stdout.split('\n')[0]).toBe('3 stacks: 1 failed (plainapp), 1 never backed up (ondemand)');
-    expect(status.stdout).toMatch(/^composeapp\s+\S+ \S+\s+\.{13}\+\s+completed, result not seen\s/m);
+    // The exec driver read the job's result (run --wait's last line): a success, not "completed, result not seen".
+    expect(status.stdout).toMatch(/^composeapp\s+\S+ \S+\s+\.{13}\+\s+success\s/m);
     expect(text).toContain('# TYPE stack_backup_last_run_success gauge');
     expect(text).toMatch(/^stack_backup_last_run_success\{stack="composeapp"\} 1$/m);
     expect(text).toMatch(/^stack_backup_last_run_success\{stack="plainapp"\} 0$/m);
