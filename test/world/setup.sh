@@ -454,7 +454,10 @@ EOF
 # /source, the snapshot parent folders read-only at /snapshots/btrfs and
 # /snapshots/xfs (not btrfs/hidden), the snapshot stacks' live data read-only at
 # /live/snapbtrfs and /live/snapxfs (for a job that reads live data: DIRTY),
-# control folder at /control, scripts at /opt/duplicati (on PATH).
+# and, for restores, the PARENTS of the data writable: data/ at /restore/data,
+# the btrfs and XFS mounts at /restore/btrfs and /restore/xfs (a staging folder
+# made beside a stack's data is seen there, and stays seen after a swap by
+# rename); control folder at /control, scripts at /opt/duplicati (on PATH).
 [Unit]
 Description=stack-backup world: Duplicati stand-in container
 Wants=$USERNS_UNIT
@@ -463,7 +466,7 @@ After=$USERNS_UNIT
 [Service]
 Type=simple
 KillMode=mixed
-ExecStart=$RUN --name duplicati --network=none -v $D/data:/source:ro -v $BTRFS_DIR/snapshots:/snapshots/btrfs:ro -v $XFS_DIR/snapshots:/snapshots/xfs:ro -v $BTRFS_DIR/snapbtrfs:/live/snapbtrfs:ro -v $XFS_DIR/snapxfs:/live/snapxfs:ro -v $D/duplicati:/control -v $D/standin:/opt/duplicati:ro -e PATH=/opt/duplicati:/usr/sbin:/usr/bin:/sbin:/bin $WORLD_IMAGE /bin/sh /opt/duplicati/worker.sh
+ExecStart=$RUN --name duplicati --network=none -v $D/data:/source:ro -v $BTRFS_DIR/snapshots:/snapshots/btrfs:ro -v $XFS_DIR/snapshots:/snapshots/xfs:ro -v $BTRFS_DIR/snapbtrfs:/live/snapbtrfs:ro -v $XFS_DIR/snapxfs:/live/snapxfs:ro -v $D/data:/restore/data -v $BTRFS_DIR:/restore/btrfs -v $XFS_DIR:/restore/xfs -v $D/duplicati:/control -v $D/standin:/opt/duplicati:ro -e PATH=/opt/duplicati:/usr/sbin:/usr/bin:/sbin:/bin $WORLD_IMAGE /bin/sh /opt/duplicati/worker.sh
 ExecStop=/usr/bin/podman stop --ignore -t 10 duplicati
 SuccessExitStatus=143
 TimeoutStartSec=120
@@ -507,10 +510,21 @@ write_scripts() {
 	put_file "$WORLD_DIR/box/dbheartbeat.sh" 755 root: <"$HERE/box/dbheartbeat.sh" &&
 		CHANGED_UNITS="$CHANGED_UNITS $SNAP_UNITS"
 	local f
-	for f in duplicati-server-util worker.sh standin-lib.sh; do
+	for f in duplicati-server-util duplicati-cli worker.sh standin-lib.sh versions.sh restore.sh; do
 		put_file "$WORLD_DIR/standin/$f" 755 root: <"$HERE/duplicati/$f" &&
 			CHANGED_UNITS="$CHANGED_UNITS $DUPLICATI_UNIT"
 	done
+	# The restore sets mtimes to 100 ns (.NET ticks, as Duplicati does); busybox
+	# touch has whole seconds only, so the host's GNU touch runs in the
+	# container through the host's loader (coreutils needs libc alone).
+	install -d -m 755 "$WORLD_DIR/standin/gnu"
+	local libc ld
+	libc=$(ldd /usr/bin/touch | awk '$1 ~ /^libc\.so/ { print $3 }')
+	ld=$(readlink -f "$(ldd /usr/bin/touch | awk '$1 ~ /ld-linux/ { print $1 }')")
+	[ -f "$libc" ] && [ -f "$ld" ] || die "cannot find libc and the loader of /usr/bin/touch (ldd)"
+	put_file "$WORLD_DIR/standin/gnu/touch" 755 root: </usr/bin/touch || true
+	put_file "$WORLD_DIR/standin/gnu/libc.so.6" 755 root: <"$libc" || true
+	put_file "$WORLD_DIR/standin/gnu/ld.so" 755 root: <"$ld" || true
 	put_file "$WORLD_DIR/api/server.mjs" 644 root: <"$HERE/duplicati-api/server.mjs" &&
 		CHANGED_UNITS="$CHANGED_UNITS $DUPLICATI_API_UNIT"
 	# host-side helpers
