@@ -117,34 +117,55 @@ EOF
 }
 
 # ---------------------------------------------------------------- snapshot filesystems
-# mount_loop TYPE IMAGE DIR [OPTIONS]: a sparse 2G image with a fresh TYPE
-# filesystem (made once), mounted at DIR unless something is mounted there.
+# mount_loop TYPE IMAGE DIR [OPTIONS]: a sparse image (IMAGE_SIZE) with a fresh
+# TYPE filesystem (made once), mounted at DIR unless something is mounted there.
 # A loop device still attached to IMAGE (e.g. after a lazy unmount another
 # mount namespace still holds) is reused rather than a second one attached.
+# An image made smaller by an earlier version is grown (and the filesystem
+# with it, online): a restore of 1 GB beside 1 GB of data needs the room.
+IMAGE_SIZE=4G
 MOUNTED_NOW=""
 mount_loop() {
-	local type=$1 img=$2 dir=$3 opts=${4:-} dev
+	local type=$1 img=$2 dir=$3 opts=${4:-} dev want
 	install -d -m 755 "$dir"
-	mountpoint -q "$dir" && return 0
-	if [ ! -f "$img" ]; then
-		rm -f "$img.new"
-		truncate -s 2G "$img.new"
+	want=$(numfmt --from=iec "$IMAGE_SIZE")
+	if [ -f "$img" ] && [ "$(stat -c %s "$img")" -lt "$want" ]; then
+		truncate -s "$IMAGE_SIZE" "$img"
+		dev=$(losetup -n -O NAME -j "$img" 2>/dev/null | head -n1)
+		[ -z "$dev" ] || losetup -c "$dev"
+		GROW="$GROW $type:$dir"
+	fi
+	if ! mountpoint -q "$dir"; then
+		if [ ! -f "$img" ]; then
+			rm -f "$img.new"
+			truncate -s "$IMAGE_SIZE" "$img.new"
+			case "$type" in
+			btrfs) mkfs.btrfs -q "$img.new" >/dev/null ;;
+			xfs) mkfs.xfs -q -m reflink=1 "$img.new" ;;
+			esac
+			mv "$img.new" "$img"
+			say "filesystems: made $type in $img (sparse $IMAGE_SIZE)"
+		fi
+		dev=$(losetup -n -O NAME -j "$img" 2>/dev/null | head -n1)
+		if [ -n "$dev" ]; then
+			mount -t "$type" ${opts:+-o "$opts"} "$dev" "$dir"
+		else
+			mount -t "$type" -o "loop${opts:+,$opts}" "$img" "$dir"
+		fi
+		MOUNTED_NOW="$MOUNTED_NOW $dir"
+		say "filesystems: mounted $type $img at $dir${opts:+ ($opts)}"
+	fi
+	case " $GROW " in
+	*" $type:$dir "*)
 		case "$type" in
-		btrfs) mkfs.btrfs -q "$img.new" >/dev/null ;;
-		xfs) mkfs.xfs -q -m reflink=1 "$img.new" ;;
+		btrfs) btrfs -q filesystem resize max "$dir" >/dev/null ;;
+		xfs) xfs_growfs "$dir" >/dev/null ;;
 		esac
-		mv "$img.new" "$img"
-		say "filesystems: made $type in $img (sparse 2G)"
-	fi
-	dev=$(losetup -n -O NAME -j "$img" 2>/dev/null | head -n1)
-	if [ -n "$dev" ]; then
-		mount -t "$type" ${opts:+-o "$opts"} "$dev" "$dir"
-	else
-		mount -t "$type" -o "loop${opts:+,$opts}" "$img" "$dir"
-	fi
-	MOUNTED_NOW="$MOUNTED_NOW $dir"
-	say "filesystems: mounted $type $img at $dir${opts:+ ($opts)}"
+		say "filesystems: grew $img and its $type to $IMAGE_SIZE"
+		;;
+	esac
 }
+GROW=""
 
 # Before the user's first podman command (rootless Podman's mount namespace is
 # made then, and filesystems mounted later are invisible in it).

@@ -578,9 +578,16 @@ while IFS="$TAB" read -r tp t sz ui gi md mt cr h ow gr at tg op; do
 			throw System.Exception "File hash mismatch"
 		fi
 		if ! _e=$(cat "$blob" 2>&1 >"$target"); then
+			# the file's own error ends the restore (FileProcessor: BrokenLocalFiles, rethrown)
 			echo "$target" >>"$W/broken"
-			err Duplicati.Library.Main.Operation.Restore.FileProcessor FileProcessingError "Error during file processing" System.UnauthorizedAccessException "Access to the path '$target' is denied."
-			throw System.UnauthorizedAccessException "Access to the path '$target' is denied."
+			case "$_e" in
+			*"No space left"*) _xt=System.IO.IOException _xm="No space left on device : '$target'" ;;
+			*"ead-only"*) _xt=System.IO.IOException _xm="Read-only file system : '$target'" ;;
+			*denied* | *"not permitted"*) _xt=System.UnauthorizedAccessException _xm="Access to the path '$target' is denied." ;;
+			*) _xt=System.IO.IOException _xm="${_e:-I/O error} : '$target'" ;;
+			esac
+			err Duplicati.Library.Main.Operation.Restore.FileProcessor FileProcessingError "Error during file processing" "$_xt" "$_xm"
+			throw "$_xt" "$_xm"
 		fi
 		written=$sz
 		[ "$sz" = 0 ] && written=0
