@@ -53,7 +53,9 @@ eq "API label filter finds 2 composeapp containers" "$n" 2
 echo "== stacks stop/start"
 for s in composeapp ondemand; do
 	uctl stop "$s-stack.service"
-	eq "$s inactive after stop" "$(active "$s-stack.service")" inactive
+	# a stopped ondemand unit may read failed (podman run cannot forward systemd's
+	# SIGTERM to a container ExecStop already removed; see test/e2e/world.ts downStates)
+	case "$(active "$s-stack.service")" in inactive | failed) ok "$s down after stop" ;; *) bad "$s down after stop: $(active "$s-stack.service")" ;; esac
 	eq "$s no containers after stop" "$(project_running "$s")" 0
 	uctl start "$s-stack.service"
 	eq "$s active after start" "$(active "$s-stack.service")" active
@@ -79,7 +81,7 @@ eq "plainapp containers after start" "$(project_running plainapp)" 2
 
 echo "== ondemand: socket activation"
 uctl stop ondemand-stack.service
-eq "ondemand stack inactive" "$(active ondemand-stack.service)" inactive
+case "$(active ondemand-stack.service)" in inactive | failed) ok "ondemand stack down" ;; *) bad "ondemand stack down: $(active ondemand-stack.service)" ;; esac
 body=$(curl -s --max-time 30 "http://127.0.0.1:$FRONTPORT/heartbeat")
 case "$body" in *" app") ok "connection to $FRONTPORT served by the stack ($body)" ;; *) bad "front port answer [$body]" ;; esac
 eq "ondemand stack started by the socket" "$(active ondemand-stack.service)" active
@@ -486,6 +488,24 @@ t=$(restore_rest '{"paths":[],"time":"now","restore_path":"/restore/data/compose
 eq "REST wrong passphrase: task Failed with the message" "$(task_end "$t") $(api GET "/api/v1/task/$t" | jn 'd.ErrorMessage')" \
 	"Failed Failed to decrypt data (invalid passphrase?): Invalid password or corrupted data"
 eq "  and the record's LastErrorMessage" "$(api GET /api/v1/backup/1 | jn 'd.Backup.Metadata.LastErrorMessage')" "Failed to decrypt data (invalid passphrase?): Invalid password or corrupted data"
+util run plainapp >/dev/null && "$S" wait-idle 30
+cli restore "$URL" --restore-path=/restore/data/composeapp.otherdb --dbpath="$(dbof plainapp)" --passphrase=$PASS
+eq "another job's database: exit 100, ExtraRemoteFiles (remote files not in it)" "$rc $(echo "$out" | grep -c '^ErrorID: ExtraRemoteFiles')" "100 1"
+F0=$WORLD_DIR/duplicati/storage/1/filesets/$T0
+cp "$F0" "$F0.orig"
+awk -F '\t' -v OFS='\t' '$13 == "/source/composeapp/db/state" { $3 = 70000 } { print }' "$F0.orig" >"$F0"
+cli restore "$URL" /source/composeapp/db/state --version=0 --restore-path=/restore/data/composeapp.chown --dbpath="$DB" --passphrase=$PASS --restore-permissions
+eq "a refused chown (uid 70000 is not mapped): MetadataWriteFailed warning, exit 2, and no chmod (0644, not 0600)" \
+	"$rc $(echo "$out" | grep -c 'Failed to apply metadata to file: "/restore/data/composeapp.chown/state", message: Invalid argument') $(stat -c '%a %U' "$WORLD_DIR/data/composeapp.chown/state")" \
+	"2 1 644 $WORLD_USER"
+mv -f "$F0.orig" "$F0"
+"$S" set restore_seconds 5
+out=$(upodman exec duplicati timeout -s TERM 2 duplicati-cli restore "$URL" --restore-path=/restore/data/composeapp.term --dbpath="$DB" --passphrase=$PASS 2>&1)
+rc=$?
+n=$(find "$WORLD_DIR/data/composeapp.term" -type f 2>/dev/null | wc -l)
+eq "SIGTERM mid-restore (timeout in the container): the CLI ends (143), a partial copy, nothing left running" \
+	"$rc $([ "$n" -lt "$nfiles" ] && echo partial) $(upodman exec duplicati sh -c 'ps | grep -c "[r]estore.sh"')" "143 partial 0"
+"$S" set restore_seconds -
 "$S" set duration 4
 util run composeapp >/dev/null
 wait_for 5 sh -c "[ -s '$WORLD_DIR/duplicati/state/active' ]"

@@ -48,6 +48,7 @@ dont_compress=false allow_outside=false no_verify=false passphrase=ok task=
 W=/tmp/.restore.$$
 mkdir -p "$W"
 trap 'rm -rf "$W"' EXIT
+trap 'exit 143' TERM INT
 : >"$W/filters"
 while IFS= read -r _l || [ -n "$_l" ]; do
 	case "$_l" in
