@@ -522,6 +522,8 @@ echo "-- queue"
 t=$(restore_rest '{"paths":["/source/composeapp/note.txt"],"time":"now","restore_path":"/restore/data/composeapp.q"}')
 eq "a restore is queued and does not start while paused" "$(api GET "/api/v1/task/$t" | jn 'd.Status') $(api GET /api/v1/serverstate | jn 'JSON.stringify(d.SchedulerQueueIds)')" "Waiting [{\"Item1\":$t,\"Item2\":\"1\"}]"
 eq "run of that backup returns the queued RESTORE task (de-duplicated by backup ID)" "$(api POST /api/v1/backup/1/run | jn 'd.ID')" "$t"
+api POST "/api/v1/task/$t/stop" >/dev/null
+eq "stop of a queued restore does nothing (no controller yet): still Waiting" "$(api GET "/api/v1/task/$t" | jn 'd.Status')" Waiting
 "$S" flag paused off
 eq "it runs once resumed" "$(task_end "$t")" Completed
 "$S" set restore_seconds 4

@@ -1402,8 +1402,13 @@ async function stopTask(req, res, idText, mode) {
     }
     const queued = state.queue.find((q) => q.task === id);
     if (!queued) return false;
+    if (queued.kind === 'restore') {
+      // A task not started yet has no controller: RunnerData.Stop/Abort do nothing (Controller?.Stop()),
+      // so a queued restore stays queued and runs later
+      appendEvent(`STOP_ASKED ${id} ${queued.backup} ${mode} QUEUED_RESTORE_IGNORED`);
+      return true;
+    }
     const rest = state.queue.filter((q) => q.task !== id).map(queueLine).join('');
-    fs.rmSync(path.join(ST, `restore.${id}`), { force: true });
     writeAtomic(path.join(ST, 'queue'), rest);
     const now = Date.now();
     const name = jobById(queued.backup)?.name ?? '?';
