@@ -244,7 +244,10 @@ for s in $SNAP_STACKS; do
 	check "$s db/state keeps changing while the stack runs" test "$(md5sum <"$live/db/state")" != "$a"
 done
 eq "stand-in jobs" "$(grep -v '^#' "$WORLD_DIR/duplicati/jobs" | grep snap | tr '\n' '|')" "4 snapbtrfs /snapshots/btrfs/snapbtrfs|5 snapxfs /snapshots/xfs/snapxfs|"
-eq "stand-in does not see btrfs/hidden" "$(upodman exec duplicati sh -c 'ls -d /snapshots/*/hidden /hidden 2>/dev/null | wc -l')" 0
+eq "stand-in has no snapshot parent btrfs/hidden" "$(upodman exec duplicati sh -c 'ls -d /snapshots/*/hidden /hidden 2>/dev/null | wc -l')" 0
+eq "stand-in sees the parents of the data writable at /restore" \
+	"$(upodman exec duplicati sh -c 'for d in /restore/data /restore/btrfs /restore/xfs; do t=$d/.w$$; touch $t && rm $t && ls -d $d/composeapp $d/snapbtrfs $d/snapxfs 2>/dev/null; done' | tr '\n' ' ')" \
+	"/restore/data/composeapp /restore/btrfs/snapbtrfs /restore/xfs/snapxfs "
 
 echo "-- btrfs as the user"
 out=$(as_user btrfs subvolume snapshot -r "$B/snapbtrfs" "$B/snapshots/snapbtrfs" 2>&1)

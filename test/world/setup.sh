@@ -473,7 +473,8 @@ EOF
 # written by stack-backup test/world/setup.sh
 # The Duplicati stand-in: container "duplicati", data folders read-only at
 # /source, the snapshot parent folders read-only at /snapshots/btrfs and
-# /snapshots/xfs (not btrfs/hidden), the snapshot stacks' live data read-only at
+# /snapshots/xfs (not btrfs/hidden, which it sees only through /restore/btrfs),
+# the snapshot stacks' live data read-only at
 # /live/snapbtrfs and /live/snapxfs (for a job that reads live data: DIRTY),
 # and, for restores, the PARENTS of the data writable: data/ at /restore/data,
 # the btrfs and XFS mounts at /restore/btrfs and /restore/xfs (a staging folder

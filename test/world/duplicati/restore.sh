@@ -263,6 +263,10 @@ recreate)
 	done
 	# the temporary database is built from every remote volume: slow
 	pause_ms "$(sec_to_ms "$(setting recreate_seconds 20)")"
+	if [ "$no_verify" != true ]; then
+		echo "Checking remote backup ..."
+		echo "  Listing remote folder ..."
+	fi
 	;;
 other:*)
 	# another job's database: its remote volumes are not this storage's
@@ -597,6 +601,11 @@ while IFS="$TAB" read -r tp t sz ui gi md mt cr h ow gr at tg op; do
 	[ "$skip_metadata" = true ] || apply_meta "$target" "$md" "$ui" "$gi" "$cr" "$at" "$ow" "$gr"
 	if [ "$sz" = 0 ] || [ "$written" -gt 0 ]; then count R "$sz" "$written"; else count U "$sz" 0; fi
 done <"$W/files"
+if [ "$fail_at" -ge 0 ]; then
+	# fault restore_fail with no regular file to half-write: it throws all the same
+	err Duplicati.Library.Main.Operation.Restore.FileProcessor FileProcessingError "Error during file processing" System.Exception "File hash mismatch"
+	throw System.Exception "File hash mismatch"
+fi
 eval "$(awk '$1 == "R" { r++; rs += $2; rd += $3 } $1 == "U" { u++; us += $2 }
 	END { printf "restored=%d restored_size=%.0f restored_data=%.0f unmodified=%d unmodified_size=%.0f\n", r, rs, rd, u, us }' "$W/counts")"
 
