@@ -68,6 +68,7 @@ Examples:
   stack-backup --dry-run all            show what would be done
   stack-backup --json all               the run's summary as JSON on standard output
   stack-backup list --json              the configured stacks
+  stack-backup status                   the verdict, then per stack the last run and the last 14 days
   stack-backup status --max-age 26h     exit 1 unless every stack succeeded within 26 hours
   stack-backup recover                  put back what a killed run left stopped or frozen
   stack-backup doctor                   check everything a run needs, touching nothing
@@ -102,8 +103,10 @@ Exit codes: 0 every stack backed up; 1 a stack failed (each still restored per i
     });
   program
     .command('status')
-    .description('per stack: last run, result, downtime, backup duration, last success, pending recovery; exit 1 when one needs a look')
-    .option('--max-age <duration>', 'exit 1 when a stack\'s last successful backup is older than this (e.g. 26h, 90m, 2d) or missing')
+    .description(
+      'first line a verdict over every stack ("5 stacks: all backed up within 26 h"); then per stack: last run, the last 14 days (+ backed up, x failed, . no run), result, downtime, backup duration, last success, pending recovery; exit 1 when one needs a look',
+    )
+    .option('--max-age <duration>', 'exit 1 when a stack\'s last successful backup is older than this (e.g. 26h, 90m, 2d) or missing; also the verdict\'s "overdue" age (default 26h)')
     .action(async function (this: Command) {
       const options = optionsFor(this, 'status');
       const { statusCommand } = await import('./commands/status.js');

@@ -6,7 +6,7 @@ import { checkVersion, type BackupJob, type Duplicati } from './adapters/duplica
 import type { ContainerEngine, ContainerMount } from './adapters/podman.js';
 import { btrfsSubvolumeRootInode, chooseDriver, snapshotProblem, type Snapshots } from './adapters/snapshots.js';
 import type { Systemd } from './adapters/systemd.js';
-import { loadGlobalConfig, listStackNames, loadStack, podmanSocketPath, selectStacks } from './config/load.js';
+import { assertNoPathOverlaps, loadGlobalConfig, listStackNames, loadStack, podmanSocketPath, selectStacks } from './config/load.js';
 import { assertOnlyUserCanWrite } from './config/permissions.js';
 import type { GlobalConfig, StackConfig } from './config/types.js';
 import { errorMessage } from './errors.js';
@@ -91,6 +91,14 @@ export async function runDoctor(root: string, targets: readonly string[], depend
     }
   } catch (error) {
     checks.push(fail('the stacks can be listed', errorMessage(error)));
+  }
+  if (stacks.some((stack) => stack.snapshot)) {
+    try {
+      assertNoPathOverlaps(root, global, stacks);
+      checks.push(pass('no snapshot target is, holds or lies inside a source or another target (by real path, across all stacks)'));
+    } catch (error) {
+      checks.push(fail('no snapshot target is, holds or lies inside a source or another target (by real path, across all stacks)', `${errorMessage(error)}; choose another target`));
+    }
   }
   try {
     assertOnlyUserCanWrite(root, stacks.map((stack) => stack.file));

@@ -25,6 +25,11 @@ export class LockHeldError extends Error {
   override name = 'LockHeldError';
 }
 
+/** A lock this run held was lost (removed or taken over): the run ends, restoring the stack under way. */
+export class LockLostError extends Error {
+  override name = 'LockLostError';
+}
+
 /** A bounded wait or command ran out of time. */
 export class TimeoutError extends Error {
   override name = 'TimeoutError';

@@ -26,9 +26,13 @@ export function exitCodeFor(outcome: unknown): number {
 }
 
 
-/** A finished run: its signal if it was aborted, else 1 when a stack or a recovery failed. */
+/**
+ * A finished run: its signal if it was aborted, else 1 when a stack or a recovery failed, else
+ * 75 when a stack was not run because another root's run held its unit.
+ */
 export function exitCodeForReport(report: RunReport, signal: AbortSignal): number {
   if (signal.aborted) return exitCodeFor(signal.reason);
   const allGood = report.results.every((result) => result.ok) && report.recovery.failed.length === 0;
-  return allGood ? exitCodes.success : exitCodes.stackFailed;
+  if (!allGood) return exitCodes.stackFailed;
+  return (report.locked?.length ?? 0) > 0 ? exitCodes.locked : exitCodes.success;
 }

@@ -18,6 +18,8 @@ export interface HistoryEntry {
   backupMs?: number | undefined;
   /** Snapshot mode: the time the snapshots took, part of the downtime. */
   snapshotMs?: number | undefined;
+  /** Paths the run was to remove but kept, since they were not what stack-backup made: "PATH (why)". */
+  kept?: string[] | undefined;
 }
 
 interface HistoryFile {
@@ -25,8 +27,11 @@ interface HistoryFile {
   runs: HistoryEntry[];
 }
 
-/** Runs kept per stack. */
+/** The last runs kept per stack, whatever their age. */
 export const historyLength = 30;
+
+/** Days `status` shows one character of, today included. */
+export const stripDays = 14;
 
 export function historyFile(root: string): string {
   return path.join(root, 'logs', 'history.json');
@@ -36,10 +41,39 @@ export function readHistory(root: string): HistoryEntry[] {
   return readJsonFile<HistoryFile>(historyFile(root), { version: 1, runs: [] }).runs;
 }
 
+/** The calendar day (this machine's time zone) a time falls on, as YYYY-MM-DD. */
+export function localDay(time: number): string {
+  const date = new Date(time);
+  return `${date.getFullYear()}-${String(date.getMonth() + 1).padStart(2, '0')}-${String(date.getDate()).padStart(2, '0')}`;
+}
+
+/**
+ * The runs of one stack worth keeping, in order: the last `historyLength`, the last success
+ * (a stack failing for weeks must still show when it was last backed up), and, for each day
+ * of the status strip (one day more, for time zones and clocks), that day's last run and last
+ * success: all the strip needs, however many manual runs a day saw. At most about 60 runs.
+ */
+export function keptRuns(runs: readonly HistoryEntry[], now: number): HistoryEntry[] {
+  const kept = new Set(runs.slice(-historyLength));
+  const successes = runs.filter((run) => run.result === 'success');
+  if (successes.length > 0) kept.add(successes.at(-1)!);
+  const since = now - (stripDays + 1) * 86_400_000;
+  const lastOfDay = new Map<string, HistoryEntry>();
+  const lastSuccessOfDay = new Map<string, HistoryEntry>();
+  for (const run of runs) {
+    const ended = Date.parse(run.endedAt);
+    if (!(ended >= since)) continue;
+    lastOfDay.set(localDay(ended), run);
+    if (run.result === 'success') lastSuccessOfDay.set(localDay(ended), run);
+  }
+  for (const run of [...lastOfDay.values(), ...lastSuccessOfDay.values()]) kept.add(run);
+  return runs.filter((run) => kept.has(run));
+}
+
 export function appendHistory(root: string, entry: HistoryEntry): void {
   const runs = [...readHistory(root), entry];
   const ofStack = runs.filter((run) => run.stack === entry.stack);
-  const dropped = new Set(ofStack.slice(0, Math.max(0, ofStack.length - historyLength)));
-  const kept = runs.filter((run) => !dropped.has(run));
+  const keep = new Set(keptRuns(ofStack, Date.parse(entry.endedAt)));
+  const kept = runs.filter((run) => run.stack !== entry.stack || keep.has(run));
   writeJsonFileDurably(historyFile(root), { version: 1, runs: kept } satisfies HistoryFile);
 }

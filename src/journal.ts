@@ -7,6 +7,8 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { readJsonFile, writeJsonFileDurably } from './adapters/state-files.js';
 import type { HookPhase } from './config/schema.js';
+import type { PathIdentity, RemovalMethod } from './adapters/made-paths.js';
+import type { MadeSnapshot } from './adapters/snapshots.js';
 import type { SnapshotDriverName } from './config/types.js';
 
 /** Hook commands with all they need to run again without the stack file. */
@@ -54,9 +56,52 @@ export interface RemoveSnapshotUndo {
   target: string;
   /** The stack's Duplicati jobs: the ones that may read the snapshot. */
   jobs: string[];
+  /**
+   * What was made, recorded as soon as it was known: only a folder that is still exactly that is
+   * removed. Absent while the snapshot is being made, and in entries of earlier versions.
+   */
+  made?: MadeSnapshot | undefined;
 }
 
-export type UndoRecord = RestoreUnitUndo | UnfreezeUndo | HooksUndo | RemoveSnapshotUndo;
+/**
+ * Remove a folder this run made (a restore's staging folder), only while it is still what was
+ * made. Like a snapshot, it is kept while a Duplicati task of `jobs` may still write into it.
+ */
+export interface RemoveMadeUndo {
+  kind: 'remove-made';
+  /** What it is, for the log: "restore staging folder". */
+  what: string;
+  path: string;
+  method: RemovalMethod;
+  /** What was made; absent until known (then nothing that exists is removed). */
+  made?: PathIdentity | undefined;
+  /** Jobs whose Duplicati task may write into it. */
+  jobs: string[];
+}
+
+/**
+ * Rename a folder back to where it was: `from` is where a rename put it, `to` where it was, `made`
+ * what it is (read before the rename). A restore's swap is two of these per data path, each
+ * journaled before its rename, so a run that dies between them leaves each path wholly old once
+ * they are replayed.
+ */
+export interface RenameBackUndo {
+  kind: 'rename-back';
+  /** What it is, for the log: "live data of /srv/app", "restored copy of /srv/app". */
+  what: string;
+  from: string;
+  to: string;
+  made: PathIdentity;
+}
+
+/** Resume the Duplicati server this run paused (exec driver: a restore reads the job's database outside the server). */
+export interface ResumeDuplicatiUndo {
+  kind: 'resume-duplicati';
+  container: string;
+  serverUtil: string;
+}
+
+export type UndoRecord = RestoreUnitUndo | UnfreezeUndo | HooksUndo | RemoveSnapshotUndo | RemoveMadeUndo | RenameBackUndo | ResumeDuplicatiUndo;
 
 export interface JournalEntry {
   id: string;
@@ -70,6 +115,8 @@ export interface JournalEntry {
 export interface Journal {
   /** Writes the entry down durably and returns its id. */
   add(stack: string, undo: UndoRecord): string;
+  /** Replaces an entry's undo, durably (what a change made, once it is known). */
+  update(id: string, undo: UndoRecord): void;
   remove(id: string): void;
   pending(): JournalEntry[];
 }
@@ -93,6 +140,13 @@ export function createJournal(root: string, run: string): Journal {
       contents.entries.push({ id, stack, run, pid: process.pid, recordedAt: new Date().toISOString(), undo });
       writeJsonFileDurably(file, contents);
       return id;
+    },
+    update(id, undo) {
+      const contents = load();
+      const entry = contents.entries.find((candidate) => candidate.id === id);
+      if (!entry) throw new Error(`the crash journal has no entry ${id} to update`);
+      entry.undo = undo;
+      writeJsonFileDurably(file, contents);
     },
     remove(id) {
       const contents = load();

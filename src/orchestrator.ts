@@ -11,6 +11,7 @@ import { stackSteps, type Step } from './steps/sequence.js';
 import { EarlyUndoError } from './steps/snapshot.js';
 import { undoExecution } from './steps/undo-actions.js';
 import type { UndoFailure } from './undo.js';
+import { removesData } from './undo-records.js';
 
 export interface StackResult {
   stack: string;
@@ -37,6 +38,8 @@ export interface StackResult {
   snapshotMs?: number | undefined;
   /** Snapshots left in place: kept for a Duplicati task that may still read them, or not removed. */
   snapshotsLeft?: string[];
+  /** Paths that were to be removed but were kept, since they were not what stack-backup made: "PATH (why)". */
+  keptPaths?: string[];
   /** Time the stack was down behind another job's Duplicati task. */
   queueMs?: number | undefined;
   logFile: string;
@@ -97,7 +100,7 @@ export async function backupStack(run: StackRun, steps: readonly Step[] = stackS
   // The stack first, its snapshots after: removing a large copy can take minutes, and the
   // stack must not wait for it (nor be cut short by systemd's stop timeout behind it).
   const lateFailures = [
-    ...(await run.undo.settle((record) => record.kind !== 'remove-snapshot', execute, observer)),
+    ...(await run.undo.settle((record) => !removesData(record), execute, observer)),
     ...(await run.undo.unwind(execute, observer)),
   ];
   const undoFailures: UndoFailure[] = [...(run.earlyUndoFailures ?? []), ...lateFailures];
@@ -136,6 +139,7 @@ export async function backupStack(run: StackRun, steps: readonly Step[] = stackS
     downtimeMs,
     backupMs,
     ...(mode === 'snapshot' ? { snapshotMs, snapshotsLeft } : {}),
+    ...(run.keptPaths?.length ? { keptPaths: [...run.keptPaths] } : {}),
     queueMs: timings.queueMs,
     logFile: log.file,
     steps: startedSteps,
@@ -152,6 +156,7 @@ export async function backupStack(run: StackRun, steps: readonly Step[] = stackS
     snapshot_ms: snapshotMs,
     snapshots_left: mode === 'snapshot' ? snapshotsLeft : undefined,
     snapshots_kept: undoFailures.filter((entry) => entry.error instanceof SnapshotKept).length || undefined,
+    kept_paths: run.keptPaths,
     queue_ms: timings.queueMs,
     // The parts of the downtime that are the stack's own, for the benchmark and for tuning.
     unit_stop_ms: span(timings.unitStopIssuedAt, timings.unitStoppedAt),

@@ -6,6 +6,7 @@
 import type { Clock } from './adapters/clock.js';
 import type { HookRunner } from './adapters/hooks.js';
 import type { Duplicati } from './adapters/duplicati.js';
+import type { MadePaths } from './adapters/made-paths.js';
 import type { Snapshots } from './adapters/snapshots.js';
 import type { Systemd } from './adapters/systemd.js';
 import { errorMessage } from './errors.js';
@@ -14,7 +15,7 @@ import { createStackLog } from './logging.js';
 import type { Progress } from './report.js';
 import { jobsDuplicatiRuns } from './steps/snapshot.js';
 import { performUndo } from './steps/undo-actions.js';
-import { describeUndo, undoName } from './undo-records.js';
+import { describeUndo, removesData, undoName } from './undo-records.js';
 import { crossOut, runBounded } from './undo.js';
 
 export interface RecoveryDependencies {
@@ -25,8 +26,11 @@ export interface RecoveryDependencies {
   /** SIGINT/SIGTERM: ends the undo under way (its hook's process group is killed) and leaves the rest in the journal. */
   signal?: AbortSignal;
   snapshots?: Snapshots;
+  madePaths?: MadePaths;
   /** Asked whether a kept snapshot is still read; made only when a snapshot is to be removed. */
   duplicati?: () => Duplicati;
+  /** Takes a unit's lock, so that recovery never starts a unit another root's run has down for its backup. */
+  lockUnit?: (unit: string, onLost: (error: Error) => void) => Promise<() => Promise<void>>;
 }
 
 /**
@@ -34,7 +38,7 @@ export interface RecoveryDependencies {
  * killed mid-job left that task reading it), or when Duplicati cannot tell.
  */
 function snapshotReaderOf(dependencies: RecoveryDependencies) {
-  return async (record: RemoveSnapshotUndo, signal: AbortSignal): Promise<string | undefined> => {
+  return async (record: { jobs: readonly string[] }, signal: AbortSignal): Promise<string | undefined> => {
     if (!dependencies.duplicati) return `cannot ask Duplicati whether it still runs job ${record.jobs.join(', ')}`;
     try {
       const busy = await jobsDuplicatiRuns(dependencies.duplicati(), record.jobs, signal);
@@ -75,44 +79,80 @@ export function recoveryPlan(entries: readonly JournalEntry[], runInProgress: bo
  */
 export function recoveryOrder(entries: readonly JournalEntry[]): JournalEntry[] {
   const reversed = [...entries].reverse();
-  return [...reversed.filter((entry) => entry.undo.kind !== 'remove-snapshot'), ...reversed.filter((entry) => entry.undo.kind === 'remove-snapshot')];
+  return [...reversed.filter((entry) => !removesData(entry.undo)), ...reversed.filter((entry) => removesData(entry.undo))];
+}
+
+/** Each stack's unit, from the journal's own records of it (the stack file may be gone or changed). */
+function unitsOf(entries: readonly JournalEntry[]): Map<string, string> {
+  const units = new Map<string, string>();
+  for (const entry of entries) if (entry.undo.kind === 'restore-unit') units.set(entry.stack, entry.undo.unit);
+  return units;
 }
 
 export async function recoverPending(root: string, journal: Journal, runId: string, dependencies: RecoveryDependencies): Promise<RecoveryReport> {
   const report: RecoveryReport = { restored: [], failed: [] };
-  for (const entry of recoveryOrder(journal.pending())) {
-    // What was not done stays in the journal for the next `recover` or run.
-    if (dependencies.signal?.aborted) break;
-    const name = undoName(entry.undo);
-    const log = createStackLog(root, entry.stack, runId, dependencies.clock, dependencies.progress);
-    try {
-      log.warn(`recovering after run ${entry.run} (pid ${entry.pid}) ended before restoring the stack: ${name}`, {
-        recovery: true,
-        undo: entry.undo,
-      });
-      const context = {
-        systemd: dependencies.systemd,
-        runHook: dependencies.runHook,
-        clock: dependencies.clock,
-        log,
-        snapshots: dependencies.snapshots,
-        snapshotReader: snapshotReaderOf(dependencies),
-      };
-      const outer = dependencies.signal;
-      const error = await runBounded(entry.undo, (record, signal) =>
-        performUndo(record, context, outer ? AbortSignal.any([signal, outer]) : signal),
-      );
-      if (error) {
-        log.error(`recovery of "${name}" failed: ${error.message}`, { recovery: true });
-        report.failed.push(`${entry.stack}: ${name}: ${error.message}`);
-      } else {
-        crossOut(journal, entry.id, { journalFailed: (failure) => log.warn(`cannot update the crash journal: ${failure.message}`) });
-        log.info(`recovered: ${name}`, { recovery: true });
-        report.restored.push(`${entry.stack}: ${name}`);
+  const entries = journal.pending();
+  const units = unitsOf(entries);
+  const held = new Map<string, () => Promise<void>>();
+  /** Stacks whose unit another root's run holds: their entries wait for a later recover. */
+  const waiting = new Map<string, string>();
+  try {
+    for (const entry of recoveryOrder(entries)) {
+      // What was not done stays in the journal for the next `recover` or run.
+      if (dependencies.signal?.aborted) break;
+      const unit = units.get(entry.stack);
+      if (unit !== undefined && dependencies.lockUnit && !held.has(entry.stack) && !waiting.has(entry.stack)) {
+        try {
+          held.set(entry.stack, await dependencies.lockUnit(unit, () => {}));
+        } catch (error) {
+          waiting.set(entry.stack, errorMessage(error));
+        }
       }
-    } finally {
-      log.close();
+      const wait = waiting.get(entry.stack);
+      if (wait !== undefined) {
+        report.failed.push(`${entry.stack}: ${undoName(entry.undo)}: not done now: ${wait}; it stays in the journal for the next recover`);
+        continue;
+      }
+      await recoverEntry(root, journal, runId, entry, dependencies, report);
     }
+  } finally {
+    for (const release of held.values()) await release().catch(() => {});
   }
   return report;
+}
+
+async function recoverEntry(root: string, journal: Journal, runId: string, entry: JournalEntry, dependencies: RecoveryDependencies, report: RecoveryReport): Promise<void> {
+  const name = undoName(entry.undo);
+  const log = createStackLog(root, entry.stack, runId, dependencies.clock, dependencies.progress);
+  try {
+    log.warn(`recovering after run ${entry.run} (pid ${entry.pid}) ended before restoring the stack: ${name}`, {
+      recovery: true,
+      undo: entry.undo,
+    });
+    const context = {
+      systemd: dependencies.systemd,
+      runHook: dependencies.runHook,
+      clock: dependencies.clock,
+      log,
+      snapshots: dependencies.snapshots,
+      madePaths: dependencies.madePaths,
+      duplicati: dependencies.duplicati,
+      snapshotReader: snapshotReaderOf(dependencies),
+      kept: (path: string, reason: string) => report.restored.push(`${entry.stack}: kept ${path}: ${reason}; it is not what stack-backup made, so it was not removed`),
+    };
+    const outer = dependencies.signal;
+    const error = await runBounded(entry.undo, (record, signal) =>
+      performUndo(record, context, outer ? AbortSignal.any([signal, outer]) : signal),
+    );
+    if (error) {
+      log.error(`recovery of "${name}" failed: ${error.message}`, { recovery: true });
+      report.failed.push(`${entry.stack}: ${name}: ${error.message}`);
+    } else {
+      crossOut(journal, entry.id, { journalFailed: (failure) => log.warn(`cannot update the crash journal: ${failure.message}`) });
+      log.info(`recovered: ${name}`, { recovery: true });
+      report.restored.push(`${entry.stack}: ${name}`);
+    }
+  } finally {
+    log.close();
+  }
 }

@@ -8,12 +8,12 @@ import path from 'node:path';
 import { pruneLogs, readLogTail } from './adapters/files.js';
 import type { HttpSend } from './adapters/http.js';
 import { acquireRootLock } from './adapters/lock.js';
-import { writeTextFileAtomically } from './adapters/state-files.js';
+import { LockHeldError, LockLostError } from './errors.js';
 import type { GlobalConfig, StackConfig } from './config/types.js';
-import { appendHistory, historyFile, readHistory, type HistoryEntry } from './history.js';
+import { appendHistory, historyFile, type HistoryEntry } from './history.js';
 import { createJournal } from './journal.js';
 import { createStackLog } from './logging.js';
-import { renderMetrics } from './metrics.js';
+import { writeMetricsFile } from './metrics.js';
 import { createStackMonitor, type StackMonitor } from './monitor.js';
 import { backupStack, problems, type StackResult } from './orchestrator.js';
 import { recoverPending, type RecoveryReport } from './recover.js';
@@ -26,6 +26,8 @@ export interface RunRequest {
   /** Sends the monitoring reports; none are sent without it. */
   sendHttp?: HttpSend;
   stacks: readonly StackConfig[];
+  /** Every stack configured in the root, for the metrics file (default: the run's stacks). */
+  configured?: readonly string[];
   adapters: Adapters;
   progress: Progress;
   /** Where the summary goes. */
@@ -39,27 +41,48 @@ export interface RunReport {
   results: StackResult[];
   /** Stacks not started because the run was aborted first. */
   skipped: string[];
+  /** Stacks not started because another root's run holds their unit: what it said. */
+  locked?: Array<{ stack: string; reason: string }>;
 }
 
 export async function runBackups(request: RunRequest): Promise<RunReport> {
-  const { global, stacks, adapters, progress, signal } = request;
-  const release = await acquireRootLock(global.root, (error) =>
-    progress.message(`warning: the lock of ${global.root} was lost: ${error.message}`),
-  );
+  const { global, stacks, adapters, progress } = request;
+  // A lock that is lost (its file removed or taken over) no longer keeps another run out: the
+  // stack under way is restored, and no further stack is started.
+  const lockLost = new AbortController();
+  const signal = AbortSignal.any([request.signal, lockLost.signal]);
+  const onLost = (what: string) => (error: Error) => {
+    if (lockLost.signal.aborted) return;
+    progress.message(`error: ${what} was lost (${error.message}); restoring the stack under way and starting no other`);
+    lockLost.abort(new LockLostError(`${what} was lost (${error.message}), so another run could start meanwhile: the run was ended`));
+  };
+  const release = await acquireRootLock(global.root, onLost(`the lock of ${global.root}`));
   const runId = randomUUID();
   const results: StackResult[] = [];
   const skipped: string[] = [];
+  const locked: Array<{ stack: string; reason: string }> = [];
   const journal = createJournal(global.root, runId);
   const reports: Array<Promise<{ stack: string; failures: string[] }>> = [];
   let recovery: RecoveryReport = { restored: [], failed: [] };
   try {
     if (journal.pending().length > 0) {
       progress.message('warning: a previous run ended before restoring its stack; recovering first');
-      recovery = await recoverPending(global.root, journal, runId, { ...adapters, duplicati: () => adapters.duplicati, progress });
+      recovery = await recoverPending(global.root, journal, runId, { ...adapters, duplicati: () => adapters.duplicati, progress, signal });
+      // What the recovery put back, or could not, shows before the first stack's long run.
+      writeMetrics(request);
     }
     for (const stack of stacks) {
       if (signal.aborted) {
         skipped.push(stack.name);
+        continue;
+      }
+      let releaseUnit: () => Promise<void>;
+      try {
+        releaseUnit = await adapters.lockUnit(stack.unit, onLost(`the lock of unit ${stack.unit}`));
+      } catch (error) {
+        if (!(error instanceof LockHeldError)) throw error;
+        progress.message(`[${stack.name}] not run: ${error.message}`);
+        locked.push({ stack: stack.name, reason: error.message });
         continue;
       }
       const log = createStackLog(global.root, stack.name, runId, adapters.clock, progress);
@@ -67,7 +90,7 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
       const monitor = request.sendHttp ? createStackMonitor(stack.name, stack.monitor, request.sendHttp) : undefined;
       monitor?.started();
       try {
-        const result = await backupStack({ stack, global, adapters, log, undo: new UndoStack(journal, undefined, adapters.clock), signal, timings: {}, jobResults: [] });
+        const result = await backupStack({ runId, stack, global, adapters, log, undo: new UndoStack(journal, undefined, adapters.clock), signal, timings: {}, jobResults: [] });
         results.push(result);
         if (monitor) reports.push(reportLater(stack.name, monitor, result));
         recordHistory(global.root, progress, {
@@ -83,11 +106,13 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
           downtimeMs: result.downtimeMs,
           backupMs: result.backupMs,
           snapshotMs: result.snapshotMs,
+          ...(result.keptPaths ? { kept: result.keptPaths } : {}),
         });
       } finally {
         log.close();
+        await releaseUnit().catch(() => {});
       }
-      writeMetrics(global, progress);
+      writeMetrics(request);
     }
     await pruneLogs(path.join(global.root, 'logs'), global.logRetentionDays, adapters.clock.now()).catch((error: Error) =>
       progress.message(`warning: cannot prune old logs: ${error.message}`),
@@ -104,10 +129,10 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
   }
   for (const line of recovery.restored) request.output.write(`recovered: ${line}\n`);
   for (const line of recovery.failed) request.output.write(`NOT RECOVERED: ${line}\n`);
-  request.output.write(`\n${formatSummary(summaryRows(results, skipped))}`);
+  request.output.write(`\n${formatSummary(summaryRows(results, skipped, locked))}`);
   const logFiles = [...new Set(results.map((result) => result.logFile))];
   if (logFiles.length > 0) request.output.write(`Logs: ${logFiles.join(', ')}\n`);
-  return { recovery, results, skipped };
+  return { recovery, results, skipped, locked };
 }
 
 /** The history only feeds `status` and the metrics: failing to write it must not stop the next stack. */
@@ -125,14 +150,10 @@ async function reportLater(stack: string, monitor: StackMonitor, result: StackRe
   return { stack, failures };
 }
 
-/** The metrics file follows the history after each stack; a failure to write it is only a warning. */
-function writeMetrics(global: GlobalConfig, progress: Progress): void {
+/** The metrics file follows the history and the journal after each stack; a failure to write it is only a warning. */
+function writeMetrics({ global, stacks, configured, progress }: RunRequest): void {
   if (!global.metricsFile) return;
-  try {
-    writeTextFileAtomically(global.metricsFile, renderMetrics(readHistory(global.root)));
-  } catch (error) {
-    progress.message(`warning: cannot write metrics_file ${global.metricsFile}: ${(error as Error).message}`);
-  }
+  writeMetricsFile(global.root, global.metricsFile, () => configured ?? stacks.map((stack) => stack.name), (text) => progress.message(text));
 }
 
 function resultLabel(result: StackResult): string {
@@ -141,7 +162,7 @@ function resultLabel(result: StackResult): string {
   return labels[result.outcome];
 }
 
-function summaryRows(results: readonly StackResult[], skipped: readonly string[]): SummaryRow[] {
+function summaryRows(results: readonly StackResult[], skipped: readonly string[], locked: ReadonlyArray<{ stack: string; reason: string }>): SummaryRow[] {
   return [
     ...results.map((result) => ({
       stack: result.stack,
@@ -152,11 +173,13 @@ function summaryRows(results: readonly StackResult[], skipped: readonly string[]
         result.mode === 'snapshot' ? `snapshot mode (snapshots ${formatSeconds(result.snapshotMs)})` : undefined,
         result.queueMs ? `queued ${formatSeconds(result.queueMs)} behind another Duplicati task` : undefined,
         ...(result.snapshotsLeft ?? []).map((target) => `snapshot left at ${target}`),
+        ...(result.keptPaths ?? []).map((kept) => `kept ${kept}: not stack-backup's, not removed`),
         ...problems(result),
       ]
         .filter(Boolean)
         .join('; '),
     })),
+    ...locked.map(({ stack, reason }) => ({ stack, result: 'not run', downtimeMs: undefined, backupMs: undefined, note: reason })),
     ...skipped.map((stack) => ({ stack, result: 'not run', downtimeMs: undefined, backupMs: undefined, note: 'run aborted before this stack' })),
   ];
 }

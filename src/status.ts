@@ -1,14 +1,21 @@
 /**
- * `stack-backup status`: per stack, the last run and the last success from the history, and
- * whether anything waits for recovery. Built from files only; it touches nothing.
+ * `stack-backup status`: a verdict over every stack first, then per stack the last run, a
+ * strip of the last 14 days and the last success from the history, and whether anything
+ * waits for recovery. Built from files only; it touches nothing (the metrics file included).
  */
-import type { HistoryEntry } from './history.js';
+import { localDay, stripDays, type HistoryEntry } from './history.js';
 import type { JournalEntry } from './journal.js';
 import { formatSeconds, formatTable } from './report.js';
+import { shownStacks, stackFacts } from './stack-facts.js';
 import { undoName } from './undo-records.js';
+
+/** What one day of the strip says: a run backed the stack up, runs that day all failed, or none ran. */
+export type DayResult = 'backed_up' | 'failed' | 'no_run';
 
 export interface StackStatus {
   stack: string;
+  /** Has a file in stacks/ (else only the journal still holds something of it). */
+  configured: boolean;
   lastRun: string | null;
   result: 'success' | 'failed' | 'never';
   /** Duplicati's verdict on the last run; `unknown` where the driver could not see it. */
@@ -19,8 +26,35 @@ export interface StackStatus {
   backupMs: number | null;
   snapshotMs: number | null;
   lastSuccess: string | null;
+  /** false: the last run left the stack down (FAILED, NOT RESTORED) and no recover put it back yet; null: no run. */
+  restored: boolean | null;
   /** Undos a run that died left behind (empty while a run is in progress). */
   pendingRecovery: string[];
+  /** What the last run was to remove but kept, since it was not stack-backup's: "PATH (why)". */
+  kept: string[];
+  /** The last `stripDays` days, oldest first, today last (this machine's calendar days). */
+  days: Array<{ date: string; result: DayResult }>;
+}
+
+/** One character per day in the strip. */
+export const dayCharacters: Record<DayResult, string> = { backed_up: '+', failed: 'x', no_run: '.' };
+
+/** The last `stripDays` calendar days up to today, oldest first: backed up when any run that day succeeded. */
+export function dayStrip(runs: readonly HistoryEntry[], now: number): StackStatus['days'] {
+  const results = new Map<string, DayResult>();
+  for (const run of runs) {
+    const day = localDay(Date.parse(run.endedAt));
+    if (run.result === 'success') results.set(day, 'backed_up');
+    else if (!results.has(day)) results.set(day, 'failed');
+  }
+  const today = new Date(now);
+  const days: StackStatus['days'] = [];
+  for (let back = stripDays - 1; back >= 0; back -= 1) {
+    // Noon, so that a daylight saving change never skips or repeats a day.
+    const date = localDay(new Date(today.getFullYear(), today.getMonth(), today.getDate() - back, 12).getTime());
+    days.push({ date, result: results.get(date) ?? 'no_run' });
+  }
+  return days;
 }
 
 export function stackStatuses(
@@ -28,15 +62,17 @@ export function stackStatuses(
   history: readonly HistoryEntry[],
   journal: readonly JournalEntry[],
   runInProgress: boolean,
+  now: number = Date.now(),
 ): StackStatus[] {
+  // The journal of a live run is its own, not waiting for recovery.
+  const pending = runInProgress ? [] : journal;
   // A stack no longer configured still shows while the journal holds something of it.
-  const names = [...new Set([...stacks, ...journal.map((entry) => entry.stack)])];
-  return names.map((stack) => {
-    const runs = history.filter((entry) => entry.stack === stack);
-    const last = runs.at(-1);
-    const lastSuccess = runs.filter((entry) => entry.result === 'success').at(-1);
+  return shownStacks(stacks, journal).map((stack) => {
+    const facts = stackFacts(stack, stacks, history, pending);
+    const { last, lastSuccess } = facts;
     return {
       stack,
+      configured: facts.configured,
       lastRun: last?.endedAt ?? null,
       result: last?.result ?? 'never',
       outcome: last?.outcome ?? null,
@@ -46,13 +82,11 @@ export function stackStatuses(
       backupMs: last?.backupMs ?? null,
       snapshotMs: last?.snapshotMs ?? null,
       lastSuccess: lastSuccess?.endedAt ?? null,
+      restored: last ? !facts.leftDown : null,
+      kept: last?.kept ?? [],
       // In the order `recover` will replay them: the last change first.
-      pendingRecovery: runInProgress
-        ? []
-        : journal
-            .filter((entry) => entry.stack === stack)
-            .map((entry) => undoName(entry.undo))
-            .reverse(),
+      pendingRecovery: facts.pending.map((entry) => undoName(entry.undo)).reverse(),
+      days: dayStrip(history.filter((entry) => entry.stack === stack), now),
     };
   });
 }
@@ -88,13 +122,71 @@ export function parseDuration(text: string): number | undefined {
   return seconds > 0 ? seconds * 1000 : undefined;
 }
 
+/** The age the verdict calls overdue when --max-age is not given: a day and a bit, for nightly runs (as in monitoring/prometheus-rules.yml). */
+export const defaultOverdueMs = 26 * 3_600_000;
+
+/** Where a stack stands, worst first: each stack counts once in the verdict, under the first that applies. */
+export type StackState = 'left_down' | 'recovery_pending' | 'failed' | 'never_backed_up' | 'overdue' | 'backed_up';
+
+export function stackState(status: StackStatus, overdueMs: number, now: number): StackState {
+  if (status.restored === false) return 'left_down';
+  if (status.pendingRecovery.length > 0) return 'recovery_pending';
+  if (status.result === 'failed') return 'failed';
+  if (status.lastSuccess === null) return 'never_backed_up';
+  if (now - Date.parse(status.lastSuccess) > overdueMs) return 'overdue';
+  return 'backed_up';
+}
+
+/** An age as a person reads it: "45 min", "31 h", "5 d". */
+export function formatAge(ms: number): string {
+  const minutes = Math.floor(ms / 60_000);
+  if (minutes < 60) return `${Math.max(minutes, 0)} min`;
+  const hours = Math.floor(minutes / 60);
+  return hours < 72 ? `${hours} h` : `${Math.floor(hours / 24)} d`;
+}
+
+/**
+ * The first line of `status`, read in a second: "5 stacks: all backed up within 26 h", or what
+ * is wrong, worst first: "5 stacks: 1 failed (immich), 1 overdue (nextcloud, last success 31 h ago)".
+ */
+export function statusVerdict(statuses: readonly StackStatus[], overdueMs: number, now: number): string {
+  const count = `${statuses.length} stack${statuses.length === 1 ? '' : 's'}`;
+  if (statuses.length === 0) return `${count}: none configured`;
+  const byState = new Map<StackState, StackStatus[]>();
+  for (const status of statuses) {
+    const state = stackState(status, overdueMs, now);
+    byState.set(state, [...(byState.get(state) ?? []), status]);
+  }
+  if (byState.size === 1 && byState.has('backed_up')) return `${count}: all backed up within ${formatAge(overdueMs)}`;
+  const words: Array<[StackState, string]> = [
+    ['left_down', 'left down'],
+    ['recovery_pending', 'recovery pending'],
+    ['failed', 'failed'],
+    ['never_backed_up', 'never backed up'],
+  ];
+  const parts = words.flatMap(([state, word]) => {
+    const stacks = byState.get(state) ?? [];
+    return stacks.length > 0 ? [`${stacks.length} ${word} (${stacks.map((status) => status.stack).join(', ')})`] : [];
+  });
+  const overdue = byState.get('overdue') ?? [];
+  if (overdue.length > 0) {
+    const ages = overdue.map((status) => `${status.stack}, last success ${formatAge(now - Date.parse(status.lastSuccess!))} ago`);
+    parts.push(`${overdue.length} overdue (${ages.join('; ')})`);
+  }
+  return `${count}: ${parts.join(', ')}`;
+}
+
 /** The status as a JSON document's body (see json-output.ts). */
-export function statusJson(statuses: readonly StackStatus[], runInProgress: boolean, maxAge?: { ms: number; now: number; configured: readonly string[] }) {
+export function statusJson(statuses: readonly StackStatus[], runInProgress: boolean, maxAge?: { ms: number; now: number; configured: readonly string[] }, now = maxAge?.now ?? Date.now()) {
+  const overdueMs = maxAge?.ms ?? defaultOverdueMs;
   return {
+    verdict: statusVerdict(statuses, overdueMs, now),
+    overdue_after_seconds: overdueMs / 1000,
     run_in_progress: runInProgress,
     max_age_seconds: maxAge ? maxAge.ms / 1000 : null,
     stacks: statuses.map((status) => ({
       stack: status.stack,
+      state: stackState(status, overdueMs, now),
       last_run: status.lastRun,
       result: status.result,
       outcome: status.outcome,
@@ -105,30 +197,47 @@ export function statusJson(statuses: readonly StackStatus[], runInProgress: bool
       snapshot_seconds: status.snapshotMs === null ? null : status.snapshotMs / 1000,
       last_success: status.lastSuccess,
       last_success_too_old: maxAge ? maxAge.configured.includes(status.stack) && tooOld(status, maxAge.ms, maxAge.now) : null,
+      restored: status.restored,
       pending_recovery: status.pendingRecovery,
+      kept_paths: status.kept,
+      days: status.days,
     })),
   };
+}
+
+function resultText(status: StackStatus): string {
+  if (status.restored === false) return 'failed, not restored';
+  if (status.result !== 'success') return status.result;
+  if (status.outcome === 'unknown') return 'ran, outcome unknown';
+  if (status.outcome === 'completed') return 'completed, result not seen';
+  return status.result;
 }
 
 export function formatStatus(
   statuses: readonly StackStatus[],
   runInProgress: boolean,
   maxAge?: { ms: number; now: number; configured: readonly string[]; text: string },
+  now = maxAge?.now ?? Date.now(),
 ): string {
   const when = (iso: string | null) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-');
-  const header = ['STACK', 'LAST RUN', 'RESULT', 'MODE', 'DOWNTIME', 'BACKUP', 'LAST SUCCESS', 'PENDING RECOVERY'];
+  const header = ['STACK', 'LAST RUN', `LAST ${stripDays} DAYS`, 'RESULT', 'MODE', 'DOWNTIME', 'BACKUP', 'LAST SUCCESS', 'PENDING RECOVERY'];
   const rows = statuses.map((status) => [
     status.stack,
     when(status.lastRun),
-    status.result !== 'success' ? status.result : status.outcome === 'unknown' ? 'ran, outcome unknown' : status.outcome === 'completed' ? 'completed, result not seen' : status.result,
+    status.days.map((day) => dayCharacters[day.result]).join(''),
+    resultText(status),
     status.mode ?? '-',
     formatSeconds(status.downtimeMs ?? undefined),
     formatSeconds(status.backupMs ?? undefined),
     when(status.lastSuccess),
     status.pendingRecovery.join(', ') || '-',
   ]);
-  const lines = formatTable(header, rows);
+  const lines = [statusVerdict(statuses, maxAge?.ms ?? defaultOverdueMs, now), '', ...formatTable(header, rows)];
+  if (statuses.length > 0) {
+    lines.push(`(LAST ${stripDays} DAYS: oldest first, today last; ${dayCharacters.backed_up} backed up, ${dayCharacters.failed} failed, ${dayCharacters.no_run} no run)`);
+  }
   for (const status of statuses) if (status.result === 'failed' && status.error) lines.push(`${status.stack}: ${status.error}`);
+  for (const status of statuses) for (const kept of status.kept) lines.push(`${status.stack}: kept ${kept}: not stack-backup's, not removed; look at it`);
   if (maxAge) {
     for (const status of statuses) {
       if (!maxAge.configured.includes(status.stack) || !tooOld(status, maxAge.ms, maxAge.now)) continue;

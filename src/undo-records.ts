@@ -5,7 +5,9 @@
  */
 import { longestTimerMs } from './adapters/clock.js';
 import { hookArgv } from './adapters/hooks.js';
-import { markerPath, removeArgvs, snapshotTimeoutMs } from './adapters/snapshots.js';
+import { serverUtilArgv } from './adapters/duplicati.js';
+import { describeRemoval } from './adapters/made-paths.js';
+import { markerPath, removalMethod, snapshotTimeoutMs } from './adapters/snapshots.js';
 import { systemctlArgv } from './adapters/systemd.js';
 import type { SnapshotDriverName } from './config/types.js';
 import type { HookCommands, UndoRecord } from './journal.js';
@@ -15,6 +17,15 @@ import { shellLine } from './shell-quote.js';
 /** What starting a socket or its service may take. */
 export const unitTimeoutMs = 60_000;
 const slackMs = 5000;
+
+/**
+ * Undos that remove data stack-backup made (snapshots, staging folders): done after every unit,
+ * socket and hook, in a run and in recover, since removing a large copy can take minutes and no
+ * stack must wait down for it.
+ */
+export function removesData(record: UndoRecord): boolean {
+  return record.kind === 'remove-snapshot' || record.kind === 'remove-made';
+}
 
 export function undoName(record: UndoRecord): string {
   switch (record.kind) {
@@ -26,6 +37,12 @@ export function undoName(record: UndoRecord): string {
       return `${record.hooks.phase} hooks`;
     case 'remove-snapshot':
       return `remove snapshot ${record.target}`;
+    case 'remove-made':
+      return `remove ${record.what} ${record.path}`;
+    case 'rename-back':
+      return `rename ${record.what} back to ${record.to}`;
+    case 'resume-duplicati':
+      return 'resume the Duplicati server';
   }
 }
 
@@ -64,12 +81,27 @@ export function describeUndo(record: UndoRecord, startCondition?: string): strin
         `unless Duplicati may still run job ${record.jobs.join(' or ')} (then the snapshot is kept for it, and recover or the next run removes it)`,
         ...describeSnapshotRemoval(record.driver, record.target),
       ];
+    case 'remove-made':
+      return [
+        `unless Duplicati may still run job ${record.jobs.join(' or ')} (then it is kept for it, and recover or the next run removes it)`,
+        ...describeRemoval(shellLine([record.path]), record.method, `the ${record.what} stack-backup made`),
+      ];
+    case 'rename-back':
+      return [
+        `only if ${shellLine([record.from])} is still the ${record.what} (not a link; same folder, filesystem, inode and birth time) and nothing is at ${shellLine([record.to])}, inside podman unshare:`,
+        `mv -n -T -- ${shellLine([record.from])} ${shellLine([record.to])}`,
+      ];
+    case 'resume-duplicati':
+      return [shellLine(serverUtilArgv(record, 'resume'))];
   }
 }
 
-/** The commands that remove a snapshot and then its marker, shell-quoted. */
+/** The commands that remove a snapshot and then its marker, shell-quoted, each after its check. */
 export function describeSnapshotRemoval(driver: SnapshotDriverName, target: string): string[] {
-  return [...removeArgvs(driver, target).map(shellLine), `rm -f -- ${shellLine([markerPath(target)])}`];
+  return [
+    ...describeRemoval(shellLine([target]), removalMethod(driver), 'the snapshot stack-backup made'),
+    `rm -f -- ${shellLine([markerPath(target)])} (only a marker of stack-backup's, never through a link)`,
+  ];
 }
 
 /** The clock holds every timer; an undo's budget is at most what one holds (re-exported for callers of this module). */
@@ -89,6 +121,16 @@ function unboundedUndoTimeoutMs(record: UndoRecord): number {
     case 'hooks':
       return record.hooks.timeoutMs * Math.max(1, record.hooks.commands.length) + slackMs;
     case 'remove-snapshot':
-      return removeArgvs(record.driver, record.target).length * snapshotTimeoutMs + 4 * 30_000 + slackMs;
+      // The target and, where the run ended mid-snapshot, the folder it was made in.
+      return 2 * snapshotTimeoutMs + 4 * 30_000 + slackMs;
+    case 'remove-made':
+      return snapshotTimeoutMs + 4 * 30_000 + slackMs;
+    case 'rename-back':
+      return renameTimeoutMs + slackMs;
+    case 'resume-duplicati':
+      return 30_000 + slackMs;
   }
 }
+
+/** A rename inside the user's namespace: a podman unshare, a look, a rename. */
+export const renameTimeoutMs = 60_000;

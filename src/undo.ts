@@ -39,6 +39,12 @@ export function crossOut(journal: Journal, id: string, observer: Pick<UndoObserv
   }
 }
 
+/** An undo on the stack, whose record can be completed once its change knows what it made. */
+export interface RecordedUndo {
+  /** Replaces the record, in memory and in the crash journal. */
+  update(record: UndoRecord): void;
+}
+
 export type UndoExecutor = (record: UndoRecord, signal: AbortSignal) => Promise<void>;
 
 interface Pending {
@@ -49,6 +55,7 @@ interface Pending {
 /** A journal that keeps nothing, for runs and tests that need no crash recovery. */
 export const noJournal: Journal = {
   add: () => '',
+  update: () => {},
   remove: () => {},
   pending: () => [],
 };
@@ -67,14 +74,27 @@ export class UndoStack {
    * be written (disk full) this throws, so the step fails before its change: a change whose
    * undo a crash would lose is not made.
    */
-  push(stack: string, record: UndoRecord): void {
+  push(stack: string, record: UndoRecord): RecordedUndo {
     let journalId: string;
     try {
       journalId = this.journal.add(stack, record);
     } catch (error) {
       throw new JournalError(`cannot write the crash journal (${errorMessage(error)}), so the change that "${undoName(record)}" would undo was not made`);
     }
-    this.pending.push({ record, journalId });
+    const entry: Pending = { record, journalId };
+    this.pending.push(entry);
+    return {
+      update: (updated) => {
+        entry.record = updated;
+        try {
+          this.journal.update(journalId, updated);
+        } catch (error) {
+          // The change is under way: a journal that cannot take what it made stops it, and the
+          // undo (which has it in memory) removes it; after a crash, recover keeps what it cannot identify.
+          throw new JournalError(`cannot write the crash journal (${errorMessage(error)}): stopping before "${undoName(updated)}" could not be undone after a crash`);
+        }
+      },
+    };
   }
 
   get size(): number {

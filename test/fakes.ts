@@ -12,10 +12,11 @@ import { UnknownJobError } from '../src/adapters/duplicati.js';
 import type { HookRun } from '../src/adapters/hooks.js';
 import type { CommandOptions, CommandResult, CommandRunner } from '../src/adapters/process.js';
 import type { ContainerEngine, ContainerSummary } from '../src/adapters/podman.js';
-import type { PathFacts, Snapshots, TargetState } from '../src/adapters/snapshots.js';
+import type { FolderKind, MadePaths, PathIdentity, PathLook, RemovalMethod, RemovalOutcome, RenameOutcome } from '../src/adapters/made-paths.js';
+import type { MadeSnapshot, PathFacts, Snapshots, SnapshotToRemove, TargetState } from '../src/adapters/snapshots.js';
 import type { Systemd, UnitState } from '../src/adapters/systemd.js';
 import type { LabelSelector } from '../src/config/types.js';
-import { CommandError, TimeoutError, throwIfAborted } from '../src/errors.js';
+import { CommandError, LockHeldError, TimeoutError, throwIfAborted } from '../src/errors.js';
 import type { GlobalConfig, SnapshotDriverName, SnapshotPath, StackConfig } from '../src/config/types.js';
 import type { Journal } from '../src/journal.js';
 import type { StackLog, StepHandle } from '../src/logging.js';
@@ -101,6 +102,11 @@ export class FakeWorld {
   containersLatencyMs = 0;
   readonly duplicati = new FakeDuplicati(this);
   readonly snapshots = new FakeSnapshots(this);
+  readonly madePaths = new FakeMadePaths(this);
+  /** Units whose lock a run holds, and its root: another root's run is said to hold them. */
+  readonly heldUnits = new Map<string, string>();
+  /** Every unit lock taken, in order (not in `actions`: it changes nothing a user sees). */
+  readonly locksTaken: string[] = [];
   /** States of containers outside the stacks, by name: the Duplicati container runs. */
   readonly containerStates = new Map<string, string>([['duplicati', 'running']]);
   /** Volumes of containers outside the stacks, by name: host folder and where the container sees it. */
@@ -242,6 +248,14 @@ export class FakeWorld {
         if (this.unreachableFolders.has(folder)) throw new TimeoutError('no answer within 30 s');
       },
       snapshots: this.snapshots,
+      madePaths: this.madePaths,
+      lockUnit: async (unit) => {
+        const holder = this.heldUnits.get(unit);
+        if (holder !== undefined) throw new LockHeldError(`another stack-backup run (root ${holder}) is backing up or restoring unit ${unit} now`);
+        this.heldUnits.set(unit, 'this run');
+        this.locksTaken.push(unit);
+        return async () => void this.heldUnits.delete(unit);
+      },
     };
   }
 }
@@ -262,14 +276,21 @@ export interface FakeSource {
  */
 export class FakeSnapshots implements Snapshots {
   readonly sources = new Map<string, FakeSource>();
-  /** Targets that exist now: who made them (`stack-backup` when its marker is beside). */
-  readonly targets = new Map<string, { madeBy: 'stack-backup' | 'someone else'; madeAt: number }>();
+  /**
+   * Targets that exist now and who made them: `stack-backup` (with a marker beside it that
+   * describes it) or `someone else` (`marker`: a left-over marker of stack-backup's is beside
+   * it, describing something else). `inode` tells one folder from another at the same path.
+   */
+  readonly targets = new Map<string, { madeBy: 'stack-backup' | 'someone else'; madeAt: number; inode?: string; marker?: boolean }>();
+  /** A marker left beside a target that is gone. */
+  readonly staleMarkers = new Set<string>();
   /** Each snapshot's life, for asserting what a job could read: target, made, removed. */
   readonly lives: Array<{ target: string; madeAt: number; removedAt?: number }> = [];
   /** Target parents on another mount than their source's, or not writable. */
   readonly otherMount = new Set<string>();
   readonly readOnly = new Set<string>();
   readonly noReflink = new Set<string>();
+  private made = 0;
   constructor(private readonly world: FakeWorld) {}
 
   source(source: string, facts: Partial<FakeSource> = {}): void {
@@ -279,6 +300,10 @@ export class FakeSnapshots implements Snapshots {
   private check(call: string, signal?: AbortSignal): void {
     throwIfAborted(signal);
     if (this.world.failing.has(call)) throw new CommandError(`${call}: failed (injected)`);
+  }
+
+  private identity(target: string, inode: string): PathIdentity {
+    return { filesystem: 'fakefs', inode, born: '-', folder: path.dirname(target) };
   }
 
   async facts(snapshotPath: SnapshotPath, probe: { reflink: boolean }, signal?: AbortSignal): Promise<PathFacts> {
@@ -304,22 +329,111 @@ export class FakeSnapshots implements Snapshots {
   async targetState(target: string, signal?: AbortSignal): Promise<TargetState> {
     this.check(`look ${target}`, signal);
     const existing = this.targets.get(target);
-    return !existing ? 'absent' : existing.madeBy === 'stack-backup' ? 'ours' : 'foreign';
+    if (!existing) return { state: 'absent', staleMarker: this.staleMarkers.has(target) };
+    if (existing.madeBy !== 'stack-backup') {
+      return { state: 'foreign', reason: existing.marker ? `${target}.stack-backup describes what stack-backup made there, but it is another folder` : `no ${target}.stack-backup beside it` };
+    }
+    const identity = this.identity(target, existing.inode ?? 'planted');
+    return { state: 'ours', marker: { madeBy: 'stack-backup', stack: 'earlier', run: 'earlier-run', driver: 'btrfs', source: '', target, identity } };
   }
 
-  async create(driver: SnapshotDriverName, snapshotPath: SnapshotPath, _owner: string, signal?: AbortSignal): Promise<void> {
+  async create(
+    driver: SnapshotDriverName,
+    snapshotPath: SnapshotPath,
+    _owner: { stack: string; run: string },
+    made: (snapshot: MadeSnapshot) => void,
+    signal?: AbortSignal,
+  ): Promise<void> {
     this.check(`snapshot ${snapshotPath.target}`, signal);
     if (this.targets.has(snapshotPath.target)) throw new CommandError(`${snapshotPath.target} exists`);
+    const inode = `made-${(this.made += 1)}`;
     this.world.record(`snapshot ${snapshotPath.source} -> ${snapshotPath.target} (${driver})`);
-    this.targets.set(snapshotPath.target, { madeBy: 'stack-backup', madeAt: this.world.clock.now() });
+    made({ identity: this.identity(snapshotPath.target, inode) });
+    this.targets.set(snapshotPath.target, { madeBy: 'stack-backup', madeAt: this.world.clock.now(), inode });
     this.lives.push({ target: snapshotPath.target, madeAt: this.world.clock.now() });
   }
 
-  async remove(_driver: SnapshotDriverName, target: string, signal?: AbortSignal): Promise<void> {
+  async remove(snapshot: SnapshotToRemove, signal?: AbortSignal): Promise<RemovalOutcome> {
+    const { target } = snapshot;
     this.check(`remove ${target}`, signal);
+    const existing = this.targets.get(target);
+    if (!existing) {
+      this.staleMarkers.delete(target);
+      return { outcome: 'absent' };
+    }
+    if (!snapshot.made) return { outcome: 'kept', reason: 'the crash journal records no identity for it' };
+    if (existing.madeBy !== 'stack-backup' || (existing.inode ?? 'planted') !== snapshot.made.identity.inode) {
+      return { outcome: 'kept', reason: 'it is another folder than the one stack-backup made' };
+    }
     this.world.record(`remove snapshot ${target}`);
     this.targets.delete(target);
     for (const life of this.lives) if (life.target === target && life.removedAt === undefined) life.removedAt = this.world.clock.now();
+    return { outcome: 'removed' };
+  }
+}
+
+/**
+ * Folders on a fake filesystem, each with an identity and what it holds (`data`: a label such as
+ * "version 3", so a test sees which data ended up where). Records "make PATH", "rename FROM -> TO",
+ * "remove PATH"; failing: "make PATH", "rename FROM", "remove PATH".
+ */
+export class FakeMadePaths implements MadePaths {
+  readonly folders = new Map<string, { inode: string; data: string; link?: string }>();
+  private made = 0;
+  constructor(private readonly world: FakeWorld) {}
+
+  /** A folder that exists, e.g. a stack's live data. */
+  folder(folder: string, data: string): void {
+    this.folders.set(folder, { inode: `existing-${(this.made += 1)}`, data });
+  }
+
+  private identity(folder: string, inode: string): PathIdentity {
+    return { filesystem: 'fakefs', inode, born: '-', folder: path.dirname(folder) };
+  }
+
+  private check(call: string, signal?: AbortSignal): void {
+    throwIfAborted(signal);
+    if (this.world.failing.has(call)) throw new CommandError(`${call}: failed (injected)`);
+  }
+
+  async look(folder: string, signal?: AbortSignal): Promise<PathLook> {
+    this.check(`look ${folder}`, signal);
+    const found = this.folders.get(folder);
+    if (!found) return { kind: 'absent' };
+    if (found.link !== undefined) return { kind: 'link', to: found.link };
+    return { kind: 'folder', identity: this.identity(folder, found.inode) };
+  }
+
+  async makeFolder(folder: string, _kind: FolderKind, signal?: AbortSignal): Promise<PathIdentity> {
+    this.check(`make ${folder}`, signal);
+    if (this.folders.has(folder)) throw new CommandError(`${folder} exists`);
+    const inode = `made-${(this.made += 1)}`;
+    this.folders.set(folder, { inode, data: 'empty' });
+    this.world.record(`make ${folder}`);
+    return this.identity(folder, inode);
+  }
+
+  async rename(from: string, to: string, made: PathIdentity, _timeoutMs: number, signal?: AbortSignal): Promise<RenameOutcome> {
+    this.check(`rename ${from}`, signal);
+    const source = this.folders.get(from);
+    if (!source) return this.folders.get(to)?.inode === made.inode ? { outcome: 'already' } : { outcome: 'kept', reason: `${from} is gone, and ${to} is not what was there` };
+    if (source.link !== undefined || source.inode !== made.inode) return { outcome: 'kept', reason: `${from} is not what stack-backup recorded there` };
+    if (this.folders.has(to)) return { outcome: 'kept', reason: `${to} exists, and a rename never replaces anything` };
+    this.folders.delete(from);
+    this.folders.set(to, source);
+    this.world.record(`rename ${from} -> ${to}`);
+    return { outcome: 'renamed' };
+  }
+
+  async remove(folder: string, made: PathIdentity, _method: RemovalMethod, _timeoutMs: number, signal?: AbortSignal): Promise<RemovalOutcome> {
+    this.check(`remove ${folder}`, signal);
+    const found = this.folders.get(folder);
+    if (!found) return { outcome: 'absent' };
+    if (found.link !== undefined) return { outcome: 'kept', reason: 'it is a symbolic link' };
+    if (found.inode !== made.inode) return { outcome: 'kept', reason: 'it is another folder than the one stack-backup made' };
+    this.folders.delete(folder);
+    this.world.record(`remove ${folder}`);
+    return { outcome: 'removed' };
   }
 }
 
@@ -679,6 +793,7 @@ export async function runStack(
 ): Promise<{ result: StackResult; log: MemoryLog }> {
   const log = new MemoryLog();
   const result = await backupStack({
+    runId: 'run-0000-fake',
     stack,
     global: options.global ?? globalConfig(),
     adapters: world.adapters(),
@@ -698,6 +813,7 @@ export function stackRun(
   options: { global?: GlobalConfig; signal?: AbortSignal; journal?: Journal } = {},
 ): StackRun & { log: MemoryLog } {
   return {
+    runId: 'run-0000-fake',
     stack,
     global: options.global ?? globalConfig(),
     adapters: world.adapters(),

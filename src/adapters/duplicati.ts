@@ -90,6 +90,16 @@ export interface JobResult {
   message?: string | undefined;
 }
 
+/** A version (fileset) of a backup job, as Duplicati lists them (ListFilesetsHandler.cs). */
+export interface BackupVersion {
+  /** 0: the newest. */
+  version: number;
+  /** When it was made, ISO 8601 UTC (Duplicati keeps whole seconds). */
+  time: string;
+  fileCount: number;
+  sizeBytes: number;
+}
+
 export interface BackupJob {
   id: string;
   name: string;
@@ -112,8 +122,12 @@ export interface Duplicati {
   stopTask?(task: number, how: 'stop' | 'abort', signal?: AbortSignal): Promise<void>;
   /** The running backup's progress; undefined when none runs (REST API only). */
   progress?(signal?: AbortSignal): Promise<JobProgress | undefined>;
-  /** The folders a backup job reads, as its container sees them (REST API only). */
+  /** The folders a backup job reads, as its container sees them. */
   jobSources?(backupId: string, signal?: AbortSignal): Promise<string[]>;
+  /** Pauses the whole server: queued tasks wait, and none of a job opens its database (exec driver: `pause`). */
+  pause?(signal?: AbortSignal): Promise<void>;
+  /** Resumes it (exec driver: `resume`). */
+  resume?(signal?: AbortSignal): Promise<void>;
   /**
    * Resolves once the server state may have changed since `since`, or after maxWaitMs: the
    * REST API long-polls. Drivers that cannot be told leave it out, and the waiter polls.

@@ -28,6 +28,8 @@ export interface ContainerMount {
   source: string;
   /** In the container. */
   destination: string;
+  /** Whether the container may write through it (Podman's inspect `RW`); absent: unknown. */
+  writable?: boolean | undefined;
 }
 
 const queryTimeoutMs = 15_000;
@@ -67,7 +69,7 @@ export function createContainerEngine(socketPath: string): ContainerEngine {
     },
     async containerMounts(name, signal) {
       const details = await client.getContainer(name).inspect({ abortSignal: signal } as object);
-      return (details.Mounts ?? []).map((mount) => ({ source: String(mount.Source), destination: String(mount.Destination) }));
+      return (details.Mounts ?? []).map((mount) => ({ source: String(mount.Source), destination: String(mount.Destination), writable: mount.RW === true }));
     },
     async watch(selector, onChange) {
       const controller = new AbortController();

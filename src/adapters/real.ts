@@ -12,6 +12,8 @@ import { checkFolder } from './files.js';
 import { createHookRunner } from './hooks.js';
 import { createContainerEngine } from './podman.js';
 import { runCommand } from './process.js';
+import { acquireUnitLock, unitLockFolder } from './lock.js';
+import { createMadePaths } from './made-paths.js';
 import { createSnapshots, type Snapshots } from './snapshots.js';
 import { createSystemd, type Systemd, type SystemdManager } from './systemd.js';
 
@@ -33,8 +35,15 @@ export function createAdapters(global: GlobalConfig, podmanSocket: string): Adap
     runHook: createHookRunner(runCommand),
     clock: systemClock,
     checkFolder,
-    snapshots: createSnapshots(runCommand),
+    snapshots: createSnapshots(runCommand, createMadePaths(runCommand)),
+    madePaths: createMadePaths(runCommand),
+    lockUnit: unitLocker(global.root),
   };
+}
+
+/** Locks units in the user's runtime folder, for this root. */
+export function unitLocker(root: string) {
+  return (unit: string, onLost: (error: Error) => void) => acquireUnitLock(unitLockFolder(process.env), unit, root, onLost);
 }
 
 /**
@@ -47,8 +56,10 @@ export function createRecoveryAdapters(global: GlobalConfig) {
     systemd: createSystemd(runCommand),
     runHook: createHookRunner(runCommand),
     clock: systemClock,
-    snapshots: createSnapshots(runCommand),
+    snapshots: createSnapshots(runCommand, createMadePaths(runCommand)),
+    madePaths: createMadePaths(runCommand),
     duplicati: () => (duplicati ??= createDuplicati(global.duplicati)),
+    lockUnit: unitLocker(global.root),
   };
 }
 
@@ -57,5 +68,5 @@ export function createSystemdManager(): Systemd & SystemdManager {
 }
 
 export function createRealSnapshots(): Snapshots {
-  return createSnapshots(runCommand);
+  return createSnapshots(runCommand, createMadePaths(runCommand));
 }

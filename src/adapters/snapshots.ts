@@ -8,27 +8,55 @@
  * the user's. `podman unshare` refuses to run as a remote client, so CONTAINER_HOST (which the
  * Podman API needs) is taken out of its environment.
  */
-import { writeFile, rm } from 'node:fs/promises';
+import { constants, mkdirSync, openSync, readFileSync, closeSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { SnapshotDriverName, SnapshotPath, SnapshotSettings } from '../config/types.js';
-import { CommandError, TimeoutError } from '../errors.js';
+import { CommandError, TimeoutError, errorMessage } from '../errors.js';
+import { identifyFunction, identityMismatch, parseLook, removalTimeoutMs, unshareArgv, type MadePaths, type PathIdentity, type RemovalMethod, type RemovalOutcome } from './made-paths.js';
 import { describeFailure, type CommandRunner } from './process.js';
 
 /** How long creating or removing one snapshot may take: reflink copies grow with the number of files. */
-export const snapshotTimeoutMs = 30 * 60_000;
+export const snapshotTimeoutMs = removalTimeoutMs;
 /** How long reading a path's facts may take (a hung mount must not hang the run). */
 export const factsTimeoutMs = 30_000;
 
-/** Inside the user's namespace, as the container's files see it (local Podman, not the API). */
-export const unshareArgv = ['env', '-u', 'CONTAINER_HOST', '-u', 'CONTAINER_CONNECTION', 'podman', 'unshare'] as const;
+export { unshareArgv };
 
 /** Beside the target, never inside it: a read-only snapshot cannot hold it, and the source must not. */
 export function markerPath(target: string): string {
   return `${target}.stack-backup`;
 }
 
+/**
+ * Where a btrfs snapshot is made before it is renamed to its target: beside it, under a name no
+ * one can know in advance (the run's random ID), looked at just before (nothing there) and just
+ * after (a subvolume of its own: had a folder been planted there, `btrfs subvolume snapshot`
+ * would have put the snapshot inside it instead). Beside the target, in the same folder, since
+ * a read-only subvolume cannot move to another folder (its `..` would change: EROFS).
+ */
+export function temporaryPath(target: string, run: string): string {
+  return `${target}.stack-backup-new.${run}`;
+}
+
+/** What the marker beside a snapshot says: who made what, and how to know it again. */
+export interface SnapshotMarker {
+  madeBy: 'stack-backup';
+  stack: string;
+  run: string;
+  driver: SnapshotDriverName;
+  source: string;
+  target: string;
+  identity: PathIdentity;
+}
+
 /** What a target path holds before a snapshot is made there. */
-export type TargetState = 'absent' | 'ours' | 'foreign';
+export type TargetState =
+  /** Nothing; `staleMarker`: a marker of a snapshot that is gone is left beside it. */
+  | { state: 'absent'; staleMarker: boolean }
+  /** A snapshot that stack-backup made: the marker beside it describes exactly what is there. */
+  | { state: 'ours'; marker: SnapshotMarker }
+  /** Anything else, with why it is not stack-backup's. */
+  | { state: 'foreign'; reason: string };
 
 /** What is known of one path before anything is touched; read in a child process. */
 export interface PathFacts {
@@ -41,6 +69,21 @@ export interface PathFacts {
   nestedSubvolumes?: string[];
 }
 
+/** What a snapshot's creation made, known as soon as it exists, before it is at its target (btrfs). */
+export interface MadeSnapshot {
+  identity: PathIdentity;
+  /** btrfs: where it was made, beside the target, before its rename to the target (temporaryPath). */
+  holder?: string | undefined;
+}
+
+/** A snapshot to remove: what the crash journal keeps of it. */
+export interface SnapshotToRemove {
+  driver: SnapshotDriverName;
+  target: string;
+  /** What was made; absent when the run ended before it knew (or an earlier version wrote it). */
+  made?: MadeSnapshot | undefined;
+}
+
 export interface Snapshots {
   /** Reads the facts of one path; touches nothing but a probe file when `reflink` (removed at once). */
   facts(path: SnapshotPath, probe: { reflink: boolean }, signal?: AbortSignal): Promise<PathFacts>;
@@ -48,10 +91,23 @@ export interface Snapshots {
   nestedSubvolumes(source: string, signal?: AbortSignal): Promise<string[]>;
   /** Whether the target exists and who made it; the last look before a snapshot is made. */
   targetState(target: string, signal?: AbortSignal): Promise<TargetState>;
-  /** Writes the marker, then the snapshot; fails when the target exists. */
-  create(driver: SnapshotDriverName, path: SnapshotPath, owner: string, signal?: AbortSignal): Promise<void>;
-  /** Removes the snapshot, then its marker; a target already gone is fine. */
-  remove(driver: SnapshotDriverName, target: string, signal?: AbortSignal): Promise<void>;
+  /**
+   * Makes the snapshot exclusively (never into or over anything that exists), calls `made` as
+   * soon as it knows what it made (for the crash journal, before the snapshot is at its target),
+   * then writes the marker beside it exclusively.
+   */
+  create(
+    driver: SnapshotDriverName,
+    path: SnapshotPath,
+    owner: { stack: string; run: string },
+    made: (snapshot: MadeSnapshot) => void,
+    signal?: AbortSignal,
+  ): Promise<void>;
+  /**
+   * Removes the snapshot, and then its marker, only where it is still what was made; anything
+   * else at the target is kept and said so (`kept`). A target already gone is fine.
+   */
+  remove(snapshot: SnapshotToRemove, signal?: AbortSignal): Promise<RemovalOutcome>;
 }
 
 /** The driver for a path: what the configuration says, or for `auto` what the source is. */
@@ -93,8 +149,8 @@ export function snapshotProblem(driver: SnapshotDriverName, path: SnapshotPath, 
     }
     if (facts.reflink === false) return `the filesystem of ${path.target} cannot share blocks (cp --reflink=always fails there; XFS needs reflink=1)`;
   }
-  if (facts.target === 'foreign') {
-    return `target ${path.target} already exists and was not made by stack-backup (no ${markerPath(path.target)} beside it): remove it or choose another target`;
+  if (facts.target.state === 'foreign') {
+    return `target ${path.target} already exists and was not made by stack-backup (${facts.target.reason}): remove it or choose another target`;
   }
   return undefined;
 }
@@ -103,45 +159,52 @@ function dirnameOf(target: string): string {
   return path.dirname(target);
 }
 
-/** The commands that make a snapshot, shell-ready, for the dry run and the run alike. */
-export function createArgvs(driver: SnapshotDriverName, path: SnapshotPath): string[][] {
+/** How a snapshot of this driver is removed. */
+export function removalMethod(driver: SnapshotDriverName): RemovalMethod {
+  return driver === 'btrfs' ? 'btrfs-subvolume' : 'files';
+}
+
+/**
+ * The commands that make a snapshot, shell-ready, for the dry run and the run alike. btrfs: a
+ * read-only snapshot at a fresh name beside the target (temporaryPath), then renamed to the
+ * target by `mv -n -T`, which renames with RENAME_NOREPLACE (coreutils 9.1 `renameat2`) and so
+ * never replaces what may have appeared at the target meanwhile. reflink: `mkdir` fails when
+ * anything is at the target (a link too), and `cp -T` then copies the source's contents into
+ * that new folder, owners and modes kept.
+ */
+export function createArgvs(driver: SnapshotDriverName, path: SnapshotPath, temporary = temporaryPath(path.target, 'RUN')): string[][] {
   if (driver === 'btrfs') {
-    // The user owns the source subvolume: the snapshot needs no namespace, which keeps it quick.
-    return [['btrfs', 'subvolume', 'snapshot', '-r', '--', path.source, path.target]];
+    return [
+      // The user owns the source subvolume: the snapshot needs no namespace, which keeps it quick.
+      ['btrfs', 'subvolume', 'snapshot', '-r', '--', path.source, temporary],
+      ['mv', '-n', '-T', '--', temporary, path.target],
+    ];
   }
-  // mkdir fails when the target exists (cp would copy into it); -T then copies the source's
-  // contents onto that new folder, owners and modes kept.
   return [
     ['mkdir', '--', path.target],
     [...unshareArgv, 'cp', '-a', '--reflink=always', '-T', '--', path.source, path.target],
   ];
 }
 
-/** The commands that remove a snapshot, for the dry run and the run alike. */
-export function removeArgvs(driver: SnapshotDriverName, target: string): string[][] {
-  if (driver === 'btrfs') {
-    return [
-      ['btrfs', 'property', 'set', '-ts', target, 'ro', 'false'],
-      // Needs user_subvol_rm_allowed; without it, the empty subvolume is removed with rmdir
-      // (kernels since 4.18 let its owner), after its files, inside the user's namespace.
-      [...unshareArgv, 'sh', '-c', 'btrfs subvolume delete -- "$1" >/dev/null 2>&1 || rm -rf --one-file-system -- "$1"', 'sh', target],
-    ];
-  }
-  return [[...unshareArgv, 'rm', '-rf', '--one-file-system', '--', target]];
+function basename(target: string): string {
+  return path.basename(target);
 }
 
 /**
  * Prints one line per fact. Run in a child process: a path on a mount that hangs must not hold
  * this process. `findmnt -T` names the mount a path is on (stat's %m would stop at a btrfs
- * subvolume, whose device number differs from its filesystem's).
+ * subvolume, whose device number differs from its filesystem's). The target is looked at
+ * without following a link there; whether it is stack-backup's is decided by comparing what
+ * is there with what the marker beside it says (readMarker).
  */
 const factsScript = [
+  identifyFunction,
   'source=$1 target=$2 probe=$3',
   'parent=$(dirname -- "$target")',
   'if [ -e "$source" ]; then echo source.exists=1; if [ -d "$source" ]; then echo source.directory=1; fi; echo "source.fstype=$(stat -f -c %T -- "$source")"; echo "source.inode=$(stat -c %i -- "$source")"; echo "source.mount=$(findmnt -n -o TARGET -T "$source" | head -n 1)"; fi',
   'if [ -d "$parent" ]; then echo parent.exists=1; if [ -w "$parent" ]; then echo parent.writable=1; fi; echo "parent.fstype=$(stat -f -c %T -- "$parent")"; echo "parent.mount=$(findmnt -n -o TARGET -T "$parent" | head -n 1)"; fi',
-  'if [ -e "$target" ] || [ -L "$target" ]; then echo target.exists=1; fi',
-  'if [ -f "$target.stack-backup" ]; then echo target.marker=1; fi',
+  'identify "$target" | sed "s/^/target./"',
+  'if [ -e "$target.stack-backup" ] || [ -L "$target.stack-backup" ]; then echo marker.exists=1; fi',
   // The reflink probe: a file cloned beside the target and removed at once.
   'if [ "$probe" = 1 ] && [ -d "$parent" ] && [ -w "$parent" ]; then file=$(mktemp -p "$parent" .stack-backup-probe.XXXXXX) && { if cp --reflink=always -- "$file" "$file.clone" 2>/dev/null; then echo reflink=1; else echo reflink=0; fi; rm -f -- "$file" "$file.clone"; }; fi',
   'exit 0',
@@ -158,14 +221,14 @@ export function factsArgv(snapshotPath: SnapshotPath, reflinkProbe: boolean): st
   return ['sh', '-c', factsScript, 'sh', snapshotPath.source, snapshotPath.target, reflinkProbe ? '1' : '0'];
 }
 
-export function parseFacts(output: string): PathFacts {
+/** The facts of a path, the target's state decided with the marker's text (undefined: none readable). */
+export function parseFacts(output: string, markerText?: string, target = ''): PathFacts {
   const values = new Map<string, string>();
   for (const line of output.split('\n')) {
     const separator = line.indexOf('=');
     if (separator > 0) values.set(line.slice(0, separator), line.slice(separator + 1));
   }
   const flag = (key: string) => values.get(key) === '1';
-  const targetExists = flag('target.exists');
   return {
     source: {
       exists: flag('source.exists'),
@@ -180,22 +243,113 @@ export function parseFacts(output: string): PathFacts {
       mount: values.get('parent.mount') ?? '',
       fsType: values.get('parent.fstype') ?? 'unknown',
     },
-    target: !targetExists ? 'absent' : flag('target.marker') ? 'ours' : 'foreign',
+    target: judgeTarget(target, parseLook(output, 'target.'), flag('marker.exists'), markerText),
     ...(values.has('reflink') ? { reflink: flag('reflink') } : {}),
   };
 }
 
-export function createSnapshots(run: CommandRunner): Snapshots {
+/** A marker's text as stack-backup writes it, or undefined when it is not one (an earlier version's has no identity). */
+export function parseMarker(text: string | undefined): SnapshotMarker | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const marker = JSON.parse(text) as Partial<SnapshotMarker>;
+    const identity = marker.identity;
+    if (marker.madeBy !== 'stack-backup' || !identity || typeof identity.inode !== 'string' || typeof identity.folder !== 'string') return undefined;
+    if (marker.driver !== 'btrfs' && marker.driver !== 'reflink') return undefined;
+    return marker as SnapshotMarker;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whose the target is: stack-backup's only when its marker describes exactly what is there
+ * (PathIdentity); a marker alone proves nothing (a user's folder may have taken the name), and
+ * a link is never stack-backup's.
+ */
+export function judgeTarget(target: string, look: ReturnType<typeof parseLook>, markerExists: boolean, markerText: string | undefined): TargetState {
+  if (look.kind === 'absent') return { state: 'absent', staleMarker: markerExists };
+  if (look.kind === 'link') return { state: 'foreign', reason: `it is a symbolic link to ${look.to}` };
+  if (!markerExists) return { state: 'foreign', reason: `no ${markerPath(target)} beside it` };
+  const marker = parseMarker(markerText);
+  if (!marker) return { state: 'foreign', reason: `${markerPath(target)} beside it does not say what stack-backup made there (an earlier version wrote it, or it is not stack-backup's)` };
+  if (look.kind !== 'folder') return { state: 'foreign', reason: 'it is not a folder' };
+  const mismatch = identityMismatch(marker.identity, look.identity);
+  if (mismatch !== undefined) return { state: 'foreign', reason: `${markerPath(target)} describes what stack-backup made there, but ${mismatch}` };
+  return { state: 'ours', marker };
+}
+
+/** Reads a marker without following a link at its path; undefined when there is none to read. */
+function readMarker(target: string): string | undefined {
+  let descriptor: number;
+  try {
+    descriptor = openSync(markerPath(target), constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch {
+    return undefined;
+  }
+  try {
+    return readFileSync(descriptor, 'utf8');
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(descriptor);
+  }
+}
+
+/**
+ * Removes a marker of stack-backup's: only a regular file whose text is a marker of ours (a
+ * link at its path is only unlinked, never followed). Missing is fine.
+ */
+function removeMarker(target: string): void {
+  const text = readMarker(target);
+  if (text === undefined) return;
+  let parsed: { madeBy?: unknown } | undefined;
+  try {
+    parsed = JSON.parse(text) as { madeBy?: unknown };
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed?.madeBy !== 'stack-backup') return;
+  try {
+    unlinkSync(markerPath(target));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+}
+
+/** mkdir, which fails on anything at the path (a link too); said as a person reads it. */
+function makeExclusively(folder: string, mode: number): void {
+  try {
+    mkdirSync(folder, { mode });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new CommandError(`${folder} appeared since it was looked at; it was left alone`);
+    throw error;
+  }
+}
+
+export function createSnapshots(run: CommandRunner, paths: MadePaths): Snapshots {
   async function mustSucceed(argv: readonly string[], timeoutMs: number, signal: AbortSignal | undefined): Promise<string> {
     const result = await run(argv, { timeoutMs, signal });
     if (result.timedOut) throw new TimeoutError(describeFailure(result, timeoutMs));
-    if (result.exitCode !== 0) throw new CommandError(describeFailure(result, timeoutMs));
+    if (result.exitCode !== 0) throw new CommandError(describeFailure(result, timeoutMs), result.output);
     return result.stdout;
   }
+
+  /** What the run made at `where`, read at once (it must be a folder). */
+  async function identify(where: string, signal: AbortSignal | undefined): Promise<PathIdentity> {
+    const look = await paths.look(where, signal);
+    if (look.kind !== 'folder') throw new CommandError(`${where} is not the folder that was just made (${look.kind})`);
+    return look.identity;
+  }
+
+  async function removeAt(where: string, identity: PathIdentity, method: RemovalMethod, signal: AbortSignal | undefined): Promise<RemovalOutcome> {
+    return paths.remove(where, identity, method, snapshotTimeoutMs, signal);
+  }
+
   return {
     async facts(snapshotPath, probe, signal) {
       const output = await mustSucceed(factsArgv(snapshotPath, probe.reflink), factsTimeoutMs, signal);
-      return parseFacts(output);
+      return parseFacts(output, readMarker(snapshotPath.target), snapshotPath.target);
     },
     async nestedSubvolumes(source, signal) {
       // The source's folders may be 0700 and a subordinate UID's: only the namespace sees them all.
@@ -204,19 +358,56 @@ export function createSnapshots(run: CommandRunner): Snapshots {
     },
     async targetState(target, signal) {
       const output = await mustSucceed(factsArgv({ source: '/nonexistent', target }, false), factsTimeoutMs, signal);
-      return parseFacts(output).target;
+      return parseFacts(output, readMarker(target), target).target;
     },
-    async create(driver, snapshotPath, owner, signal) {
-      await writeFile(markerPath(snapshotPath.target), `${JSON.stringify({ madeBy: 'stack-backup', owner, driver, source: snapshotPath.source })}\n`);
-      for (const argv of createArgvs(driver, snapshotPath)) await mustSucceed(argv, snapshotTimeoutMs, signal);
-    },
-    async remove(driver, target, signal) {
-      const state = await this.targetState(target, signal);
-      if (state !== 'absent') {
-        for (const argv of removeArgvs(driver, target)) await mustSucceed(argv, snapshotTimeoutMs, signal);
-        if ((await this.targetState(target, signal)) !== 'absent') throw new CommandError(`${target} is still there after its removal`);
+    async create(driver, snapshotPath, owner, made, signal) {
+      const { target } = snapshotPath;
+      let identity: PathIdentity;
+      if (driver === 'btrfs') {
+        const temporary = temporaryPath(target, owner.run);
+        const [snapshot, rename] = createArgvs(driver, snapshotPath, temporary);
+        if ((await paths.look(temporary, signal)).kind !== 'absent') throw new CommandError(`${temporary} exists: it was left alone`);
+        await mustSucceed(snapshot!, snapshotTimeoutMs, signal);
+        identity = await identify(temporary, signal);
+        if (identity.subvolume === undefined) {
+          throw new CommandError(`${temporary} is not the subvolume just made (something else took its name): it was left alone`);
+        }
+        made({ identity, holder: temporary });
+        await mustSucceed(rename!, snapshotTimeoutMs, signal);
+        // mv -n succeeds without moving when the target exists: what is at the target decides.
+        const there = await paths.look(target, signal);
+        if (there.kind !== 'folder' || identityMismatch(identity, there.identity) !== undefined) {
+          throw new CommandError(`${target} appeared while the snapshot was made: it was left alone, and the snapshot (at ${temporary}) is removed`);
+        }
+      } else {
+        makeExclusively(target, 0o755);
+        identity = await identify(target, signal);
+        made({ identity });
       }
-      await rm(markerPath(target), { force: true });
+      const marker: SnapshotMarker = { madeBy: 'stack-backup', stack: owner.stack, run: owner.run, driver, source: snapshotPath.source, target, identity };
+      // Exclusively ("wx" is O_CREAT|O_EXCL, which never follows a link): a marker already there is not this run's.
+      writeFileSync(markerPath(target), `${JSON.stringify(marker)}\n`, { flag: 'wx' });
+      if (driver !== 'btrfs') await mustSucceed(createArgvs(driver, snapshotPath)[1]!, snapshotTimeoutMs, signal);
+    },
+    async remove(snapshot, signal) {
+      const { target, made } = snapshot;
+      const method = removalMethod(snapshot.driver);
+      if (!made) {
+        const look = await paths.look(target, signal);
+        if (look.kind === 'absent') {
+          removeMarker(target);
+          return { outcome: 'absent' };
+        }
+        return { outcome: 'kept', reason: 'the crash journal records no identity for it (the run ended before it knew what it made, or an earlier version wrote the entry), so it cannot be told from a folder of someone else\'s' };
+      }
+      let outcome = await removeAt(target, made.identity, method, signal);
+      if (made.holder !== undefined) {
+        // The run may have ended between the snapshot and its rename: it is still at its first name.
+        const atFirstName = await removeAt(made.holder, made.identity, method, signal);
+        if (atFirstName.outcome === 'removed' && outcome.outcome !== 'removed') outcome = atFirstName;
+      }
+      if (outcome.outcome !== 'kept') removeMarker(target);
+      return outcome;
     },
   };
 }

@@ -1,5 +1,5 @@
 /** `stack-backup all` / `stack-backup NAME...`: the backup run (or its --dry-run plan). */
-import { loadGlobalConfig, podmanSocketPath, selectStacks } from '../config/load.js';
+import { listStackNames, loadGlobalConfig, podmanSocketPath, selectStacks } from '../config/load.js';
 import { assertOnlyUserCanWrite } from '../config/permissions.js';
 import { UsageError } from '../errors.js';
 import { exitCodeForReport, exitCodes } from '../exit-codes.js';
@@ -27,6 +27,7 @@ function stackJson(result: StackResult) {
     backup_seconds: secondsOf(result.backupMs),
     snapshot_seconds: secondsOf(result.snapshotMs),
     snapshots_left: result.snapshotsLeft ?? [],
+    kept_paths: result.keptPaths ?? [],
     jobs: (result.jobs ?? []).map((job) => ({ job: job.job, result: job.result, message: job.message ?? null })),
     error: result.error ?? null,
     restore_errors: result.restoreErrors,
@@ -46,7 +47,7 @@ export function runJson(root: string, report: RunReport, startedAt: Date, endedA
     recovery: { restored: report.recovery.restored, failed: report.recovery.failed },
     stacks: [
       ...report.results.map(stackJson),
-      ...report.skipped.map((stack) => ({
+      ...[...(report.locked ?? []).map(({ stack, reason }) => ({ stack, reason })), ...report.skipped.map((stack) => ({ stack, reason: 'run aborted before this stack' }))].map(({ stack, reason }) => ({
         stack,
         result: 'not_run',
         outcome: null,
@@ -57,8 +58,9 @@ export function runJson(root: string, report: RunReport, startedAt: Date, endedA
         backup_seconds: null,
         snapshot_seconds: null,
         snapshots_left: [],
+        kept_paths: [],
         jobs: [],
-        error: 'run aborted before this stack',
+        error: reason,
         restore_errors: [],
         unrecorded: [],
         log_file: null,
@@ -101,6 +103,7 @@ export async function backupCommand(targets: string[], options: GlobalOptions): 
     const report = await runBackups({
       global,
       stacks,
+      configured: listStackNames(root),
       adapters: createAdapters(global, podmanSocket),
       sendHttp,
       progress,

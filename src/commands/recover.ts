@@ -1,5 +1,5 @@
 /** `stack-backup recover`: replays the crash journal of a run that died. */
-import { loadGlobalConfig } from '../config/load.js';
+import { listStackNames, loadGlobalConfig } from '../config/load.js';
 import { assertOnlyUserCanWrite } from '../config/permissions.js';
 import { LockHeldError } from '../errors.js';
 import { exitCodes } from '../exit-codes.js';
@@ -10,7 +10,7 @@ export async function recoverCommand(options: GlobalOptions): Promise<number> {
   const root = rootOf(options);
   const global = loadGlobalConfig(root, process.env);
   assertOnlyUserCanWrite(root, []);
-  const [{ acquireRootLock }, { createJournal }, { recoverPending }, { createRecoveryAdapters }, { createProgress }, { randomUUID }] =
+  const [{ acquireRootLock }, { createJournal }, { recoverPending }, { createRecoveryAdapters }, { createProgress }, { randomUUID }, { writeMetricsFile }] =
     await Promise.all([
       import('../adapters/lock.js'),
       import('../journal.js'),
@@ -18,6 +18,7 @@ export async function recoverCommand(options: GlobalOptions): Promise<number> {
       import('../adapters/real.js'),
       import('../report.js'),
       import('node:crypto'),
+      import('../metrics.js'),
     ]);
   if (options.dryRun) {
     // Reads the journal only: no lock taken, nothing run.
@@ -30,14 +31,21 @@ export async function recoverCommand(options: GlobalOptions): Promise<number> {
   const progress = createProgress(process.stderr, adapters.clock, options.quiet ? 'quiet' : options.verbose ? 'verbose' : 'normal');
   return withSignals((text) => progress.message(text), 'leaving the journal consistent', async (signal) => {
     const release = await lockWhenFree(() => acquireRootLock(root, (error) => progress.message(`warning: the lock was lost: ${error.message}`)), signal);
+    // The metrics show what the journal holds once recover is done: under the timer, recover
+    // runs after every run (ExecStopPost=), so what a killed run left shows at once.
+    const writeMetrics = () => {
+      if (global.metricsFile) writeMetricsFile(root, global.metricsFile, () => listStackNames(root), (text) => progress.message(text));
+    };
     try {
       const runId = randomUUID();
       const journal = createJournal(root, runId);
       if (journal.pending().length === 0) {
+        writeMetrics();
         process.stdout.write('nothing to recover: no run left a stack stopped or frozen\n');
         return exitCodes.success;
       }
       const report = await recoverPending(root, journal, runId, { ...adapters, progress, signal });
+      writeMetrics();
       for (const line of report.restored) process.stdout.write(`recovered: ${line}\n`);
       for (const line of report.failed) process.stdout.write(`NOT RECOVERED: ${line}\n`);
       if (signal.aborted && journal.pending().length > 0) {

@@ -1,4 +1,4 @@
-/** `stack-backup status`: last runs and pending recovery, from files only. */
+/** `stack-backup status`: the verdict, last runs, the 14-day strip and pending recovery, from files only. */
 import { listStackNames } from '../config/load.js';
 import { UsageError } from '../errors.js';
 import { writeJson } from '../json-output.js';
@@ -14,14 +14,15 @@ export async function statusCommand(options: GlobalOptions & { maxAge?: string }
   ]);
   let maxAge: { ms: number; now: number; configured: string[]; text: string } | undefined;
   const configured = listStackNames(root);
+  const now = Date.now();
   if (options.maxAge !== undefined) {
     const ms = status.parseDuration(options.maxAge);
     if (ms === undefined) throw new UsageError(`--max-age: "${options.maxAge}" is not a duration (examples: 26h, 90m, 2d, 1d12h)`);
-    maxAge = { ms, now: Date.now(), configured, text: options.maxAge };
+    maxAge = { ms, now, configured, text: options.maxAge };
   }
   const runInProgress = await isRootLocked(root);
-  const statuses = status.stackStatuses(configured, readHistory(root), createJournal(root, '').pending(), runInProgress);
-  if (options.json) writeJson(process.stdout, { root, ...status.statusJson(statuses, runInProgress, maxAge) });
-  else process.stdout.write(status.formatStatus(statuses, runInProgress, maxAge));
+  const statuses = status.stackStatuses(configured, readHistory(root), createJournal(root, '').pending(), runInProgress, now);
+  if (options.json) writeJson(process.stdout, { root, ...status.statusJson(statuses, runInProgress, maxAge, now) });
+  else process.stdout.write(status.formatStatus(statuses, runInProgress, maxAge, now));
   return status.statusExitCode(statuses, maxAge);
 }

@@ -12,6 +12,7 @@ import { ConfigError, UsageError } from '../errors.js';
 import { within } from '../paths.js';
 import { assertPlainStackName, normaliseStackArgument, stackNameProblem } from './names.js';
 import { ParsedFileCache } from './cache.js';
+import { assertNoOverlaps, realPathOf, snapshotPathsOf } from './overlaps.js';
 import { hookPhases, maxTimeoutSeconds, schemas, type GlobalFile, type StackFile } from './schema.js';
 import type { GlobalConfig, SnapshotSettings, StackConfig } from './types.js';
 
@@ -393,7 +394,28 @@ function normaliseSnapshot(shown: string, parsed: NonNullable<StackFile['snapsho
       }
     });
   });
-  return { driver: parsed.driver ?? 'auto', paths };
+  // A source reached through a link is snapshotted where it really is (a btrfs snapshot of the
+  // link itself would fail); overlaps are checked by real path across all stacks (overlaps.ts).
+  return { driver: parsed.driver ?? 'auto', paths: paths.map((entry) => ({ ...entry, source: realPathOf(entry.source) })) };
+}
+
+/**
+ * Refuses snapshot paths that overlap, across every stack of the root (not only the ones
+ * asked for): each other stack file that can be read counts; one that cannot is refused when
+ * it is run. Nothing to do when none of `stacks` is in snapshot mode.
+ */
+export function assertNoPathOverlaps(root: string, global: GlobalConfig, stacks: readonly StackConfig[]): void {
+  if (!stacks.some((stack) => stack.snapshot)) return;
+  const all = [...stacks];
+  for (const name of listStackNames(root)) {
+    if (all.some((stack) => stack.name === name)) continue;
+    try {
+      all.push(loadStack(root, name, global));
+    } catch {
+      // Refused on its own when it is run or checked.
+    }
+  }
+  assertNoOverlaps(snapshotPathsOf(all, (stack) => displayPath(root, stack.file)));
 }
 
 /**
@@ -403,7 +425,9 @@ function normaliseSnapshot(shown: string, parsed: NonNullable<StackFile['snapsho
 export function selectStacks(root: string, global: GlobalConfig, targets: readonly string[]): StackConfig[] {
   const known = listStackNames(root);
   if (targets.length === 1 && targets[0] === 'all') {
-    return known.map((name) => loadStack(root, name, global));
+    const stacks = known.map((name) => loadStack(root, name, global));
+    assertNoPathOverlaps(root, global, stacks);
+    return stacks;
   }
   const names: string[] = [];
   for (const target of targets) {
@@ -411,7 +435,9 @@ export function selectStacks(root: string, global: GlobalConfig, targets: readon
     const name = resolveStackArgument(root, global, known, target);
     if (!names.includes(name)) names.push(name);
   }
-  return names.map((name) => loadStack(root, name, global));
+  const stacks = names.map((name) => loadStack(root, name, global));
+  assertNoPathOverlaps(root, global, stacks);
+  return stacks;
 }
 
 function resolveStackArgument(root: string, global: GlobalConfig, known: string[], argument: string): string {

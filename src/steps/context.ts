@@ -3,7 +3,8 @@ import type { Clock } from '../adapters/clock.js';
 import type { Duplicati, JobResult } from '../adapters/duplicati.js';
 import type { HookRunner } from '../adapters/hooks.js';
 import type { ContainerEngine } from '../adapters/podman.js';
-import type { Snapshots } from '../adapters/snapshots.js';
+import type { MadePaths } from '../adapters/made-paths.js';
+import type { Snapshots, TargetState } from '../adapters/snapshots.js';
 import type { Systemd } from '../adapters/systemd.js';
 import type { GlobalConfig, SnapshotDriverName, StackConfig } from '../config/types.js';
 import type { StackLog } from '../logging.js';
@@ -20,6 +21,13 @@ export interface Adapters {
   checkFolder(folder: string, timeoutMs: number): Promise<void>;
   /** Snapshot mode's drivers. */
   snapshots: Snapshots;
+  /** Folders stack-backup makes, renames and removes, known by their identity (a restore's staging and swap). */
+  madePaths: MadePaths;
+  /**
+   * Takes the unit's lock for this root, so that no other root's run stops or starts it
+   * meanwhile; another run holding it: LockHeldError naming that run's root.
+   */
+  lockUnit(unit: string, onLost: (error: Error) => void): Promise<() => Promise<void>>;
 }
 
 /** Measured while the stack runs, for the summary and the log. */
@@ -45,6 +53,8 @@ export interface JobVerdict extends JobResult {
 }
 
 export interface StackRun {
+  /** The run's ID: in the crash journal, the log, and what this run makes on disk. */
+  runId: string;
   stack: StackConfig;
   global: GlobalConfig;
   adapters: Adapters;
@@ -56,6 +66,10 @@ export interface StackRun {
   jobResults: JobVerdict[];
   /** Snapshot mode: each path's driver, decided at the preflight (auto: by the source). */
   snapshotDrivers?: SnapshotDriverName[];
+  /** Snapshot mode: what each target held at the preflight. */
+  snapshotTargets?: TargetState[];
+  /** Paths stack-backup meant to remove but kept, since they were not what it made: "PATH (why)". */
+  keptPaths?: string[];
   /**
    * Jobs that Duplicati may still run after the run gave up on them (exec driver, or a task
    * that would not stop): their snapshots are kept for them to read to the end.

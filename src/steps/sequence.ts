@@ -21,7 +21,7 @@ import { hookCommandsOf, preStopHooks, runHookPhase } from './hooks.js';
 import { mountTimeoutMs, preflight } from './preflight.js';
 import { stopUnit } from './stop-unit.js';
 import { describeHooks, describeSnapshotRemoval, describeUndo, undoName } from '../undo-records.js';
-import { checkSnapshotPaths, removeSnapshots, restoreBeforeJobs, takeSnapshots } from './snapshot.js';
+import { checkSnapshotPaths, removeSnapshots, removeStaleSnapshots, restoreBeforeJobs, takeSnapshots } from './snapshot.js';
 import { waitForContainers } from './wait-containers.js';
 
 export interface PlannedUndo {
@@ -102,7 +102,7 @@ function snapshotChecks(stack: StackConfig): string[] {
   const snapshot = stack.snapshot;
   if (!snapshot) return [];
   return snapshot.paths.flatMap((path) => [
-    `${shellLine(factsArgv(path, snapshot.driver !== 'btrfs'))} (${driverWords(stack)}: the source suits it, the target's folder is on the same filesystem and writable, the target is absent or stack-backup's${snapshot.driver !== 'btrfs' ? '; reflink: a probe file is cloned there and removed' : ''})`,
+    `${shellLine(factsArgv(path, snapshot.driver !== 'btrfs'))} (${driverWords(stack)}: the source suits it, the target's folder is on the same filesystem and writable, the target is absent or a snapshot its marker proves stack-backup's${snapshot.driver !== 'btrfs' ? '; reflink: a probe file is cloned there and removed' : ''})`,
     ...(snapshot.driver !== 'reflink' ? [`${shellLine(nestedArgv(path.source))} (btrfs: the source holds no other subvolume)`] : []),
   ]);
 }
@@ -206,7 +206,24 @@ function containersDownStep({ stack }: Context): Step {
 }
 
 function snapshotActions(driver: SnapshotDriverName, path: SnapshotPath): string[] {
-  return [`write ${shellLine([markerPath(path.target)])} (says stack-backup made the target)`, ...createArgvs(driver, path).map(shellLine)];
+  const [first, ...rest] = createArgvs(driver, path).map(shellLine);
+  const marker = `write ${shellLine([markerPath(path.target)])} exclusively, with what was made (filesystem, inode, birth time${driver === 'btrfs' ? ', subvolume ID' : ''}): what later removals check`;
+  return driver === 'btrfs'
+    ? [`${first} (RUN: this run's ID, a name no one can know beforehand; it must be nothing before and a subvolume of its own after)`, `${rest[0]} (renames without replacing anything that appeared at the target)`, marker]
+    : [`${first} (fails when anything is at the target, a link too)`, marker, ...rest];
+}
+
+/** Before the stop: a stale snapshot of stack-backup's is removed, while the stack still runs. */
+function staleSnapshotsStep({ stack }: Context): Step | undefined {
+  const paths = stack.snapshot?.paths ?? [];
+  return {
+    name: 'remove stale snapshots',
+    actions: paths.map(
+      (path) =>
+        `if ${shellLine([path.target])} holds a snapshot an earlier run left (${shellLine([markerPath(path.target)])} describes exactly what is there) that Duplicati does not read: remove it, with the driver its marker names and the same checks and commands as "remove snapshots" below, before the stack is stopped; a marker whose snapshot is gone goes too`,
+    ),
+    run: removeStaleSnapshots,
+  };
 }
 
 /** Each driver's lines; with `auto` both are shown, each line named by its driver. */
@@ -223,7 +240,7 @@ function snapshotStep({ stack }: Context): Step {
   return {
     name: 'snapshot',
     actions: paths.flatMap((path) => [
-      `look at ${shellLine([path.target])}: absent, or a stale snapshot of stack-backup's (removed first), else the stack fails`,
+      `look at ${shellLine([path.target])} (without following a link): it must be absent, else the stack fails and it is left alone`,
       ...perDriver(drivers, (driver) => snapshotActions(driver, path)),
     ]),
     undo: {
@@ -317,6 +334,7 @@ export function snapshotModeSteps(stack: StackConfig, global: GlobalConfig): Ste
   const context = { stack, global };
   const steps = [
     preflightStep(context),
+    staleSnapshotsStep(context),
     preStopStep(context),
     freezeStep(context),
     stopStep(context),

@@ -5,7 +5,7 @@
  * failure anywhere after leaves no snapshot behind.
  */
 import { findJob, type Duplicati } from '../adapters/duplicati.js';
-import { btrfsSubvolumeRootInode, chooseDriver, snapshotProblem } from '../adapters/snapshots.js';
+import { btrfsSubvolumeRootInode, chooseDriver, markerPath, snapshotProblem, type TargetState } from '../adapters/snapshots.js';
 import { CommandError, errorMessage } from '../errors.js';
 import type { RemoveSnapshotUndo, UndoRecord } from '../journal.js';
 import type { UndoFailure } from '../undo.js';
@@ -39,6 +39,7 @@ export async function jobsDuplicatiRuns(duplicati: Duplicati, jobs: readonly str
 export async function checkSnapshotPaths(run: StackRun): Promise<void> {
   const snapshot = settings(run);
   const drivers: NonNullable<StackRun['snapshotDrivers']> = [];
+  const targets: TargetState[] = [];
   for (const [index, path] of snapshot.paths.entries()) {
     await checkStep(run, 'check snapshot path', { source: path.source, target: path.target, driver: snapshot.driver }, async () => {
       const facts = await run.adapters.snapshots.facts(path, { reflink: snapshot.driver !== 'btrfs' }, run.signal);
@@ -48,7 +49,7 @@ export async function checkSnapshotPaths(run: StackRun): Promise<void> {
       }
       const problem = snapshotProblem(driver, path, facts);
       if (problem !== undefined) return `snapshot.paths[${index}]: ${problem}`;
-      if (facts.target === 'ours') {
+      if (facts.target.state === 'ours') {
         // Kept by a run that ended mid-job: while Duplicati still reads it, it must stay.
         const readers = await jobsDuplicatiRuns(run.adapters.duplicati, run.stack.jobs, run.signal);
         if (readers.length > 0) {
@@ -56,10 +57,44 @@ export async function checkSnapshotPaths(run: StackRun): Promise<void> {
         }
       }
       drivers[index] = driver;
+      targets[index] = facts.target;
       return undefined;
     });
   }
   run.snapshotDrivers = drivers;
+  run.snapshotTargets = targets;
+}
+
+/**
+ * Before the stack is stopped (removing a large copy can take minutes, and the stack must not
+ * wait down for it): a snapshot that an earlier run left, proven stack-backup's by its marker,
+ * is removed with the driver that made it, and a marker whose snapshot is gone goes too. What
+ * turns out not to be stack-backup's is kept and fails the stack, named, before anything else.
+ */
+export async function removeStaleSnapshots(run: StackRun): Promise<void> {
+  const snapshot = settings(run);
+  for (const [index, path] of snapshot.paths.entries()) {
+    const state = run.snapshotTargets?.[index];
+    if (!state || (state.state === 'absent' && !state.staleMarker) || state.state === 'foreign') continue;
+    const driver = state.state === 'ours' ? state.marker.driver : (run.snapshotDrivers?.[index] ?? 'reflink');
+    const step = run.log.step('remove stale snapshot', { target: path.target, driver });
+    try {
+      if (state.state === 'ours') {
+        run.log.warn(`removing a stale snapshot at ${path.target} that an earlier run left (run ${state.marker.run}, driver ${state.marker.driver}; ${markerPath(path.target)} describes it), before the stack is stopped`, {
+          target: path.target,
+        });
+      }
+      const removal = await run.adapters.snapshots.remove({ driver, target: path.target, made: state.state === 'ours' ? { identity: state.marker.identity } : undefined }, run.signal);
+      if (removal.outcome === 'kept') {
+        throw new CommandError(`target ${path.target} already exists and was not made by stack-backup (${removal.reason}): it was kept; remove it or choose another target`);
+      }
+      run.snapshotTargets![index] = { state: 'absent', staleMarker: false };
+    } catch (error) {
+      step.failed(error as Error);
+      throw error;
+    }
+    step.done();
+  }
 }
 
 export async function takeSnapshots(run: StackRun): Promise<void> {
@@ -71,19 +106,16 @@ export async function takeSnapshots(run: StackRun): Promise<void> {
     if (driver === undefined) throw new Error(`snapshot.paths[${index}] was not checked before the stop`);
     const step = run.log.step('snapshot', { source: path.source, target: path.target, driver });
     try {
-      // The preflight looked before the stop; this is the last look before the change.
+      // The preflight looked before the stop, and stale snapshots went before it; this is the
+      // last look before the change: anything at the target now is left alone.
       const state = await snapshots.targetState(path.target, run.signal);
-      if (state === 'foreign') {
-        throw new CommandError(`target ${path.target} already exists and was not made by stack-backup: remove it or choose another target`);
+      if (state.state !== 'absent') {
+        const why = state.state === 'foreign' ? state.reason : `a snapshot of run ${state.marker.run} appeared there`;
+        throw new CommandError(`target ${path.target} already exists and was not made by stack-backup (${why}): it was left alone; remove it or choose another target`);
       }
       const record: RemoveSnapshotUndo = { kind: 'remove-snapshot', driver, source: path.source, target: path.target, jobs: [...run.stack.jobs] };
-      run.undo.push(run.stack.name, record);
-      if (state === 'ours') {
-        // A run that was killed left it, and its journal entry was lost: it is stale.
-        run.log.warn(`removing a stale snapshot at ${path.target} that an earlier run left`, { target: path.target });
-        await snapshots.remove(driver, path.target, run.signal);
-      }
-      await snapshots.create(driver, path, run.stack.name, run.signal);
+      const journaled = run.undo.push(run.stack.name, record);
+      await snapshots.create(driver, path, { stack: run.stack.name, run: run.runId }, (made) => journaled.update({ ...record, made }), run.signal);
       step.done();
     } catch (error) {
       step.failed(error as Error);

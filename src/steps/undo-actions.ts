@@ -5,13 +5,15 @@
 import type { Clock } from '../adapters/clock.js';
 import type { HookRunner } from '../adapters/hooks.js';
 import type { Systemd } from '../adapters/systemd.js';
+import type { Duplicati } from '../adapters/duplicati.js';
+import { removalTimeoutMs, type MadePaths, type RemovalOutcome } from '../adapters/made-paths.js';
 import type { Snapshots } from '../adapters/snapshots.js';
-import { SnapshotKept } from '../errors.js';
-import type { RemoveSnapshotUndo, UndoRecord } from '../journal.js';
+import { CommandError, SnapshotKept } from '../errors.js';
+import type { UndoRecord } from '../journal.js';
 import type { StackLog } from '../logging.js';
 import type { UndoExecutor, UndoObserver } from '../undo.js';
 import type { StackRun, StackTimings } from './context.js';
-import { unitTimeoutMs } from '../undo-records.js';
+import { renameTimeoutMs, unitTimeoutMs } from '../undo-records.js';
 import { runHookCommands } from './hooks.js';
 
 export interface UndoContext {
@@ -26,7 +28,13 @@ export interface UndoContext {
    * Why a Duplicati task may still read this snapshot (then it is kept), or undefined. The
    * run knows it from its jobs; recovery asks Duplicati. Absent: nothing may read it.
    */
-  snapshotReader?: (record: RemoveSnapshotUndo, signal: AbortSignal) => Promise<string | undefined>;
+  snapshotReader?: (record: { jobs: readonly string[] }, signal: AbortSignal) => Promise<string | undefined>;
+  /** A path that was to be removed is kept: it is not what stack-backup made. Named in the summary. */
+  kept?(path: string, reason: string): void;
+  /** Folders stack-backup made or renamed (a restore's staging folders and swaps). */
+  madePaths?: MadePaths;
+  /** Duplicati, for the undo of a pause (made when first asked). */
+  duplicati?: () => Duplicati;
 }
 
 /** The context an undo runs in, for this run: its snapshots are kept while a job may read them. */
@@ -39,10 +47,13 @@ export function undoContextOf(run: StackRun): UndoContext {
     log,
     timings,
     snapshots: adapters.snapshots,
-    snapshotReader: async (record: RemoveSnapshotUndo) => {
+    madePaths: adapters.madePaths,
+    duplicati: () => adapters.duplicati,
+    snapshotReader: async (record: { jobs: readonly string[] }) => {
       const readers = record.jobs.filter((job) => run.jobsMayStillRun?.has(job));
       return readers.length > 0 ? `Duplicati may still run job ${readers.join(', ')}` : undefined;
     },
+    kept: (path, reason) => (run.keptPaths ??= []).push(`${path} (${reason})`),
   };
 }
 
@@ -117,8 +128,66 @@ export async function performUndo(record: UndoRecord, context: UndoContext, sign
       }
       if (!context.snapshots) throw new Error(`cannot remove snapshot ${record.target}: no snapshot driver here`);
       const step = log.step('remove snapshot', { target: record.target, driver: record.driver });
+      let removal: RemovalOutcome;
       try {
-        await context.snapshots.remove(record.driver, record.target, signal);
+        removal = await context.snapshots.remove(record, signal);
+      } catch (error) {
+        step.failed(error as Error);
+        throw error;
+      }
+      step.done({ outcome: removal.outcome });
+      if (removal.outcome === 'kept') {
+        // Not ours (any more): nothing of this run's is left to remove there, and what is there stays.
+        log.warn(`kept ${record.target}: ${removal.reason}; it is not what stack-backup made, so it was not removed`, { target: record.target });
+        context.kept?.(record.target, removal.reason);
+      }
+      return;
+    }
+    case 'remove-made': {
+      const reader = await context.snapshotReader?.(record, signal);
+      if (reader !== undefined) {
+        throw new SnapshotKept(`${record.what} ${record.path} kept: ${reader}, which may still write into it; \`stack-backup recover\` or the next run removes it once Duplicati no longer runs the job`);
+      }
+      if (!context.madePaths) throw new Error(`cannot remove ${record.path}: no file-system adapter here`);
+      const step = log.step(`remove ${record.what}`, { path: record.path });
+      let removal: RemovalOutcome;
+      try {
+        if (record.made) removal = await context.madePaths.remove(record.path, record.made, record.method, removalTimeoutMs, signal);
+        else {
+          const look = await context.madePaths.look(record.path, signal);
+          removal = look.kind === 'absent' ? { outcome: 'absent' } : { outcome: 'kept', reason: 'the crash journal records no identity for it (the run ended or failed before it knew what it made)' };
+        }
+      } catch (error) {
+        step.failed(error as Error);
+        throw error;
+      }
+      step.done({ outcome: removal.outcome });
+      if (removal.outcome === 'kept') {
+        log.warn(`kept ${record.path}: ${removal.reason}; it is not what stack-backup made, so it was not removed`, { path: record.path });
+        context.kept?.(record.path, removal.reason);
+      }
+      return;
+    }
+    case 'rename-back': {
+      if (!context.madePaths) throw new Error(`cannot rename ${record.from} back: no file-system adapter here`);
+      const step = log.step(`rename ${record.what} back`, { from: record.from, to: record.to });
+      try {
+        const renamed = await context.madePaths.rename(record.from, record.to, record.made, renameTimeoutMs, signal);
+        // Not done, and not to be done by force: what is there is named, and the undo stays in the journal.
+        if (renamed.outcome === 'kept') throw new CommandError(`cannot put the ${record.what} back at ${record.to}: ${renamed.reason}`);
+        step.done({ outcome: renamed.outcome });
+      } catch (error) {
+        step.failed(error as Error);
+        throw error;
+      }
+      return;
+    }
+    case 'resume-duplicati': {
+      const duplicati = context.duplicati?.();
+      if (!duplicati?.resume) throw new Error('cannot resume the Duplicati server: no exec driver here');
+      const step = log.step('resume the Duplicati server', { container: record.container });
+      try {
+        await duplicati.resume(signal);
       } catch (error) {
         step.failed(error as Error);
         throw error;

@@ -74,8 +74,10 @@ describe('signals', () => {
     await standin('wait-idle', '20');
   });
 
-  it('SIGKILL mid-backup leaves the stack frozen; `status` says so (exit 1) and `recover` restores it (exit 0)', async () => {
+  it('SIGKILL mid-backup leaves the stack frozen; `status` says so (exit 1) and `recover` restores it (exit 0) and writes the metrics', async () => {
     await standin('set', 'duration', '4');
+    const metrics = path.join(root, 'logs', 'stack_backup.prom');
+    writeUserFile(path.join(root, 'stack-backup.yaml'), `metrics_file: ${metrics}\n`);
     const run = startCli(['ondemand']);
     await waitUntil('the ondemand job to start', () => jobStarted('ondemand'), jobStartTimeoutMs);
     run.child.kill('SIGKILL');
@@ -85,7 +87,10 @@ describe('signals', () => {
     await standin('wait-idle', '20');
     const status = await cli(['status']);
     expect(status.code).toBe(1);
+    expect(status.stdout.split('\n')[0]).toBe('3 stacks: 1 recovery pending (ondemand), 2 never backed up (composeapp, plainapp)');
     expect(status.stdout).toMatch(/ondemand.*restore unit, unfreeze on-demand socket/);
+    // The run died before any stack ended, so it wrote no metrics; `status` only reads.
+    expect(existsSync(metrics)).toBe(false);
     const dryRun = await cli(['recover', '--dry-run']);
     expect(dryRun.code).toBe(0);
     expect(dryRun.stdout).toMatch(/1\. ondemand: restore unit .*\n\s+systemctl --user start -- ondemand-stack.service/);
@@ -98,6 +103,7 @@ describe('signals', () => {
     expect(recover.code).toBe(0);
     expect(recover.stdout).toContain('recovered: ondemand: restore unit');
     expect(recover.stdout).toContain('recovered: ondemand: unfreeze on-demand socket');
+    expect(readFileSync(metrics, 'utf8')).toMatch(/^stack_backup_recovery_pending\{stack="ondemand"\} 0$/m);
     expect(await states()).toEqual(baseline);
     expect(pendingEntries()).toEqual([]);
     expect((await cli(['status'])).code).toBe(0);

@@ -156,7 +156,7 @@ describe('--json and -q for a run', () => {
 });
 
 describe('metrics_file', () => {
-  it('is written after each stack in the textfile format, with every stack of the history', async () => {
+  it('is written after each stack in the textfile format, with every configured stack; status opens with the same verdict', async () => {
     const metrics = path.join(root, 'metrics', 'stack_backup.prom');
     rmSync(path.dirname(metrics), { recursive: true, force: true });
     writeUserFile(path.join(root, 'stack-backup.yaml'), `metrics_file: ${metrics}\n`);
@@ -164,6 +164,17 @@ describe('metrics_file', () => {
     const result = await cli(['composeapp', 'plainapp']);
     expect(result.code).toBe(1);
     const text = readFileSync(metrics, 'utf8');
+    // ondemand is configured but was not in this run: it shows, with nothing to say of a run.
+    expect(text).toMatch(/^stack_backup_stack_configured\{stack="ondemand"\} 1$/m);
+    expect(text).not.toMatch(/^stack_backup_last_run_success\{stack="ondemand"\}/m);
+    for (const stack of ['composeapp', 'ondemand', 'plainapp']) expect(text).toMatch(new RegExp(`^stack_backup_recovery_pending\\{stack="${stack}"\\} 0$`, 'm'));
+    // plainapp failed before it was stopped: failed, but restored.
+    expect(text).toMatch(/^stack_backup_stack_restored\{stack="composeapp"\} 1$/m);
+    expect(text).toMatch(/^stack_backup_stack_restored\{stack="plainapp"\} 1$/m);
+    const status = await cli(['status']);
+    expect(status.code).toBe(1);
+    expect(status.stdout.split('\n')[0]).toBe('3 stacks: 1 failed (plainapp), 1 never backed up (ondemand)');
+    expect(status.stdout).toMatch(/^composeapp\s+\S+ \S+\s+\.{13}\+\s+completed, result not seen\s/m);
     expect(text).toContain('# TYPE stack_backup_last_run_success gauge');
     expect(text).toMatch(/^stack_backup_last_run_success\{stack="composeapp"\} 1$/m);
     expect(text).toMatch(/^stack_backup_last_run_success\{stack="plainapp"\} 0$/m);

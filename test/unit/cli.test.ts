@@ -7,7 +7,7 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli.js';
-import { appendHistory, type HistoryEntry } from '../../src/history.js';
+import { appendHistory, localDay, type HistoryEntry } from '../../src/history.js';
 import { removeTempRoots, tempRoot } from '../fakes.js';
 
 afterAll(removeTempRoots);
@@ -250,10 +250,40 @@ describe('status --max-age', () => {
       ['beta', true],
     ]);
     expect(Object.keys(document.stacks[0]).sort()).toEqual(
-      ['stack', 'last_run', 'result', 'outcome', 'error', 'mode', 'downtime_seconds', 'backup_seconds', 'snapshot_seconds', 'last_success', 'last_success_too_old', 'pending_recovery'].sort(),
+      ['stack', 'state', 'last_run', 'result', 'outcome', 'error', 'mode', 'downtime_seconds', 'backup_seconds', 'snapshot_seconds', 'last_success', 'last_success_too_old', 'restored', 'pending_recovery', 'kept_paths', 'days'].sort(),
     );
     expect(document.stacks[0].downtime_seconds).toBe(1.5);
     expect(document.stacks[0].last_success).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  });
+
+  it('the first line is the verdict, in the issue\'s two forms; the exit codes stay as they were', async () => {
+    const names = ['immich', 'mail', 'nextcloud', 'paperless', 'wiki'];
+    const folder = root(Object.fromEntries(names.filter((name) => name !== 'app').map((name) => [`stacks/${name}.yaml`, `duplicati_jobs: [${name}]\n`])));
+    const { rmSync } = await import('node:fs');
+    rmSync(path.join(folder, 'stacks', 'app.yaml'));
+    const ago = (hours: number) => new Date(Date.now() - hours * 3600_000).toISOString();
+    for (const name of names) appendHistory(folder, entry(name, ago(5)));
+    const good = await cli('--root', folder, 'status');
+    expect(good.stdout.split('\n')[0]).toBe('5 stacks: all backed up within 26 h');
+    expect(good.code).toBe(0);
+    appendHistory(folder, entry('immich', ago(1), 'failed'));
+    appendHistory(folder, entry('nextcloud', ago(200)));
+    // nextcloud's last success: 31 h ago (a little more, so the hours read 31 however long the test takes).
+    appendHistory(folder, entry('nextcloud', ago(31.01)));
+    const bad = await cli('--root', folder, 'status');
+    expect(bad.stdout.split('\n')[0]).toBe('5 stacks: 1 failed (immich), 1 overdue (nextcloud, last success 31 h ago)');
+    expect(bad.code).toBe(1);
+    // Overdue alone exits 1 only with --max-age, as before.
+    appendHistory(folder, entry('immich', ago(0.5)));
+    expect((await cli('--root', folder, 'status')).code).toBe(0);
+    const aged = await cli('--root', folder, 'status', '--max-age', '26h');
+    expect(aged.stdout.split('\n')[0]).toBe('5 stacks: 1 overdue (nextcloud, last success 31 h ago)');
+    expect(aged.code).toBe(1);
+    const document = JSON.parse((await cli('--root', folder, '--json', 'status')).stdout);
+    expect(document.verdict).toBe('5 stacks: 1 overdue (nextcloud, last success 31 h ago)');
+    expect(document.stacks.map((stack: { state: string }) => stack.state)).toEqual(['backed_up', 'backed_up', 'overdue', 'backed_up', 'backed_up']);
+    expect(document.stacks[0].days).toHaveLength(14);
+    expect(document.stacks[0].days).toContainEqual({ date: localDay(Date.parse(ago(0.5))), result: 'backed_up' });
   });
 
   it('a duration that is not one: exit 2', async () => {

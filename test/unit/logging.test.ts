@@ -123,6 +123,7 @@ describe('a run whose log fills up', () => {
       if (action.startsWith('duplicati run ')) disk.write = () => { throw noSpace(); };
     };
     const result = await backupStack({
+      runId: 'run-1',
       stack: stackConfig({ freeze: { socket: 'app-proxy.socket', service: undefined } }),
       global: globalConfig(),
       adapters: world.adapters(),
@@ -149,6 +150,7 @@ describe('a journal that cannot be written', () => {
     const removed: string[] = [];
     return {
       removed,
+      update: () => {},
       add: () => {
         added += 1;
         if (added >= failFrom) throw noSpace();

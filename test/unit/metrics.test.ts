@@ -5,10 +5,12 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { HistoryEntry } from '../../src/history.js';
-import { renderMetrics } from '../../src/metrics.js';
+import { readHistory, type HistoryEntry } from '../../src/history.js';
+import { createJournal, type JournalEntry } from '../../src/journal.js';
+import { renderMetrics as renderSources } from '../../src/metrics.js';
 import { createProgress } from '../../src/report.js';
 import { runBackups } from '../../src/run.js';
+import { stackStatuses, statusVerdict } from '../../src/status.js';
 import { globalConfig, removeTempRoots, stackConfig, tempRoot, worldWithStack } from '../fakes.js';
 
 afterAll(removeTempRoots);
@@ -22,6 +24,10 @@ const names = [
   'stack_backup_backup_duration_seconds',
   'stack_backup_snapshot_mode',
   'stack_backup_snapshot_seconds',
+  'stack_backup_stack_restored',
+  'stack_backup_recovery_pending',
+  'stack_backup_snapshots_left',
+  'stack_backup_stack_configured',
 ];
 
 function entry(overrides: Partial<HistoryEntry> & { stack: string; endedAt: string }): HistoryEntry {
@@ -35,6 +41,11 @@ function entry(overrides: Partial<HistoryEntry> & { stack: string; endedAt: stri
     backupMs: 30_500,
     ...overrides,
   };
+}
+
+/** The metrics of a history whose stacks are all configured, with nothing in the journal. */
+function renderMetrics(history: HistoryEntry[]): string {
+  return renderSources({ configured: [...new Set(history.map((run) => run.stack))], history, pending: [] });
 }
 
 /** The sample lines of one metric, as "labels value". */
@@ -170,5 +181,113 @@ describe('metrics_file in a run', () => {
     expect(samples(text, 'stack_backup_last_run_success')).toEqual(['{stack="app"} 1']);
     expect(samples(text, 'stack_backup_last_run_outcome_known')).toEqual(['{stack="app"} 0']);
     expect(samples(text, 'stack_backup_last_run_timestamp_seconds')).toEqual([`{stack="app"} ${Math.round(world.clock.now() / 1000)}`]);
+  });
+});
+
+describe('which stacks show, and what the journal adds', () => {
+  const restoreUnit = (stack: string, run: string): JournalEntry => ({
+    id: `${stack}-${run}`,
+    stack,
+    run,
+    pid: 1,
+    recordedAt: '2024-03-01T00:00:00.000Z',
+    undo: {
+      kind: 'restore-unit',
+      unit: `${stack}-stack.service`,
+      stateBefore: 'active',
+      start: true,
+      startTimeoutMs: 120_000,
+      preStart: { phase: 'pre_start', commands: [], environment: {}, cwd: '/', timeoutMs: 1000 },
+    },
+  });
+
+  it('every configured stack, run or not; a stack removed from stacks/ is gone; one only the journal holds shows as not configured', () => {
+    const text = renderSources({
+      configured: ['fresh', 'kept'],
+      history: [entry({ stack: 'kept', endedAt: '2024-03-01T00:00:00.000Z' }), entry({ stack: 'removed', endedAt: '2024-03-01T00:00:00.000Z' })],
+      pending: [restoreUnit('orphan', 'dead-run')],
+    });
+    expectTextfileFormat(text);
+    expect(text).not.toContain('stack="removed"');
+    expect(samples(text, 'stack_backup_stack_configured')).toEqual(['{stack="fresh"} 1', '{stack="kept"} 1', '{stack="orphan"} 0']);
+    expect(samples(text, 'stack_backup_recovery_pending')).toEqual(['{stack="fresh"} 0', '{stack="kept"} 0', '{stack="orphan"} 1']);
+    // A stack that never ran has no run to describe: no last run, success or restored sample.
+    expect(samples(text, 'stack_backup_last_run_timestamp_seconds')).toEqual([`{stack="kept"} ${Date.parse('2024-03-01T00:00:00.000Z') / 1000}`]);
+    expect(samples(text, 'stack_backup_stack_restored')).toEqual(['{stack="kept"} 1']);
+  });
+
+  it('restored 0 while the undo that failed in the last run waits in the journal; 1 once recover did it, or when it was an older run\'s', () => {
+    const history = [entry({ stack: 'app', run: 'night', endedAt: '2024-03-01T00:00:00.000Z', result: 'failed', outcome: 'failed', notRestored: true })];
+    const left = renderSources({ configured: ['app'], history, pending: [restoreUnit('app', 'night')] });
+    expect(samples(left, 'stack_backup_stack_restored')).toEqual(['{stack="app"} 0']);
+    expect(samples(left, 'stack_backup_recovery_pending')).toEqual(['{stack="app"} 1']);
+    const recovered = renderSources({ configured: ['app'], history, pending: [] });
+    expect(samples(recovered, 'stack_backup_stack_restored')).toEqual(['{stack="app"} 1']);
+    expect(samples(recovered, 'stack_backup_last_run_success')).toEqual(['{stack="app"} 0']);
+    // A later run that restored the stack: the entry of a run that died before it says nothing of this run.
+    const later = renderSources({ configured: ['app'], history: [entry({ stack: 'app', run: 'today', endedAt: '2024-03-02T00:00:00.000Z' })], pending: [restoreUnit('app', 'night')] });
+    expect(samples(later, 'stack_backup_stack_restored')).toEqual(['{stack="app"} 1']);
+    expect(samples(later, 'stack_backup_recovery_pending')).toEqual(['{stack="app"} 1']);
+  });
+
+  it('a snapshot kept for a Duplicati task: recovery pending and snapshots left alike, the stack restored', () => {
+    const kept: JournalEntry = {
+      id: 'snap',
+      stack: 'files',
+      run: 'night',
+      pid: 1,
+      recordedAt: '2024-03-01T00:00:00.000Z',
+      undo: { kind: 'remove-snapshot', driver: 'btrfs', source: '/srv/files', target: '/srv/snap/files', jobs: ['files'] },
+    };
+    const text = renderSources({
+      configured: ['files'],
+      history: [entry({ stack: 'files', run: 'night', endedAt: '2024-03-01T00:00:00.000Z', result: 'failed', outcome: 'failed', mode: 'snapshot', snapshotMs: 80 })],
+      pending: [kept, restoreUnit('files', 'older')],
+    });
+    expect(samples(text, 'stack_backup_recovery_pending')).toEqual(['{stack="files"} 2']);
+    expect(samples(text, 'stack_backup_snapshots_left')).toEqual(['{stack="files"} 1']);
+    expect(samples(text, 'stack_backup_stack_restored')).toEqual(['{stack="files"} 1']);
+  });
+});
+
+describe('the same facts as the summary and status', () => {
+  it('a run whose unit would not start again: FAILED, NOT RESTORED in the summary, restored 0 and recovery pending in the metrics, left down in status; the next run\'s recovery shows at once', async () => {
+    const root = tempRoot({ 'stacks/app.yaml': 'duplicati_jobs: [app]\n', 'stacks/other.yaml': 'duplicati_jobs: [other]\n' });
+    const metricsFile = path.join(root, 'textfile', 'stack_backup.prom');
+    const world = worldWithStack('active');
+    world.failing.add('start app-stack.service');
+    let summary = '';
+    const run = () =>
+      runBackups({
+        global: globalConfig({ root, file: path.join(root, 'stack-backup.yaml'), metricsFile }),
+        stacks: [stackConfig({ file: path.join(root, 'stacks/app.yaml') })],
+        configured: ['app', 'other'],
+        adapters: world.adapters(),
+        progress: createProgress({ write: () => {} }, world.clock),
+        output: { write: (text: string) => (summary += text) },
+        signal: new AbortController().signal,
+      });
+    await run();
+    expect(summary).toMatch(/^app\s+FAILED, NOT RESTORED/m);
+    const text = readFileSync(metricsFile, 'utf8');
+    expect(samples(text, 'stack_backup_stack_restored')).toEqual(['{stack="app"} 0']);
+    expect(samples(text, 'stack_backup_recovery_pending')).toEqual(['{stack="app"} 1', '{stack="other"} 0']);
+    expect(samples(text, 'stack_backup_stack_configured')).toEqual(['{stack="app"} 1', '{stack="other"} 1']);
+    const statuses = stackStatuses(['app', 'other'], readHistory(root), createJournal(root, '').pending(), false, world.clock.now());
+    expect(statuses.map((status) => [status.stack, status.restored])).toEqual([['app', false], ['other', null]]);
+    expect(statusVerdict(statuses, 26 * 3_600_000, world.clock.now())).toBe('2 stacks: 1 left down (app), 1 never backed up (other)');
+
+    // The next run recovers first (the unit starts now) and writes the file before the stack's own run.
+    world.failing.delete('start app-stack.service');
+    world.units.get('app-stack.service')!.active = 'inactive';
+    let beforeStop: string | undefined;
+    world.onAction = (action) => {
+      if (action === 'stop app-stack.service' && beforeStop === undefined) beforeStop = readFileSync(metricsFile, 'utf8');
+    };
+    await run();
+    expect(samples(beforeStop!, 'stack_backup_stack_restored')).toEqual(['{stack="app"} 1']);
+    expect(samples(beforeStop!, 'stack_backup_recovery_pending')).toEqual(['{stack="app"} 0', '{stack="other"} 0']);
+    expect(samples(beforeStop!, 'stack_backup_last_run_success')).toEqual(['{stack="app"} 0']);
+    expect(samples(readFileSync(metricsFile, 'utf8'), 'stack_backup_last_run_success')).toEqual(['{stack="app"} 1']);
   });
 });

@@ -149,7 +149,7 @@ describe('the dry run and the run come from one list', () => {
         const world = worldWithStack('active').unit('app-proxy.socket', 'active').unit('app-proxy.service', 'active');
         world.duplicati.job('2', 'app-files', 'app-stack.service');
         const journaled: string[] = [];
-        const journal = { add: (_stack: string, record: UndoRecord) => (journaled.push(undoName(record)), String(journaled.length)), remove: () => {}, pending: () => [] };
+        const journal = { add: (_stack: string, record: UndoRecord) => (journaled.push(undoName(record)), String(journaled.length)), update: () => {}, remove: () => {}, pending: () => [] };
         const { result } = await runStack(world, stack, { global, journal });
         expect(result.ok).toBe(true);
         const plan = planStack(stack, global, socket);

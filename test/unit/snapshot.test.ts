@@ -4,7 +4,8 @@
  * snapshot is left behind (but for one a Duplicati task may still read) and the stack runs.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseFacts, removeArgvs, snapshotProblem } from '../../src/adapters/snapshots.js';
+import { identityMismatch, parseLook, removeArgv } from '../../src/adapters/made-paths.js';
+import { createArgvs, parseFacts, snapshotProblem } from '../../src/adapters/snapshots.js';
 import { loadGlobalConfig, loadStack } from '../../src/config/load.js';
 import type { SnapshotSettings, StackConfig } from '../../src/config/types.js';
 import { AbortedError, ConfigError } from '../../src/errors.js';
@@ -95,13 +96,37 @@ describe('snapshot mode, a good run', () => {
     ]);
   });
 
-  it('a stale snapshot that stack-backup made (its marker beside it) is removed before the new one', async () => {
+  it('a stale snapshot that stack-backup made (its marker describes it) is removed before the stack is stopped', async () => {
     const world = snapshotWorld();
     world.snapshots.targets.set(data.target, { madeBy: 'stack-backup', madeAt: 0 });
     const { result, log } = await runStack(world, snapshotStack());
     expect(result.ok).toBe(true);
-    expect(visible(world).slice(0, 3)).toEqual([`stop ${unit}`, `remove snapshot ${data.target}`, `snapshot ${data.source} -> ${data.target} (btrfs)`]);
+    expect(visible(world).slice(0, 3)).toEqual([`remove snapshot ${data.target}`, `stop ${unit}`, `snapshot ${data.source} -> ${data.target} (btrfs)`]);
     expect(log.messages('warn').some((message) => message.includes('stale snapshot'))).toBe(true);
+  });
+
+  it("a user's folder at the target with a left-over marker is kept and named; the stack is never stopped", async () => {
+    const world = snapshotWorld();
+    world.snapshots.targets.set(data.target, { madeBy: 'someone else', madeAt: 0, marker: true });
+    const { result } = await runStack(world, snapshotStack());
+    expect(result.ok).toBe(false);
+    expect(result.error).toMatch(/already exists and was not made by stack-backup .*describes what stack-backup made there, but it is another folder/);
+    expect(world.snapshots.targets.get(data.target)?.madeBy).toBe('someone else');
+    expect(visible(world)).toEqual([]);
+  });
+
+  it('an undo whose snapshot was replaced by a folder of someone else keeps it and names it in the result', async () => {
+    const world = snapshotWorld();
+    world.duplicati.resultKind = 'Error';
+    world.onAction = (action) => {
+      // Someone swaps a folder of theirs in while the job runs.
+      if (action === 'duplicati run app') world.snapshots.targets.set(data.target, { madeBy: 'stack-backup', madeAt: 0, inode: 'theirs' });
+    };
+    const { result } = await runStack(world, snapshotStack());
+    expect(result.ok).toBe(false);
+    expect(world.snapshots.targets.get(data.target)?.inode).toBe('theirs');
+    expect(result.keptPaths).toEqual([`${data.target} (it is another folder than the one stack-backup made)`]);
+    expect(world.state(unit)).toBe('active');
   });
 });
 
@@ -148,7 +173,7 @@ describe('snapshot mode, failures leave no snapshot and the stack running', () =
   it('the second path fails to snapshot: the first is removed, the stack is started, no job runs', async () => {
     const world = snapshotWorld();
     world.failing.add(`snapshot ${database.target}`);
-    const { result } = await runStack(world, snapshotStack({ paths: [data, database] }));
+    const { result, log } = await runStack(world, snapshotStack({ paths: [data, database] }));
     expect(result.ok).toBe(false);
     expect(result.error).toMatch(/injected/);
     expect(world.state(unit)).toBe('active');
@@ -159,10 +184,10 @@ describe('snapshot mode, failures leave no snapshot and the stack running', () =
       `snapshot ${data.source} -> ${data.target} (btrfs)`,
       // The stack first: removing a large copy may take long.
       `start ${unit}`,
-      // Registered before the attempt: it clears whatever part of the copy was made.
-      `remove snapshot ${database.target}`,
       `remove snapshot ${data.target}`,
     ]);
+    // Registered before the attempt, it ran too, and found nothing it made there.
+    expect(log.lines.some((line) => line.fields?.undo === `remove snapshot ${database.target}` && line.message === 'undo done')).toBe(true);
   });
 
   it('a failing post_stop hook: no snapshot is made, the stack is started', async () => {
@@ -284,7 +309,7 @@ describe('snapshot mode, the dry run', () => {
     const world = snapshotWorld();
     const stack = snapshotStack();
     const journaled: string[] = [];
-    const journal = { add: (_stack: string, record: UndoRecord) => (journaled.push(record.kind), String(journaled.length)), remove: () => {}, pending: () => [] };
+    const journal = { add: (_stack: string, record: UndoRecord) => (journaled.push(record.kind), String(journaled.length)), update: () => {}, remove: () => {}, pending: () => [] };
     const { result } = await runStack(world, stack, { journal });
     expect(result.ok).toBe(true);
     expect(result.steps).toEqual(stackSteps(stack, globalConfig()).map((step) => step.name));
@@ -333,18 +358,51 @@ describe('snapshot configuration', () => {
 });
 
 describe('the snapshot adapter, pure parts', () => {
-  it('reads the facts script\'s lines', () => {
-    const facts = parseFacts('source.exists=1\nsource.directory=1\nsource.fstype=btrfs\nsource.inode=256\nsource.mount=/srv\nparent.exists=1\nparent.writable=1\nparent.fstype=btrfs\nparent.mount=/srv\ntarget.exists=1\ntarget.marker=1\n');
+  const folderLines = (prefix: string, inode: string, folder = '/srv/snapshots/app') =>
+    `${prefix}kind=folder\n${prefix}device=41\n${prefix}inode=${inode}\n${prefix}born=2026-12-05 10:25:34.685545057 +0000\n${prefix}filesystem=ad0e\n${prefix}folder=${folder}\n`;
+  const sourceLines = 'source.exists=1\nsource.directory=1\nsource.fstype=btrfs\nsource.inode=256\nsource.mount=/srv\nparent.exists=1\nparent.writable=1\nparent.fstype=btrfs\nparent.mount=/srv\n';
+  const marker = (inode: string) =>
+    JSON.stringify({ madeBy: 'stack-backup', stack: 'app', run: 'r1', driver: 'reflink', source: data.source, target: data.target, identity: parseLook(folderLines('', inode)).kind === 'folder' ? (parseLook(folderLines('', inode)) as { identity: unknown }).identity : undefined });
+
+  it("reads the facts script's lines; a target is stack-backup's only when its marker describes exactly what is there", () => {
+    const facts = parseFacts(`${sourceLines}${folderLines('target.', '259')}marker.exists=1\n`, marker('259'), data.target);
     expect(facts.source).toEqual({ exists: true, directory: true, fsType: 'btrfs', inode: 256, mount: '/srv' });
-    expect(facts.target).toBe('ours');
+    expect(facts.target.state).toBe('ours');
     expect(snapshotProblem('btrfs', data, facts)).toBeUndefined();
-    expect(parseFacts('target.exists=1\n').target).toBe('foreign');
-    expect(parseFacts('').target).toBe('absent');
+    // The same name, another folder: a user's folder took the place of a snapshot that is gone.
+    expect(parseFacts(`${folderLines('target.', '260')}marker.exists=1\n`, marker('259'), data.target).target).toMatchObject({ state: 'foreign', reason: expect.stringMatching(/but it is another folder/) });
+    // A marker of an earlier version (no identity) proves nothing.
+    expect(parseFacts(`${folderLines('target.', '259')}marker.exists=1\n`, JSON.stringify({ madeBy: 'stack-backup', owner: 'app', driver: 'btrfs' }), data.target).target.state).toBe('foreign');
+    expect(parseFacts(folderLines('target.', '259'), undefined, data.target).target).toMatchObject({ state: 'foreign', reason: expect.stringMatching(/no .*\.stack-backup beside it/) });
+    expect(parseFacts('target.kind=link\ntarget.to=/srv/app/data\nmarker.exists=1\n', marker('259'), data.target).target).toEqual({ state: 'foreign', reason: 'it is a symbolic link to /srv/app/data' });
+    expect(parseFacts('', undefined, data.target).target).toEqual({ state: 'absent', staleMarker: false });
+    expect(parseFacts('target.kind=absent\nmarker.exists=1\n', marker('259'), data.target).target).toEqual({ state: 'absent', staleMarker: true });
   });
-  it('removes btrfs snapshots without root: writable first, then delete, else empty and rmdir inside the namespace', () => {
-    const [writable, remove] = removeArgvs('btrfs', '/srv/s/a');
-    expect(writable).toEqual(['btrfs', 'property', 'set', '-ts', '/srv/s/a', 'ro', 'false']);
-    expect(remove).toContain('unshare');
-    expect(removeArgvs('reflink', '/srv/s/a')[0]).toEqual(['env', '-u', 'CONTAINER_HOST', '-u', 'CONTAINER_CONNECTION', 'podman', 'unshare', 'rm', '-rf', '--one-file-system', '--', '/srv/s/a']);
+
+  it('an identity matches only the same folder, filesystem, inode, birth time and subvolume', () => {
+    const made = (parseLook(folderLines('', '256')) as { identity: import('../../src/adapters/made-paths.js').PathIdentity }).identity;
+    expect(identityMismatch(made, { ...made, device: '99' })).toBeUndefined();
+    expect(identityMismatch(made, { ...made, folder: '/elsewhere' })).toMatch(/resolves to \/elsewhere/);
+    expect(identityMismatch(made, { ...made, inode: '257' })).toMatch(/another folder/);
+    expect(identityMismatch(made, { ...made, born: '-' })).toMatch(/another folder/);
+    // A btrfs snapshot has its source's root inode and birth time: the subvolume tells them apart.
+    expect(identityMismatch({ ...made, subvolume: '262' }, { ...made, subvolume: '261' })).toMatch(/another subvolume/);
+  });
+
+  it('makes a btrfs snapshot at a fresh name beside the target and renames it without replacing anything; a reflink copy into a new folder', () => {
+    const [snapshot, rename] = createArgvs('btrfs', data, '/srv/snapshots/app/data.stack-backup-new.0d5c3e1a-run');
+    expect(snapshot).toEqual(['btrfs', 'subvolume', 'snapshot', '-r', '--', data.source, '/srv/snapshots/app/data.stack-backup-new.0d5c3e1a-run']);
+    expect(rename).toEqual(['mv', '-n', '-T', '--', '/srv/snapshots/app/data.stack-backup-new.0d5c3e1a-run', data.target]);
+    expect(createArgvs('reflink', data)).toEqual([
+      ['mkdir', '--', data.target],
+      ['env', '-u', 'CONTAINER_HOST', '-u', 'CONTAINER_CONNECTION', 'podman', 'unshare', 'cp', '-a', '--reflink=always', '-T', '--', data.source, data.target],
+    ]);
+  });
+
+  it('removes only inside the namespace, after checking the identity in the same script', () => {
+    const made = (parseLook(folderLines('', '256')) as { identity: import('../../src/adapters/made-paths.js').PathIdentity }).identity;
+    const argv = removeArgv(data.target, { ...made, subvolume: '262' }, 'btrfs-subvolume');
+    expect(argv.slice(0, 9)).toEqual(['env', '-u', 'CONTAINER_HOST', '-u', 'CONTAINER_CONNECTION', 'podman', 'unshare', 'sh', '-c']);
+    expect(argv.slice(10)).toEqual(['sh', data.target, '/srv/snapshots/app', 'ad0e', '256', '2026-12-05 10:25:34.685545057 +0000', '262', 'btrfs-subvolume']);
   });
 });

@@ -6,11 +6,11 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { exitCodes } from '../../src/exit-codes.js';
-import { appendHistory, historyFile, historyLength, readHistory, type HistoryEntry } from '../../src/history.js';
+import { appendHistory, historyFile, historyLength, localDay, readHistory, type HistoryEntry } from '../../src/history.js';
 import { createJournal, type JournalEntry } from '../../src/journal.js';
 import { createProgress } from '../../src/report.js';
 import { runBackups } from '../../src/run.js';
-import { formatStatus, stackStatuses, statusExitCode } from '../../src/status.js';
+import { dayCharacters, dayStrip, defaultOverdueMs, formatStatus, stackState, stackStatuses, statusExitCode, statusJson, statusVerdict } from '../../src/status.js';
 import { FakeWorld, addStack, globalConfig, hooks, removeTempRoots, stackConfig, tempRoot } from '../fakes.js';
 
 afterAll(removeTempRoots);
@@ -81,8 +81,25 @@ describe('stackStatuses and statusExitCode', () => {
   it('a configured stack that never ran shows "never"; nothing needs a look', () => {
     const statuses = stackStatuses(['alpha'], [], [], false);
     expect(statuses).toEqual([
-      { stack: 'alpha', lastRun: null, result: 'never', outcome: null, error: null, mode: null, downtimeMs: null, backupMs: null, snapshotMs: null, lastSuccess: null, pendingRecovery: [] },
+      {
+        stack: 'alpha',
+        configured: true,
+        lastRun: null,
+        result: 'never',
+        outcome: null,
+        error: null,
+        mode: null,
+        downtimeMs: null,
+        backupMs: null,
+        snapshotMs: null,
+        lastSuccess: null,
+        restored: null,
+        pendingRecovery: [],
+        kept: [],
+        days: expect.any(Array),
+      },
     ]);
+    expect(statuses[0]!.days.map((day) => day.result)).toEqual(Array(14).fill('no_run'));
     expect(statusExitCode(statuses)).toBe(exitCodes.success);
   });
 
@@ -96,6 +113,7 @@ describe('stackStatuses and statusExitCode', () => {
     const [alpha, beta] = stackStatuses(['alpha', 'beta'], history, [], false);
     expect(alpha).toEqual({
       stack: 'alpha',
+      configured: true,
       lastRun: history[2]!.endedAt,
       result: 'failed',
       outcome: null,
@@ -105,7 +123,10 @@ describe('stackStatuses and statusExitCode', () => {
       backupMs: null,
       snapshotMs: null,
       lastSuccess: history[0]!.endedAt,
+      restored: true,
       pendingRecovery: [],
+      kept: [],
+      days: expect.any(Array),
     });
     expect(beta).toMatchObject({ result: 'success', error: null, downtimeMs: 9000, lastRun: history[3]!.endedAt, lastSuccess: history[3]!.endedAt });
   });
@@ -113,8 +134,9 @@ describe('stackStatuses and statusExitCode', () => {
   it('a success whose Duplicati result was not seen (exec driver) reads "ran, outcome unknown", never "success"', () => {
     const statuses = stackStatuses(['alpha'], [entry('alpha', 0, { outcome: 'unknown' })], [], false);
     expect(statuses[0]).toMatchObject({ result: 'success', outcome: 'unknown' });
-    const row = formatStatus(statuses, false).split('\n')[1]!;
-    expect(row.split(/\s{2,}/)[2]).toBe('ran, outcome unknown');
+    // The verdict, a blank line, the header, then the row.
+    const row = formatStatus(statuses, false).split('\n')[3]!;
+    expect(row.split(/\s{2,}/)[3]).toBe('ran, outcome unknown');
     expect(statusExitCode(statuses)).toBe(0);
   });
 
@@ -147,14 +169,19 @@ describe('formatStatus', () => {
 
   it('prints one aligned row per stack with times, durations and pending recovery', () => {
     const history = [entry('alpha', 0), entry('nextcloud', 0), entry('nextcloud', 1, { result: 'failed', error: 'pre_stop hook "x" failed with exit 1', downtimeMs: undefined, backupMs: undefined })];
-    const statuses = stackStatuses(['alpha', 'nextcloud', 'new'], history, [journalEntry('nextcloud', restoreUnit('nextcloud'))], false);
-    const text = formatStatus(statuses, false);
+    // Seen on the day after nextcloud's failed run.
+    const now = base + 2 * 86_400_000;
+    const statuses = stackStatuses(['alpha', 'nextcloud', 'new'], history, [journalEntry('nextcloud', restoreUnit('nextcloud'))], false, now);
+    const text = formatStatus(statuses, false, undefined, now);
     expect(text.endsWith('\n')).toBe(true);
-    const [header, alpha, nextcloud, fresh, ...rest] = lines(text);
-    expect(header!.split(/\s{2,}/)).toEqual(['STACK', 'LAST RUN', 'RESULT', 'MODE', 'DOWNTIME', 'BACKUP', 'LAST SUCCESS', 'PENDING RECOVERY']);
-    expect(alpha!.split(/\s{2,}/)).toEqual(['alpha', '2024-06-01 03:01:05Z', 'success', 'stop', '12 s', '50 s', '2024-06-01 03:01:05Z', '-']);
-    expect(nextcloud!.split(/\s{2,}/)).toEqual(['nextcloud', '2024-06-02 03:01:05Z', 'failed', 'stop', '-', '-', '2024-06-01 03:01:05Z', 'restore unit']);
-    expect(fresh!.split(/\s{2,}/)).toEqual(['new', '-', 'never', '-', '-', '-', '-', '-']);
+    const [verdict, blank, header, alpha, nextcloud, fresh, legend, ...rest] = lines(text);
+    expect(verdict).toBe('3 stacks: 1 recovery pending (nextcloud), 1 never backed up (new), 1 overdue (alpha, last success 47 h ago)');
+    expect(blank).toBe('');
+    expect(header!.split(/\s{2,}/)).toEqual(['STACK', 'LAST RUN', 'LAST 14 DAYS', 'RESULT', 'MODE', 'DOWNTIME', 'BACKUP', 'LAST SUCCESS', 'PENDING RECOVERY']);
+    expect(alpha!.split(/\s{2,}/)).toEqual(['alpha', '2024-06-01 03:01:05Z', '...........+..', 'success', 'stop', '12 s', '50 s', '2024-06-01 03:01:05Z', '-']);
+    expect(nextcloud!.split(/\s{2,}/)).toEqual(['nextcloud', '2024-06-02 03:01:05Z', '...........+x.', 'failed', 'stop', '-', '-', '2024-06-01 03:01:05Z', 'restore unit']);
+    expect(fresh!.split(/\s{2,}/)).toEqual(['new', '-', '..............', 'never', '-', '-', '-', '-', '-']);
+    expect(legend).toBe('(LAST 14 DAYS: oldest first, today last; + backed up, x failed, . no run)');
     // Columns line up: each column starts at the same place in every row.
     for (const title of ['LAST RUN', 'RESULT', 'DOWNTIME', 'LAST SUCCESS']) {
       const column = header!.indexOf(title);
@@ -194,5 +221,135 @@ describe('status after real runs', () => {
     expect(statuses[1]!.downtimeMs).toBeGreaterThanOrEqual(5000);
     expect(statusExitCode(statuses)).toBe(exitCodes.stackFailed);
     expect(formatStatus(statuses, false)).toContain('alpha: pre_stop hook "alpha maintenance on" failed with exit 1\n');
+  });
+});
+
+describe('the history keeps what the strip and the last success need', () => {
+  const hour = 3_600_000;
+  const at = (time: number, stack = 'alpha', overrides: Partial<HistoryEntry> = {}): HistoryEntry => ({
+    stack,
+    run: `run-${time}`,
+    startedAt: new Date(time - 60_000).toISOString(),
+    endedAt: new Date(time).toISOString(),
+    result: 'success',
+    notRestored: false,
+    ...overrides,
+  });
+
+  it('fifty manual runs a day for two weeks still leave one character for every day, and files stay small', () => {
+    const root = tempRoot();
+    // Nightly at 03:00 (local time), then 49 failed manual runs each afternoon.
+    for (let day = 0; day < 14; day += 1) {
+      const night = new Date(2024, 5, 1 + day, 3, 0).getTime();
+      appendHistory(root, at(night));
+      for (let manual = 0; manual < 49; manual += 1) appendHistory(root, at(night + 10 * hour + manual * 60_000, 'alpha', { result: 'failed', error: 'x' }));
+    }
+    const now = new Date(2024, 5, 14, 20, 0).getTime();
+    const runs = readHistory(root);
+    expect(runs.length).toBeLessThanOrEqual(60);
+    const [alpha] = stackStatuses(['alpha'], runs, [], false, now);
+    expect(alpha!.days.map((day) => day.result)).toEqual(Array(14).fill('backed_up'));
+    expect(alpha!.days[0]!.date).toBe('2024-06-01');
+    expect(alpha!.days[13]!.date).toBe('2024-06-14');
+  });
+
+  it('a stack failing night after night for longer than the runs kept still shows its last success', () => {
+    const root = tempRoot();
+    appendHistory(root, at(new Date(2024, 0, 1, 3, 0).getTime()));
+    for (let night = 1; night <= historyLength + 20; night += 1) {
+      appendHistory(root, at(new Date(2024, 0, 1 + night, 3, 0).getTime(), 'alpha', { result: 'failed', error: 'x' }));
+    }
+    const runs = readHistory(root);
+    expect(runs).toHaveLength(historyLength + 1);
+    const [alpha] = stackStatuses(['alpha'], runs, [], false, new Date(2024, 2, 1).getTime());
+    expect(alpha!.lastSuccess).toBe(new Date(new Date(2024, 0, 1, 3, 0).getTime()).toISOString());
+  });
+
+  it('one character a day: + any run that day succeeded, x runs that day all failed, . no run; today last', () => {
+    const runs = [
+      at(new Date(2024, 5, 10, 3, 0).getTime(), 'alpha', { result: 'failed' }),
+      at(new Date(2024, 5, 10, 14, 0).getTime()),
+      at(new Date(2024, 5, 11, 3, 0).getTime()),
+      at(new Date(2024, 5, 11, 23, 0).getTime(), 'alpha', { result: 'failed' }),
+      at(new Date(2024, 5, 12, 3, 0).getTime(), 'alpha', { result: 'failed' }),
+      at(new Date(2024, 5, 14, 0, 30).getTime()),
+      // Older than the strip: not shown.
+      at(new Date(2024, 4, 20, 3, 0).getTime(), 'alpha', { result: 'failed' }),
+    ];
+    const days = dayStrip(runs, new Date(2024, 5, 14, 9, 0).getTime());
+    expect(days.map((day) => dayCharacters[day.result]).join('')).toBe('.........++x.+');
+    expect(days.at(-5)).toEqual({ date: '2024-06-10', result: 'backed_up' });
+    expect(days.at(-3)).toEqual({ date: '2024-06-12', result: 'failed' });
+  });
+});
+
+describe('the verdict', () => {
+  const hour = 3_600_000;
+  const now = Date.UTC(2024, 5, 20, 12, 0);
+  const success = (stack: string, hoursAgo: number, overrides: Partial<HistoryEntry> = {}): HistoryEntry => ({
+    stack,
+    run: `${stack}-${hoursAgo}`,
+    startedAt: new Date(now - hoursAgo * hour - 60_000).toISOString(),
+    endedAt: new Date(now - hoursAgo * hour).toISOString(),
+    result: 'success',
+    notRestored: false,
+    ...overrides,
+  });
+  const five = ['immich', 'mail', 'nextcloud', 'paperless', 'wiki'];
+
+  it('all backed up within the age: the issue\'s first form', () => {
+    const statuses = stackStatuses(five, five.map((stack) => success(stack, 9)), [], false, now);
+    expect(statusVerdict(statuses, defaultOverdueMs, now)).toBe('5 stacks: all backed up within 26 h');
+    expect(statusVerdict(statuses, 8 * hour, now)).toBe('5 stacks: 5 overdue (immich, last success 9 h ago; mail, last success 9 h ago; nextcloud, last success 9 h ago; paperless, last success 9 h ago; wiki, last success 9 h ago)');
+  });
+
+  it('one failed, one overdue: the issue\'s second form; 25 h is within, 27 h overdue', () => {
+    const history = [
+      success('immich', 30),
+      success('immich', 6, { result: 'failed', error: 'x' }),
+      success('mail', 25),
+      success('nextcloud', 31),
+      success('paperless', 1),
+      success('wiki', 2),
+    ];
+    const statuses = stackStatuses(five, history, [], false, now);
+    expect(statusVerdict(statuses, defaultOverdueMs, now)).toBe('5 stacks: 1 failed (immich), 1 overdue (nextcloud, last success 31 h ago)');
+    const later = stackStatuses(five, history, [], false, now + 2 * hour);
+    expect(statusVerdict(later, defaultOverdueMs, now + 2 * hour)).toBe('5 stacks: 1 failed (immich), 2 overdue (mail, last success 27 h ago; nextcloud, last success 33 h ago)');
+  });
+
+  it('worst first, each stack once: left down, recovery pending, failed, never backed up, overdue; ages in minutes, hours or days', () => {
+    const history = [
+      success('down', 3, { result: 'failed', notRestored: true, run: 'night' }),
+      success('failing', 200, { result: 'failed' }),
+      success('old', 200),
+      success('recent', 0.5),
+    ];
+    const journal: JournalEntry[] = [
+      { ...journalEntry('down', restoreUnit('down')), run: 'night' },
+      journalEntry('killed', restoreUnit('killed')),
+    ];
+    const statuses = stackStatuses(['down', 'failing', 'killed', 'never', 'old', 'recent'], history, journal, false, now);
+    expect(statuses.map((status) => stackState(status, defaultOverdueMs, now))).toEqual(['left_down', 'failed', 'recovery_pending', 'never_backed_up', 'overdue', 'backed_up']);
+    expect(statusVerdict(statuses, defaultOverdueMs, now)).toBe(
+      '6 stacks: 1 left down (down), 1 recovery pending (killed), 1 failed (failing), 1 never backed up (never), 1 overdue (old, last success 8 d ago)',
+    );
+    expect(statusVerdict(statuses.slice(-1), 10 * 60_000, now)).toBe('1 stack: 1 overdue (recent, last success 30 min ago)');
+    expect(statusVerdict([], defaultOverdueMs, now)).toBe('0 stacks: none configured');
+    // The row says what the summary said.
+    expect(formatStatus(statuses, false, undefined, now)).toMatch(/^down\s+\S+ \S+\s+\S{14}\s+failed, not restored\s/m);
+    // Exit codes as before: a failed last run or pending recovery; overdue only with --max-age.
+    expect(statusExitCode(statuses.filter((status) => status.stack === 'old'))).toBe(exitCodes.success);
+  });
+
+  it('--json: the verdict, the age it used, and per stack its state, whether it was restored and the 14 days', () => {
+    const statuses = stackStatuses(['alpha'], [success('alpha', 30)], [], false, now);
+    const document = statusJson(statuses, false, undefined, now);
+    expect(document).toMatchObject({ verdict: '1 stack: 1 overdue (alpha, last success 30 h ago)', overdue_after_seconds: 93_600, max_age_seconds: null });
+    expect(document.stacks[0]).toMatchObject({ stack: 'alpha', state: 'overdue', restored: true, last_success_too_old: null });
+    expect(document.stacks[0]!.days).toHaveLength(14);
+    expect(document.stacks[0]!.days.at(-2)).toEqual({ date: localDay(now - 30 * hour), result: 'backed_up' });
+    const withAge = statusJson(statuses, false, { ms: 36 * hour, now, configured: ['alpha'] }, now);
+    expect(withAge).toMatchObject({ verdict: '1 stack: all backed up within 36 h', overdue_after_seconds: 129_600, max_age_seconds: 129_600 });
   });
 });

@@ -545,6 +545,7 @@ describe('UndoStack', () => {
         entries.set(id, `${stack} ${(undo as { unit: string }).unit}`);
         return id;
       },
+      update: () => {},
       remove: (id: string) => void entries.delete(id),
       pending: () => [],
     };
