@@ -599,6 +599,7 @@ util run bigxfs >/dev/null && "$S" wait-idle 300
 t0=$(date +%s%N)
 cli restore file:///backups/bigxfs --restore-path=/restore/xfs/snapxfs.staging --dbpath="$(dbof bigxfs)" --passphrase=standin-bigxfs-passphrase --restore-permissions
 ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$rc" = 0 ] || printf '%s\n' "$out" | tail -n 5 | sed 's/^/       | /'
 eq "1 GiB restored (exit 0, 1.00 GiB)" "$rc $(echo "$out" | grep '^Restored ' | grep -o '(1.0[0-9] GiB)')" "0 (1.00 GiB)"
 if [ "$ms" -le 30000 ]; then ok "restore of 1 GiB took $ms ms"; else bad "restore of 1 GiB took $ms ms"; fi
 

@@ -223,7 +223,8 @@ while :; do
 		unlock
 		continue
 	fi
-	sed 1d "$ST/queue" >"$ST/queue.tmp.$$" && mv -f "$ST/queue.tmp.$$" "$ST/queue"
+	# active first, then off the queue: a reader without the lock (standin.sh
+	# wait-idle) never sees the task in neither place
 	start=$(now_ms)
 	if [ "$kind" = restore ]; then
 		write_file "$ST/active" "$t $b $start restore
@@ -232,6 +233,7 @@ while :; do
 		write_file "$ST/active" "$t $b $start
 "
 	fi
+	sed 1d "$ST/queue" >"$ST/queue.tmp.$$" && mv -f "$ST/queue.tmp.$$" "$ST/queue"
 	gen=$(gen_now)
 	unlock
 
