@@ -135,7 +135,10 @@ store_version() {
 	_sdir=$(storage_dir "$_sid")
 	mkdir -p "$_sdir/blobs" "$_sdir/filesets"
 	_sman=$_sdir/pending.$_stask
-	build_manifest "$_sraw" >"$_sman.tmp"
+	# (a reset may remove the storage while a job runs: every write below may
+	# fail, and none may end the worker; no ":" with a redirection here, a
+	# special builtin whose redirection error would exit the shell)
+	build_manifest "$_sraw" >"$_sman.tmp" 2>/dev/null || return 0
 	_keep=$(fault_paths "$_sname" "$_ssrc" keep_out)
 	if [ -n "$_keep" ]; then
 		printf '%s\n' "$_keep" >"$_sman.keep"
@@ -147,7 +150,7 @@ store_version() {
 		rm -f "$_sman.keep"
 	fi
 	_corrupt=$(fault_paths "$_sname" "$_ssrc" corrupt)
-	: >"$_sman.fix"
+	printf '' >"$_sman.fix" 2>/dev/null || return 0
 	while IFS="$TAB" read -r _vt _vsz _vu _vg _vm _vmt _vct _vh _vo _vgr _vro _vtg _vp; do
 		[ "$_vt" = f ] || continue
 		_bad=
