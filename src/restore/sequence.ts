@@ -4,7 +4,7 @@
  * containers, the start), and the restore's own between them (staging folders, Duplicati's
  * restore, the swap). The orchestrator walks this list; `restore --dry-run` prints it.
  */
-import { cliArgv, exportArgv, publicUrl } from '../adapters/duplicati-cli.js';
+import { cliArgv, exportArgv } from '../adapters/duplicati-cli.js';
 import { describeRemoval, makeFolderArgv } from '../adapters/made-paths.js';
 import type { GlobalConfig, StackConfig } from '../config/types.js';
 import { shellLine } from '../shell-quote.js';
