@@ -176,11 +176,14 @@ describe('doctor, snapshot mode', () => {
   });
 
   it('fails on a source on ext4 and on a target the Duplicati container cannot see', async () => {
+    // The container sees the whole btrfs through its writable restore volume (/restore/btrfs), so
+    // the unseen target is a folder outside every volume of the container.
+    const unseen = path.join(world.WORLD_DIR!, 'hidden', 'snapbtrfs');
     writeStack('snapbtrfs', `duplicati_jobs: [snapbtrfs]\nsnapshot:\n  paths:\n    - source: ${path.join(world.WORLD_DIR!, 'data', 'plainapp')}\n      target: ${path.join(world.WORLD_DIR!, 'data', 'plainapp-snapshot')}\n`);
-    writeStack('snapxfs', `duplicati_jobs: [snapxfs]\nsnapshot:\n  driver: btrfs\n  paths:\n    - source: ${paths.snapbtrfs.source}\n      target: ${path.join(btrfs, 'hidden', 'snapbtrfs')}\n`);
+    writeStack('snapxfs', `duplicati_jobs: [snapxfs]\nsnapshot:\n  driver: btrfs\n  paths:\n    - source: ${paths.snapbtrfs.source}\n      target: ${unseen}\n`);
     const result = await cli(['doctor', 'snapbtrfs', 'snapxfs']);
     expect(result.code).toBe(1);
     expect(result.stdout).toMatch(/FAIL  stacks\/snapbtrfs\.yaml snapshot\.paths\[0\]: .* can be snapshotted .*: source .* is on ext2\/ext3, which cannot share blocks/);
-    expect(result.stdout).toMatch(new RegExp(`FAIL  the Duplicati container "duplicati" can see ${path.join(btrfs, 'hidden', 'snapbtrfs')}: none of its volumes covers`));
+    expect(result.stdout).toMatch(new RegExp(`FAIL  the Duplicati container "duplicati" can see ${unseen}: none of its volumes covers`));
   });
 });

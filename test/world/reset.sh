@@ -7,7 +7,11 @@
 #   (snapbtrfs, snapxfs): no snapshot targets or markers left in
 #   btrfs/snapshots, btrfs/hidden and xfs/snapshots, live data without bulk/
 #   and with db/ (0700) and db/state (0600) owned by container user 1000,
-#   units active and heartbeats advancing.
+#   units active and heartbeats advancing; the stacks' fixed data for restore
+#   tests (db/ 0700 and db/state 0600 of container user 1000, bin/run.sh 0755,
+#   a relative symlink current -> db/state); no stored backup versions and no
+#   restore staging folders (data/*.* beside the stacks' data, and such
+#   folders beside the snapshot stacks' live data).
 # Does not touch $WORLD_DIR/root (stack files, hooks, logs, locks).
 #   reset.sh [--quiet]
 set -euo pipefail
@@ -54,6 +58,23 @@ for dir in "$BTRFS_DIR/snapshots" "$BTRFS_DIR/hidden" "$XFS_DIR/snapshots"; do
 	done
 	[ -d "$dir" ] || install -d -m 755 -o "$WORLD_USER" -g "$WORLD_GID" "$dir"
 done
+# Anything beside the stacks' data that a test left (restore staging folders,
+# data swapped aside): data/ holds the stack folders only, btrfs/ and xfs/
+# their live folders and the snapshot parents.
+extra_entries() {
+	local dir=$1 keep=" $2 " t
+	for t in "$dir"/* "$dir"/.[!.]*; do
+		[ -e "$t" ] || [ -L "$t" ] || continue
+		case "$keep" in *" ${t##*/} "*) continue ;; esac
+		echo "$t"
+	done
+}
+for t in $(extra_entries "$WORLD_DIR/data" "$STACKS") $(extra_entries "$BTRFS_DIR" "snapbtrfs snapshots hidden") $(extra_entries "$XFS_DIR" "snapxfs snapshots"); do
+	if is_subvol "$t"; then del_subvol "$t"; elif [ -d "$t" ] && [ ! -L "$t" ] && [ "${t#"$BTRFS_DIR"/}" != "$t" ]; then
+		find "$t" -mindepth 1 -depth -type d -inum 256 2>/dev/null | while read -r v; do del_subvol "$v"; done
+	fi
+	rm -rf "$t"
+done
 # Live data: the subvolume (re-made by the user if a test removed it), no bulk/,
 # db/ 0700 and db/state 0600 owned by container user 1000.
 # (A stack whose live folder was made anew is restarted below: its container
@@ -77,6 +98,34 @@ for s in $SNAP_STACKS; do
 		[ -f "$live/db/state" ] || install -m 600 -o "$db_uid" -g "$db_gid" /dev/null "$live/db/state"
 		chown "$db_uid:$db_gid" "$live/db/state"
 		chmod 600 "$live/db/state"
+	fi
+done
+# What a rootless stack's data holds, for the restore tests: the stop-mode
+# stacks get db/ (0700) and db/state (0600) owned by container user 1000 (a
+# subordinate UID), bin/run.sh (0755) and a relative symlink current ->
+# db/state, owned by the user; the snapshot stacks the symlink (their db/ is
+# above). Made anew when anything differs.
+for s in $STACKS; do
+	d=$WORLD_DIR/data/$s
+	[ -d "$d" ] || install -d -m 755 -o "$WORLD_USER" -g "$WORLD_GID" "$d"
+	want="$db_uid:$db_gid:700 $db_uid:$db_gid:600 $WORLD_UID:$WORLD_GID:755 $WORLD_UID:$WORLD_GID:755 db/state"
+	have="$(stat --printf '%u:%g:%a ' "$d/db" "$d/db/state" "$d/bin" "$d/bin/run.sh" 2>/dev/null || true)$(readlink "$d/current" 2>/dev/null || true)"
+	if [ "$have" != "$want" ] || [ "$(cat "$d/db/state" 2>/dev/null)" != "state of $s" ] || [ "$(stat -c %U "$d/current" 2>/dev/null)" != "$WORLD_USER" ]; then
+		rm -rf "${d:?}/db" "$d/bin" "$d/current"
+		install -d -m 700 -o "$db_uid" -g "$db_gid" "$d/db"
+		printf 'state of %s\n' "$s" | install -m 600 -o "$db_uid" -g "$db_gid" /dev/stdin "$d/db/state"
+		install -d -m 755 -o "$WORLD_UID" -g "$WORLD_GID" "$d/bin"
+		printf '#!/bin/sh\necho %s\n' "$s" | install -m 755 -o "$WORLD_UID" -g "$WORLD_GID" /dev/stdin "$d/bin/run.sh"
+		ln -s db/state "$d/current"
+		chown -h "$WORLD_UID:$WORLD_GID" "$d/current"
+	fi
+done
+for s in $SNAP_STACKS; do
+	live=$(snap_live "$s")
+	if [ "$(readlink "$live/current" 2>/dev/null)" != db/state ] || [ "$(stat -c %U "$live/current" 2>/dev/null)" != "$WORLD_USER" ]; then
+		rm -rf "${live:?}/current"
+		ln -s db/state "$live/current"
+		chown -h "$WORLD_UID:$WORLD_GID" "$live/current"
 	fi
 done
 uctl start $USERNS_UNIT podman.socket $DUPLICATI_UNIT $DUPLICATI_API_UNIT $STACK_UNITS $SNAP_UNITS ondemand-proxy.socket
@@ -122,12 +171,21 @@ fi
 uctl stop ondemand-proxy.service 2>/dev/null
 
 # Wait until every stack's heartbeat is fresh and the stand-in answers.
+# A stack whose data folder was swapped (a restore renames a staging folder
+# into place) writes into the old one until it restarts: restart it then.
 fresh() { [ $(($(date +%s) - $(stat -c %Y "$1/heartbeat" 2>/dev/null || echo 0))) -le 1 ]; }
+beating() {
+	wait_for 3 fresh "$2" && return 0
+	say "reset: $1 heartbeat is not advancing in $2, restarting $1-stack.service"
+	uctl restart "$1-stack.service"
+	[ "$1" = ondemand ] && uctl stop ondemand-proxy.service 2>/dev/null
+	wait_for 15 fresh "$2"
+}
 for s in $STACKS; do
-	wait_for 15 fresh "$WORLD_DIR/data/$s" || die "reset: $s heartbeat is not advancing"
+	beating "$s" "$WORLD_DIR/data/$s" || die "reset: $s heartbeat is not advancing"
 done
 for s in $SNAP_STACKS; do
-	wait_for 15 fresh "$(snap_live "$s")" || die "reset: $s heartbeat is not advancing"
+	beating "$s" "$(snap_live "$s")" || die "reset: $s heartbeat is not advancing"
 done
 wait_for 20 upodman exec duplicati true || die "reset: cannot exec into the duplicati container"
 wait_for 10 api_answers || die "reset: the REST API stand-in does not answer on 127.0.0.1:$APIPORT"

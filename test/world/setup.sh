@@ -117,34 +117,55 @@ EOF
 }
 
 # ---------------------------------------------------------------- snapshot filesystems
-# mount_loop TYPE IMAGE DIR [OPTIONS]: a sparse 2G image with a fresh TYPE
-# filesystem (made once), mounted at DIR unless something is mounted there.
+# mount_loop TYPE IMAGE DIR [OPTIONS]: a sparse image (IMAGE_SIZE) with a fresh
+# TYPE filesystem (made once), mounted at DIR unless something is mounted there.
 # A loop device still attached to IMAGE (e.g. after a lazy unmount another
 # mount namespace still holds) is reused rather than a second one attached.
+# An image made smaller by an earlier version is grown (and the filesystem
+# with it, online): a restore of 1 GB beside 1 GB of data needs the room.
+IMAGE_SIZE=4G
 MOUNTED_NOW=""
 mount_loop() {
-	local type=$1 img=$2 dir=$3 opts=${4:-} dev
+	local type=$1 img=$2 dir=$3 opts=${4:-} dev want
 	install -d -m 755 "$dir"
-	mountpoint -q "$dir" && return 0
-	if [ ! -f "$img" ]; then
-		rm -f "$img.new"
-		truncate -s 2G "$img.new"
+	want=$(numfmt --from=iec "$IMAGE_SIZE")
+	if [ -f "$img" ] && [ "$(stat -c %s "$img")" -lt "$want" ]; then
+		truncate -s "$IMAGE_SIZE" "$img"
+		dev=$(losetup -n -O NAME -j "$img" 2>/dev/null | head -n1)
+		[ -z "$dev" ] || losetup -c "$dev"
+		GROW="$GROW $type:$dir"
+	fi
+	if ! mountpoint -q "$dir"; then
+		if [ ! -f "$img" ]; then
+			rm -f "$img.new"
+			truncate -s "$IMAGE_SIZE" "$img.new"
+			case "$type" in
+			btrfs) mkfs.btrfs -q "$img.new" >/dev/null ;;
+			xfs) mkfs.xfs -q -m reflink=1 "$img.new" ;;
+			esac
+			mv "$img.new" "$img"
+			say "filesystems: made $type in $img (sparse $IMAGE_SIZE)"
+		fi
+		dev=$(losetup -n -O NAME -j "$img" 2>/dev/null | head -n1)
+		if [ -n "$dev" ]; then
+			mount -t "$type" ${opts:+-o "$opts"} "$dev" "$dir"
+		else
+			mount -t "$type" -o "loop${opts:+,$opts}" "$img" "$dir"
+		fi
+		MOUNTED_NOW="$MOUNTED_NOW $dir"
+		say "filesystems: mounted $type $img at $dir${opts:+ ($opts)}"
+	fi
+	case " $GROW " in
+	*" $type:$dir "*)
 		case "$type" in
-		btrfs) mkfs.btrfs -q "$img.new" >/dev/null ;;
-		xfs) mkfs.xfs -q -m reflink=1 "$img.new" ;;
+		btrfs) btrfs -q filesystem resize max "$dir" >/dev/null ;;
+		xfs) xfs_growfs "$dir" >/dev/null ;;
 		esac
-		mv "$img.new" "$img"
-		say "filesystems: made $type in $img (sparse 2G)"
-	fi
-	dev=$(losetup -n -O NAME -j "$img" 2>/dev/null | head -n1)
-	if [ -n "$dev" ]; then
-		mount -t "$type" ${opts:+-o "$opts"} "$dev" "$dir"
-	else
-		mount -t "$type" -o "loop${opts:+,$opts}" "$img" "$dir"
-	fi
-	MOUNTED_NOW="$MOUNTED_NOW $dir"
-	say "filesystems: mounted $type $img at $dir${opts:+ ($opts)}"
+		say "filesystems: grew $img and its $type to $IMAGE_SIZE"
+		;;
+	esac
 }
+GROW=""
 
 # Before the user's first podman command (rootless Podman's mount namespace is
 # made then, and filesystems mounted later are invisible in it).
@@ -452,9 +473,13 @@ EOF
 # written by stack-backup test/world/setup.sh
 # The Duplicati stand-in: container "duplicati", data folders read-only at
 # /source, the snapshot parent folders read-only at /snapshots/btrfs and
-# /snapshots/xfs (not btrfs/hidden), the snapshot stacks' live data read-only at
+# /snapshots/xfs (not btrfs/hidden, which it sees only through /restore/btrfs),
+# the snapshot stacks' live data read-only at
 # /live/snapbtrfs and /live/snapxfs (for a job that reads live data: DIRTY),
-# control folder at /control, scripts at /opt/duplicati (on PATH).
+# and, for restores, the PARENTS of the data writable: data/ at /restore/data,
+# the btrfs and XFS mounts at /restore/btrfs and /restore/xfs (a staging folder
+# made beside a stack's data is seen there, and stays seen after a swap by
+# rename); control folder at /control, scripts at /opt/duplicati (on PATH).
 [Unit]
 Description=stack-backup world: Duplicati stand-in container
 Wants=$USERNS_UNIT
@@ -463,7 +488,7 @@ After=$USERNS_UNIT
 [Service]
 Type=simple
 KillMode=mixed
-ExecStart=$RUN --name duplicati --network=none -v $D/data:/source:ro -v $BTRFS_DIR/snapshots:/snapshots/btrfs:ro -v $XFS_DIR/snapshots:/snapshots/xfs:ro -v $BTRFS_DIR/snapbtrfs:/live/snapbtrfs:ro -v $XFS_DIR/snapxfs:/live/snapxfs:ro -v $D/duplicati:/control -v $D/standin:/opt/duplicati:ro -e PATH=/opt/duplicati:/usr/sbin:/usr/bin:/sbin:/bin $WORLD_IMAGE /bin/sh /opt/duplicati/worker.sh
+ExecStart=$RUN --name duplicati --network=none -v $D/data:/source:ro -v $BTRFS_DIR/snapshots:/snapshots/btrfs:ro -v $XFS_DIR/snapshots:/snapshots/xfs:ro -v $BTRFS_DIR/snapbtrfs:/live/snapbtrfs:ro -v $XFS_DIR/snapxfs:/live/snapxfs:ro -v $D/data:/restore/data -v $BTRFS_DIR:/restore/btrfs -v $XFS_DIR:/restore/xfs -v $D/duplicati:/control -v $D/standin:/opt/duplicati:ro -e PATH=/opt/duplicati:/usr/sbin:/usr/bin:/sbin:/bin $WORLD_IMAGE /bin/sh /opt/duplicati/worker.sh
 ExecStop=/usr/bin/podman stop --ignore -t 10 duplicati
 SuccessExitStatus=143
 TimeoutStartSec=120
@@ -507,10 +532,21 @@ write_scripts() {
 	put_file "$WORLD_DIR/box/dbheartbeat.sh" 755 root: <"$HERE/box/dbheartbeat.sh" &&
 		CHANGED_UNITS="$CHANGED_UNITS $SNAP_UNITS"
 	local f
-	for f in duplicati-server-util worker.sh standin-lib.sh; do
+	for f in duplicati-server-util duplicati-cli worker.sh standin-lib.sh versions.sh restore.sh; do
 		put_file "$WORLD_DIR/standin/$f" 755 root: <"$HERE/duplicati/$f" &&
 			CHANGED_UNITS="$CHANGED_UNITS $DUPLICATI_UNIT"
 	done
+	# The restore sets mtimes to 100 ns (.NET ticks, as Duplicati does); busybox
+	# touch has whole seconds only, so the host's GNU touch runs in the
+	# container through the host's loader (coreutils needs libc alone).
+	install -d -m 755 "$WORLD_DIR/standin/gnu"
+	local libc ld
+	libc=$(ldd /usr/bin/touch | awk '$1 ~ /^libc\.so/ { print $3 }')
+	ld=$(readlink -f "$(ldd /usr/bin/touch | awk '$1 ~ /ld-linux/ { print $1 }')")
+	[ -f "$libc" ] && [ -f "$ld" ] || die "cannot find libc and the loader of /usr/bin/touch (ldd)"
+	put_file "$WORLD_DIR/standin/gnu/touch" 755 root: </usr/bin/touch || true
+	put_file "$WORLD_DIR/standin/gnu/libc.so.6" 755 root: <"$libc" || true
+	put_file "$WORLD_DIR/standin/gnu/ld.so" 755 root: <"$ld" || true
 	put_file "$WORLD_DIR/api/server.mjs" 644 root: <"$HERE/duplicati-api/server.mjs" &&
 		CHANGED_UNITS="$CHANGED_UNITS $DUPLICATI_API_UNIT"
 	# host-side helpers

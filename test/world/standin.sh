@@ -2,9 +2,12 @@
 # Host-side control of the Duplicati stand-in (run as root). Writes files in
 # $WORLD_DIR/duplicati (the container's /control); changes apply at once.
 #
-#   standin.sh reset                      queue, active task, flags, settings,
+#   standin.sh reset [--keep-versions]    queue, active task, flags, settings,
 #                                         jobs, records and events back to
-#                                         defaults (task counter keeps counting)
+#                                         defaults (task counter keeps counting);
+#                                         every stored backup version, the jobs'
+#                                         databases and restore results are
+#                                         removed, unless --keep-versions
 #   standin.sh set KEY VALUE              KEY: duration | pickup_delay | start_delay | hosturl |
 #                                         connect_error | extra_lines |
 #                                         outcome | outcome_<JOBNAME> | outcome_<ID>
@@ -13,10 +16,23 @@
 #                                         hang_seconds (how long a hang lasts; default
 #                                         until the flag is off) | version (e.g.
 #                                         2.2.0.3_stable_2025-12-04) | log_locked
-#                                         (seconds the log stays locked after a task)
+#                                         (seconds the log stays locked after a task) |
+#                                         restores: recreate_seconds | restore_seconds[_<JOB>] |
+#                                         cli_lock_seconds | timezone (+HH:MM) |
+#                                         culture (invariant | en-US) |
+#                                         restore_prefix (largest | keep-folder) |
+#                                         passphrase_<JOB> | job_settings_<JOB>
+#                                         (lines "--name=value") |
+#                                         keep_out_<JOB> PATH | corrupt_<JOB> PATH
+#                                         (one path per line: container path or
+#                                         relative to the job's source)
 #                                         (VALUE "" or "-" removes the setting)
 #   standin.sh flag NAME on|off           NAME: paused | hang_run (after it queued) |
-#                                         hang_run_before (before it queued)
+#                                         hang_run_before (before it queued) |
+#                                         restore_zero[_<JOB>] | restore_fail[_<JOB>] |
+#                                         lose_owners[_<JOB>]
+#   standin.sh versions JOB               the job's stored versions: VERSION EPOCH_S ENTRIES
+#   standin.sh cli ARGS...                podman exec duplicati duplicati-cli ARGS
 #   standin.sh add-job ID NAME SOURCE [DURATION]   (SOURCE under /source, or
 #                                         an absolute path in the container)
 #   standin.sh remove-job ID-OR-NAME
@@ -71,6 +87,8 @@ cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
 reset)
+	keep=0
+	[ "${1:-}" = --keep-versions ] && keep=1
 	lock
 	gen=$(cat "$ST/generation" 2>/dev/null || echo 0)
 	echo $((gen + 1)) >"$ST/generation"
@@ -79,7 +97,16 @@ reset)
 	rm -f "$ST/active" "$ST"/*.tmp.* "$CTL/paused" "$CTL/hang_run" "$CTL/connect_error" \
 		"$CTL/extra_lines" "$CTL/hosturl" "$CTL/outcome" "$CTL"/outcome_* "$CTL/api_password" \
 		"$CTL/token_ttl" "$CTL/token_clock_skew" "$CTL/hang_run_before" "$CTL/hang_seconds" \
-		"$CTL/version" "$CTL/log_locked" "$CTL/start_delay" "$ST/stop" "$ST/progress"
+		"$CTL/version" "$CTL/log_locked" "$CTL/start_delay" "$ST/stop" "$ST/progress" "$ST"/restore.* \
+		"$CTL/recreate_seconds" "$CTL"/restore_seconds* "$CTL/cli_lock_seconds" "$CTL/timezone" \
+		"$CTL/culture" "$CTL/restore_prefix" "$CTL"/passphrase_* "$CTL"/job_settings_* "$CTL"/keep_out_* \
+		"$CTL"/corrupt_* "$CTL"/restore_zero* "$CTL"/restore_fail* "$CTL"/lose_owners*
+	if [ "$keep" = 0 ]; then
+		rm -rf "$CTL/storage" "$CTL/db" "$CTL/restores"
+	else
+		rm -f "$CTL"/storage/*/pending.*
+	fi
+	mkdir -p "$CTL/storage" "$CTL/db" "$CTL/restores"
 	put jobs "$DEFAULT_JOBS"
 	put duration 2
 	put pickup_delay 0
@@ -100,7 +127,22 @@ set)
 		case "$val" in "" | -) ;; *[!0-9]*) die "$key must be whole seconds" ;; esac
 		;;
 	version)
-		case "$val" in "" | - | [0-9]*.[0-9]*.[0-9]*.[0-9]*) ;; *) die "version looks like 2.2.0.3_stable_2025-12-04" ;; esac
+		case "$val" in "" | - | [0-9]*.[0-9]*.[0-9]*.[0-9]*) ;; *) die "version looks like 2.3.0.4_stable_2026-07-09" ;; esac
+		;;
+	recreate_seconds | restore_seconds | restore_seconds_* | cli_lock_seconds)
+		case "$val" in "" | -) ;; *[!0-9.]* | .*) die "$key must be seconds (fractions allowed)" ;; esac
+		;;
+	timezone)
+		case "$val" in "" | - | [+-][0-9][0-9]:[0-9][0-9]) ;; *) die "timezone looks like +02:00 or -05:30" ;; esac
+		;;
+	culture)
+		case "$val" in "" | - | invariant | en-US) ;; *) die "culture is invariant or en-US" ;; esac
+		;;
+	restore_prefix)
+		case "$val" in "" | - | largest | keep-folder) ;; *) die "restore_prefix is largest or keep-folder" ;; esac
+		;;
+	passphrase_* | job_settings_* | keep_out_* | corrupt_*)
+		case "$key" in *_ | *[!A-Za-z0-9._-]*) die "bad job name in $key" ;; esac
 		;;
 	outcome | outcome_*)
 		case "$key" in outcome_*[!A-Za-z0-9._-]* | outcome_) die "bad job name in $key" ;; esac
@@ -119,7 +161,11 @@ set)
 	;;
 flag)
 	[ $# -eq 2 ] || die "usage: standin.sh flag NAME on|off"
-	case "$1" in paused | hang_run | hang_run_before) ;; *) die "unknown flag $1" ;; esac
+	case "$1" in
+	paused | hang_run | hang_run_before | restore_zero | restore_fail | lose_owners) ;;
+	restore_zero_* | restore_fail_* | lose_owners_*) case "$1" in *_ | *[!A-Za-z0-9._-]*) die "bad job name in $1" ;; esac ;;
+	*) die "unknown flag $1" ;;
+	esac
 	case "$2" in
 	on) put "$1" on ;;
 	off) rm -f "${CTL:?}/$1" ;;
@@ -156,6 +202,16 @@ wait-idle)
 	;;
 util)
 	as_user podman exec duplicati duplicati-server-util "$@"
+	;;
+cli)
+	as_user podman exec duplicati duplicati-cli "$@"
+	;;
+versions)
+	[ $# -eq 1 ] || die "usage: standin.sh versions JOB"
+	id=$(awk -v q="$1" 'BEGIN { lq = tolower(q) } /^[ \t]*(#|$)/ { next } $1 == q || tolower($2) == lq { print $1; exit }' "$CTL/jobs")
+	[ -n "$id" ] || die "no job $1"
+	ls "$CTL/storage/$id/filesets" 2>/dev/null | grep '^[0-9][0-9]*$' | sort -rn | awk '{ print NR - 1, $1 }' |
+		while read -r v t; do echo "$v $t $(grep -c '' "$CTL/storage/$id/filesets/$t")"; done
 	;;
 *)
 	awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0" | sed 's/^# \{0,1\}//'

@@ -26,11 +26,23 @@ const API_DIR = path.join(CTL, 'api');
 const LISTEN = process.env.API_LISTEN || '127.0.0.1:8200';
 const POLL_MS = 50;
 /** The version the stand-in claims (control file `version`, as standin-lib.sh standin_version). */
-const versionName = () => setting('version', '2.2.0.3_stable_2025-12-04');
+const versionName = () => setting('version', '2.3.0.4_stable_2026-07-09');
+/** The claimed version is at least NEED ("2.3.0.2"); where releases differ, the stand-in behaves as the claimed one. */
+function versionAtLeast(need) {
+  const have = versionName().split(/[._-]/).map(Number);
+  const want = need.split('.').map(Number);
+  for (let i = 0; i < 4; i += 1) {
+    if ((have[i] || 0) !== want[i]) return (have[i] || 0) > want[i];
+  }
+  return true;
+}
 const versionNumber = () => versionName().split('_')[0];
 const ISSUER = 'https://duplicati';
 // Interrupted: a task that was stopped or aborted (written by worker.sh and by this server).
 const OUTCOMES = new Set(['Success', 'Warning', 'Error', 'Fatal', 'Interrupted']);
+// A restore's line in results.log: "<task|-> <backup> <name> <start> <end> Restore-<ParsedResult|Fatal> restores/<key>.result"
+const RESTORE_OUTCOMES = new Set(['Restore-Success', 'Restore-Warning', 'Restore-Error', 'Restore-Fatal']);
+const STORAGE = path.join(CTL, 'storage');
 const TASK_CACHE_MAX = 100; // QueueRunnerService.MAX_TASK_RESULT_CACHE_SIZE
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -152,6 +164,9 @@ function releaseFsLock() {
   }
 }
 
+/** A queue line: "TASK BACKUPID ENQUEUE_MS" and " restore" for a restore. */
+const queueLine = (q) => `${q.task} ${q.backup} ${q.enqueuedAt}${q.kind === 'restore' ? ' restore' : ''}\n`;
+
 /** Queue and active task; call with the lock held. */
 function readQueueState() {
   const active = readText(path.join(ST, 'active')).trim().split(/\s+/);
@@ -159,9 +174,9 @@ function readQueueState() {
     .split('\n')
     .map((line) => line.trim().split(/\s+/))
     .filter((parts) => /^\d+$/.test(parts[0] ?? ''))
-    .map(([task, backup, enq]) => ({ task: Number(task), backup, enqueuedAt: Number(enq ?? 0) }));
+    .map(([task, backup, enq, kind]) => ({ task: Number(task), backup, enqueuedAt: Number(enq ?? 0), kind: kind ?? 'backup' }));
   return {
-    active: /^\d+$/.test(active[0] ?? '') ? { task: Number(active[0]), backup: active[1], startedAt: Number(active[2] ?? 0) } : null,
+    active: /^\d+$/.test(active[0] ?? '') ? { task: Number(active[0]), backup: active[1], startedAt: Number(active[2] ?? 0), kind: active[3] ?? 'backup' } : null,
     queue,
   };
 }
@@ -171,7 +186,11 @@ function readQueueState() {
 let resultsKey = '';
 let results = { byBackup: new Map(), byTask: new Map(), hasWarning: false, hasError: false, count: 0, notifying: 0 };
 
-/** results.log: "<task> <backup_id> <name> <start_ms> <end_ms> <Success|Warning|Error|Fatal> [message of a Fatal one]". */
+/**
+ * results.log: "<task> <backup_id> <name> <start_ms> <end_ms> <Success|Warning|Error|Fatal> [message of a Fatal one]",
+ * and for a restore "<task|-> ... Restore-<ParsedResult|Fatal> restores/<key>.result" ("-": a duplicati-cli restore
+ * that used the job's database; it writes its Result into that database's log, but is no server task).
+ */
 function loadResults() {
   const file = path.join(CTL, 'results.log');
   let stat = null;
@@ -193,6 +212,18 @@ function loadResults() {
   let notifying = 0;
   for (const line of complete.split('\n')) {
     const [task, backup, name, start, end, outcome, ...rest] = line.trim().split(/\s+/);
+    if (RESTORE_OUTCOMES.has(outcome) && (task === '-' || /^\d+$/.test(task ?? ''))) {
+      const run = { task: task === '-' ? null : Number(task), backup, name, start: Number(start), end: Number(end), outcome: outcome.slice('Restore-'.length), restore: true, resultFile: rest.join(' ') };
+      count += 1;
+      if (!byBackup.has(backup)) byBackup.set(backup, []);
+      byBackup.get(backup).push(run);
+      if (run.task === null) continue;
+      byTask.set(run.task, run);
+      if (run.outcome === 'Warning') hasWarning = true;
+      if (run.outcome === 'Error' || run.outcome === 'Fatal') hasError = true;
+      if (run.outcome !== 'Success') notifying += 1;
+      continue;
+    }
     if (!/^\d+$/.test(task ?? '') || !OUTCOMES.has(outcome)) continue;
     const run = { task: Number(task), backup, name, start: Number(start), end: Number(end), outcome, message: rest.join(' ') };
     count += 1;
@@ -425,6 +456,25 @@ function backupHistory(backupId) {
   const rows = [];
   let versions = 0;
   runs.forEach((run, index) => {
+    if (run.restore) {
+      // A restore's Result goes into the database it used (LocalDatabase.WriteResultsAndCommit). A
+      // server restore updates LastRestore*, or LastError* when it threw (Runner.cs UpdateMetadataBase,
+      // UpdateMetadataError); a duplicati-cli restore leaves the server's record alone.
+      const result = readRestoreResult(run.resultFile);
+      rows.push({ ID: index + 1, OperationID: index + 1, Timestamp: Math.floor(run.end / 1000), Type: 'Result', Message: restoreMessage(run, result), Exception: null });
+      if (run.task === null) return;
+      if (run.outcome === 'Fatal') {
+        metadata.LastErrorDate = serializeDateTime(run.end);
+        metadata.LastErrorMessage = result.ExceptionMessage || 'The restore failed';
+        return;
+      }
+      Object.assign(metadata, {
+        LastRestoreDuration: timeSpan(run.end - run.start),
+        LastRestoreStarted: serializeDateTime(run.start),
+        LastRestoreFinished: serializeDateTime(run.end),
+      });
+      return;
+    }
     if (run.outcome === 'Interrupted') {
       // A stopped or aborted backup: its result says Interrupted and the record is left
       // alone (Runner.cs UpdateMetadataBase skips LastBackup* when result.Interrupted).
@@ -446,8 +496,6 @@ function backupHistory(backupId) {
       return;
     }
     Object.assign(metadata, {
-      LastBackupDate: serializeDateTime(run.start),
-      BackupListCount: String(versions),
       TotalQuotaSpace: '0',
       FreeQuotaSpace: '0',
       AssignedQuotaSpace: '-1',
@@ -462,6 +510,10 @@ function backupHistory(backupId) {
       LastBackupDuration: timeSpan(run.end - run.start),
     });
   });
+  // The newest version's time and the number of versions follow the stored versions
+  // (UpdateMetadataStatistics: LastBackupDate, BackupListCount from the backend statistics).
+  const times = filesetTimes(backupId);
+  if (times.length > 0) Object.assign(metadata, { LastBackupDate: serializeDateTime(times[0] * 1000), BackupListCount: String(times.length) });
   return { rows, metadata };
 }
 
@@ -471,7 +523,12 @@ function dbName(name) {
 }
 
 /** Dto.BackupDto (Backups.cs ExecuteGet / BackupGet.cs ExecuteGet). */
-function backupDto(job) {
+/**
+ * Dto.BackupDto. GET backup/{id} masks password settings (Backup.MaskSensitiveInformation, PASSWORD_PLACEHOLDER);
+ * GET backups lists no settings at all (Connection.Backups loads none; BackupListService.List). The database
+ * exists once the job has run (DBPathExists).
+ */
+function backupDto(job, { list = false } = {}) {
   return {
     ID: job.id,
     Name: job.name,
@@ -479,13 +536,233 @@ function backupDto(job) {
     Tags: [],
     TargetURL: `file:///backups/${job.name}`,
     DBPath: `/data/Duplicati/${dbName(job.name)}.sqlite`,
+    DBPathExists: fs.existsSync(path.join(CTL, 'db', `${dbName(job.name)}.sqlite`)),
     Sources: [sourcePath(job)],
-    Settings: [{ Name: '--no-encryption', Value: 'true', Filter: '', Argument: null }],
+    Settings: list ? null : jobSettings(job).map(([name, value]) => ({ Name: name, Value: PASSWORD_SETTINGS.has(name) ? '***************' : value, Filter: '', Argument: null })),
     Filters: [],
     Metadata: backupHistory(job.id).metadata,
     IsTemporary: false,
     IsUnencryptedOrPassphraseStored: true,
   };
+}
+
+// ------------------------------------------------------------------ versions and restores
+
+/** The times (epoch seconds) of the backup's stored versions, newest (version 0) first (duplicati/versions.sh). */
+function filesetTimes(backupId) {
+  try {
+    return fs
+      .readdirSync(path.join(STORAGE, String(backupId), 'filesets'))
+      .filter((name) => /^\d+$/.test(name))
+      .map(Number)
+      .sort((a, b) => b - a);
+  } catch {
+    return [];
+  }
+}
+
+/** One version's manifest: {type, size, uid, gid, mode, mtime, create, md5, owner, group, attr, target, path} per entry. */
+function readManifest(backupId, time) {
+  const names = ['type', 'size', 'uid', 'gid', 'mode', 'mtime', 'create', 'md5', 'owner', 'group', 'attr', 'target', 'path'];
+  return readText(path.join(STORAGE, String(backupId), 'filesets', String(time)))
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => {
+      const parts = line.split('\t');
+      const entry = Object.fromEntries(names.slice(0, 12).map((name, i) => [name, parts[i]]));
+      entry.path = parts.slice(12).join('\t');
+      entry.size = Number(entry.size);
+      return entry;
+    });
+}
+
+/** Control file timezone ("+02:00"): the container's UTC offset in seconds (default UTC, as the official image). */
+function utcOffset() {
+  const m = /^([+-])(\d\d):(\d\d)$/.exec(setting('timezone', '+00:00'));
+  return m ? (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 3600 + Number(m[3]) * 60) : 0;
+}
+
+/** A DateTime of Kind Local as System.Text.Json writes it: "2026-07-01T10:00:00+00:00". */
+function localDateTime(seconds) {
+  const offset = utcOffset();
+  const d = new Date((seconds + offset) * 1000);
+  const sign = offset < 0 ? '-' : '+';
+  const abs = Math.abs(offset);
+  return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}T${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}${sign}${pad(Math.floor(abs / 3600))}:${pad(Math.floor(abs / 60) % 60)}`;
+}
+
+/**
+ * Library.Utility.Timeparser.ParseTimeInterval(text, DateTime.Now) as epoch seconds, or null when it throws.
+ * The same forms as parse_time in duplicati/standin-lib.sh: empty or "now"; "1D2h" (now plus that); a bare number
+ * (now plus that many SECONDS, not an epoch time); a date (DateTime.TryParse, invariant culture, local time when
+ * it has no zone); yyyyMMddTHHmmssZ.
+ */
+function parseTime(text, nowMs = Date.now()) {
+  const now = Math.floor(nowMs / 1000);
+  const s = String(text ?? '').trim();
+  if (s === '' || s.toLowerCase() === 'now') return now;
+  if (/^(\d+[smhDWMY])+$/.test(s)) {
+    const units = { s: 1, m: 60, h: 3600, D: 86400, W: 604800, M: 2592000, Y: 31536000 };
+    let t = now;
+    for (const [, n, u] of s.matchAll(/(\d+)([smhDWMY])/g)) t += Number(n) * units[u];
+    return t;
+  }
+  if (/^-?\d+$/.test(s)) return now + Number(s);
+  let m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(s);
+  if (m) return Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]) / 1000;
+  let rest = s;
+  let zone = null;
+  const z = /(Z|[+-]\d\d:?\d\d)$/.exec(rest);
+  if (z) {
+    zone = z[1];
+    rest = rest.slice(0, z.index);
+  }
+  let y, mo, d, H = 0, M = 0, S = 0;
+  if ((m = /^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?$/.exec(rest))) {
+    [y, mo, d] = [+m[1], +m[2], +m[3]];
+    if (m[4] !== undefined) [H, M, S] = [+m[4], +m[5], +(m[6] ?? 0)];
+  } else if ((m = /^(\d{1,2})\/(\d{1,2})\/(\d{4})(?: (\d{1,2}):(\d{2})(?::(\d{2}))?(?: ?([AaPp][Mm]))?)?$/.exec(rest))) {
+    [mo, d, y] = [+m[1], +m[2], +m[3]];
+    if (m[4] !== undefined) [H, M, S] = [+m[4], +m[5], +(m[6] ?? 0)];
+    if (m[7] && /p/i.test(m[7]) && H < 12) H += 12;
+    if (m[7] && /a/i.test(m[7]) && H === 12) H = 0;
+  } else return null;
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || H > 23 || M > 59 || S > 59) return null;
+  let t = Date.UTC(y, mo - 1, d, H, M, S) / 1000;
+  if (zone === null) t -= utcOffset();
+  else if (zone !== 'Z') {
+    const zm = /^([+-])(\d\d):?(\d\d)$/.exec(zone);
+    t -= (zm[1] === '-' ? -1 : 1) * (Number(zm[2]) * 3600 + Number(zm[3]) * 60);
+  }
+  return t;
+}
+
+/** The job's passphrase: control file passphrase_<NAME>, else the default (duplicati/standin-lib.sh job_passphrase). */
+function jobPassphrase(name) {
+  const first = readText(path.join(CTL, `passphrase_${name}`)).split('\n')[0];
+  return first !== '' ? first : `standin-${name}-passphrase`;
+}
+
+/** The job's Settings as [name, value] (standin-lib.sh job_settings): the web UI's for an encrypted job, then job_settings_<NAME>. */
+function jobSettings(job) {
+  const settings = [
+    ['encryption-module', 'aes'],
+    ['compression-module', 'zip'],
+    ['dblock-size', '50mb'],
+    ['passphrase', jobPassphrase(job.name)],
+  ];
+  for (const line of readText(path.join(CTL, `job_settings_${job.name}`)).split('\n')) {
+    if (/^\s*(#|$)/.test(line)) continue;
+    const i = line.indexOf('=');
+    settings.push(i < 0 ? [line.trim(), ''] : [line.slice(0, i).trim(), line.slice(i + 1)]);
+  }
+  return settings;
+}
+
+/** A job option (either "name" or "--name") as Utility.ParseBoolOption reads it: present = true unless it says false. */
+function jobBool(job, name) {
+  const found = jobSettings(job).filter(([n]) => n === name || n === `--${name}`).pop();
+  if (!found) return false;
+  return !['0', 'off', 'false', 'no'].includes(String(found[1]).trim().toLowerCase());
+}
+
+// Password settings (Connection.PasswordFieldNames: every option of type Password).
+const PASSWORD_SETTINGS = new Set(['passphrase', '--passphrase']);
+
+/** A restore's result file (restore.sh): KEY=VALUE, base64 log entries (M64/W64/E64) and broken files (B64). */
+function readRestoreResult(relative) {
+  const result = { M: [], W: [], E: [], B: [] };
+  for (const line of readText(path.join(CTL, relative)).split('\n')) {
+    const i = line.indexOf('=');
+    if (i < 0) continue;
+    const key = line.slice(0, i);
+    const value = line.slice(i + 1);
+    if (/^[MWEB]64$/.test(key)) result[key[0]].push(Buffer.from(value, 'base64').toString('utf8'));
+    else result[key] = value;
+  }
+  return result;
+}
+
+/**
+ * The "Result" message of a restore (RestoreResults serialized by Newtonsoft, Library/Main/ResultClasses.cs and
+ * Library/ResultSerialization/JsonFormatSerializer.cs): the restore's own members first, then BasicResults'. The
+ * members differ by release: RestorePath from 2.3.0.0; SizeOfRestoredData, UnmodifiedFiles, SizeOfUnmodifiedFiles
+ * and TotalVolumesAccessed (when above 0) from 2.3.0.2. RestoredSymlinks stays 0: the restore engine since 2.2
+ * counts a symlink in RestoredFiles (FileProcessor.cs). A restore that threw is Fatal, with FailedOperation in Errors.
+ */
+function restoreMessage(run, result) {
+  const num = (key) => Number(result[key] ?? 0);
+  const begin = Number(result.BeginMs ?? run.start);
+  const end = Number(result.EndMs ?? run.end);
+  const message = {
+    BrokenLocalFiles: result.B,
+    BrokenRemoteFiles: [],
+    RestoredFiles: num('RestoredFiles'),
+    SizeOfRestoredFiles: num('SizeOfRestoredFiles'),
+  };
+  if (versionAtLeast('2.3.0.2')) message.SizeOfRestoredData = num('SizeOfRestoredData');
+  Object.assign(message, {
+    RestoredFolders: num('RestoredFolders'),
+    RestoredSymlinks: 0,
+    PatchedFiles: 0,
+    DeletedFiles: 0,
+    DeletedFolders: 0,
+    DeletedSymlinks: 0,
+  });
+  if (versionAtLeast('2.3.0.2')) Object.assign(message, { UnmodifiedFiles: num('UnmodifiedFiles'), SizeOfUnmodifiedFiles: num('SizeOfUnmodifiedFiles') });
+  if (versionAtLeast('2.3.0.0')) message.RestorePath = result.RestorePath ? result.RestorePath : null;
+  if (versionAtLeast('2.3.0.2') && num('SizeOfRestoredData') > 0) message.TotalVolumesAccessed = Math.ceil(num('SizeOfRestoredData') / 52428800);
+  Object.assign(message, {
+    MainOperation: 'Restore',
+    RecreateDatabaseResults: null,
+    ParsedResult: run.outcome,
+    Interrupted: false,
+    Version: `${versionNumber()} (${versionName()})`,
+    EndTime: isoDate(end),
+    BeginTime: isoDate(begin),
+    Duration: timeSpan(end - begin),
+    MessagesActualLength: result.M.length,
+    WarningsActualLength: result.W.length,
+    ErrorsActualLength: result.E.length,
+    Messages: result.M,
+    Warnings: result.W,
+    Errors: result.E,
+    BackendStatistics: {
+      RemoteCalls: 1 + Math.ceil(num('SizeOfRestoredData') / 52428800),
+      BytesUploaded: 0,
+      BytesDownloaded: num('SizeOfRestoredData'),
+      FilesUploaded: 0,
+      FilesDownloaded: Math.ceil(num('SizeOfRestoredData') / 52428800),
+      FilesDeleted: 0,
+      FoldersCreated: 0,
+      RetryAttempts: 0,
+      UnknownFileSize: 0,
+      UnknownFileCount: 0,
+      KnownFileCount: 0,
+      KnownFileSize: 0,
+      LastBackupDate: isoDate((filesetTimes(run.backup)[0] ?? 0) * 1000),
+      BackupListCount: filesetTimes(run.backup).length,
+      TotalQuotaSpace: 0,
+      FreeQuotaSpace: 0,
+      AssignedQuotaSpace: -1,
+      ReportedQuotaError: false,
+      ReportedQuotaWarning: false,
+      MainOperation: 'Restore',
+      ParsedResult: 'Success',
+      Interrupted: false,
+      Version: `${versionNumber()} (${versionName()})`,
+      EndTime: '0001-01-01T00:00:00',
+      BeginTime: isoDate(begin),
+      Duration: '00:00:00',
+      MessagesActualLength: 0,
+      WarningsActualLength: 0,
+      ErrorsActualLength: 0,
+      Messages: null,
+      Warnings: null,
+      Errors: null,
+    },
+  });
+  return JSON.stringify(message);
 }
 
 // ------------------------------------------------------------------ tokens
@@ -754,7 +1031,7 @@ async function logout(req, res) {
 
 async function listBackups(req, res) {
   await snapshot();
-  send(res, 200, readJobs().map((job) => ({ Backup: backupDto(job), Schedule: null })));
+  send(res, 200, readJobs().map((job) => ({ Backup: backupDto(job, { list: true }), Schedule: null })));
 }
 
 async function getBackup(req, res, id) {
@@ -782,7 +1059,7 @@ async function runBackup(req, res, id, query) {
     const next = (Number(readText(counterFile).trim()) || 10) + 1;
     writeAtomic(counterFile, `${next}\n`);
     const line = `${next} ${job.id} ${Date.now()}\n`;
-    const queue = state.queue.map((q) => `${q.task} ${q.backup} ${q.enqueuedAt}\n`).join('');
+    const queue = state.queue.map(queueLine).join('');
     writeAtomic(path.join(ST, 'queue'), skipQueue ? line + queue : queue + line);
     appendEvent(`ENQUEUE ${next} ${job.id} ${job.name}`);
     return next;
@@ -816,6 +1093,210 @@ async function backupLog(req, res, id, query) {
     .reverse()
     .slice(0, limit);
   send(res, 200, rows);
+}
+
+/** DatabaseLockedException through the exception handler (a UserInformationException: 400 with its HelpId). */
+function databaseLocked(res, id) {
+  appendEvent(`LOG_LOCKED ${id}`);
+  return send(res, 400, {
+    Error: 'The backup database is currently in use by another operation and cannot be accessed concurrently. Please wait for the running operation to finish and try again.',
+    Code: 400,
+    HelpId: 'DatabaseLocked',
+  });
+}
+
+/**
+ * BackupGet.ExecuteGetFilesetsAsync: a List operation with list-sets-only, run at once (RunImmediatelyAsync), not
+ * queued. LocalListDatabase QuickSets gives FileCount and FileSizes -1 and IsFullBackup as a number;
+ * include-metadata=true (list-sets-only false: Sets) counts the files (entries with data: no folders, no symlinks)
+ * and their sizes. Time is the fileset's time in local time (FilesetTimes: ToLocalTime), written with its offset.
+ * While a task of that backup runs it answers DatabaseLocked (RunImmediatelyAsync takes the database lock:
+ * 2.3.0.107 canary and 2.3.1.0 beta; earlier releases run the listing beside the task).
+ */
+async function listFilesets(req, res, id, query) {
+  const includeMetadata = parseBool(query['include-metadata']);
+  const fromRemoteOnly = parseBool(query['from-remote-only']);
+  if (includeMetadata === null || fromRemoteOnly === null) return send(res, 400);
+  const state = await snapshot();
+  const job = jobById(id);
+  if (!job) return fail(res, 404, 'Backup not found');
+  if (state.active?.backup === id) return databaseLocked(res, id);
+  const times = filesetTimes(id);
+  if (times.length === 0 && fromRemoteOnly) return fail(res, 500, 'folder-missing');
+  send(res, 200, times.map((time, version) => {
+    let count = -1;
+    let sizes = -1;
+    if (includeMetadata && !fromRemoteOnly) {
+      const files = readManifest(id, time).filter((entry) => entry.type === 'f');
+      count = files.length;
+      sizes = files.reduce((sum, entry) => sum + entry.size, 0);
+    }
+    return { Version: version, IsFullBackup: 1, Time: localDateTime(time), FileCount: count, FileSizes: sizes };
+  }));
+}
+
+/** FilterExpression (Library/Utility/FilterExpression.cs): [regex] whole path, @literal, * and ? wildcards, else equal. */
+function filterMatcher(filters) {
+  const tests = filters
+    .filter((f) => f !== '')
+    .map((f) => {
+      if (/^\[.*\]$/.test(f)) {
+        const inner = f.slice(1, -1);
+        const rx = new RegExp(inner.startsWith('^') && inner.endsWith('$') ? inner : `^(?:${inner})$`);
+        return (p) => rx.test(p);
+      }
+      if (f.startsWith('@')) return (p) => p === f.slice(1);
+      if (/[*?]/.test(f)) {
+        const rx = new RegExp(`^${f.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+        return (p) => rx.test(p);
+      }
+      return (p) => p === f;
+    });
+  return (p) => tests.length === 0 || tests.some((test) => test(p));
+}
+
+/**
+ * BackupGet.ExecuteGetFilesAsync (GET backup/{id}/files?filter=&time=&all-versions=&prefix-only=&folder-contents=):
+ * time is required unless all-versions ("Invalid or missing time", 400); a List operation run at once. The
+ * versions at or before the time (no fallback to the newest here; LocalListDatabase.SelectFileSets); a filter that
+ * is not a list of exact paths looks at the newest of them only (ListFilesHandler: TakeFirst). Files: Path and a
+ * size per version (-1: absent, a folder or a symlink), folders first, then by path. folder-contents lists the
+ * direct children of the filter's folder; prefix-only the longest common folder of the matches.
+ */
+async function listFiles(req, res, id, query) {
+  const allVersions = parseBool(query['all-versions']);
+  const prefixOnly = parseBool(query['prefix-only']);
+  const folderContents = parseBool(query['folder-contents']);
+  if (allVersions === null || prefixOnly === null || folderContents === null) return send(res, 400);
+  const state = await snapshot();
+  const job = jobById(id);
+  if (!job) return fail(res, 404, 'Backup not found');
+  if ((query.time === undefined || query.time.trim() === '') && !allVersions) return fail(res, 400, 'Invalid or missing time');
+  if (state.active?.backup === id) return databaseLocked(res, id);
+  let time = null;
+  if (!allVersions) {
+    time = parseTime(query.time);
+    if (time === null) return send(res, 500, { Error: 'An error occurred', Code: 500 });
+  }
+  const all = filesetTimes(id).map((t, version) => ({ version, time: t }));
+  let sets = time === null ? all : all.filter((set) => set.time <= time);
+  const filter = query.filter ?? '';
+  const exact = filter !== '' && !/[*?]/.test(filter) && !/^\[.*\]$/.test(filter);
+  if (filter !== '' && (!exact || folderContents) && !allVersions) sets = sets.slice(0, 1);
+  const matches = filterMatcher(filter === '' ? [] : [filter]);
+  const found = new Map();
+  sets.forEach((set, index) => {
+    for (const entry of readManifest(id, set.time)) {
+      let hit;
+      if (folderContents) {
+        const folder = filter.replace(/^@/, '');
+        const rest = entry.path.startsWith(folder) ? entry.path.slice(folder.length) : null;
+        hit = rest !== null && rest !== '' && /^[^/]+\/?$/.test(rest);
+      } else hit = matches(entry.path);
+      if (!hit) continue;
+      if (!found.has(entry.path)) found.set(entry.path, sets.map(() => -1));
+      if (entry.type === 'f') found.get(entry.path)[index] = entry.size;
+    }
+  });
+  let files = [...found.entries()].map(([p, sizes]) => ({ Path: p, Sizes: sizes }));
+  if (prefixOnly && files.length > 0) {
+    let prefix = files.reduce((a, f) => {
+      let i = 0;
+      while (i < a.length && i < f.Path.length && a[i] === f.Path[i]) i += 1;
+      return a.slice(0, i);
+    }, files[0].Path);
+    prefix = prefix.slice(0, prefix.lastIndexOf('/') + 1);
+    files = [{ Path: prefix, Sizes: sets.map(() => -1) }];
+  }
+  files.sort((a, b) => Number(b.Path.endsWith('/')) - Number(a.Path.endsWith('/')) || (a.Path < b.Path ? -1 : a.Path > b.Path ? 1 : 0));
+  send(res, 200, {
+    Filesets: sets.map((set) => {
+      const entries = readManifest(id, set.time).filter((entry) => entry.type === 'f');
+      return { Version: set.version, IsFullBackup: 1, Time: localDateTime(set.time), FileCount: entries.length, FileSizes: entries.reduce((sum, e) => sum + e.size, 0) };
+    }),
+    Files: files,
+  });
+}
+
+/**
+ * BackupPost.ExecuteRestore (Dto/RestoreInputDto.cs): {paths, passphrase, time, restore_path, overwrite,
+ * permissions, skip_metadata}. Runner.CreateRestoreTask: time through Timeparser.ParseTimeInterval (a string that
+ * does not parse throws: 500); overwrite, restore-permissions and skip-metadata always set, an omitted one as
+ * false, which overrides the job's own setting (ExtraOptions win over ApplyOptions); the passphrase only when
+ * given, else the job's. The paths are filters as they are (no folder "/*" added, unlike duplicati-cli). The task is
+ * queued at the end of the one-worker queue (AddTask; never de-duplicated) and runs restore.sh in the container
+ * (worker.sh run_restore). Answer {Status: "OK", ID: task}.
+ */
+async function restoreBackup(req, res, id) {
+  const body = await readJson(req);
+  if (body === null) return send(res, 400);
+  const job = jobById(id);
+  if (!job) return fail(res, 404, 'Backup not found');
+  const paths = body.paths ?? [];
+  if (!Array.isArray(paths) || paths.some((p) => typeof p !== 'string')) return send(res, 400);
+  for (const key of ['overwrite', 'permissions', 'skip_metadata']) {
+    if (body[key] !== undefined && body[key] !== null && typeof body[key] !== 'boolean') return send(res, 400);
+  }
+  if (body.time !== undefined && body.time !== null && typeof body.time !== 'string') return send(res, 400);
+  const time = parseTime(body.time ?? '');
+  if (time === null) {
+    log('restore: time does not parse:', body.time);
+    return send(res, 500, { Error: 'An error occurred', Code: 500 });
+  }
+  const given = typeof body.passphrase === 'string' && body.passphrase.trim() !== '' ? body.passphrase : null;
+  const hasDatabase = fs.existsSync(path.join(CTL, 'db', `${dbName(job.name)}.sqlite`));
+  const request = [
+    `backup=${job.id}`,
+    // the job's database exists once it has run; before that a restore rebuilds one from the remote files
+    `db=${hasDatabase ? 'local' : 'recreate'}`,
+    `time=${time}`,
+    'versions=',
+    `restore_path=${typeof body.restore_path === 'string' ? body.restore_path : ''}`,
+    `overwrite=${body.overwrite === true}`,
+    `permissions=${body.permissions === true}`,
+    `skip_metadata=${body.skip_metadata === true}`,
+    `dont_compress=${jobBool(job, 'dont-compress-restore-paths')}`,
+    `allow_outside=${jobBool(job, 'allow-restore-outside-target-directory')}`,
+    `no_backend_verification=${jobBool(job, 'no-backend-verification')}`,
+    `passphrase=${given === null || given === jobPassphrase(job.name) ? 'ok' : 'wrong'}`,
+    ...paths.map((p) => `filter=+${p}`),
+  ];
+  const task = await withLock(() => {
+    const state = readQueueState();
+    const counterFile = path.join(ST, 'counter');
+    const next = (Number(readText(counterFile).trim()) || 10) + 1;
+    writeAtomic(counterFile, `${next}\n`);
+    writeAtomic(path.join(ST, `restore.${next}`), `${request.join('\n')}\ntask=${next}\n`);
+    const queue = state.queue.map(queueLine).join('');
+    writeAtomic(path.join(ST, 'queue'), `${queue}${queueLine({ task: next, backup: job.id, enqueuedAt: Date.now(), kind: 'restore' })}`);
+    appendEvent(`RESTORE_ENQUEUE ${next} ${job.id} ${job.name}`);
+    return next;
+  });
+  await snapshot();
+  send(res, 200, { Status: 'OK', ID: task });
+}
+
+/**
+ * BackupGet.ExecuteGetExportArgsOnly (GET backup/{id}/export-argsonly?export-passwords=true): the job as
+ * duplicati-cli arguments (Runner.GetCommandLineParts): {Backend: the storage URL, Arguments: the sources, Options:
+ * "--backup-name=", "--dbpath=", "--backup-id=DB-<id>", the job's settings, "--disable-module=console-password-input"}.
+ * Without export-passwords the passphrase setting is left out (Backup.RemoveSensitiveInformation).
+ */
+async function exportArgsOnly(req, res, id, query) {
+  const exportPasswords = parseBool(query['export-passwords']);
+  if (exportPasswords === null) return send(res, 400);
+  const job = jobById(id);
+  if (!job) return fail(res, 404, 'Backup not found');
+  const settings = jobSettings(job).filter(([name]) => exportPasswords || !PASSWORD_SETTINGS.has(name));
+  const options = new Map([
+    ['backup-name', job.name],
+    ['dbpath', `/data/Duplicati/${dbName(job.name)}.sqlite`],
+    ['backup-id', `DB-${job.id}`],
+  ]);
+  for (const [name, value] of settings.filter(([n]) => !n.startsWith('--'))) options.set(name, value);
+  for (const [name, value] of settings.filter(([n]) => n.startsWith('--'))) options.set(name.slice(2), value);
+  options.set('disable-module', 'console-password-input');
+  send(res, 200, { Backend: `file:///backups/${job.name}`, Arguments: [sourcePath(job)], Options: [...options].map(([k, v]) => `--${k}=${v}`) });
 }
 
 function serverStatus(state) {
@@ -890,6 +1371,12 @@ async function taskInfo(req, res, idText) {
   if (!done) return fail(res, 404, 'No such task found');
   // Runner.cs RunInternalAsync rethrows after UpdateMetadataError, so a task that threw
   // (the stand-in's Fatal) is "Failed" with the exception's message; the rest "Completed".
+  if (done.restore && done.outcome === 'Fatal') {
+    const result = readRestoreResult(done.resultFile);
+    const type = result.ExceptionType || 'System.Exception';
+    const message = result.ExceptionMessage || 'The restore failed';
+    return send(res, 200, { ...base, Status: 'Failed', TaskStarted: isoDate(done.start), TaskFinished: isoDate(done.end), ErrorMessage: message, Exception: `${type}: ${message}` });
+  }
   if (done.outcome === 'Fatal') {
     const message = fatalMessage(done);
     return send(res, 200, { ...base, Status: 'Failed', TaskStarted: isoDate(done.start), TaskFinished: isoDate(done.end), ErrorMessage: message, Exception: `Duplicati.Library.Interface.UserInformationException: ${message}` });
@@ -915,7 +1402,13 @@ async function stopTask(req, res, idText, mode) {
     }
     const queued = state.queue.find((q) => q.task === id);
     if (!queued) return false;
-    const rest = state.queue.filter((q) => q.task !== id).map((q) => `${q.task} ${q.backup} ${q.enqueuedAt}\n`).join('');
+    if (queued.kind === 'restore') {
+      // A task not started yet has no controller: RunnerData.Stop/Abort do nothing (Controller?.Stop()),
+      // so a queued restore stays queued and runs later
+      appendEvent(`STOP_ASKED ${id} ${queued.backup} ${mode} QUEUED_RESTORE_IGNORED`);
+      return true;
+    }
+    const rest = state.queue.filter((q) => q.task !== id).map(queueLine).join('');
     writeAtomic(path.join(ST, 'queue'), rest);
     const now = Date.now();
     const name = jobById(queued.backup)?.name ?? '?';
@@ -958,6 +1451,15 @@ async function progressState(req, res) {
   const files = 1000;
   const bytes = 50 * 1024 * 1024;
   const job = jobById(state.active.backup);
+  if (state.active.kind === 'restore') {
+    // a restore's progress (IProgressEventData): the stand-in reports its phase only
+    return send(res, 200, {
+      BackupID: state.active.backup, TaskID: state.active.task, BackendAction: 'Get', BackendPath: null, BackendFileSize: 0, BackendFileProgress: 0,
+      BackendSpeed: 0, BackendIsBlocking: false, CurrentFilename: null, CurrentFilesize: 0, CurrentFileoffset: 0, CurrentFilecomplete: false,
+      Phase: 'Restore_DownloadingRemoteFiles', OverallProgress: 0, ProcessedFileCount: 0, ProcessedFileSize: 0, TotalFileCount: 0, TotalFileSize: 0,
+      StillCounting: false, ActiveTransfers: [],
+    });
+  }
   send(res, 200, {
     BackupID: state.active.backup,
     TaskID: state.active.task,
@@ -1003,6 +1505,10 @@ async function handle(req, res) {
   on('GET', () => parts.length === 4 && route.startsWith('/api/v1/backup/'), () => getBackup(req, res, rawParts[3]));
   on('POST', () => parts.length === 5 && route.startsWith('/api/v1/backup/') && (parts[4] === 'run' || parts[4] === 'start'), () => runBackup(req, res, rawParts[3], query));
   on('GET', () => parts.length === 5 && route.startsWith('/api/v1/backup/') && parts[4] === 'log', () => backupLog(req, res, rawParts[3], query));
+  on('GET', () => parts.length === 5 && route.startsWith('/api/v1/backup/') && parts[4] === 'filesets', () => listFilesets(req, res, rawParts[3], query));
+  on('GET', () => parts.length === 5 && route.startsWith('/api/v1/backup/') && parts[4] === 'files', () => listFiles(req, res, rawParts[3], query));
+  on('POST', () => parts.length === 5 && route.startsWith('/api/v1/backup/') && parts[4] === 'restore', () => restoreBackup(req, res, rawParts[3]));
+  on('GET', () => parts.length === 5 && route.startsWith('/api/v1/backup/') && parts[4] === 'export-argsonly', () => exportArgsOnly(req, res, rawParts[3], query));
   on('GET', () => route === '/api/v1/serverstate', () => serverState(req, res, query));
   on('POST', () => route === '/api/v1/serverstate/pause', () => pauseResume(req, res, true));
   on('POST', () => route === '/api/v1/serverstate/resume', () => pauseResume(req, res, false));
