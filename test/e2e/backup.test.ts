@@ -56,7 +56,7 @@ describe('stack-backup all against the real world', () => {
       const lines = logLines(stack);
       expect(lines.some((line) => line.step === 'stop unit' && line.outcome === 'done')).toBe(true);
       expect(lines.some((line) => line.step === 'start unit' && line.outcome === 'done')).toBe(true);
-      // The exec driver reads the job's result from run --wait's last line (the stand-in is 2.2.0.3).
+      // The exec driver reads the job's result from run --wait's last line (from 2.2.0.3; the stand-in claims a later version).
       expect(lines.at(-1)).toMatchObject({ msg: 'stack run end', outcome: 'success' });
     }
   });

@@ -136,7 +136,7 @@ describe('--json and -q for a run', () => {
     expect(document.started_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     const [compose, plain] = document.stacks;
     expect(compose).toMatchObject({ stack: 'composeapp', result: 'success', outcome: 'success', restored: true, aborted: false, error: null, restore_errors: [] });
-    // The exec driver reads the job's result from run --wait's last line (the stand-in is 2.2.0.3).
+    // The exec driver reads the job's result from run --wait's last line (from 2.2.0.3; the stand-in claims a later version).
     expect(compose.jobs).toEqual([{ job: 'composeapp', result: 'Success', message: null }]);
     expect(compose.downtime_seconds).toBeGreaterThan(0);
     expect(compose.backup_seconds).toBeGreaterThan(0);
@@ -182,7 +182,7 @@ describe('metrics_file', () => {
     expect(text).toMatch(/^stack_backup_last_success_timestamp_seconds\{stack="composeapp"\} \d{10}$/m);
     expect(text).not.toMatch(/stack_backup_last_success_timestamp_seconds\{stack="plainapp"\}/);
     expect(text).toMatch(/^stack_backup_downtime_seconds\{stack="composeapp"\} \d+(\.\d+)?$/m);
-    // The exec driver read the job's result (run --wait's last line; the stand-in is 2.2.0.3).
+    // The exec driver read the job's result (run --wait's last line, from 2.2.0.3; the stand-in claims a later version).
     expect(text).toMatch(/^stack_backup_last_run_outcome_known\{stack="composeapp"\} 1$/m);
   });
 });
