@@ -27,6 +27,20 @@ describe('Duplicati looked at while the stack stops', () => {
     expect(world.duplicati.readyCalls[0]).toBe('app');
   });
 
+  it('the stop waits until what will run the first job is ready (exec: its podman exec is up), so its start costs no downtime', async () => {
+    const world = worldWithStack('active');
+    let readyAt: number | undefined;
+    world.duplicati.ready = async (job: string) => {
+      world.duplicati.readyCalls.push(job);
+      await world.clock.sleep(2000);
+      readyAt = world.clock.now();
+    };
+    const { result } = await runStack(world);
+    expect(result.ok).toBe(true);
+    expect(readyAt).toBeDefined();
+    expect(world.timeOf(`stop ${unit}`)!).toBeGreaterThanOrEqual(readyAt!);
+  });
+
   it('a task that Duplicati\'s schedule started as the stack stopped: waited for (queue time), then a fresh run of ours on the stopped stack', async () => {
     const world = worldWithStack('active');
     world.duplicati.durationMs = 4000;
