@@ -11,7 +11,7 @@ import type { BackupJob, Duplicati, DuplicatiStatus, JobProgress, JobResult, Job
 import { UnknownJobError } from '../src/adapters/duplicati.js';
 import type { HookRun } from '../src/adapters/hooks.js';
 import type { CommandOptions, CommandResult, CommandRunner } from '../src/adapters/process.js';
-import type { ContainerEngine, ContainerSummary } from '../src/adapters/podman.js';
+import type { ContainerEngine, ContainerEvent, ContainerSummary } from '../src/adapters/podman.js';
 import type { FolderContents, FolderKind, MadePaths, PathIdentity, PathLook, RemovalMethod, RemovalOutcome, RenameOutcome } from '../src/adapters/made-paths.js';
 import type { BackupVersion, RestoreOutcome, RestoreRequest, VersionEntry } from '../src/adapters/backup-versions.js';
 import type { MadeSnapshot, PathFacts, Snapshots, SnapshotToRemove, TargetState } from '../src/adapters/snapshots.js';
@@ -81,6 +81,8 @@ interface FakeContainer extends Omit<ContainerSummary, 'running'> {
   /** Keeps running this long after its unit stopped (a slow shutdown). */
   lingerMs: number;
   exitAt?: number;
+  /** When it exited (its `died` event). */
+  exitedAt?: number;
 }
 
 export class FakeWorld {
@@ -112,7 +114,7 @@ export class FakeWorld {
   readonly containerStates = new Map<string, string>([['duplicati', 'running']]);
   /** Volumes of containers outside the stacks, by name: host folder and where the container sees it. */
   readonly containerMounts = new Map<string, Array<{ source: string; destination: string; writable?: boolean }>>();
-  private readonly watchers = new Set<() => void>();
+  private readonly watchers = new Set<(event?: ContainerEvent) => void>();
 
   constructor() {
     this.clock.onAdvance(() => this.tick());
@@ -149,15 +151,22 @@ export class FakeWorld {
     return this.units.get(unit)?.active ?? 'missing';
   }
 
+  /**
+   * How long Podman's list goes on saying an exited container runs (its cleanup, a process of its
+   * own, comes after the `died` event): 0, the list says so at once.
+   */
+  listLagMs = 0;
+
   private tick(): void {
-    let changed = false;
+    const died: FakeContainer[] = [];
     for (const container of this.containers) {
       if (container.state === 'running' && container.exitAt !== undefined && this.clock.now() >= container.exitAt) {
         container.state = 'exited';
-        changed = true;
+        container.exitedAt = container.exitAt;
+        died.push(container);
       }
     }
-    if (changed) for (const watcher of this.watchers) watcher();
+    for (const container of died) for (const watcher of this.watchers) watcher({ id: container.id, action: 'died' });
   }
 
   private async call(name: string, signal: AbortSignal | undefined): Promise<void> {
@@ -182,6 +191,7 @@ export class FakeWorld {
       for (const container of this.containers.filter((entry) => entry.unit === unit)) {
         container.state = 'running';
         delete container.exitAt;
+        delete container.exitedAt;
       }
     },
     stop: async (unit, _timeoutMs, signal) => {
@@ -204,7 +214,10 @@ export class FakeWorld {
       if (this.containersLatencyMs > 0) await new Promise((resolve) => setTimeout(resolve, this.containersLatencyMs));
       return this.containers
         .filter((container) => container.labels[selector.key] === selector.value)
-        .map(({ id, name, state, processes }) => ({ id, name, state, running: processes ?? state === 'running' }));
+        .map(({ id, name, state, processes, exitedAt }) => {
+          const cleaning = exitedAt !== undefined && this.clock.now() < exitedAt + this.listLagMs;
+          return { id, name, state: cleaning ? 'running' : state, running: processes ?? (state === 'running' || cleaning) };
+        });
     },
     containerState: async (name, signal) => {
       await this.call('containerState', signal);

@@ -18,9 +18,33 @@ export interface ContainerEngine {
   containerMounts?(name: string, signal?: AbortSignal): Promise<ContainerMount[]>;
   /**
    * Calls onChange whenever a container with the label changes state, until the returned
-   * function is called. Lets a waiter react to an exit instead of sleeping.
+   * function is called, with what happened where the event says (a broken stream calls it
+   * without). Lets a waiter react to an exit instead of sleeping.
    */
-  watch(selector: LabelSelector, onChange: () => void): Promise<() => void>;
+  watch(selector: LabelSelector, onChange: (event?: ContainerEvent) => void): Promise<() => void>;
+}
+
+/** One container event: the container's full ID and Podman's action (`start`, `died`...). */
+export interface ContainerEvent {
+  id: string;
+  action: string;
+}
+
+/** The events of one chunk of the event stream (one JSON object per line); what cannot be read is left out. */
+export function parseContainerEvents(chunk: string): ContainerEvent[] {
+  const events: ContainerEvent[] = [];
+  for (const line of chunk.split('\n')) {
+    if (line.trim() === '') continue;
+    try {
+      const event = JSON.parse(line) as { id?: unknown; status?: unknown; Action?: unknown; Actor?: { ID?: unknown } };
+      const id = String(event.Actor?.ID ?? event.id ?? '');
+      const action = String(event.Action ?? event.status ?? '');
+      if (id !== '' && action !== '') events.push({ id, action });
+    } catch {
+      // A line cut between two chunks: the waiter lists again on the call without an event.
+    }
+  }
+  return events;
 }
 
 export interface ContainerMount {
@@ -77,7 +101,11 @@ export function createContainerEngine(socketPath: string): ContainerEngine {
         filters: { type: ['container'], ...labelFilter(selector) },
         abortSignal: controller.signal,
       })) as NodeJS.ReadableStream;
-      stream.on('data', () => onChange());
+      stream.on('data', (chunk: Buffer | string) => {
+        const events = parseContainerEvents(String(chunk));
+        if (events.length === 0) onChange();
+        for (const event of events) onChange(event);
+      });
       // An ended or broken stream is reported as a change: the waiter then lists again.
       stream.on('error', () => onChange());
       stream.on('end', () => onChange());

@@ -4,6 +4,7 @@
  * reacts to the engine's events and lists again on each; a slow re-list covers a missed event.
  */
 import { withTimeout } from '../adapters/clock.js';
+import type { ContainerEvent } from '../adapters/podman.js';
 import { knownStates, type ContainerSummary } from '../adapters/podman-list.js';
 import { TimeoutError, throwIfAborted } from '../errors.js';
 import type { StackRun } from './context.js';
@@ -11,8 +12,17 @@ import type { StackRun } from './context.js';
 const relistMs = 1000;
 const subscribeTimeoutMs = 5000;
 
+/**
+ * Podman's actions for a container whose main process has exited (`died`; `die` in Docker's
+ * words). Its main process is its PID 1 (catatonit with `--init`): once it exits, the kernel ends
+ * the rest of the container's PID namespace, so nothing in it runs on. Podman's list says so only
+ * after its cleanup (`podman container cleanup`, a process of its own, holding the container's
+ * lock), a tenth of a second or more later, which the downtime need not wait for.
+ */
+const exitActions = new Set(['died', 'die']);
+
 /** Subscribes to the engine's events, bounded: an API that does not answer must not hang the run. */
-async function subscribe(run: StackRun, onChange: () => void): Promise<() => void> {
+async function subscribe(run: StackRun, onChange: (event?: ContainerEvent) => void): Promise<() => void> {
   const pending = run.adapters.engine.watch(run.stack.selector, onChange);
   try {
     // watch takes no signal: the deadline ends the wait for it, not the call.
@@ -32,7 +42,11 @@ export async function waitForContainers(run: StackRun): Promise<void> {
   const deadline = clock.now() + stack.stopTimeoutMs;
   let wake: () => void = () => {};
   let changed = false;
-  const onChange = () => {
+  /** Containers whose `died` event came: stopped, whatever the list still says. */
+  const died = new Set<string>();
+  const onChange = (event?: ContainerEvent) => {
+    if (event && exitActions.has(event.action)) died.add(event.id);
+    else if (event?.action === 'start') died.delete(event.id);
     changed = true;
     wake();
   };
@@ -64,7 +78,7 @@ export async function waitForContainers(run: StackRun): Promise<void> {
           );
         }
       }
-      running = containers.filter((container) => container.running);
+      running = containers.filter((container) => container.running && !died.has(container.id));
       if (running.length === 0) break;
       const remaining = deadline - clock.now();
       if (remaining <= 0) {
@@ -72,6 +86,8 @@ export async function waitForContainers(run: StackRun): Promise<void> {
           `containers still running ${Math.round(stack.stopTimeoutMs / 1000)} s after the stop: ${running.map((container) => `${container.name} (${container.state})`).join(', ')}`,
         );
       }
+      // The last ones running have died since the list was made: down, with no list of its own.
+      if (running.every((container) => died.has(container.id))) break;
       if (changed) continue;
       const pause = new AbortController();
       const abortPause = () => pause.abort();
@@ -79,6 +95,7 @@ export async function waitForContainers(run: StackRun): Promise<void> {
       wake = () => pause.abort();
       await clock.sleep(Math.min(unwatch ? relistMs : 250, remaining), pause.signal).catch(() => {});
       run.signal.removeEventListener('abort', abortPause);
+      if (running.every((container) => died.has(container.id))) break;
     }
   } catch (error) {
     step.failed(error as Error);

@@ -6,7 +6,10 @@
 import { describe, expect, it } from 'vitest';
 import { timelineOf } from '../../src/orchestrator.js';
 import { continuousPollGapMs } from '../../src/steps/backup.js';
-import { addStack, globalConfig, hooks, runStack, stackConfig, worldWithStack } from '../fakes.js';
+import { parseContainerEvents } from '../../src/adapters/podman.js';
+import { stopUnit } from '../../src/steps/stop-unit.js';
+import { waitForContainers } from '../../src/steps/wait-containers.js';
+import { addStack, globalConfig, hooks, runStack, stackConfig, stackRun, worldWithStack } from '../fakes.js';
 
 const unit = 'app-stack.service';
 
@@ -75,6 +78,38 @@ describe('Duplicati looked at while the stack stops', () => {
     expect(result.error).toBe('Duplicati has no backup job with the name or ID "nope"');
     expect(world.state(unit)).toBe('active');
     expect(world.actions).not.toContain('duplicati run nope');
+  });
+});
+
+describe('the containers\' exit', () => {
+  it('a container\'s died event ends the wait at once, while Podman\'s list still says it runs (its cleanup comes later)', async () => {
+    const world = worldWithStack('active');
+    world.containers[0]!.lingerMs = 3000;
+    world.listLagMs = 700;
+    const run = stackRun(world);
+    await stopUnit(run);
+    await waitForContainers(run);
+    expect(run.timings.containersGoneAt! - run.timings.unitStoppedAt!).toBe(3000);
+  });
+
+  it('without events (they cannot be followed), the list decides: once it no longer says the container runs', async () => {
+    const world = worldWithStack('active');
+    world.containers[0]!.lingerMs = 3000;
+    world.listLagMs = 700;
+    world.failing.add('watch');
+    const run = stackRun(world);
+    await stopUnit(run);
+    await waitForContainers(run);
+    expect(run.timings.containersGoneAt! - run.timings.unitStoppedAt!).toBeGreaterThanOrEqual(3700);
+  });
+
+  it('parseContainerEvents: Podman\'s compatible stream, one object per line; a cut line is left out', () => {
+    const die = { status: 'die', id: 'abc', Type: 'container', Action: 'die', Actor: { ID: 'abc', Attributes: {} } };
+    const start = { status: 'start', id: 'def', Type: 'container', Action: 'start', Actor: { ID: 'def' } };
+    expect(parseContainerEvents(`${JSON.stringify(die)}\n${JSON.stringify(start)}\n{"status":"di`)).toEqual([
+      { id: 'abc', action: 'die' },
+      { id: 'def', action: 'start' },
+    ]);
   });
 });
 
