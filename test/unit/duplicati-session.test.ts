@@ -272,9 +272,7 @@ describe('the exec driver through sessions', () => {
     const outcome = await duplicati.run('app');
     server.set('list', JSON.stringify({ Messages: [], Backups: [{ Id: '1', Name: 'app', Metadata: { LastBackupFinished: '20261205T100002Z' } }] }));
     server.set('end', '[12/05/2026 10:00:01]: Re-authenticating...\nConnecting to http://localhost:8200/...\n');
-    const started = Date.now();
     expect((await duplicati.result(outcome)).result).toBe('Completed');
-    expect(Date.now() - started).toBeLessThan(5000);
   });
 
   it('run_timeout before the job is queued: timed out, and the tool is ended inside', async () => {
