@@ -27,6 +27,8 @@ function packageVersion(): string {
 /** Which global options each command honours (--root: all of them). */
 const honours: Record<string, readonly GlobalOption[]> = {
   backup: ['dryRun', 'json', 'quiet', 'verbose'],
+  restore: ['dryRun', 'json', 'quiet', 'verbose'],
+  versions: ['json', 'quiet', 'verbose'],
   list: ['json', 'quiet', 'verbose'],
   status: ['json', 'quiet', 'verbose'],
   doctor: ['json', 'quiet', 'verbose'],
@@ -42,19 +44,29 @@ function optionsFor(command: Command, name: string): GlobalOptions & Record<stri
   return options;
 }
 
+/** The global options, declared on the program and on each command, so they work before or after it. */
+function withGlobalOptions(command: Command): Command {
+  return command
+    .option('--root <dir>', 'folder with stacks/, hooks/, logs/ and stack-backup.yaml (default: $STACK_BACKUP_ROOT, else the current folder)')
+    .option('--dry-run', 'print what would be done and touch nothing (a run, restore, recover, install, uninstall)')
+    .option('--json', 'print one JSON document on standard output (a run, restore, versions, list, status, doctor)')
+    .option('-q, --quiet', 'on the terminal: errors and the summary only')
+    .option('-v, --verbose', 'on the terminal: also the debug lines that go to the log');
+}
+
 export function buildProgram(setExitCode: (code: number) => void): Command {
   const program = new Command('stack-backup');
+  // A command's own options come after it (restore's --version N is not the program's --version):
+  // the program reads its options before the command, each command its own and the global ones after.
+  program.enablePositionalOptions();
+  const command = (name: string) => withGlobalOptions(program.command(name));
+  withGlobalOptions(program);
   program
     .description(
       'Back up rootless-Podman stacks with Duplicati, one at a time: stop the stack, run its Duplicati jobs, and bring it back.',
     )
     .version(packageVersion(), '-V, --version', 'print the version')
     .argument('[stacks...]', '"all", or stack names (a unit name such as cryptpad-stack.service is accepted; after "--" a name may begin with "-")')
-    .option('--root <dir>', 'folder with stacks/, hooks/, logs/ and stack-backup.yaml (default: $STACK_BACKUP_ROOT, else the current folder)')
-    .option('--dry-run', 'print what would be done and touch nothing (a run, recover, install, uninstall)')
-    .option('--json', 'print one JSON document on standard output (a run, list, status, doctor)')
-    .option('-q, --quiet', 'on the terminal: errors and the summary only')
-    .option('-v, --verbose', 'on the terminal: also the debug lines that go to the log')
     .helpCommand('help [command]', 'show help for a command')
     .addHelpText(
       'after',
@@ -73,6 +85,11 @@ Examples:
   stack-backup recover                  put back what a killed run left stopped or frozen
   stack-backup doctor                   check everything a run needs, touching nothing
   stack-backup install                  the nightly timer for this root (install --list: all roots)
+  stack-backup versions nextcloud       each job's versions: number (0 newest), time, files, size
+  stack-backup restore nextcloud        bring the stack back from its newest version (asks first)
+  stack-backup restore nextcloud --time 2026-11-30 --yes   each job's newest version of that day
+  stack-backup restore nextcloud --to /tmp/nc   its data into a folder; the stack untouched
+  stack-backup restore --prune nextcloud  remove the old data restores kept beside it
 
 Exit codes: 0 every stack backed up; 1 a stack failed (each still restored per its policy);
 2 usage or configuration error (nothing touched); 75 another run holds the lock;
@@ -85,24 +102,21 @@ Exit codes: 0 every stack backed up; 1 a stack failed (each still restored per i
       const { backupCommand } = await import('./commands/backup.js');
       setExitCode(await backupCommand(targets, options));
     });
-  program
-    .command('list')
+  command('list')
     .description('list every stack with its unit, jobs, restore policy and freeze setting')
     .action(async function (this: Command) {
       const options = optionsFor(this, 'list');
       const { listCommand } = await import('./commands/list.js');
       setExitCode(listCommand(options));
     });
-  program
-    .command('recover')
+  command('recover')
     .description('put back what a run that died (SIGKILL, power loss) left: start the units that were active, unfreeze sockets')
     .action(async function (this: Command) {
       const options = optionsFor(this, 'recover');
       const { recoverCommand } = await import('./commands/recover.js');
       setExitCode(await recoverCommand(options));
     });
-  program
-    .command('status')
+  command('status')
     .description(
       'first line a verdict over every stack ("5 stacks: all backed up within 26 h"); then per stack: last run, the last 14 days (+ backed up, x failed, . no run), result, downtime, backup duration, last success, pending recovery; exit 1 when one needs a look',
     )
@@ -112,8 +126,7 @@ Exit codes: 0 every stack backed up; 1 a stack failed (each still restored per i
       const { statusCommand } = await import('./commands/status.js');
       setExitCode(await statusCommand(options));
     });
-  program
-    .command('doctor')
+  command('doctor')
     .description('check, touching nothing, everything a run needs: configs, permissions, Podman, Duplicati and its jobs, units, backup_mount, the timer')
     .argument('[stacks...]', 'only these stacks (default: every stack)')
     .action(async function (this: Command, targets: string[]) {
@@ -121,8 +134,7 @@ Exit codes: 0 every stack backed up; 1 a stack failed (each still restored per i
       const { doctorCommand } = await import('./commands/doctor.js');
       setExitCode(await doctorCommand(targets, options));
     });
-  program
-    .command('install')
+  command('install')
     .description('write and enable this root\'s timer and service, stack-backup@<root>.timer, in ~/.config/systemd/user')
     .option('--list', 'list the roots that have a timer installed, and touch nothing')
     .action(async function (this: Command) {
@@ -130,13 +142,43 @@ Exit codes: 0 every stack backed up; 1 a stack failed (each still restored per i
       const { installCommand } = await import('./commands/install.js');
       setExitCode(await installCommand(options));
     });
-  program
-    .command('uninstall')
+  command('uninstall')
     .description('disable and remove this root\'s timer and service')
     .action(async function (this: Command) {
       const options = optionsFor(this, 'uninstall');
       const { uninstallCommand } = await import('./commands/install.js');
       setExitCode(await uninstallCommand(options));
+    });
+  command('versions')
+    .description("each job's versions of a stack, as Duplicati keeps them: number (0 is the newest), time, files, size")
+    .argument('<stack>', 'the stack')
+    .action(async function (this: Command, target: string) {
+      const options = optionsFor(this, 'versions');
+      const { versionsCommand } = await import('./commands/versions.js');
+      setExitCode(await versionsCommand(target, options));
+    });
+  command('restore')
+    .description(
+      'bring a stack back from its backup: stop it, have Duplicati restore the version into a new folder beside each data path, swap it into place, start, verify; the old data is kept beside it, and put back if anything fails',
+    )
+    .argument('<stack>', 'the stack')
+    .option('--version <n>', 'this version of the job (0 is the newest; see versions); with several jobs, name one with --job')
+    .option('--time <time>', "each job's newest version at or before this time (ISO 8601: 2026-11-30, the whole day; 2026-11-30T02:00, local time)")
+    .option('--job <job>', 'restore this job of the stack only')
+    .option('--yes', 'do not ask (needed without a terminal)')
+    .option('--to <dir>', "restore the stack's data into this folder (absent or empty), one folder per data path; the stack is not touched")
+    .option('--prune', 'remove what earlier restores kept beside the data (old data, restored copies), only where it is still what they kept')
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 restored and verified; 1 failed (the stack is on its old data again, named in the summary);
+2 usage, a version that does not exist, or no confirmation (nothing touched); 75 a backup or restore runs;
+130/143 ended by SIGINT/SIGTERM after putting the stack back.`,
+    )
+    .action(async function (this: Command, target: string) {
+      const options = optionsFor(this, 'restore');
+      const { restoreCommand } = await import('./commands/restore.js');
+      setExitCode(await restoreCommand(target, options));
     });
   return program;
 }

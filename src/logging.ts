@@ -40,8 +40,11 @@ export function localDate(ms: number): string {
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
 }
 
-export function stackLogFile(root: string, stack: string, ms: number): string {
-  return path.join(root, 'logs', `backup-${stack}-${localDate(ms)}.log`);
+/** What a log is of: a stack's backups, or its restores (`restore-<stack>-DATE.log`, kept apart so each reads as one story). */
+export type LogKind = 'backup' | 'restore';
+
+export function stackLogFile(root: string, stack: string, ms: number, kind: LogKind = 'backup'): string {
+  return path.join(root, 'logs', `${kind}-${stack}-${localDate(ms)}.log`);
 }
 
 /** Writes file contents; the real one is node:fs, a test passes one that fails like a full disk. */
@@ -129,8 +132,9 @@ export function createStackLog(
   clock: Clock,
   progress: Progress,
   files: LogFileSystem = realFileSystem,
+  kind: LogKind = 'backup',
 ): StackLog {
-  const file = stackLogFile(root, stack, clock.now());
+  const file = stackLogFile(root, stack, clock.now(), kind);
   const destination = safeDestination(file, files, (text) => progress.message(`[${stack}] warning: ${text}`));
   const logger: Logger = pino({ base: { stack, run: runId }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
   return {
@@ -173,5 +177,19 @@ export function createStackLog(
     close() {
       destination.close();
     },
+  };
+}
+
+/** A log that writes nothing, for what must touch nothing (a dry run's reads). */
+export function discardingLog(file: string): StackLog {
+  const ignore = () => {};
+  return {
+    file,
+    incomplete: undefined,
+    step: () => ({ done: ignore, failed: ignore }),
+    info: ignore,
+    warn: ignore,
+    error: ignore,
+    close: ignore,
   };
 }

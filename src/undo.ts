@@ -107,6 +107,24 @@ export class UndoStack {
   }
 
   /**
+   * Takes the pending undos that `which` picks off the stack without running them, and crosses
+   * them out of the journal: their change is now the one wanted (a restore's swap, once the
+   * restored stack has passed its verify hooks). A journal that cannot be written is the
+   * observer's warning: replaying such an undo later would undo a wanted change, so it says so.
+   */
+  commit(which: (record: UndoRecord) => boolean, observer: Pick<UndoObserver, 'journalFailed'>): UndoRecord[] {
+    const picked = this.pending.filter((entry) => which(entry.record));
+    this.pending.splice(0, this.pending.length, ...this.pending.filter((entry) => !which(entry.record)));
+    for (const entry of picked) if (entry.journalId) crossOut(this.journal, entry.journalId, observer);
+    return picked.map((entry) => entry.record);
+  }
+
+  /** The pending undos, oldest first (for a step that must know what is registered). */
+  records(): UndoRecord[] {
+    return this.pending.map((entry) => entry.record);
+  }
+
+  /**
    * Runs the pending undos that `which` picks, last first, and takes them off the stack; the
    * others stay for later. Snapshot mode restores the stack this way while the removal of its
    * snapshots waits for the jobs.

@@ -12,7 +12,8 @@ import { UnknownJobError } from '../src/adapters/duplicati.js';
 import type { HookRun } from '../src/adapters/hooks.js';
 import type { CommandOptions, CommandResult, CommandRunner } from '../src/adapters/process.js';
 import type { ContainerEngine, ContainerSummary } from '../src/adapters/podman.js';
-import type { FolderKind, MadePaths, PathIdentity, PathLook, RemovalMethod, RemovalOutcome, RenameOutcome } from '../src/adapters/made-paths.js';
+import type { FolderContents, FolderKind, MadePaths, PathIdentity, PathLook, RemovalMethod, RemovalOutcome, RenameOutcome } from '../src/adapters/made-paths.js';
+import type { BackupVersion, RestoreOutcome, RestoreRequest, VersionEntry } from '../src/adapters/backup-versions.js';
 import type { MadeSnapshot, PathFacts, Snapshots, SnapshotToRemove, TargetState } from '../src/adapters/snapshots.js';
 import type { Systemd, UnitState } from '../src/adapters/systemd.js';
 import type { LabelSelector } from '../src/config/types.js';
@@ -378,9 +379,37 @@ export class FakeSnapshots implements Snapshots {
  * "remove PATH"; failing: "make PATH", "rename FROM", "remove PATH".
  */
 export class FakeMadePaths implements MadePaths {
-  readonly folders = new Map<string, { inode: string; data: string; link?: string }>();
+  /** `files`: regular files and links in it; `deeper`: a restore put them one level down, in a folder of this name. */
+  readonly folders = new Map<string, { inode: string; data: string; link?: string; files?: number; deeper?: string }>();
+  /** Free bytes on every filesystem. */
+  freeSpace = 1024 ** 4;
   private made = 0;
   constructor(private readonly world: FakeWorld) {}
+
+  async contents(folder: string, probes: readonly string[], _timeoutMs: number, signal?: AbortSignal): Promise<FolderContents> {
+    this.check(`contents ${folder}`, signal);
+    const found = this.folders.get(folder);
+    const files = found?.files ?? 0;
+    if (found?.deeper !== undefined) return { files, present: probes.map(() => false), names: [found.deeper] };
+    return { files, present: probes.map(() => files > 0), names: files > 0 ? ['data'] : [] };
+  }
+
+  async lift(folder: string, child: string, _timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    this.check(`lift ${folder}`, signal);
+    const found = this.folders.get(folder);
+    if (found?.deeper !== child) throw new CommandError(`${folder}/${child} is not there`);
+    delete found.deeper;
+    this.world.record(`lift ${folder}/${child}`);
+  }
+
+  async copyAttributes(from: string, to: string, signal?: AbortSignal): Promise<void> {
+    this.check(`attributes ${to}`, signal);
+    this.world.record(`attributes ${from} -> ${to}`);
+  }
+
+  async freeBytes(): Promise<number> {
+    return this.freeSpace;
+  }
 
   /** A folder that exists, e.g. a stack's live data. */
   folder(folder: string, data: string): void {
@@ -624,6 +653,66 @@ export class FakeDuplicati implements Duplicati {
   readonly sources = new Map<string, string[]>();
   jobSources?: (backupId: string) => Promise<string[]>;
 
+  /** Each backup's versions, newest first: their time, how many files each holds, and what their data is called. */
+  readonly stored = new Map<string, Array<{ time: string; files: number; data: string }>>();
+  /** What every restore does: `zero` writes nothing and says Success; `fail` throws half-way; `warning` ends with a warning; `deeper` lands one folder down. */
+  restoreFault: 'zero' | 'fail' | 'warning' | 'deeper' | undefined;
+  /** Called when a restore begins (e.g. to abort the run mid-restore). */
+  onRestore: ((request: RestoreRequest) => void) | undefined;
+
+  /** Stores a version of a backup (the newest first in the list, as Duplicati numbers them). */
+  storeVersion(backupId: string, version: { time: string; files: number; data: string }): void {
+    this.stored.set(backupId, [version, ...(this.stored.get(backupId) ?? [])]);
+  }
+
+  async versions(backupId: string, signal?: AbortSignal): Promise<BackupVersion[]> {
+    throwIfAborted(signal);
+    return (this.stored.get(backupId) ?? []).map((entry, index) => ({ version: index, time: entry.time, fileCount: entry.files, sizeBytes: entry.files * 1000, duplicatiTime: entry.time }));
+  }
+
+  async versionEntries(backupId: string, version: BackupVersion, folder: string, signal?: AbortSignal): Promise<VersionEntry[]> {
+    throwIfAborted(signal);
+    const files = this.stored.get(backupId)?.[version.version]?.files ?? 0;
+    const base = folder.replace(/\/+$/, '');
+    return [{ path: `${base}/`, kind: 'folder', size: undefined }, ...Array.from({ length: files }, (_, index) => ({ path: `${base}/file${index}`, kind: 'file' as const, size: 1000 }))];
+  }
+
+  async restore(request: RestoreRequest, signal?: AbortSignal): Promise<RestoreOutcome> {
+    throwIfAborted(signal);
+    this.world.record(`duplicati restore ${request.job} version ${request.version.version} -> ${request.restorePath}`);
+    this.onRestore?.(request);
+    throwIfAborted(signal);
+    const stored = this.stored.get(request.backupId)?.[request.version.version];
+    if (!stored) throw new CommandError(`no version ${request.version.version}`);
+    const mount = (this.world.containerMounts.get('duplicati') ?? []).find((candidate) => request.restorePath.startsWith(`${candidate.destination}/`));
+    const host = mount ? `${mount.source}${request.restorePath.slice(mount.destination.length)}` : request.restorePath;
+    const folder = this.world.madePaths.folders.get(host);
+    if (!folder) throw new CommandError(`${request.restorePath} does not exist`);
+    if (this.restoreFault === 'zero') return { result: 'Success', restoredFiles: 0, sizeBytes: 0, messages: [] };
+    if (this.restoreFault === 'fail') {
+      folder.files = Math.floor(stored.files / 2);
+      folder.data = `part of ${stored.data}`;
+      return { result: 'Fatal', restoredFiles: folder.files, sizeBytes: undefined, messages: ['File hash mismatch'] };
+    }
+    folder.files = stored.files;
+    folder.data = stored.data;
+    if (this.restoreFault === 'deeper') folder.deeper = request.filters[0]!.replace(/^\[(.*)\/\.\*\]$/, '$1').split('/').pop()!;
+    if (this.restoreFault === 'warning') return { result: 'Warning', restoredFiles: stored.files, sizeBytes: stored.files * 1000, messages: ['Failed to apply metadata to file'] };
+    return { result: 'Success', restoredFiles: stored.files, sizeBytes: stored.files * 1000, messages: [] };
+  }
+
+  async pause(signal?: AbortSignal): Promise<void> {
+    throwIfAborted(signal);
+    this.world.record('duplicati pause');
+    this.paused = true;
+  }
+
+  async resume(signal?: AbortSignal): Promise<void> {
+    throwIfAborted(signal);
+    this.world.record('duplicati resume');
+    this.paused = false;
+  }
+
   async listJobs(): Promise<BackupJob[]> {
     this.listCalls += 1;
     this.settle();
@@ -709,6 +798,7 @@ export function stackConfig(overrides: Partial<StackConfig> = {}): StackConfig {
     hooks: { pre_stop: [], post_stop: [], pre_backup: [], post_backup: [], pre_start: [], post_start: [], verify: [] },
     hookTimeoutMs: 300_000,
     monitor: { healthchecks: undefined, webhook: undefined },
+    restore: { keepOld: true },
     ...overrides,
   };
 }
@@ -734,6 +824,7 @@ export function globalConfig(overrides: Partial<GlobalConfig> = {}): GlobalConfi
     logRetentionDays: 30,
     monitor: { healthchecks: undefined, webhook: undefined },
     metricsFile: undefined,
+    restore: { keepOld: true },
     ...overrides,
   };
 }

@@ -5,6 +5,7 @@
  */
 import { CommandError, TimeoutError } from '../errors.js';
 import type { Clock } from './clock.js';
+import type { BackupVersion, RestoreOutcome, VersionEntry } from './backup-versions.js';
 import type { BackupJob, Duplicati, DuplicatiStatus, JobProgress, JobResult, JobResultKind, RunOutcome, TaskReference, TaskState } from './duplicati.js';
 import { UnknownJobError } from './duplicati.js';
 
@@ -13,6 +14,9 @@ export interface ApiSettings {
   /** Read when needed, never stored in the configuration or logs. */
   password: () => string;
   runTimeoutMs: number;
+  /** How long a restore may take, and may wait on a paused server (wait_timeout, paused_timeout). */
+  waitTimeoutMs?: number;
+  pausedTimeoutMs?: number;
   /** Every wait and deadline (requests, retries, token renewal) goes by it, so tests need no real time. */
   clock: Clock;
 }
@@ -52,6 +56,7 @@ interface BackupEntry {
 
 interface LogEntry {
   ID?: number;
+  Timestamp?: number;
   Type?: string;
   Message?: string;
   Exception?: string | null;
@@ -118,6 +123,56 @@ export function resultFromLog(entries: readonly LogEntry[]): JobResult {
 
 function asList(value: unknown): string[] {
   return Array.isArray(value) ? value.map(String) : [];
+}
+
+/** How long an aborted restore task may take to end. */
+const abortWaitMs = 30_000;
+
+interface FilesetEntry {
+  Version?: number;
+  Time?: string;
+  FileCount?: number;
+  FileSizes?: number;
+}
+
+function versionOf(entry: FilesetEntry): BackupVersion {
+  const raw = String(entry.Time ?? '');
+  const parsed = Date.parse(raw);
+  return {
+    version: Number(entry.Version ?? 0),
+    time: Number.isNaN(parsed) ? raw : new Date(parsed).toISOString(),
+    fileCount: typeof entry.FileCount === 'number' && entry.FileCount >= 0 ? entry.FileCount : undefined,
+    sizeBytes: typeof entry.FileSizes === 'number' && entry.FileSizes >= 0 ? entry.FileSizes : undefined,
+    duplicatiTime: raw,
+  };
+}
+
+function escapeRegex(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** A Restore result row written at or after `since` (ms): ParsedResult, RestoredFiles, SizeOfRestoredFiles, Warnings, Errors (ResultClasses.cs RestoreResults). */
+export function restoreOutcomeFromLog(rows: readonly LogEntry[], since: number): RestoreOutcome | undefined {
+  for (const row of rows) {
+    if (row.Type !== undefined && row.Type !== 'Result') continue;
+    if (typeof row.Timestamp === 'number' && row.Timestamp * 1000 < since - 2000) continue;
+    let message: Record<string, unknown>;
+    try {
+      message = JSON.parse(String(row.Message ?? '')) as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    if (message.MainOperation !== 'Restore') continue;
+    const parsed = String(message.ParsedResult ?? '');
+    const result = parsed === 'Success' || parsed === 'Warning' || parsed === 'Error' || parsed === 'Fatal' ? parsed : 'Fatal';
+    return {
+      result,
+      restoredFiles: Number(message.RestoredFiles ?? 0),
+      sizeBytes: typeof message.SizeOfRestoredFiles === 'number' ? message.SizeOfRestoredFiles : undefined,
+      messages: [...asList(message.Errors), ...asList(message.Warnings), ...(row.Exception ? [row.Exception] : [])],
+    };
+  }
+  return undefined;
 }
 
 export function createApiDuplicati(settings: ApiSettings): Duplicati {
@@ -326,5 +381,116 @@ export function createApiDuplicati(settings: ApiSettings): Duplicati {
       const answer = (await call('GET', `/api/v1/backup/${encodeURIComponent(backupId)}`, { signal })) as { Backup?: { Sources?: string[] | null } } | undefined;
       return [...(answer?.Backup?.Sources ?? [])];
     },
+    async versions(backupId, signal) {
+      // BackupGet.ExecuteGetFilesetsAsync: newest first; FileCount/FileSizes only with include-metadata
+      // (LocalListDatabase.QuickSets gives -1). Time is a local DateTime, written with its offset.
+      const answer = (await call('GET', `/api/v1/backup/${encodeURIComponent(backupId)}/filesets?include-metadata=true`, { signal })) as FilesetEntry[] | undefined;
+      return (answer ?? []).map(versionOf).sort((a, b) => a.version - b.version);
+    },
+    async versionEntries(backupId, version, folder, signal) {
+      // BackupGet.ExecuteGetFilesAsync: the versions at or before `time`; a filter that is not an
+      // exact path looks at the newest of them only (ListFilesHandler), which is this one.
+      const filter = `[${escapeRegex(folder.replace(/\/+$/, ''))}/.*]`;
+      const answer = (await call('GET', `/api/v1/backup/${encodeURIComponent(backupId)}/files?time=${encodeURIComponent(version.duplicatiTime)}&filter=${encodeURIComponent(filter)}`, { signal })) as {
+        Files?: Array<{ Path?: string; Sizes?: number[] }> | null;
+      };
+      return (answer?.Files ?? []).map((file): VersionEntry => {
+        const entryPath = String(file.Path ?? '');
+        const size = file.Sizes?.[0] ?? -1;
+        // A size of -1 is a folder (its path ends in "/") or a symlink.
+        if (entryPath.endsWith('/')) return { path: entryPath, kind: 'folder', size: undefined };
+        return size < 0 ? { path: entryPath, kind: 'symlink', size: undefined } : { path: entryPath, kind: 'file', size };
+      });
+    },
+    async restore(request, signal) {
+      // RestoreInputDto: overwrite, permissions and skip_metadata always given, since an omitted one
+      // is sent as false and overrides the job's own (2.1.0.5 to 2.3.0.4); `time` as the fileset
+      // gave it, so the restore cannot fall back to the newest (LocalDatabase.cs RestoreTimeNoMatch).
+      const postedAt = clock.now();
+      const started = (await call('POST', `/api/v1/backup/${encodeURIComponent(request.backupId)}/restore`, {
+        body: { paths: request.filters, time: request.version.duplicatiTime, restore_path: request.restorePath, overwrite: false, permissions: true, skip_metadata: false },
+        signal,
+      })) as { ID?: number };
+      const task = typeof started?.ID === 'number' ? started.ID : undefined;
+      if (task === undefined) throw new CommandError(`POST ${base}/api/v1/backup/${request.backupId}/restore answered no task`);
+      const end = await followRestore(task, signal);
+      const row = await restoreResult(request.backupId, postedAt, signal);
+      if (end.status === 'Failed') {
+        return { result: 'Fatal', restoredFiles: row?.restoredFiles ?? 0, sizeBytes: row?.sizeBytes, messages: [end.errorMessage || 'the restore task failed', ...(row?.messages ?? [])] };
+      }
+      if (!row) return { result: 'Fatal', restoredFiles: 0, sizeBytes: undefined, messages: [`task ${task} ended ${end.status}, but the backup's log holds no restore result`] };
+      return row;
+    },
   };
+
+  /** Follows a restore task to its end; a paused server past paused_timeout, wait_timeout or an abort stops it (abort: a stop does not end 2.2's restore engine). */
+  async function followRestore(task: number, signal: AbortSignal | undefined): Promise<TaskState> {
+    const started = clock.now();
+    let pausedSince: number | undefined;
+    let delay = 100;
+    try {
+      for (;;) {
+        if (signal?.aborted) throw signal.reason;
+        const state = await taskState(task, signal);
+        if (state.status !== 'Waiting' && state.status !== 'Running') return state;
+        const server = statusFromServerState((await call('GET', '/api/v1/serverstate', { signal })) as ServerState);
+        pausedSince = server.paused ? (pausedSince ?? clock.now()) : undefined;
+        if (pausedSince !== undefined && settings.pausedTimeoutMs !== undefined && clock.now() - pausedSince >= settings.pausedTimeoutMs) {
+          throw new CommandError(`the Duplicati server is paused: restore task ${task} did not go on for ${Math.round((clock.now() - pausedSince) / 1000)} s (paused_timeout)`);
+        }
+        if (settings.waitTimeoutMs !== undefined && clock.now() - started >= settings.waitTimeoutMs) {
+          throw new TimeoutError(`restore task ${task}: not done after ${Math.round(settings.waitTimeoutMs / 1000)} s (wait_timeout)`);
+        }
+        await clock.sleep(delay, signal);
+        delay = Math.min(2000, delay * 2);
+      }
+    } catch (error) {
+      await abortRestore(task);
+      throw error;
+    }
+  }
+
+  /** Aborts the task and waits, bounded, until it has ended: nothing may write into the staging folder after. */
+  async function abortRestore(task: number): Promise<void> {
+    const deadline = clock.timeout(abortWaitMs, () => new TimeoutError(`restore task ${task} did not end within ${abortWaitMs / 1000} s of its abort`));
+    try {
+      await call('POST', `/api/v1/task/${task}/abort`, { signal: deadline.signal }).catch((error: unknown) => {
+        if (!(error instanceof HttpError && error.status === 404)) throw error;
+      });
+      for (;;) {
+        const state = await taskState(task, deadline.signal);
+        if (state.status !== 'Waiting' && state.status !== 'Running') return;
+        await clock.sleep(250, deadline.signal);
+      }
+    } catch {
+      // Said by the caller's error; the staging folder's removal waits while the job may still run.
+    } finally {
+      deadline.clear();
+    }
+  }
+
+  async function taskState(task: number, signal: AbortSignal | undefined): Promise<TaskState> {
+    try {
+      const answer = (await call('GET', `/api/v1/task/${task}`, { signal })) as { Status?: string; ErrorMessage?: string | null };
+      const status = answer?.Status;
+      if (status === 'Waiting' || status === 'Running' || status === 'Completed' || status === 'Failed') return { status, errorMessage: answer.ErrorMessage ?? undefined };
+      throw new CommandError(`GET ${base}/api/v1/task/${task}: unknown Status "${status}"`);
+    } catch (error) {
+      if (error instanceof HttpError && error.status === 404) return { status: 'Gone' };
+      throw error;
+    }
+  }
+
+  /** The newest Restore result in the backup's log written since the request (LocalDatabase.WriteResults: a Result row whose Message is the RestoreResults). */
+  async function restoreResult(backupId: string, since: number, signal: AbortSignal | undefined): Promise<RestoreOutcome | undefined> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        const rows = ((await call('GET', `/api/v1/backup/${encodeURIComponent(backupId)}/log?pagesize=20`, { signal })) as LogEntry[] | undefined) ?? [];
+        return restoreOutcomeFromLog(rows, since);
+      } catch (error) {
+        if (!isLockedLog(error) || attempt >= lockedLogRetries) throw error;
+        await clock.sleep(lockedLogDelayMs, signal);
+      }
+    }
+  }
 }

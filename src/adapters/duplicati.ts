@@ -8,6 +8,10 @@
 import { CommandError, TimeoutError } from '../errors.js';
 import type { DuplicatiSettings } from '../config/types.js';
 import { shellLine } from '../shell-quote.js';
+import type { BackupVersion, RestoreOutcome, RestoreRequest, VersionEntry } from './backup-versions.js';
+import { createExecRestore } from './duplicati-cli.js';
+
+export type { BackupVersion, RestoreOutcome, RestoreRequest, VersionEntry };
 import { describeFailure, timeoutError, type CommandResult, type CommandRunner } from './process.js';
 
 export interface TaskReference {
@@ -90,16 +94,6 @@ export interface JobResult {
   message?: string | undefined;
 }
 
-/** A version (fileset) of a backup job, as Duplicati lists them (ListFilesetsHandler.cs). */
-export interface BackupVersion {
-  /** 0: the newest. */
-  version: number;
-  /** When it was made, ISO 8601 UTC (Duplicati keeps whole seconds). */
-  time: string;
-  fileCount: number;
-  sizeBytes: number;
-}
-
 export interface BackupJob {
   id: string;
   name: string;
@@ -124,6 +118,17 @@ export interface Duplicati {
   progress?(signal?: AbortSignal): Promise<JobProgress | undefined>;
   /** The folders a backup job reads, as its container sees them. */
   jobSources?(backupId: string, signal?: AbortSignal): Promise<string[]>;
+  /** Every version of a job, newest first. */
+  versions?(backupId: string, signal?: AbortSignal): Promise<BackupVersion[]>;
+  /** The entries of one version below `folder` (as the container sees it), the folder itself included. */
+  versionEntries?(backupId: string, version: BackupVersion, folder: string, signal?: AbortSignal): Promise<VersionEntry[]>;
+  /**
+   * Restores into an empty folder, with `overwrite=false`, `permissions=true` and
+   * `skip_metadata=false` always given, and the exact version asked for; resolves once the
+   * restore has ended (an abort signal ends it too, where the driver can: REST abort, SIGTERM
+   * inside the container).
+   */
+  restore?(request: RestoreRequest, signal?: AbortSignal): Promise<RestoreOutcome>;
   /** Pauses the whole server: queued tasks wait, and none of a job opens its database (exec driver: `pause`). */
   pause?(signal?: AbortSignal): Promise<void>;
   /** Resumes it (exec driver: `resume`). */
@@ -533,6 +538,8 @@ export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSetti
   }
 
   return {
+    // Restores, versions and the job's sources go through duplicati-cli and the job's export (duplicati-cli.ts).
+    ...createExecRestore(run, settings),
     async status(signal, options) {
       if (options?.jobsOnceGone !== undefined) return statusWithJobs(options.jobsOnceGone, signal);
       const result = await read(['status'], signal);

@@ -36,9 +36,9 @@ export async function checkFolder(folder: string, timeoutMs: number, run: Comman
   if (result.exitCode !== 0) throw new Error(result.stderr.trim() || `cannot be read (exit ${result.exitCode ?? 'signal'})`);
 }
 
-const datedLog = /^backup-.+-(\d{4})-(\d{2})-(\d{2})\.log$/;
+const datedLog = /^(?:backup|restore)-.+-(\d{4})-(\d{2})-(\d{2})\.log$/;
 
-/** Deletes logs/backup-<stack>-YYYY-MM-DD.log files older than the retention; returns their names. */
+/** Deletes logs/backup-<stack>-YYYY-MM-DD.log and restore-<stack>-YYYY-MM-DD.log files older than the retention; returns their names. */
 export async function pruneLogs(folder: string, retentionDays: number, now: number): Promise<string[]> {
   const cutoff = now - retentionDays * 86_400_000;
   const removed: string[] = [];

@@ -15,6 +15,7 @@
  * planted above the path) refuses. The check and the removal run in one child process, so
  * nothing changes between them but what the kernel does meanwhile.
  */
+import { statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { CommandError, TimeoutError } from '../errors.js';
 import { describeFailure, type CommandRunner } from './process.js';
@@ -171,6 +172,62 @@ export function makeFolderArgv(path: string, kind: FolderKind): string[] {
   return kind === 'btrfs-subvolume' ? ['btrfs', 'subvolume', 'create', '--', path] : ['mkdir', '-m', '700', '--', path];
 }
 
+/**
+ * What a restore left in a folder, read inside the user's namespace (the files belong to
+ * subordinate UIDs, in folders of mode 0700): how many regular files and symlinks are below it,
+ * whether each probe (a path relative to it) is there, and its top-level names.
+ */
+const inspectScript = [
+  'folder=$1; shift',
+  'echo "files=$(find "$folder" -mindepth 1 \\( -type f -o -type l \\) | wc -l)"',
+  'for name in "$folder"/* "$folder"/.[!.]* "$folder"/..?*; do if [ -e "$name" ] || [ -L "$name" ]; then echo "top=${name##*/}"; fi; done',
+  'index=0; for probe in "$@"; do if [ -e "$folder/$probe" ] || [ -L "$folder/$probe" ]; then echo "probe.$index=1"; else echo "probe.$index=0"; fi; index=$((index + 1)); done',
+].join('\n');
+
+export function inspectArgv(folder: string, probes: readonly string[]): string[] {
+  return [...unshareArgv, 'sh', '-c', inspectScript, 'sh', folder, ...probes];
+}
+
+export interface FolderContents {
+  /** Regular files and symlinks below it. */
+  files: number;
+  /** Whether each probe is there, in order. */
+  present: boolean[];
+  /** Its top-level names. */
+  names: string[];
+}
+
+export function parseContents(output: string, probes: number): FolderContents {
+  const lines = output.split('\n');
+  const files = Number(lines.find((line) => line.startsWith('files='))?.slice('files='.length) ?? Number.NaN);
+  const names = lines.filter((line) => line.startsWith('top=')).map((line) => line.slice('top='.length));
+  const present = Array.from({ length: probes }, (_, index) => lines.includes(`probe.${index}=1`));
+  return { files, present, names };
+}
+
+/**
+ * Moves everything in `folder/child` up into `folder`, then removes the empty child, inside the
+ * user's namespace: Duplicati releases that keep a selected folder's name (2.3.0.109 canary,
+ * fc2e039b9) restore a job with several sources one level deeper than the stable ones. The child
+ * is first renamed aside, so an entry of the same name inside it cannot collide with it.
+ */
+const liftScript = [
+  'folder=$1 child=$2 aside="$1/.stack-backup-landing"',
+  'mv -n -T -- "$folder/$child" "$aside" || exit 1',
+  'if [ -e "$folder/$child" ]; then echo "$folder/$child is still there" >&2; exit 1; fi',
+  'find "$aside" -mindepth 1 -maxdepth 1 -exec mv -n -t "$folder" -- {} + || exit 1',
+  'rmdir -- "$aside"',
+].join('\n');
+
+export function liftArgv(folder: string, child: string): string[] {
+  return [...unshareArgv, 'sh', '-c', liftScript, 'sh', folder, child];
+}
+
+/** Gives `to` the owner, group, mode and mtime of `from` (the folder it replaces), inside the user's namespace. */
+export function copyAttributesArgv(from: string, to: string): string[] {
+  return [...unshareArgv, 'sh', '-c', 'chown --reference="$1" -- "$2" && chmod --reference="$1" -- "$2" && touch -r "$1" -- "$2"', 'sh', from, to];
+}
+
 export const lookTimeoutMs = 30_000;
 /** How long removing one made folder may take: a large copy's files go one by one. */
 export const removalTimeoutMs = 30 * 60_000;
@@ -184,6 +241,14 @@ export interface MadePaths {
   makeFolder(path: string, kind: FolderKind, signal?: AbortSignal): Promise<PathIdentity>;
   /** Renames `from` (which must still be `made`) to `to` in the same folder, never replacing anything. */
   rename(from: string, to: string, made: PathIdentity, timeoutMs: number, signal?: AbortSignal): Promise<RenameOutcome>;
+  /** What is in a folder (a restore's staging folder), read inside the user's namespace. */
+  contents(folder: string, probes: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<FolderContents>;
+  /** Moves the entries of `folder/child` up into `folder` (a restore that landed one level deeper). */
+  lift(folder: string, child: string, timeoutMs: number, signal?: AbortSignal): Promise<void>;
+  /** Gives `to` the owner, group, mode and mtime of `from`. */
+  copyAttributes(from: string, to: string, signal?: AbortSignal): Promise<void>;
+  /** Free bytes for an unprivileged user on the filesystem of `folder`. */
+  freeBytes(folder: string): Promise<number>;
 }
 
 export function createMadePaths(run: CommandRunner): MadePaths {
@@ -193,6 +258,26 @@ export function createMadePaths(run: CommandRunner): MadePaths {
       if (result.timedOut) throw new TimeoutError(describeFailure(result, lookTimeoutMs));
       if (result.exitCode !== 0) throw new CommandError(describeFailure(result, lookTimeoutMs), result.output);
       return parseLook(result.stdout);
+    },
+    async contents(folder, probes, timeoutMs, signal) {
+      const result = await run(inspectArgv(folder, probes), { timeoutMs, signal });
+      if (result.timedOut) throw new TimeoutError(describeFailure(result, timeoutMs));
+      if (result.exitCode !== 0) throw new CommandError(describeFailure(result, timeoutMs), result.output);
+      return parseContents(result.stdout, probes.length);
+    },
+    async lift(folder, child, timeoutMs, signal) {
+      const result = await run(liftArgv(folder, child), { timeoutMs, signal });
+      if (result.timedOut) throw new TimeoutError(describeFailure(result, timeoutMs));
+      if (result.exitCode !== 0) throw new CommandError(describeFailure(result, timeoutMs), result.output);
+    },
+    async copyAttributes(from, to, signal) {
+      const result = await run(copyAttributesArgv(from, to), { timeoutMs: lookTimeoutMs, signal });
+      if (result.timedOut) throw new TimeoutError(describeFailure(result, lookTimeoutMs));
+      if (result.exitCode !== 0) throw new CommandError(describeFailure(result, lookTimeoutMs), result.output);
+    },
+    async freeBytes(folder) {
+      const stats = await statfs(folder);
+      return stats.bavail * stats.bsize;
     },
     async makeFolder(path, kind, signal) {
       const result = await run(makeFolderArgv(path, kind), { timeoutMs: lookTimeoutMs, signal });

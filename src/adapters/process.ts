@@ -14,6 +14,8 @@ export interface CommandOptions {
   cwd?: string | undefined;
   /** Kill grace: after SIGTERM to the group, SIGKILL follows after this long. */
   killGraceMs?: number;
+  /** Written to the command's standard input (for secrets, which must never be in a command line); else it reads nothing. */
+  input?: string | undefined;
 }
 
 export interface CommandResult {
@@ -50,7 +52,7 @@ export const runCommand: CommandRunner = async (argv, options) => {
   const child = execa(file, args, {
     reject: false,
     all: true,
-    stdin: 'ignore',
+    ...(options.input !== undefined ? { input: options.input } : { stdin: 'ignore' as const }),
     // Its own process group, so a timeout or abort ends everything it started.
     detached: true,
     env: options.env,

@@ -23,6 +23,8 @@ export function createDuplicati(settings: DuplicatiSettings): Duplicati {
     url: settings.url,
     password: () => process.env.DUPLICATI_PASSWORD || readFileSync(settings.passwordFile!, 'utf8').trim(),
     runTimeoutMs: settings.runTimeoutMs,
+    waitTimeoutMs: settings.waitTimeoutMs,
+    pausedTimeoutMs: settings.pausedTimeoutMs,
     clock: systemClock,
   });
 }

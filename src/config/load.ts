@@ -257,6 +257,7 @@ export function loadGlobalConfig(root: string, environment: Environment): Global
       ntfy: parsed.monitor?.ntfy,
     },
     metricsFile: parsed.metrics_file,
+    restore: { keepOld: parsed.restore?.keep_old ?? true },
   };
 }
 
@@ -361,6 +362,7 @@ function normaliseStack(name: string, file: string, shown: string, parsed: Stack
       ntfy: parsed.monitor?.ntfy ?? global.monitor.ntfy,
     },
     ...(snapshot ? { snapshot } : {}),
+    restore: { keepOld: parsed.restore?.keep_old ?? global.restore.keepOld },
   };
 }
 

@@ -1,7 +1,7 @@
 /** Stack names given on the command line: normalisation and the rules for a plain name. */
 import { UsageError } from '../errors.js';
 
-export const subcommandNames = ['list', 'all', 'install', 'uninstall', 'recover', 'status', 'doctor', 'help'] as const;
+export const subcommandNames = ['list', 'all', 'install', 'uninstall', 'recover', 'status', 'doctor', 'help', 'versions', 'restore'] as const;
 
 const allowedCharacters = /^[A-Za-z0-9._-]+$/;
 

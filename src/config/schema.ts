@@ -72,6 +72,19 @@ function build(z: typeof Zod.z) {
     .strict()
     .optional();
 
+  const restoreSchema = z
+    .object(
+      {
+        keep_old: z
+          .boolean(expecting('expected true or false'))
+          .optional()
+          .describe('Keep the data a restore replaced, as PATH.stack-backup-old-RUN beside it, until `stack-backup restore --prune STACK` (true), or remove it once the restored stack has passed its verify hooks (false). Default: true.'),
+      },
+      expecting('expected a mapping with keep_old'),
+    )
+    .strict()
+    .optional();
+
   const stackFileSchema = z.object({
     duplicati_jobs: z
       .array(
@@ -156,6 +169,7 @@ function build(z: typeof Zod.z) {
       .optional()
       .describe('Snapshot mode: the stack is down only while its data is snapshotted; the jobs back up the snapshots with the stack running again. Absent: stop mode.'),
     monitor: monitorSchema.describe('Where to report this stack\'s runs; each key replaces the one of stack-backup.yaml.'),
+    restore: restoreSchema.describe('How `stack-backup restore` treats this stack; each key replaces the one of stack-backup.yaml.'),
   }).strict();
 
   const globalFileSchema = z.object({
@@ -214,6 +228,7 @@ function build(z: typeof Zod.z) {
       .describe('A folder that must be reachable before any stack is stopped (reading it triggers an automount).'),
     hook_timeout: seconds().optional().describe('Seconds one hook command may run. Default: 300.'),
     monitor: monitorSchema.describe('Where to report every stack\'s run (a stack file\'s monitor keys win).'),
+    restore: restoreSchema.describe('How `stack-backup restore` treats every stack (a stack file\'s restore keys win).'),
     metrics_file: z
       .string(expecting('expected an absolute path'))
       .regex(/^\//)

@@ -41,6 +41,13 @@ export interface StackConfig {
   monitor: MonitorSettings;
   /** Absent: stop mode (the stack is down while its jobs run). */
   snapshot?: SnapshotSettings | undefined;
+  restore: RestoreSettings;
+}
+
+/** How `stack-backup restore` treats a stack. */
+export interface RestoreSettings {
+  /** Keep the replaced data beside the restored until `restore --prune` (else remove it after a verified restore). */
+  keepOld: boolean;
 }
 
 export interface MonitorSettings {
@@ -74,4 +81,5 @@ export interface GlobalConfig {
   logRetentionDays: number;
   monitor: MonitorSettings;
   metricsFile: string | undefined;
+  restore: RestoreSettings;
 }

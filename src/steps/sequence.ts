@@ -41,12 +41,12 @@ export interface Step {
 }
 
 /** The same steps for every mode; a mode is the list `stackSteps` makes of them. */
-interface Context {
+export interface Context {
   stack: StackConfig;
   global: GlobalConfig;
 }
 
-function planUndo(record: UndoRecord, startCondition?: string): PlannedUndo {
+export function planUndo(record: UndoRecord, startCondition?: string): PlannedUndo {
   return { name: undoName(record), actions: describeUndo(record, startCondition) };
 }
 
@@ -59,12 +59,12 @@ function statusCall(global: GlobalConfig, jobsOnceGone?: string): string {
   return `GET ${settings.url}/api/v1/serverstate (then long-polls ?longpoll=true&lastEventId=N)`;
 }
 
-function idleWait(global: GlobalConfig, what: string, jobsOnceGone?: string): string {
+export function idleWait(global: GlobalConfig, what: string, jobsOnceGone?: string): string {
   const settings = global.duplicati;
   return `${statusCall(global, jobsOnceGone)}, until ${what} (wait_timeout ${formatSeconds(settings.waitTimeoutMs)}, paused_timeout ${formatSeconds(settings.pausedTimeoutMs)})`;
 }
 
-function preflightStep({ stack, global }: Context): Step {
+export function preflightStep({ stack, global }: Context): Step {
   const units = [stack.unit, stack.freeze?.socket, stack.freeze?.service].filter((unit): unit is string => unit !== undefined);
   return {
     name: 'preflight',
@@ -107,7 +107,7 @@ function snapshotChecks(stack: StackConfig): string[] {
   ]);
 }
 
-function idleStep({ global }: Context): Step {
+export function idleStep({ global }: Context): Step {
   return {
     name: 'wait for Duplicati to be idle',
     actions: [idleWait(global, 'nothing runs, nothing is queued, and the server is not paused')],
@@ -115,7 +115,7 @@ function idleStep({ global }: Context): Step {
   };
 }
 
-function preStopStep(context: Context): Step | undefined {
+export function preStopStep(context: Context): Step | undefined {
   const { stack } = context;
   if (stack.hooks.pre_stop.length === 0 && stack.hooks.post_start.length === 0) return undefined;
   return {
@@ -126,7 +126,7 @@ function preStopStep(context: Context): Step | undefined {
   };
 }
 
-function freezeStep({ stack }: Context): Step | undefined {
+export function freezeStep({ stack }: Context): Step | undefined {
   const freeze = stack.freeze;
   if (!freeze) return undefined;
   const units = [freeze.socket, ...(freeze.service ? [freeze.service] : [])];
@@ -141,7 +141,7 @@ function freezeStep({ stack }: Context): Step | undefined {
   };
 }
 
-function stopStep({ stack, global }: Context): Step {
+export function stopStep({ stack, global }: Context): Step {
   const restore: UndoRecord = {
     kind: 'restore-unit',
     unit: stack.unit,
@@ -185,7 +185,7 @@ async function waitForStackDown(run: StackRun): Promise<void> {
   await idle;
 }
 
-function stackDownStep({ stack, global }: Context): Step {
+export function stackDownStep({ stack, global }: Context): Step {
   return {
     name: 'wait for the stack to be down',
     actions: [
@@ -197,7 +197,7 @@ function stackDownStep({ stack, global }: Context): Step {
 }
 
 /** Snapshot mode: only the containers are waited for; Duplicati is checked once the stack is back. */
-function containersDownStep({ stack }: Context): Step {
+export function containersDownStep({ stack }: Context): Step {
   return {
     name: 'wait for the stack to be down',
     actions: [`Podman API: ${describeContainerList(stack.selector)}, again on each container event, until none runs (stop_timeout ${formatSeconds(stack.stopTimeoutMs)})`],
@@ -253,7 +253,7 @@ function snapshotStep({ stack }: Context): Step {
   };
 }
 
-function restoreStep({ stack, global }: Context): Step {
+export function restoreStep({ stack, global }: Context): Step {
   const restore = stopStep({ stack, global }).undo!;
   const unfreeze = freezeStep({ stack, global })?.undo;
   const postStart = preStopStep({ stack, global })?.undo;
@@ -275,7 +275,7 @@ function removeSnapshotsStep({ stack }: Context): Step {
   };
 }
 
-function hookStep({ stack }: Context, phase: HookPhase): Step | undefined {
+export function hookStep({ stack }: Context, phase: HookPhase): Step | undefined {
   const commands = stack.hooks[phase];
   if (commands.length === 0) return undefined;
   return { name: `${phase} hooks`, actions: describeHooks({ phase, commands }), run: (run) => runHookPhase(run, phase) };

@@ -301,11 +301,11 @@ describe('--help and the README agree', () => {
     const help = (await cli('--help')).stdout;
     const block = help.slice(help.indexOf('Commands:'));
     const commands = [...block.slice(0, block.indexOf('\n\n')).matchAll(/^ {2}([a-z]+)\b/gm)].map((match) => match[1]!);
-    expect(commands).toEqual(['list', 'recover', 'status', 'doctor', 'install', 'uninstall', 'help']);
+    expect(commands).toEqual(['list', 'recover', 'status', 'doctor', 'install', 'uninstall', 'versions', 'restore', 'help']);
     for (const command of commands) expect(section, `README lacks "stack-backup ${command}"`).toContain(`stack-backup ${command}`);
     const options = [...help.slice(help.indexOf('Options:'), help.indexOf('Commands:')).matchAll(/--[a-z-]+/g)].map((match) => match[0]);
     for (const option of options) expect(section, `README lacks ${option}`).toContain(option);
-    for (const [command, option] of [['status', '--max-age'], ['install', '--list']] as const) {
+    for (const [command, option] of [['status', '--max-age'], ['install', '--list'], ['restore', '--version'], ['restore', '--time'], ['restore', '--job'], ['restore', '--yes'], ['restore', '--to'], ['restore', '--prune']] as const) {
       expect((await cli('help', command)).stdout).toContain(option);
       expect(section).toContain(option);
     }

@@ -1,0 +1,180 @@
+/**
+ * A restore's sequence, as values: the same steps as a backup's where they are the same (the
+ * preflight's checks, the hooks, the freeze, the stop and its undo, the wait for the
+ * containers, the start), and the restore's own between them (staging folders, Duplicati's
+ * restore, the swap). The orchestrator walks this list; `restore --dry-run` prints it.
+ */
+import { cliArgv, exportArgv, publicUrl } from '../adapters/duplicati-cli.js';
+import { describeRemoval, makeFolderArgv } from '../adapters/made-paths.js';
+import type { GlobalConfig, StackConfig } from '../config/types.js';
+import { shellLine } from '../shell-quote.js';
+import { containersDownStep, freezeStep, hookStep, idleStep, preStopStep, stopStep, type PlannedUndo, type Step } from '../steps/sequence.js';
+import { describeUndo, undoName } from '../undo-records.js';
+import type { ChosenVersion } from './choose.js';
+import type { RestoreRun } from './context.js';
+import type { DataPath } from './data-paths.js';
+import { folderFilter, makeStagingFolders, pauseDuplicati, restoreIntoStaging, restorePreflight, resumeDuplicati, startStack, swapIntoPlace } from './steps.js';
+
+/** What the plan knows before it runs: the versions chosen and, where they could be read, the data paths. */
+export interface RestorePlanInput {
+  stack: StackConfig;
+  global: GlobalConfig;
+  choices: readonly ChosenVersion[];
+  /** Undefined when they could not be read (the dry run then names them in words). */
+  paths?: readonly DataPath[] | undefined;
+}
+
+const each = (input: RestorePlanInput, line: (path: DataPath) => string[], otherwise: string): string[] =>
+  input.paths && input.paths.length > 0 ? input.paths.flatMap(line) : [otherwise];
+
+function restorePreflightStep(input: RestorePlanInput): Step {
+  const { global, choices } = input;
+  const api = global.duplicati.driver === 'api';
+  return {
+    name: 'preflight',
+    actions: [
+      'Podman API: GET /_ping; the Duplicati container must run; the units must exist (as for a backup)',
+      ...choices.map(
+        (choice) =>
+          `job ${choice.job}: version ${choice.version.version} of ${choice.version.time} must still exist (${api ? `GET ${global.duplicati.url}/api/v1/backup/${choice.backupId}/filesets` : `${shellLine(exportArgv(global.duplicati, choice.backupId))}, then duplicati-cli find`}); its files below each source are listed (what the restore must write)`,
+      ),
+      `the data paths: each job's sources (${api ? `GET ${global.duplicati.url}/api/v1/backup/ID` : 'its export'}), mapped to the host through the Duplicati container's volumes (Podman API: GET /containers/${global.duplicati.container}/json); the container must write beside each through a volume of its folder`,
+      'nothing at the staging and old names; room on each filesystem for the version (and a little more)',
+    ],
+    run: (run) => restorePreflight(run as RestoreRun),
+  };
+}
+
+function stagingStep(input: RestorePlanInput): Step {
+  return {
+    name: 'make staging folders',
+    actions: each(input, (path) => [`${shellLine(makeFolderArgv(path.staging, path.kind))} (fails on anything there; a subvolume where the data is one)`], 'mkdir -m 700 -- PATH.stack-backup-restore-RUN beside each data path (btrfs subvolume create where the data is a subvolume)'),
+    undo: {
+      name: 'remove restore staging folders',
+      actions: each(
+        input,
+        (path) => describeUndo({ kind: 'remove-made', what: 'restore staging folder', path: path.staging, method: path.kind === 'btrfs-subvolume' ? 'btrfs-subvolume' : 'files', jobs: [path.job] }),
+        describeRemoval('PATH.stack-backup-restore-RUN', 'files', 'the staging folder stack-backup made').join('; '),
+      ),
+    },
+    run: (run) => makeStagingFolders(run as RestoreRun),
+  };
+}
+
+function pauseStep({ global }: RestorePlanInput): Step | undefined {
+  if (global.duplicati.driver !== 'exec') return undefined;
+  const record = { kind: 'resume-duplicati' as const, container: global.duplicati.container, serverUtil: global.duplicati.serverUtil };
+  return {
+    name: 'pause the Duplicati server',
+    actions: [`podman exec ${global.duplicati.container} ${global.duplicati.serverUtil} pause (duplicati-cli reads the job's database outside the server: no task may open it meanwhile); then its status must show no active task`],
+    undo: { name: undoName(record), actions: describeUndo(record) },
+    run: (run) => pauseDuplicati(run as RestoreRun),
+  };
+}
+
+function resumeStep({ global }: RestorePlanInput): Step | undefined {
+  if (global.duplicati.driver !== 'exec') return undefined;
+  return {
+    name: 'resume the Duplicati server',
+    actions: [`podman exec ${global.duplicati.container} ${global.duplicati.serverUtil} resume`],
+    run: (run) => resumeDuplicati(run as RestoreRun),
+  };
+}
+
+function restoreJobsStep(input: RestorePlanInput): Step {
+  const { global } = input;
+  const settings = global.duplicati;
+  const call = (path: DataPath): string => {
+    const choice = input.choices.find((candidate) => candidate.backupId === path.backupId);
+    const version = choice ? `${choice.version.version}` : 'N';
+    if (settings.driver === 'api') {
+      return `POST ${settings.url}/api/v1/backup/${path.backupId}/restore {"paths": ["${folderFilter(path.source)}"], "time": "${choice?.version.duplicatiTime ?? 'TIME'}", "restore_path": "${path.stagingInContainer}", "overwrite": false, "permissions": true, "skip_metadata": false}; GET .../task/TASK until it ends (an abort stops it: POST .../task/TASK/abort); its Result row in GET .../backup/${path.backupId}/log`;
+    }
+    return `${shellLine(exportArgv(settings, path.backupId))} (the job's storage, options and database, its secrets read back and removed at once), then ${shellLine(
+      cliArgv(settings, 'RUN', Math.ceil(settings.waitTimeoutMs / 1000), ['restore', publicUrl('URL'), folderFilter(path.source), `--restore-path=${path.stagingInContainer}`, `--version=${version}`, '--overwrite=false', '--restore-permissions=true', '--skip-metadata=false']),
+    )} (the storage URL, options and passphrase in the parameters file, written from standard input and removed when the CLI ends)`;
+  };
+  return {
+    name: 'restore into staging',
+    actions: [
+      ...each(input, (path) => [`job ${path.job}: ${path.source} -> ${path.staging}: ${call(path)}`], `each data path: Duplicati restores the version into its staging folder`),
+      'judged by the result (Error, Fatal or any warning fails it) and by the files: fewer than the version holds below the source, or not where they belong, fails it',
+    ],
+    run: (run) => restoreIntoStaging(run as RestoreRun),
+  };
+}
+
+function swapStep(input: RestorePlanInput): Step {
+  const rename = (from: string, to: string) => `mv -n -T -- ${shellLine([from])} ${shellLine([to])}`;
+  return {
+    name: 'swap into place',
+    actions: [
+      ...each(
+        input,
+        (path) => [
+          `the staging folder gets the owner, group, mode and mtime of ${shellLine([path.live])} (chown/chmod --reference, touch -r, inside podman unshare)`,
+          `${rename(path.live, path.old)} (inside podman unshare, its way back journaled first)`,
+          `${rename(path.staging, path.live)} (likewise)`,
+        ],
+        'each data path: PATH -> PATH.stack-backup-old-RUN, then PATH.stack-backup-restore-RUN -> PATH, each rename journaled before it is made',
+      ),
+    ],
+    undo: {
+      name: 'rename back',
+      actions: each(input, (path) => [`${rename(path.live, path.staging)}, then ${rename(path.old, path.live)}: the old data back in place, the restored copy kept`], 'the restored copy back to its staging name, the old data back in place'),
+    },
+    run: (run) => swapIntoPlace(run as RestoreRun),
+  };
+}
+
+function startStep(input: RestorePlanInput): Step {
+  const undos = [stopStep(input).undo, freezeStep(input)?.undo, preStopStep(input)?.undo].filter((undo): undo is PlannedUndo => undo !== undefined);
+  return {
+    name: 'start the stack',
+    actions: undos.flatMap((undo) => undo.actions.map((action) => `${undo.name}: ${action}`)),
+    run: (run) => startStack(run as RestoreRun),
+  };
+}
+
+/**
+ * The forward steps of a restore. The stack is down from the stop to the start; if the start or
+ * a verify hook fails after the swap, the stack is stopped again, the old data swapped back and
+ * the stack started on it (the orchestrator's way back).
+ */
+export function restoreSteps(input: RestorePlanInput): Step[] {
+  const context = { stack: input.stack, global: input.global };
+  const steps = [
+    restorePreflightStep(input),
+    idleStep(context),
+    preStopStep(context),
+    freezeStep(context),
+    stopStep(context),
+    containersDownStep(context),
+    hookStep(context, 'post_stop'),
+    stagingStep(input),
+    pauseStep(input),
+    restoreJobsStep(input),
+    resumeStep(input),
+    swapStep(input),
+    startStep(input),
+    hookStep(context, 'verify'),
+  ];
+  return steps.filter((step): step is Step => step !== undefined);
+}
+
+/** The dry run's text: each step with its actions, then what happens after a failure. */
+export function planRestore(input: RestorePlanInput): string[] {
+  const lines = [
+    `${input.stack.name}: restore ${input.choices.map((choice) => `job ${choice.job} version ${choice.version.version} (${choice.version.time})`).join(', ')}, Duplicati driver ${input.global.duplicati.driver}`,
+  ];
+  restoreSteps(input).forEach((step, index) => {
+    lines.push(`  ${index + 1}. ${step.name}${step.undo ? ` (first registers its undo: ${step.undo.name})` : ''}`);
+    for (const action of step.actions) lines.push(`       ${action}`);
+  });
+  lines.push(
+    '  A failure before the swap: the undos above, last first (the staging folders go last, after the stack is started on its old data).',
+    '  A failure of the start or of a verify hook after the swap: pre_stop hooks, freeze, stop and wait again, rename back (the old data back in place, the restored copy kept and named), start.',
+    `  After success: the old data stays as PATH.stack-backup-old-RUN (stack-backup restore --prune ${input.stack.name} removes it)${input.stack.restore.keepOld ? '' : '; restore.keep_old is false, so it is removed at once'}.`,
+  );
+  return lines;
+}
