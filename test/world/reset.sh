@@ -11,8 +11,9 @@
 #   tests (db/ 0700 and db/state 0600 of container user 1000, bin/run.sh 0755,
 #   a relative symlink current -> db/state); no stored backup versions and no
 #   restore staging folders (data/*.* beside the stacks' data, and such
-#   folders beside the snapshot stacks' live data); a stack, or the duplicati
-#   container, that still sees a data folder swapped away by rename is restarted.
+#   folders beside the snapshot stacks' live data), nothing else in the data
+#   folders; a stack, or the duplicati container, that still sees a data folder
+#   swapped away by rename is restarted.
 # Does not touch $WORLD_DIR/root (stack files, hooks, logs, locks).
 #   reset.sh [--quiet]
 set -euo pipefail
@@ -106,6 +107,19 @@ done
 # subordinate UID), bin/run.sh (0755) and a relative symlink current ->
 # db/state, owned by the user; the snapshot stacks the symlink (their db/ is
 # above). Made anew when anything differs.
+# Anything else in a stack's data (a test's files, a restore's extras) goes:
+# the data holds the heartbeats and the fixed restore-test data only.
+strays() {
+	local t
+	for t in "$1"/* "$1"/.[!.]*; do
+		[ -e "$t" ] || [ -L "$t" ] || continue
+		case "${t##*/}" in heartbeat | heartbeat.* | db | current | $2) continue ;; esac
+		echo "$t"
+	done
+}
+for t in $(for s in $STACKS; do strays "$WORLD_DIR/data/$s" bin; done) $(for s in $SNAP_STACKS; do strays "$(snap_live "$s")" bulk; done); do
+	rm -rf "$t"
+done
 for s in $STACKS; do
 	d=$WORLD_DIR/data/$s
 	[ -d "$d" ] || install -d -m 755 -o "$WORLD_USER" -g "$WORLD_GID" "$d"
