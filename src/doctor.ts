@@ -12,6 +12,7 @@ import type { GlobalConfig, StackConfig } from './config/types.js';
 import { errorMessage } from './errors.js';
 import { installedStopTimeout, legacyUnits, stopTimeoutSeconds, unitNames } from './install.js';
 import { within } from './paths.js';
+import { dataPathsOf, type JobSources } from './restore/data-paths.js';
 import path from 'node:path';
 
 export interface CheckResult {
@@ -113,8 +114,8 @@ export async function runDoctor(root: string, targets: readonly string[], depend
   } catch (error) {
     checks.push(fail('the Podman API can be found', errorMessage(error)));
   }
-  if (socket) {
-    const engine = dependencies.createEngine(socket);
+  const engine = socket ? dependencies.createEngine(socket) : undefined;
+  if (engine) {
     const { container } = global.duplicati;
     const answers = await check(checks, `the Podman API answers at ${socket}`, async () => {
       await engine.ping();
@@ -133,7 +134,7 @@ export async function runDoctor(root: string, targets: readonly string[], depend
   /** Where the Duplicati container sees each snapshot target, once known. */
   const containerPaths = new Map<string, string>();
   if (snapshotStacks.length > 0) {
-    await checkSnapshots(checks, snapshotStacks, global, dependencies, socket ? dependencies.createEngine(socket) : undefined, containerPaths);
+    await checkSnapshots(checks, snapshotStacks, global, dependencies, engine, containerPaths);
   }
   const driver = `driver ${global.duplicati.driver}`;
   let answers = false;
@@ -169,6 +170,7 @@ export async function runDoctor(root: string, targets: readonly string[], depend
           await checkJobSources(checks, stack, job, found.id, duplicati, containerPaths);
         }
       }
+      await checkRestorable(checks, stack, jobs, duplicati, global, engine);
     }
   }
 
@@ -289,6 +291,35 @@ async function checkSnapshots(
       }
     }
   }
+}
+
+/**
+ * Whether `stack-backup restore` could stage a restore of the stack: each job source maps to a
+ * data path on the host, and the Duplicati container can write beside it (the same check as the
+ * restore's preflight, so doctor names the volume to add before a restore is needed).
+ */
+async function checkRestorable(
+  checks: CheckResult[],
+  stack: StackConfig,
+  known: readonly BackupJob[],
+  duplicati: Duplicati,
+  global: GlobalConfig,
+  engine: ContainerEngine | undefined,
+): Promise<void> {
+  const what = `a restore of ${stack.name} can be staged beside its data (stack-backup restore)`;
+  if (!duplicati.jobSources || !engine?.containerMounts) return;
+  await check(checks, what, async () => {
+    const jobs: JobSources[] = [];
+    for (const job of stack.jobs) {
+      const found = known.find((entry) => entry.id === job || entry.name.toLowerCase() === job.toLowerCase());
+      if (!found) return `Duplicati has no job "${job}"`;
+      jobs.push({ job, backupId: found.id, sources: await duplicati.jobSources!(found.id) });
+    }
+    const { paths, problems } = dataPathsOf({ stack, jobs, mounts: await engine.containerMounts!(global.duplicati.container), run: 'RUN', container: global.duplicati.container });
+    if (problems.length > 0) return problems.join('; ');
+    checks.push(pass(`${stack.name}'s data paths: ${paths.map((entry) => `${entry.live} (job ${entry.job}, ${entry.source} in the container; staged as ${entry.stagingInContainer})`).join(', ')}`));
+    return undefined;
+  });
 }
 
 /** API driver: the job backs up the snapshots, not the live data (which snapshot mode would then back up quietly). */

@@ -111,7 +111,7 @@ export class FakeWorld {
   /** States of containers outside the stacks, by name: the Duplicati container runs. */
   readonly containerStates = new Map<string, string>([['duplicati', 'running']]);
   /** Volumes of containers outside the stacks, by name: host folder and where the container sees it. */
-  readonly containerMounts = new Map<string, Array<{ source: string; destination: string }>>();
+  readonly containerMounts = new Map<string, Array<{ source: string; destination: string; writable?: boolean }>>();
   private readonly watchers = new Set<() => void>();
 
   constructor() {

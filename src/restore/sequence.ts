@@ -4,7 +4,7 @@
  * containers, the start), and the restore's own between them (staging folders, Duplicati's
  * restore, the swap). The orchestrator walks this list; `restore --dry-run` prints it.
  */
-import { cliArgv, exportArgv, publicUrl } from '../adapters/duplicati-cli.js';
+import { cliArgv, exportArgv } from '../adapters/duplicati-cli.js';
 import { describeRemoval, makeFolderArgv } from '../adapters/made-paths.js';
 import type { GlobalConfig, StackConfig } from '../config/types.js';
 import { shellLine } from '../shell-quote.js';
@@ -91,7 +91,7 @@ function restoreJobsStep(input: RestorePlanInput): Step {
       return `POST ${settings.url}/api/v1/backup/${path.backupId}/restore {"paths": ["${folderFilter(path.source)}"], "time": "${choice?.version.duplicatiTime ?? 'TIME'}", "restore_path": "${path.stagingInContainer}", "overwrite": false, "permissions": true, "skip_metadata": false}; GET .../task/TASK until it ends (an abort stops it: POST .../task/TASK/abort); its Result row in GET .../backup/${path.backupId}/log`;
     }
     return `${shellLine(exportArgv(settings, path.backupId))} (the job's storage, options and database, its secrets read back and removed at once), then ${shellLine(
-      cliArgv(settings, 'RUN', Math.ceil(settings.waitTimeoutMs / 1000), ['restore', publicUrl('URL'), folderFilter(path.source), `--restore-path=${path.stagingInContainer}`, `--version=${version}`, '--overwrite=false', '--restore-permissions=true', '--skip-metadata=false']),
+      cliArgv(settings, 'RUN', Math.ceil(settings.waitTimeoutMs / 1000), ['restore', 'STORAGE-URL', folderFilter(path.source), `--restore-path=${path.stagingInContainer}`, `--version=${version}`, '--overwrite=false', '--restore-permissions=true', '--skip-metadata=false']),
     )} (the storage URL, options and passphrase in the parameters file, written from standard input and removed when the CLI ends)`;
   };
   return {

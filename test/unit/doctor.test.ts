@@ -328,7 +328,11 @@ describe('doctor, snapshot mode', () => {
   function snapshotDoctor(): Doctor {
     const setup = doctor({ 'stacks/app.yaml': stack });
     setup.world.snapshots.source('/srv/app/data', { fsType: 'btrfs', inode: 256, mount: '/srv' });
-    setup.world.containerMounts.set('duplicati', [{ source: '/srv/snapshots', destination: '/snapshots' }]);
+    // The snapshots' folder to read them, the data's folder (writable) to stage a restore beside it.
+    setup.world.containerMounts.set('duplicati', [
+      { source: '/srv/snapshots', destination: '/snapshots' },
+      { source: '/srv/app', destination: '/restore/app', writable: true },
+    ]);
     return setup;
   }
 
@@ -365,5 +369,13 @@ describe('doctor, snapshot mode', () => {
     expect(failure(await setup.run(), /backs up the snapshot/).problem).toMatch(/set its source to \/snapshots\/app\/data\//);
     setup.world.duplicati.sources.set('1', ['/snapshots/app/data/']);
     expect(failures(await setup.run())).toEqual([]);
+  });
+
+  it('a restore that could not be staged beside the data (no writable volume of its folder) fails, naming the volume to add', async () => {
+    const setup = snapshotDoctor();
+    setup.world.duplicati.useTaskApi();
+    setup.world.duplicati.sources.set('1', ['/snapshots/app/data/']);
+    setup.world.containerMounts.set('duplicati', [{ source: '/srv/snapshots', destination: '/snapshots' }]);
+    expect(failure(await setup.run(), /a restore of app can be staged/).problem).toMatch(/cannot write beside \/srv\/app\/data, where its restore is staged: add a writable volume of its folder, e\.g\. -v \/srv\/app:/);
   });
 });
