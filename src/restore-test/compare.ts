@@ -4,6 +4,7 @@
  * mtime, symlink target), said file by file as a person reads it.
  */
 import { randomInt } from 'node:crypto';
+import type { SampleSize } from '../config/types.js';
 
 /** What is known of one regular file or symlink: read inside the user's namespace. */
 export interface FileFacts {
@@ -21,20 +22,6 @@ export interface FileFacts {
   target?: string | undefined;
   /** A file's SHA-256; undefined for a symlink. */
   hash?: string | undefined;
-}
-
-/** How many files a test takes: a number, a share of the files, or all of them. */
-export type SampleSize = { count: number } | { percent: number } | 'all';
-
-/** Reads `restore_test.sample`: 20, "2%", "all"; undefined when it is none of these. */
-export function parseSampleSize(value: unknown): SampleSize | undefined {
-  if (value === 'all') return 'all';
-  if (typeof value === 'number' && Number.isInteger(value) && value > 0) return { count: value };
-  if (typeof value === 'string') {
-    const match = /^(\d+(?:\.\d+)?)%$/.exec(value.trim());
-    if (match && Number(match[1]) > 0 && Number(match[1]) <= 100) return { percent: Number(match[1]) };
-  }
-  return undefined;
 }
 
 /** How many of `total` files the size asks for (at least one where there is one). */
