@@ -135,7 +135,7 @@ export async function backupStack(run: StackRun, steps: readonly Step[] = stackS
     }
   }
   const restoreTest = run.restoreTest?.result;
-  if (!failure && restoreTest && !restoreTest.passed) failure = new RestoreTestFailure(restoreTest.lines.join('; '));
+  if (!failure && restoreTest && !restoreTest.passed) failure = new RestoreTestFailure(restoreTest.lines.map((line) => line.trim()).join('; '));
   // Checked last, so a write that failed during the verify hooks counts too.
   const unrecorded = [
     ...(run.journalFailures?.length ? [`the crash journal was not updated after the restore (${run.journalFailures[0]}); \`stack-backup recover\` clears it`] : []),

@@ -96,8 +96,6 @@ describe('stackStatuses and statusExitCode', () => {
         restored: null,
         pendingRecovery: [],
         kept: [],
-      lastPassingTest: null,
-      lastTest: null,
         lastPassingTest: null,
         lastTest: null,
         days: expect.any(Array),
