@@ -41,6 +41,8 @@ export interface RestoreTestResult {
   mismatches: number;
   bytes: number;
   ms: number;
+  /** Of ms, reading the sample from the frozen source (in stop mode while the job ran). */
+  readMs?: number | undefined;
   /** Regular files and symlinks in the frozen source (what the job backs up of it), and in the version. */
   sourceFiles?: number | undefined;
   versionFiles?: number | undefined;
@@ -94,7 +96,7 @@ export async function prepareRestoreTest(run: StackRun): Promise<void> {
       filters.set(found.id, duplicati.jobFilters ? backedUpBy(await duplicati.jobFilters(found.id, run.signal)) : undefined);
     }
     const mounts = await engine.containerMounts(run.global.duplicati.container, run.signal);
-    const { paths, problems } = dataPathsOf({ stack: run.stack, jobs, mounts, run: run.runId, container: run.global.duplicati.container });
+    const { paths, problems } = dataPathsOf({ stack: run.stack, jobs, mounts, run: run.runId, container: run.global.duplicati.container, purpose: 'restore test' });
     if (problems.length > 0) throw new Error(problems.join('; '));
     state.paths = paths.map((dataPath) => {
       // Snapshot mode: the frozen source is the snapshot the job reads, its target.
@@ -306,6 +308,7 @@ export async function restoreAndCompare(run: StackRun): Promise<void> {
     mismatches: comparison.mismatchCount,
     bytes: comparison.bytes,
     ms,
+    readMs: state.readMs,
     sourceFiles,
     versionFiles,
     lines,
