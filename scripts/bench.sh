@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# `npm run bench`: installs and builds, sets up the real world (root), runs bench/bench.mjs.
+# `npm run bench`: installs and builds, sets up the real world (root), runs bench/bench.mjs (the
+# backup's downtime, snapshot mode, list), then bench/restore.mjs (restore, restore test), which
+# appends to bench/results.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-installed.sh
@@ -10,3 +12,4 @@ fi
 bash test/world/setup.sh
 bash test/world/setup.sh default-stacks
 node bench/bench.mjs
+node bench/restore.mjs

@@ -121,6 +121,7 @@ Exit codes: 0 every stack backed up; 1 a stack failed (each still restored per i
       'first line a verdict over every stack ("5 stacks: all backed up within 26 h"); then per stack: last run, the last 14 days (+ backed up, x failed, . no run), result, downtime, backup duration, last success, pending recovery; exit 1 when one needs a look',
     )
     .option('--max-age <duration>', 'exit 1 when a stack\'s last successful backup is older than this (e.g. 26h, 90m, 2d) or missing; also the verdict\'s "overdue" age (default 26h)')
+    .option('--max-untested-age <duration>', 'exit 1 when a stack with a restore test has had no passing one within this (e.g. 8d) or never')
     .action(async function (this: Command) {
       const options = optionsFor(this, 'status');
       const { statusCommand } = await import('./commands/status.js');

@@ -20,6 +20,13 @@ export interface HistoryEntry {
   snapshotMs?: number | undefined;
   /** Paths the run was to remove but kept, since they were not what stack-backup made: "PATH (why)". */
   kept?: string[] | undefined;
+  /** The restore test, where one ran: passed, files tested, files that differed, the verdict's first line. */
+  restoreTest?: { passed: boolean; tested: number; mismatches: number; summary: string } | undefined;
+}
+
+/** The stack's last run whose restore test passed, or undefined. */
+export function lastPassingTest(runs: readonly HistoryEntry[], stack: string): HistoryEntry | undefined {
+  return runs.filter((run) => run.stack === stack && run.restoreTest?.passed === true).at(-1);
 }
 
 interface HistoryFile {
@@ -57,6 +64,9 @@ export function keptRuns(runs: readonly HistoryEntry[], now: number): HistoryEnt
   const kept = new Set(runs.slice(-historyLength));
   const successes = runs.filter((run) => run.result === 'success');
   if (successes.length > 0) kept.add(successes.at(-1)!);
+  // Likewise the last passing restore test, for status --max-untested-age.
+  const tested = runs.filter((run) => run.restoreTest?.passed === true).at(-1);
+  if (tested) kept.add(tested);
   const since = now - (stripDays + 1) * 86_400_000;
   const lastOfDay = new Map<string, HistoryEntry>();
   const lastSuccessOfDay = new Map<string, HistoryEntry>();

@@ -30,10 +30,7 @@ interface Metric {
 
 const seconds = (iso: string) => Math.round(Date.parse(iso) / 1000);
 
-/**
- * One gauge per row, one sample per stack, labelled stack="...". Restore tests (their time,
- * files tested, mismatches) will be rows here too, reading their facts from StackFacts.
- */
+/** One gauge per row, one sample per stack, labelled stack="...". */
 const metrics: readonly Metric[] = [
   {
     name: 'stack_backup_last_run_timestamp_seconds',
@@ -90,6 +87,26 @@ const metrics: readonly Metric[] = [
     name: 'stack_backup_snapshots_left',
     help: 'Snapshots of the stack left in place, their removal waiting in the crash journal (counted in stack_backup_recovery_pending too): kept for a Duplicati task that may still read them, or not removed. The stack runs.',
     value: ({ pending }) => pending.filter((entry) => entry.undo.kind === 'remove-snapshot').length,
+  },
+  {
+    name: 'stack_backup_restore_test_timestamp_seconds',
+    help: 'When the stack\'s last passing restore test ended (Unix time): a sample of its backup restored and found identical to the frozen source; no sample when none passed.',
+    value: ({ lastPassingTest }) => (lastPassingTest ? seconds(lastPassingTest.endedAt) : undefined),
+  },
+  {
+    name: 'stack_backup_restore_test_success',
+    help: '1 when the stack\'s last restore test passed, 0 when it failed; no sample when none ran.',
+    value: ({ lastTest }) => (lastTest?.restoreTest ? (lastTest.restoreTest.passed ? 1 : 0) : undefined),
+  },
+  {
+    name: 'stack_backup_restore_test_files',
+    help: 'Files the stack\'s last restore test restored and compared.',
+    value: ({ lastTest }) => lastTest?.restoreTest?.tested,
+  },
+  {
+    name: 'stack_backup_restore_test_mismatches',
+    help: 'Files of the stack\'s last restore test that did not come back identical (contents, size, mode, owner, group, mtime or link target).',
+    value: ({ lastTest }) => lastTest?.restoreTest?.mismatches,
   },
   {
     name: 'stack_backup_stack_configured',

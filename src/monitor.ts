@@ -111,9 +111,32 @@ export function timesLine(result: StackResult): string {
   ].join(', ');
 }
 
+/** The restore test's verdict, where one was due: its first line, and each file that differed. */
+export function restoreTestLines(result: StackResult): string[] {
+  return result.restoreTest ? result.restoreTest.lines : [];
+}
+
+/** The restore test for a JSON reader: null when none ran (none configured, not due, or the backup failed before it). */
+export function restoreTestJson(result: StackResult) {
+  const test = result.restoreTest;
+  if (!test) return null;
+  return {
+    passed: test.passed,
+    skipped: test.skipped ?? null,
+    files: test.tested,
+    identical: test.identical,
+    mismatches: test.mismatches,
+    bytes: test.bytes,
+    seconds: test.ms / 1000,
+    source_files: test.sourceFiles ?? null,
+    version_files: test.versionFiles ?? null,
+    lines: test.lines,
+  };
+}
+
 /** The Healthchecks end ping's body: the summary first, then as much of the end of the log as fits. */
 export function healthchecksBody(stack: string, result: StackResult, logTail: string): string {
-  const summary = lastBytes(`${summaryLine(stack, result)}\n${timesLine(result)}`, bodyLimit / 2);
+  const summary = lastBytes([summaryLine(stack, result), timesLine(result), ...restoreTestLines(result)].join('\n'), bodyLimit / 2);
   const room = bodyLimit - Buffer.byteLength(summary, 'utf8') - 2;
   return `${summary}\n\n${lastBytes(logTail, room)}`;
 }
@@ -158,6 +181,7 @@ export function webhookBody(stack: string, result: StackResult, now: Date): stri
     duration_seconds: result.backupMs === undefined ? null : result.backupMs / 1000,
     snapshot_seconds: result.snapshotMs === undefined ? null : result.snapshotMs / 1000,
     snapshots_left: result.snapshotsLeft ?? [],
+    restore_test: restoreTestJson(result),
     error: [result.error, ...result.restoreErrors].filter(Boolean).join('; ') || null,
     log_file: result.logFile,
   });
@@ -193,7 +217,7 @@ export function createStackMonitor(stack: string, settings: MonitorSettings, sen
       }
       if (settings.uptimeKuma) deliveries.push(deliver(send, request('GET', uptimeKumaUrl(settings.uptimeKuma, stack, result)), options));
       if (settings.ntfy) {
-        const text = `${summaryLine(stack, result)}\n${timesLine(result)}\nlog: ${result.logFile}`;
+        const text = [summaryLine(stack, result), timesLine(result), ...restoreTestLines(result), `log: ${result.logFile}`].join('\n');
         deliveries.push(deliver(send, request('POST', settings.ntfy, text, undefined, ntfyHeaders(stack, result)), options));
       }
       if (settings.webhook) {

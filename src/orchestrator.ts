@@ -12,6 +12,7 @@ import { EarlyUndoError } from './steps/snapshot.js';
 import { undoExecution } from './steps/undo-actions.js';
 import type { UndoFailure } from './undo.js';
 import { removesData } from './undo-records.js';
+import { endReading, restoreAndCompare, type RestoreTestResult } from './restore-test/test.js';
 
 export interface StackResult {
   stack: string;
@@ -53,6 +54,13 @@ export interface StackResult {
   unrecorded?: string[];
   /** Each job's result as Duplicati (or the driver) reported it, for the --json summary. */
   jobs?: JobVerdict[];
+  /** The restore test's verdict, where one was due and the backup succeeded. */
+  restoreTest?: RestoreTestResult;
+}
+
+/** A restore test found the backup would not come back as its source was: the run fails, the backup stays. */
+export class RestoreTestFailure extends Error {
+  override name = 'RestoreTestFailure';
 }
 
 function worstOutcome(results: readonly string[]): StackResult['outcome'] {
@@ -95,6 +103,8 @@ export async function backupStack(run: StackRun, steps: readonly Step[] = stackS
   }
   // Looks at Duplicati begun with the stop end here, whatever ended the steps.
   run.stopWatch?.stop();
+  // The restore test's reading of the stopped stack's data ends before the stack starts again.
+  if (failure) await endReading(run);
   if (failure && run.undo.size > 0) {
     log.warn(`${failure.message}; restoring the stack`);
   }
@@ -123,6 +133,20 @@ export async function backupStack(run: StackRun, steps: readonly Step[] = stackS
       failure = error as Error;
     }
   }
+  // With the stack running again: the restore test's restore and comparison (snapshot mode did
+  // them before removing the snapshots). It never undoes the job's backup; a failing test fails the run.
+  if (run.restoreTest && !run.restoreTest.result) {
+    if (failure || restoreErrors.length > 0) log.info('restore test not run: the backup did not succeed');
+    else {
+      try {
+        await restoreAndCompare(run);
+      } catch (error) {
+        failure = error instanceof Error ? error : new Error(errorMessage(error));
+      }
+    }
+  }
+  const restoreTest = run.restoreTest?.result;
+  if (!failure && restoreTest && !restoreTest.passed) failure = new RestoreTestFailure(restoreTest.lines.map((line) => line.trim()).join('; '));
   // Checked last, so a write that failed during the verify hooks counts too.
   const unrecorded = [
     ...(run.journalFailures?.length ? [`the crash journal was not updated after the restore (${run.journalFailures[0]}); \`stack-backup recover\` clears it`] : []),
@@ -156,6 +180,7 @@ export async function backupStack(run: StackRun, steps: readonly Step[] = stackS
     steps: startedSteps,
     unrecorded,
     jobs: [...run.jobResults],
+    ...(restoreTest ? { restoreTest } : {}),
   };
   const fields = {
     outcome: result.outcome,
@@ -177,6 +202,7 @@ export async function backupStack(run: StackRun, steps: readonly Step[] = stackS
     error: result.error,
     restore_errors: restoreErrors,
     unrecorded,
+    restore_test: restoreTest,
   };
   const timeline = timelineOf(timings);
   if (timeline) log.info(`timeline: ${timeline.text}`, { timeline: timeline.instants, timeline_gaps_ms: timeline.gaps });

@@ -4,7 +4,7 @@
  * nothing: the list is printed, not applied.
  */
 import type { GlobalConfig, StackConfig } from './config/types.js';
-import { snapshotUndoName, stackSteps, verifyStep, type Step } from './steps/sequence.js';
+import { restoreTestActions, snapshotUndoName, stackSteps, verifyStep, type Step } from './steps/sequence.js';
 
 function numbered(lines: string[], step: Pick<Step, 'name' | 'actions'>, note = ''): void {
   lines.push(`  ${lines.filter((line) => /^ {2}\d+\. /.test(line)).length + 1}. ${step.name}${note}`);
@@ -29,5 +29,8 @@ export function planStack(stack: StackConfig, global: GlobalConfig, podmanSocket
   }
   const verify = verifyStep({ stack, global });
   if (verify) numbered(lines, verify, ' (only when everything before succeeded)');
+  if (stack.restoreTest && !stack.snapshot) {
+    numbered(lines, { name: 'restore test', actions: restoreTestActions(stack, global) }, ' (with the stack running again, when the backup succeeded; a failing test fails the run, the backup stays)');
+  }
   return lines;
 }

@@ -10,7 +10,7 @@ import type { HttpSend } from './adapters/http.js';
 import { acquireRootLock } from './adapters/lock.js';
 import { LockHeldError, LockLostError } from './errors.js';
 import type { GlobalConfig, StackConfig } from './config/types.js';
-import { appendHistory, historyFile, type HistoryEntry } from './history.js';
+import { appendHistory, historyFile, lastPassingTest, readHistory, type HistoryEntry } from './history.js';
 import { createJournal } from './journal.js';
 import { createStackLog } from './logging.js';
 import { writeMetricsFile } from './metrics.js';
@@ -90,7 +90,19 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
       const monitor = request.sendHttp ? createStackMonitor(stack.name, stack.monitor, request.sendHttp) : undefined;
       monitor?.started();
       try {
-        const result = await backupStack({ runId, stack, global, adapters, log, undo: new UndoStack(journal, undefined, adapters.clock), signal, timings: {}, jobResults: [] });
+        const lastTest = stack.restoreTest ? lastPassingTestAt(global.root, stack.name) : undefined;
+        const result = await backupStack({
+          runId,
+          stack,
+          global,
+          adapters,
+          log,
+          undo: new UndoStack(journal, undefined, adapters.clock),
+          signal,
+          timings: {},
+          jobResults: [],
+          lastPassingTestAt: lastTest,
+        });
         results.push(result);
         if (monitor) reports.push(reportLater(stack.name, monitor, result));
         recordHistory(global.root, progress, {
@@ -107,6 +119,9 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
           backupMs: result.backupMs,
           snapshotMs: result.snapshotMs,
           ...(result.keptPaths ? { kept: result.keptPaths } : {}),
+          ...(result.restoreTest && !result.restoreTest.skipped
+            ? { restoreTest: { passed: result.restoreTest.passed, tested: result.restoreTest.tested, mismatches: result.restoreTest.mismatches, summary: result.restoreTest.lines[0] ?? '' } }
+            : {}),
         });
       } finally {
         log.close();
@@ -135,6 +150,16 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
   const logFiles = [...new Set(results.map((result) => result.logFile))];
   if (logFiles.length > 0) request.output.write(`Logs: ${logFiles.join(', ')}\n`);
   return { recovery, results, skipped, locked };
+}
+
+/** When the stack's last restore test passed; a history that cannot be read counts as none (the test is then due). */
+function lastPassingTestAt(root: string, stack: string): number | undefined {
+  try {
+    const entry = lastPassingTest(readHistory(root), stack);
+    return entry ? Date.parse(entry.endedAt) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The history only feeds `status` and the metrics: failing to write it must not stop the next stack. */
@@ -176,6 +201,7 @@ function summaryRows(results: readonly StackResult[], skipped: readonly string[]
         result.queueMs ? `queued ${formatSeconds(result.queueMs)} behind another Duplicati task` : undefined,
         ...(result.snapshotsLeft ?? []).map((target) => `snapshot left at ${target}`),
         ...(result.keptPaths ?? []).map((kept) => `kept ${kept}: not stack-backup's, not removed`),
+        ...(result.restoreTest ? [result.restoreTest.passed ? result.restoreTest.lines[0]! : undefined] : []),
         ...problems(result),
       ]
         .filter(Boolean)

@@ -18,6 +18,9 @@ export interface StackFacts {
   leftDown: boolean;
   /** Undos of the stack waiting in the journal for `recover`. */
   pending: JournalEntry[];
+  /** The last run whose restore test ran, and the last whose test passed. */
+  lastTest: HistoryEntry | undefined;
+  lastPassingTest: HistoryEntry | undefined;
 }
 
 /** An undo that puts a unit or socket back: the ones whose failure the summary calls NOT RESTORED. */
@@ -39,6 +42,8 @@ export function stackFacts(stack: string, configured: readonly string[], history
     lastSuccess: runs.filter((entry) => entry.result === 'success').at(-1),
     leftDown: last !== undefined && last.notRestored && ofStack.some((entry) => entry.run === last.run && restoresStack(entry)),
     pending: ofStack,
+    lastTest: runs.filter((entry) => entry.restoreTest !== undefined).at(-1),
+    lastPassingTest: runs.filter((entry) => entry.restoreTest?.passed === true).at(-1),
   };
 }
 

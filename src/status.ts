@@ -34,6 +34,10 @@ export interface StackStatus {
   kept: string[];
   /** The last `stripDays` days, oldest first, today last (this machine's calendar days). */
   days: Array<{ date: string; result: DayResult }>;
+  /** When the stack's last restore test passed; null when none did. */
+  lastPassingTest: string | null;
+  /** The last restore test that ran: whether it passed, and its first line. */
+  lastTest: { passed: boolean; tested: number; mismatches: number; summary: string; at: string } | null;
 }
 
 /** One character per day in the strip. */
@@ -87,8 +91,16 @@ export function stackStatuses(
       // In the order `recover` will replay them: the last change first.
       pendingRecovery: facts.pending.map((entry) => undoName(entry.undo)).reverse(),
       days: dayStrip(history.filter((entry) => entry.stack === stack), now),
+      lastPassingTest: facts.lastPassingTest?.endedAt ?? null,
+      lastTest: facts.lastTest?.restoreTest ? { ...facts.lastTest.restoreTest, at: facts.lastTest.endedAt } : null,
     };
   });
+}
+
+/** --max-untested-age: for the stacks with a restore test, the last passing one is older than the age, or missing. */
+export function untested(status: StackStatus, maxUntested: { ms: number; now: number; tested: readonly string[] }): boolean {
+  if (!maxUntested.tested.includes(status.stack)) return false;
+  return status.lastPassingTest === null || maxUntested.now - Date.parse(status.lastPassingTest) > maxUntested.ms;
 }
 
 /**
@@ -103,11 +115,16 @@ export function tooOld(status: StackStatus, maxAgeMs: number, now: number): bool
  * 1 when a monitor should look: a last run failed, something waits for recovery, or (with
  * --max-age) a configured stack's last success is too old or missing.
  */
-export function statusExitCode(statuses: readonly StackStatus[], maxAge?: { ms: number; now: number; configured: readonly string[] }): number {
+export function statusExitCode(
+  statuses: readonly StackStatus[],
+  maxAge?: { ms: number; now: number; configured: readonly string[] },
+  maxUntested?: { ms: number; now: number; tested: readonly string[] },
+): number {
   const stale = maxAge
     ? statuses.some((status) => maxAge.configured.includes(status.stack) && tooOld(status, maxAge.ms, maxAge.now))
     : false;
-  return stale || statuses.some((status) => status.result === 'failed' || status.pendingRecovery.length > 0) ? 1 : 0;
+  const unproven = maxUntested ? statuses.some((status) => untested(status, maxUntested)) : false;
+  return stale || unproven || statuses.some((status) => status.result === 'failed' || status.pendingRecovery.length > 0) ? 1 : 0;
 }
 
 const durationUnits: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
@@ -177,9 +194,16 @@ export function statusVerdict(statuses: readonly StackStatus[], overdueMs: numbe
 }
 
 /** The status as a JSON document's body (see json-output.ts). */
-export function statusJson(statuses: readonly StackStatus[], runInProgress: boolean, maxAge?: { ms: number; now: number; configured: readonly string[] }, now = maxAge?.now ?? Date.now()) {
+export function statusJson(
+  statuses: readonly StackStatus[],
+  runInProgress: boolean,
+  maxAge?: { ms: number; now: number; configured: readonly string[] },
+  now = maxAge?.now ?? Date.now(),
+  maxUntested?: { ms: number; now: number; tested: readonly string[] },
+) {
   const overdueMs = maxAge?.ms ?? defaultOverdueMs;
   return {
+    max_untested_age_seconds: maxUntested ? maxUntested.ms / 1000 : null,
     verdict: statusVerdict(statuses, overdueMs, now),
     overdue_after_seconds: overdueMs / 1000,
     run_in_progress: runInProgress,
@@ -201,6 +225,9 @@ export function statusJson(statuses: readonly StackStatus[], runInProgress: bool
       pending_recovery: status.pendingRecovery,
       kept_paths: status.kept,
       days: status.days,
+      last_passing_restore_test: status.lastPassingTest,
+      last_restore_test: status.lastTest ? { at: status.lastTest.at, passed: status.lastTest.passed, files: status.lastTest.tested, mismatches: status.lastTest.mismatches, summary: status.lastTest.summary } : null,
+      untested_too_long: maxUntested ? untested(status, maxUntested) : null,
     })),
   };
 }
@@ -218,9 +245,10 @@ export function formatStatus(
   runInProgress: boolean,
   maxAge?: { ms: number; now: number; configured: readonly string[]; text: string },
   now = maxAge?.now ?? Date.now(),
+  maxUntested?: { ms: number; now: number; tested: readonly string[]; text: string },
 ): string {
   const when = (iso: string | null) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-');
-  const header = ['STACK', 'LAST RUN', `LAST ${stripDays} DAYS`, 'RESULT', 'MODE', 'DOWNTIME', 'BACKUP', 'LAST SUCCESS', 'PENDING RECOVERY'];
+  const header = ['STACK', 'LAST RUN', `LAST ${stripDays} DAYS`, 'RESULT', 'MODE', 'DOWNTIME', 'BACKUP', 'LAST SUCCESS', 'RESTORE TESTED', 'PENDING RECOVERY'];
   const rows = statuses.map((status) => [
     status.stack,
     when(status.lastRun),
@@ -230,6 +258,7 @@ export function formatStatus(
     formatSeconds(status.downtimeMs ?? undefined),
     formatSeconds(status.backupMs ?? undefined),
     when(status.lastSuccess),
+    when(status.lastPassingTest),
     status.pendingRecovery.join(', ') || '-',
   ]);
   const lines = [statusVerdict(statuses, maxAge?.ms ?? defaultOverdueMs, now), '', ...formatTable(header, rows)];
@@ -238,6 +267,17 @@ export function formatStatus(
   }
   for (const status of statuses) if (status.result === 'failed' && status.error) lines.push(`${status.stack}: ${status.error}`);
   for (const status of statuses) for (const kept of status.kept) lines.push(`${status.stack}: kept ${kept}: not stack-backup's, not removed; look at it`);
+  for (const status of statuses) if (status.lastTest && !status.lastTest.passed) lines.push(`${status.stack}: the last restore test failed (${when(status.lastTest.at)}): ${status.lastTest.summary}`);
+  if (maxUntested) {
+    for (const status of statuses) {
+      if (!untested(status, maxUntested)) continue;
+      lines.push(
+        status.lastPassingTest === null
+          ? `${status.stack}: no restore test has passed (--max-untested-age ${maxUntested.text})`
+          : `${status.stack}: the last passing restore test, ${when(status.lastPassingTest)}, is older than ${maxUntested.text}`,
+      );
+    }
+  }
   if (maxAge) {
     for (const status of statuses) {
       if (!maxAge.configured.includes(status.stack) || !tooOld(status, maxAge.ms, maxAge.now)) continue;

@@ -14,6 +14,8 @@ import type { CommandOptions, CommandResult, CommandRunner } from '../src/adapte
 import type { ContainerEngine, ContainerEvent, ContainerSummary } from '../src/adapters/podman.js';
 import type { FolderContents, FolderKind, MadePaths, PathIdentity, PathLook, RemovalMethod, RemovalOutcome, RenameOutcome } from '../src/adapters/made-paths.js';
 import type { BackupVersion, RestoreOutcome, RestoreRequest, VersionEntry } from '../src/adapters/backup-versions.js';
+import type { SourceFiles } from '../src/adapters/source-files.js';
+import type { FileFacts } from '../src/restore-test/compare.js';
 import type { MadeSnapshot, PathFacts, Snapshots, SnapshotToRemove, TargetState } from '../src/adapters/snapshots.js';
 import type { Systemd, UnitState } from '../src/adapters/systemd.js';
 import type { LabelSelector } from '../src/config/types.js';
@@ -106,6 +108,7 @@ export class FakeWorld {
   readonly duplicati = new FakeDuplicati(this);
   readonly snapshots = new FakeSnapshots(this);
   readonly madePaths = new FakeMadePaths(this);
+  readonly sourceFiles = new FakeSourceFiles(this);
   /** Units whose lock a run holds, and its root: another root's run is said to hold them. */
   readonly heldUnits = new Map<string, string>();
   /** Every unit lock taken, in order (not in `actions`: it changes nothing a user sees). */
@@ -263,6 +266,7 @@ export class FakeWorld {
       },
       snapshots: this.snapshots,
       madePaths: this.madePaths,
+      sourceFiles: this.sourceFiles,
       lockUnit: async (unit) => {
         const holder = this.heldUnits.get(unit);
         if (holder !== undefined) throw new LockHeldError(`another stack-backup run (root ${holder}) is backing up or restoring unit ${unit} now`);
@@ -364,6 +368,8 @@ export class FakeSnapshots implements Snapshots {
     this.world.record(`snapshot ${snapshotPath.source} -> ${snapshotPath.target} (${driver})`);
     made({ identity: this.identity(snapshotPath.target, inode) });
     this.targets.set(snapshotPath.target, { madeBy: 'stack-backup', madeAt: this.world.clock.now(), inode });
+    // Its files are the source's as they are now (a restore test reads them).
+    if (this.world.sourceFiles.folders.has(snapshotPath.source)) this.world.sourceFiles.copy(snapshotPath.source, snapshotPath.target);
     this.lives.push({ target: snapshotPath.target, madeAt: this.world.clock.now() });
   }
 
@@ -381,6 +387,7 @@ export class FakeSnapshots implements Snapshots {
     }
     this.world.record(`remove snapshot ${target}`);
     this.targets.delete(target);
+    this.world.sourceFiles.folders.delete(target);
     for (const life of this.lives) if (life.target === target && life.removedAt === undefined) life.removedAt = this.world.clock.now();
     return { outcome: 'removed' };
   }
@@ -479,6 +486,41 @@ export class FakeMadePaths implements MadePaths {
   }
 }
 
+/** Files of folders, each known by its facts (a restore test's frozen source, a scratch folder). */
+export class FakeSourceFiles implements SourceFiles {
+  readonly folders = new Map<string, Map<string, FileFacts>>();
+  /** Reads that were asked for, with the virtual time: "list FOLDER", "facts FOLDER (N)". */
+  readonly reads: Array<{ at: number; read: string }> = [];
+  constructor(private readonly world: FakeWorld) {}
+
+  /** A file of a folder: a 0644 file of the stack's user unless told otherwise. */
+  file(folder: string, relative: string, facts: Partial<FileFacts> = {}): void {
+    if (!this.folders.has(folder)) this.folders.set(folder, new Map());
+    this.folders.get(folder)!.set(relative, { path: relative, type: 'file', size: 10, mode: '644', uid: '0', gid: '0', mtime: '1800000000.123456789', hash: `hash of ${relative}`, ...facts });
+  }
+
+  copy(from: string, to: string): void {
+    this.folders.set(to, new Map([...(this.folders.get(from) ?? new Map<string, FileFacts>())].map(([key, value]) => [key, { ...value }])));
+  }
+
+  async list(folder: string, _timeoutMs: number, signal?: AbortSignal): Promise<string[]> {
+    throwIfAborted(signal);
+    this.reads.push({ at: this.world.clock.now(), read: `list ${folder}` });
+    return [...(this.folders.get(folder)?.keys() ?? [])].sort();
+  }
+
+  async facts(folder: string, paths: readonly string[], _timeoutMs: number, signal?: AbortSignal): Promise<Map<string, FileFacts>> {
+    throwIfAborted(signal);
+    this.reads.push({ at: this.world.clock.now(), read: `facts ${folder} (${paths.length})` });
+    const found = new Map<string, FileFacts>();
+    for (const relative of paths) {
+      const facts = this.folders.get(folder)?.get(relative);
+      if (facts) found.set(relative, { ...facts, path: relative });
+    }
+    return found;
+  }
+}
+
 interface FakeJob {
   id: string;
   name: string;
@@ -567,11 +609,31 @@ export class FakeDuplicati implements Duplicati {
 
   private recordEnd(task: FakeTask): void {
     if (task.stopped) return;
+    if (!this.throwing.has(task.backupId)) this.storeFilesOf(task);
     const stamp = new Date(task.endedAt!).toISOString();
     const record = { ...this.records.get(task.backupId) };
     if (this.throwing.has(task.backupId)) Object.assign(record, { LastErrorDate: stamp, LastErrorMessage: `backup ${task.backupId} threw` });
     else Object.assign(record, { LastBackupStarted: new Date(task.startedAt!).toISOString(), LastBackupFinished: stamp });
     this.records.set(task.backupId, record);
+  }
+
+  /** A job whose source is a folder of fake files keeps a version of them, as it read them (its start, whole seconds). */
+  private storeFilesOf(task: FakeTask): void {
+    for (const source of this.sources.get(task.backupId) ?? []) {
+      const base = source.replace(/\/+$/, '');
+      const mount = (this.world.containerMounts.get('duplicati') ?? []).find((candidate) => base === candidate.destination || base.startsWith(`${candidate.destination}/`));
+      const host = mount ? `${mount.source}${base.slice(mount.destination.length)}` : base;
+      const files = this.world.sourceFiles.folders.get(host);
+      if (!files) continue;
+      const facts = new Map<string, FileFacts>();
+      for (const [relative, entry] of files) {
+        const inContainer = `${base}/${relative}`;
+        if (this.keepOut.has(inContainer)) continue;
+        facts.set(inContainer, this.corrupt.has(inContainer) ? { ...entry, hash: `${entry.hash} with one byte changed` } : { ...entry });
+      }
+      const time = new Date(Math.floor(task.startedAt! / 1000) * 1000).toISOString();
+      this.storeVersion(task.backupId, { time, files: facts.size, data: `backup task ${task.task}`, facts });
+    }
   }
 
   /**
@@ -667,15 +729,20 @@ export class FakeDuplicati implements Duplicati {
   readonly sources = new Map<string, string[]>();
   jobSources?: (backupId: string) => Promise<string[]>;
 
-  /** Each backup's versions, newest first: their time, how many files each holds, and what their data is called. */
-  readonly stored = new Map<string, Array<{ time: string; files: number; data: string }>>();
+  /** Each backup's versions, newest first: their time, how many files each holds, what their data is called, and (backups of fake source files) each file as the container names it. */
+  readonly stored = new Map<string, Array<{ time: string; files: number; data: string; facts?: Map<string, FileFacts> }>>();
+  /** Faults of what a backup stores: files kept out, files stored with other contents (container paths). */
+  readonly keepOut = new Set<string>();
+  readonly corrupt = new Set<string>();
+  /** Restores ignore permissions: the process's owner, default modes. */
+  loseOwners = false;
   /** What every restore does: `zero` writes nothing and says Success; `fail` throws half-way; `warning` ends with a warning; `deeper` lands one folder down. */
   restoreFault: 'zero' | 'fail' | 'warning' | 'deeper' | undefined;
   /** Called when a restore begins (e.g. to abort the run mid-restore). */
   onRestore: ((request: RestoreRequest) => void) | undefined;
 
   /** Stores a version of a backup (the newest first in the list, as Duplicati numbers them). */
-  storeVersion(backupId: string, version: { time: string; files: number; data: string }): void {
+  storeVersion(backupId: string, version: { time: string; files: number; data: string; facts?: Map<string, FileFacts> }): void {
     this.stored.set(backupId, [version, ...(this.stored.get(backupId) ?? [])]);
   }
 
@@ -686,8 +753,12 @@ export class FakeDuplicati implements Duplicati {
 
   async versionEntries(backupId: string, version: BackupVersion, folder: string, signal?: AbortSignal): Promise<VersionEntry[]> {
     throwIfAborted(signal);
-    const files = this.stored.get(backupId)?.[version.version]?.files ?? 0;
+    const stored = this.stored.get(backupId)?.[version.version];
     const base = folder.replace(/\/+$/, '');
+    if (stored?.facts) {
+      return [{ path: `${base}/`, kind: 'folder', size: undefined }, ...[...stored.facts.keys()].filter((key) => key.startsWith(`${base}/`)).map((key) => ({ path: key, kind: 'file' as const, size: 10 }))];
+    }
+    const files = stored?.files ?? 0;
     return [{ path: `${base}/`, kind: 'folder', size: undefined }, ...Array.from({ length: files }, (_, index) => ({ path: `${base}/file${index}`, kind: 'file' as const, size: 1000 }))];
   }
 
@@ -702,6 +773,7 @@ export class FakeDuplicati implements Duplicati {
     const host = mount ? `${mount.source}${request.restorePath.slice(mount.destination.length)}` : request.restorePath;
     const folder = this.world.madePaths.folders.get(host);
     if (!folder) throw new CommandError(`${request.restorePath} does not exist`);
+    if (stored.facts && !request.filters[0]!.startsWith('[')) return this.restoreFiles(stored.facts, request.filters, host);
     if (this.restoreFault === 'zero') return { result: 'Success', restoredFiles: 0, sizeBytes: 0, messages: [] };
     if (this.restoreFault === 'fail') {
       folder.files = Math.floor(stored.files / 2);
@@ -713,6 +785,29 @@ export class FakeDuplicati implements Duplicati {
     if (this.restoreFault === 'deeper') folder.deeper = request.filters[0]!.replace(/^\[(.*)\/\.\*\]$/, '$1').split('/').pop()!;
     if (this.restoreFault === 'warning') return { result: 'Warning', restoredFiles: stored.files, sizeBytes: stored.files * 1000, messages: ['Failed to apply metadata to file'] };
     return { result: 'Success', restoredFiles: stored.files, sizeBytes: stored.files * 1000, messages: [] };
+  }
+
+  /** A restore of single files (a restore test's sample): each lands below the host folder relative to the files' common folder. */
+  private restoreFiles(facts: Map<string, FileFacts>, paths: readonly string[], host: string): RestoreOutcome {
+    const folders = paths.map((entry) => entry.split('/').slice(0, -1));
+    let common = folders[0] ?? [];
+    for (const other of folders.slice(1)) {
+      let shared = 0;
+      while (shared < common.length && shared < other.length && common[shared] === other[shared]) shared += 1;
+      common = common.slice(0, shared);
+    }
+    const prefix = `${common.join('/')}/`;
+    let restored = 0;
+    for (const entry of paths) {
+      const found = facts.get(entry);
+      if (!found) continue;
+      const copy = this.loseOwners ? { ...found, uid: '0', gid: '0', mode: found.type === 'file' ? '644' : found.mode } : { ...found };
+      const relative = entry.slice(prefix.length);
+      if (!this.world.sourceFiles.folders.has(host)) this.world.sourceFiles.folders.set(host, new Map());
+      this.world.sourceFiles.folders.get(host)!.set(relative, { ...copy, path: relative });
+      restored += 1;
+    }
+    return { result: 'Success', restoredFiles: restored, sizeBytes: restored * 10, messages: [] };
   }
 
   async pause(signal?: AbortSignal): Promise<void> {

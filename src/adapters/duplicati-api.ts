@@ -8,6 +8,7 @@ import type { Clock } from './clock.js';
 import type { BackupVersion, RestoreOutcome, VersionEntry } from './backup-versions.js';
 import type { BackupJob, Duplicati, DuplicatiStatus, JobProgress, JobResult, JobResultKind, PreparedRun, RunOutcome, TaskReference, TaskState } from './duplicati.js';
 import { UnknownJobError } from './duplicati.js';
+import { filtersOf } from './duplicati-cli.js';
 
 export interface ApiSettings {
   url: string;
@@ -399,6 +400,10 @@ export function createApiDuplicati(settings: ApiSettings): Duplicati {
     },
     async listJobs(signal) {
       return (await backups(signal)).map((entry): BackupJob => ({ id: entry.Backup.ID, name: entry.Backup.Name, record: { ...(entry.Backup.Metadata ?? {}) } }));
+    },
+    async jobFilters(backupId, signal) {
+      const answer = (await call('GET', `/api/v1/backup/${encodeURIComponent(backupId)}`, { signal })) as { Backup?: { Filters?: unknown } } | undefined;
+      return filtersOf(answer?.Backup?.Filters);
     },
     async jobSources(backupId, signal) {
       // WebserverCore/Endpoints/V1/Backup/BackupGet.cs: GET /backup/{id} answers

@@ -33,6 +33,8 @@ export interface ExportedJob {
   targetUrl: string;
   dbPath: string;
   sources: string[];
+  /** Its filters, in order (Backup.Filters). */
+  filters: Array<{ include: boolean; expression: string }>;
   /** Each of the job's settings as `--name=value`, the passphrase among them. */
   options: string[];
 }
@@ -56,7 +58,7 @@ export function parseExport(stdout: string, backupId: string): ExportedJob | und
   for (const part of stdout.split(partEnd)) {
     const start = part.indexOf('{');
     if (start < 0) continue;
-    let parsed: { Backup?: { ID?: unknown; Name?: unknown; TargetURL?: unknown; DBPath?: unknown; Sources?: unknown; Settings?: unknown } };
+    let parsed: { Backup?: { ID?: unknown; Name?: unknown; TargetURL?: unknown; DBPath?: unknown; Sources?: unknown; Settings?: unknown; Filters?: unknown } };
     try {
       parsed = JSON.parse(part.slice(start)) as typeof parsed;
     } catch {
@@ -71,11 +73,21 @@ export function parseExport(stdout: string, backupId: string): ExportedJob | und
       targetUrl: String(backup.TargetURL ?? ''),
       dbPath: String(backup.DBPath ?? ''),
       sources: Array.isArray(backup.Sources) ? backup.Sources.map(String) : [],
+      filters: filtersOf(backup.Filters),
       // Settings with a filter apply to some paths only (a backup's); a restore takes the job-wide ones.
       options: settings.filter((setting) => !setting.Filter && typeof setting.Name === 'string' && setting.Name !== '').map((setting) => `--${String(setting.Name)}=${String(setting.Value ?? '')}`),
     };
   }
   return undefined;
+}
+
+/** Backup.Filters (FilterDto: Order, Include, Expression), in their order. */
+export function filtersOf(value: unknown): Array<{ include: boolean; expression: string }> {
+  if (!Array.isArray(value)) return [];
+  return (value as Array<{ Order?: unknown; Include?: unknown; Expression?: unknown }>)
+    .map((filter, index) => ({ order: typeof filter.Order === 'number' ? filter.Order : index, include: filter.Include === true, expression: String(filter.Expression ?? '') }))
+    .sort((a, b) => a.order - b.order)
+    .map(({ include, expression }) => ({ include, expression }));
 }
 
 /** The storage URL without what may be a secret (user, password, query): what a command line may show. */
@@ -215,6 +227,7 @@ export interface ExecRestore {
   versions(backupId: string, signal?: AbortSignal): Promise<BackupVersion[]>;
   versionEntries(backupId: string, version: BackupVersion, folder: string, signal?: AbortSignal): Promise<VersionEntry[]>;
   jobSources(backupId: string, signal?: AbortSignal): Promise<string[]>;
+  jobFilters(backupId: string, signal?: AbortSignal): Promise<Array<{ include: boolean; expression: string }>>;
   restore(request: RestoreRequest, signal?: AbortSignal): Promise<RestoreOutcome>;
   pause(signal?: AbortSignal): Promise<void>;
   resume(signal?: AbortSignal): Promise<void>;
@@ -252,6 +265,9 @@ export function createExecRestore(run: CommandRunner, settings: DuplicatiSetting
     },
     async jobSources(backupId, signal) {
       return (await exportJob(backupId, signal)).sources;
+    },
+    async jobFilters(backupId, signal) {
+      return (await exportJob(backupId, signal)).filters;
     },
     async restore(request, signal) {
       const job = await exportJob(request.backupId, signal);

@@ -148,6 +148,8 @@ export interface Duplicati {
   progress?(signal?: AbortSignal): Promise<JobProgress | undefined>;
   /** The folders a backup job reads, as its container sees them. */
   jobSources?(backupId: string, signal?: AbortSignal): Promise<string[]>;
+  /** The job's own filters, in order (Backup.Filters: include or exclude, the expression). */
+  jobFilters?(backupId: string, signal?: AbortSignal): Promise<Array<{ include: boolean; expression: string }>>;
   /** Every version of a job, newest first. */
   versions?(backupId: string, signal?: AbortSignal): Promise<BackupVersion[]>;
   /** The entries of one version below `folder` (as the container sees it), the folder itself included. */

@@ -14,6 +14,7 @@ import { createContainerEngine } from './podman.js';
 import { openInteractive, runCommand } from './process.js';
 import { acquireUnitLock, unitLockFolder } from './lock.js';
 import { createMadePaths } from './made-paths.js';
+import { createSourceFiles } from './source-files.js';
 import { createSnapshots, type Snapshots } from './snapshots.js';
 import { createSystemd, type Systemd, type SystemdManager } from './systemd.js';
 
@@ -45,6 +46,7 @@ export function createAdapters(global: GlobalConfig, podmanSocket: string, optio
     checkFolder,
     snapshots: createSnapshots(runCommand, createMadePaths(runCommand)),
     madePaths: createMadePaths(runCommand),
+    sourceFiles: createSourceFiles(runCommand),
     lockUnit: unitLocker(global.root),
   };
 }

@@ -4,6 +4,7 @@ import { assertOnlyUserCanWrite } from '../config/permissions.js';
 import { UsageError } from '../errors.js';
 import { exitCodeForReport, exitCodes } from '../exit-codes.js';
 import { secondsOf, writeJson } from '../json-output.js';
+import { restoreTestJson } from '../monitor.js';
 import type { StackResult } from '../orchestrator.js';
 import { planStack } from '../plan.js';
 import type { Verbosity } from '../report.js';
@@ -28,6 +29,7 @@ function stackJson(result: StackResult) {
     snapshot_seconds: secondsOf(result.snapshotMs),
     snapshots_left: result.snapshotsLeft ?? [],
     kept_paths: result.keptPaths ?? [],
+    restore_test: restoreTestJson(result),
     jobs: (result.jobs ?? []).map((job) => ({ job: job.job, result: job.result, message: job.message ?? null })),
     error: result.error ?? null,
     restore_errors: result.restoreErrors,
@@ -59,6 +61,7 @@ export function runJson(root: string, report: RunReport, startedAt: Date, endedA
         snapshot_seconds: null,
         snapshots_left: [],
         kept_paths: [],
+        restore_test: null,
         jobs: [],
         error: reason,
         restore_errors: [],

@@ -1,10 +1,10 @@
 /** `stack-backup status`: the verdict, last runs, the 14-day strip and pending recovery, from files only. */
-import { listStackNames } from '../config/load.js';
+import { listStackNames, loadGlobalConfig, loadStack } from '../config/load.js';
 import { UsageError } from '../errors.js';
 import { writeJson } from '../json-output.js';
 import { rootOf, type GlobalOptions } from './options.js';
 
-export async function statusCommand(options: GlobalOptions & { maxAge?: string }): Promise<number> {
+export async function statusCommand(options: GlobalOptions & { maxAge?: string; maxUntestedAge?: string }): Promise<number> {
   const root = rootOf(options);
   const [{ readHistory }, { createJournal }, { isRootLocked }, status] = await Promise.all([
     import('../history.js'),
@@ -20,9 +20,18 @@ export async function statusCommand(options: GlobalOptions & { maxAge?: string }
     if (ms === undefined) throw new UsageError(`--max-age: "${options.maxAge}" is not a duration (examples: 26h, 90m, 2d, 1d12h)`);
     maxAge = { ms, now, configured, text: options.maxAge };
   }
+  let maxUntested: { ms: number; now: number; tested: string[]; text: string } | undefined;
+  if (options.maxUntestedAge !== undefined) {
+    const ms = status.parseDuration(options.maxUntestedAge);
+    if (ms === undefined) throw new UsageError(`--max-untested-age: "${options.maxUntestedAge}" is not a duration (examples: 8d, 1w, 36h)`);
+    // Only the stacks that have a restore test count: read from their files (cached while unchanged).
+    const global = loadGlobalConfig(root, process.env);
+    const tested = configured.filter((name) => loadStack(root, name, global).restoreTest !== undefined);
+    maxUntested = { ms, now, tested, text: options.maxUntestedAge };
+  }
   const runInProgress = await isRootLocked(root);
   const statuses = status.stackStatuses(configured, readHistory(root), createJournal(root, '').pending(), runInProgress, now);
-  if (options.json) writeJson(process.stdout, { root, ...status.statusJson(statuses, runInProgress, maxAge, now) });
-  else process.stdout.write(status.formatStatus(statuses, runInProgress, maxAge, now));
-  return status.statusExitCode(statuses, maxAge);
+  if (options.json) writeJson(process.stdout, { root, ...status.statusJson(statuses, runInProgress, maxAge, now, maxUntested) });
+  else process.stdout.write(status.formatStatus(statuses, runInProgress, maxAge, now, maxUntested));
+  return status.statusExitCode(statuses, maxAge, maxUntested);
 }

@@ -14,7 +14,7 @@ import { assertPlainStackName, normaliseStackArgument, stackNameProblem } from '
 import { ParsedFileCache } from './cache.js';
 import { assertNoOverlaps, realPathOf, snapshotPathsOf } from './overlaps.js';
 import { hookPhases, maxTimeoutSeconds, schemas, type GlobalFile, type StackFile } from './schema.js';
-import type { GlobalConfig, SnapshotSettings, StackConfig } from './types.js';
+import type { GlobalConfig, RestoreTestFile, RestoreTestSettings, SampleSize, SnapshotSettings, StackConfig } from './types.js';
 
 export const globalFileName = 'stack-backup.yaml';
 
@@ -258,7 +258,29 @@ export function loadGlobalConfig(root: string, environment: Environment): Global
     },
     metricsFile: parsed.metrics_file,
     restore: { keepOld: parsed.restore?.keep_old ?? true },
+    restoreTest: parsed.restore_test,
   };
+}
+
+/** Reads `restore_test.sample`: 20, "2%", "all"; undefined when it is none of these. */
+export function parseSampleSize(value: unknown): SampleSize | undefined {
+  if (value === 'all') return 'all';
+  if (typeof value === 'number' && Number.isInteger(value) && value > 0) return { count: value };
+  if (typeof value === 'string') {
+    const match = /^(\d+(?:\.\d+)?)%$/.exec(value.trim());
+    if (match && Number(match[1]) > 0 && Number(match[1]) <= 100) return { percent: Number(match[1]) };
+  }
+  return undefined;
+}
+
+/** A stack's restore test: its own keys over stack-backup.yaml's; false in either turns it off (the stack's wins). */
+function restoreTestOf(stackFile: RestoreTestFile | false | undefined, global: GlobalConfig, shown: string): RestoreTestSettings | undefined {
+  if (stackFile === false) return undefined;
+  if (stackFile === undefined && (global.restoreTest === undefined || global.restoreTest === false)) return undefined;
+  const merged: RestoreTestFile = { ...(global.restoreTest || {}), ...(stackFile ?? {}) };
+  const sample = parseSampleSize(merged.sample ?? 20);
+  if (!sample) throw new ConfigError(stackFile?.sample !== undefined ? shown : globalFileName, 'restore_test.sample', `expected a number of files, a percentage such as "2%", or "all" (got ${JSON.stringify(merged.sample)})`);
+  return { sample, intervalMs: Math.round((merged.interval ?? 0) * 1000), countTolerancePercent: merged.count_tolerance ?? 0 };
 }
 
 /** A stack file is stacks/<name>.yaml or stacks/<name>.yml. */
@@ -341,6 +363,7 @@ function normaliseStack(name: string, file: string, shown: string, parsed: Stack
   ) as StackConfig['hooks'];
   const toMs = (seconds: number) => Math.round(seconds * 1000);
   const snapshot = parsed.snapshot ? normaliseSnapshot(shown, parsed.snapshot) : undefined;
+  const restoreTest = restoreTestOf(parsed.restore_test, global, shown);
   return {
     name,
     file,
@@ -363,6 +386,7 @@ function normaliseStack(name: string, file: string, shown: string, parsed: Stack
     },
     ...(snapshot ? { snapshot } : {}),
     restore: { keepOld: parsed.restore?.keep_old ?? global.restore.keepOld },
+    ...(restoreTest ? { restoreTest } : {}),
   };
 }
 

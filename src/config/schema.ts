@@ -85,6 +85,39 @@ function build(z: typeof Zod.z) {
     .strict()
     .optional();
 
+  const restoreTestSchema = z
+    .union(
+      [
+        z.literal(false),
+        z
+          .object(
+            {
+              sample: z
+                .union([z.number().int().positive(), z.string().regex(/^(all|\d+(\.\d+)?%)$/)], expecting('expected a number of files, a percentage such as "2%", or "all"'))
+                .optional()
+                .describe('Files per run: a number (20), a percentage of the files ("2%"), or "all". Default: 20.'),
+              interval: z
+                .number(expecting('expected a number of seconds, 0 or more'))
+                .nonnegative()
+                .finite()
+                .max(366 * 86_400)
+                .optional()
+                .describe('Seconds since the last passing test before the next one is due; 0: every run. Default: 0.'),
+              count_tolerance: z
+                .number(expecting('expected a percentage from 0 to 100'))
+                .min(0)
+                .max(100)
+                .optional()
+                .describe('How far, in percent, the number of files in the version may differ from the frozen source before the test fails. Default: 0.'),
+            },
+            expecting('expected a mapping with sample, interval and count_tolerance, or false'),
+          )
+          .strict(),
+      ],
+      expecting('expected a mapping with sample, interval and count_tolerance, or false'),
+    )
+    .optional();
+
   const stackFileSchema = z.object({
     duplicati_jobs: z
       .array(
@@ -170,6 +203,7 @@ function build(z: typeof Zod.z) {
       .describe('Snapshot mode: the stack is down only while its data is snapshotted; the jobs back up the snapshots with the stack running again. Absent: stop mode.'),
     monitor: monitorSchema.describe('Where to report this stack\'s runs; each key replaces the one of stack-backup.yaml.'),
     restore: restoreSchema.describe('How `stack-backup restore` treats this stack; each key replaces the one of stack-backup.yaml.'),
+    restore_test: restoreTestSchema.describe('After each backup, restore a random sample of the frozen source and compare it exactly; each key replaces the one of stack-backup.yaml; false: no test for this stack.'),
   }).strict();
 
   const globalFileSchema = z.object({
@@ -229,6 +263,7 @@ function build(z: typeof Zod.z) {
     hook_timeout: seconds().optional().describe('Seconds one hook command may run. Default: 300.'),
     monitor: monitorSchema.describe('Where to report every stack\'s run (a stack file\'s monitor keys win).'),
     restore: restoreSchema.describe('How `stack-backup restore` treats every stack (a stack file\'s restore keys win).'),
+    restore_test: restoreTestSchema.describe('The restore test of every stack (a stack file\'s restore_test keys win; false there turns it off).'),
     metrics_file: z
       .string(expecting('expected an absolute path'))
       .regex(/^\//)

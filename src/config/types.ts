@@ -42,6 +42,20 @@ export interface StackConfig {
   /** Absent: stop mode (the stack is down while its jobs run). */
   snapshot?: SnapshotSettings | undefined;
   restore: RestoreSettings;
+  /** Absent: no restore test after its backups. */
+  restoreTest?: RestoreTestSettings | undefined;
+}
+
+/** How many files a restore test takes: a number, a share of the files, or all of them. */
+export type SampleSize = { count: number } | { percent: number } | 'all';
+
+/** The restore test after each backup: a random sample of the frozen source, restored and compared. */
+export interface RestoreTestSettings {
+  sample: SampleSize;
+  /** A test is due once this long has passed since the last passing one (0: every run). */
+  intervalMs: number;
+  /** How far, in percent, the version's file count may differ from the frozen source's. */
+  countTolerancePercent: number;
 }
 
 /** How `stack-backup restore` treats a stack. */
@@ -82,4 +96,13 @@ export interface GlobalConfig {
   monitor: MonitorSettings;
   metricsFile: string | undefined;
   restore: RestoreSettings;
+  /** The restore test's settings in stack-backup.yaml, a stack's default (absent: none). */
+  restoreTest?: RestoreTestFile | false | undefined;
+}
+
+/** restore_test as written: each key may be missing (a stack's keys replace the global ones). */
+export interface RestoreTestFile {
+  sample?: number | string | undefined;
+  interval?: number | undefined;
+  count_tolerance?: number | undefined;
 }

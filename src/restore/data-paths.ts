@@ -77,6 +77,12 @@ export interface DataPathsInput {
   /** Snapshot mode: which data paths are btrfs subvolumes (by host path). */
   subvolumes?: ReadonlySet<string>;
   container: string;
+  /**
+   * A restore swaps each path into place (default); a restore test only reads it and writes a
+   * scratch folder beside it, so a volume of the data folder itself, or paths inside one another,
+   * do not stop it.
+   */
+  purpose?: 'restore' | 'restore test';
 }
 
 /**
@@ -85,6 +91,7 @@ export interface DataPathsInput {
  */
 export function dataPathsOf(input: DataPathsInput): { paths: DataPath[]; problems: string[] } {
   const { stack, jobs, mounts, run, container } = input;
+  const swapped = (input.purpose ?? 'restore') === 'restore';
   const paths: DataPath[] = [];
   const problems: string[] = [];
   const add = (job: JobSources, source: string, live: string) => {
@@ -92,7 +99,9 @@ export function dataPathsOf(input: DataPathsInput): { paths: DataPath[]; problem
     const stagingInContainer = writableInContainer(staging, mounts);
     if (stagingInContainer === undefined) {
       problems.push(
-        `the Duplicati container "${container}" cannot write beside ${live}, where its restore is staged: add a writable volume of its folder, e.g. -v ${path.dirname(live)}:/restore${path.dirname(live)} (a volume of ${live} itself would not do: after the swap it would keep showing the old data)`,
+        swapped
+          ? `the Duplicati container "${container}" cannot write beside ${live}, where its restore is staged: add a writable volume of its folder, e.g. -v ${path.dirname(live)}:/restore${path.dirname(live)} (a volume of ${live} itself would not do: after the swap it would keep showing the old data)`
+          : `the Duplicati container "${container}" cannot write beside ${live}, where the restore test restores its sample: add a writable volume of its folder, e.g. -v ${path.dirname(live)}:/restore${path.dirname(live)}`,
       );
       return;
     }
@@ -133,7 +142,7 @@ export function dataPathsOf(input: DataPathsInput): { paths: DataPath[]; problem
         problems.push(`job ${job.job}: its source ${source} is on no volume of the Duplicati container "${container}", so where it lives on the host is unknown`);
         continue;
       }
-      if (trimSlash(found.mount.destination) === trimSlash(source) || within(trimSlash(source), found.mount.destination)) {
+      if (swapped && (trimSlash(found.mount.destination) === trimSlash(source) || within(trimSlash(source), found.mount.destination))) {
         problems.push(
           `job ${job.job}: its source ${source} is the volume ${found.mount.source}:${found.mount.destination} itself: after the swap the container would keep seeing the old data there (and back it up); mount its parent folder ${path.dirname(found.mount.source)} instead`,
         );
@@ -143,7 +152,7 @@ export function dataPathsOf(input: DataPathsInput): { paths: DataPath[]; problem
     }
   }
   // Two sources of one folder, or one inside another, cannot each be swapped.
-  for (const [index, entry] of paths.entries()) {
+  for (const [index, entry] of swapped ? paths.entries() : []) {
     for (const other of paths.slice(index + 1)) {
       if (within(entry.live, other.live) || within(other.live, entry.live)) {
         problems.push(`${entry.live} (job ${entry.job}) and ${other.live} (job ${other.job}) lie inside one another: each data path is swapped as a whole`);

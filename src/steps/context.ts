@@ -4,6 +4,8 @@ import type { Duplicati, DuplicatiStatus, JobResult, PreparedRun } from '../adap
 import type { HookRunner } from '../adapters/hooks.js';
 import type { ContainerEngine } from '../adapters/podman.js';
 import type { MadePaths } from '../adapters/made-paths.js';
+import type { SourceFiles } from '../adapters/source-files.js';
+import type { RestoreTestState } from '../restore-test/test.js';
 import type { Snapshots, TargetState } from '../adapters/snapshots.js';
 import type { Systemd } from '../adapters/systemd.js';
 import type { GlobalConfig, SnapshotDriverName, StackConfig } from '../config/types.js';
@@ -23,6 +25,8 @@ export interface Adapters {
   snapshots: Snapshots;
   /** Folders stack-backup makes, renames and removes, known by their identity (a restore's staging and swap). */
   madePaths: MadePaths;
+  /** A frozen source's files, read for a restore test. */
+  sourceFiles: SourceFiles;
   /**
    * Takes the unit's lock for this root, so that no other root's run stops or starts it
    * meanwhile; another run holding it: LockHeldError naming that run's root.
@@ -101,6 +105,10 @@ export interface StackRun {
   snapshotTargets?: TargetState[];
   /** Paths stack-backup meant to remove but kept, since they were not what it made: "PATH (why)". */
   keptPaths?: string[];
+  /** When the stack's last restore test passed (from the run history), for restore_test.interval. */
+  lastPassingTestAt?: number | undefined;
+  /** The restore test of this run, once prepared. */
+  restoreTest?: RestoreTestState;
   /**
    * Jobs that Duplicati may still run after the run gave up on them (exec driver, or a task
    * that would not stop): their snapshots are kept for them to read to the end.

@@ -25,6 +25,7 @@ import { confirmIdleAfterStop } from './stop-watch.js';
 import { describeHooks, describeSnapshotRemoval, describeUndo, undoName } from '../undo-records.js';
 import { checkSnapshotPaths, removeSnapshots, removeStaleSnapshots, restoreBeforeJobs, takeSnapshots } from './snapshot.js';
 import { waitForContainers } from './wait-containers.js';
+import { finishReadingSample, prepareRestoreTest, readSampleFromSnapshots, restoreAndCompare, startReadingSample } from '../restore-test/test.js';
 
 export interface PlannedUndo {
   name: string;
@@ -98,12 +99,11 @@ export function preflightStep({ stack, global }: Context): Step {
         : []),
       ...snapshotChecks(stack),
     ],
-    run: stack.snapshot
-      ? async (run) => {
-          await preflight(run);
-          await checkSnapshotPaths(run);
-        }
-      : preflight,
+    run: async (run) => {
+      await preflight(run);
+      if (stack.snapshot) await checkSnapshotPaths(run);
+      if (stack.restoreTest) await prepareRestoreTest(run);
+    },
   };
 }
 
@@ -321,6 +321,19 @@ export function restoreStep({ stack, global }: Context): Step {
   };
 }
 
+/** Snapshot mode: the restore test reads the snapshots, restores its sample and compares, before they go. */
+function snapshotRestoreTestStep({ stack, global }: Context): Step | undefined {
+  if (!stack.restoreTest) return undefined;
+  return {
+    name: 'restore test',
+    actions: restoreTestActions(stack, global),
+    run: async (run) => {
+      await readSampleFromSnapshots(run);
+      await restoreAndCompare(run);
+    },
+  };
+}
+
 function removeSnapshotsStep({ stack }: Context): Step {
   const drivers = driversOf(stack);
   return {
@@ -372,6 +385,47 @@ function backupStep({ stack, global }: Context): Step {
   };
 }
 
+/** Stop mode: the restore test reads its sample from the stopped stack's data while the job runs. */
+function restoreTestReadStep({ stack }: Context): Step | undefined {
+  if (!stack.restoreTest) return undefined;
+  return {
+    name: 'restore test: start reading the sample',
+    actions: [
+      `pick ${describeSample(stack)} of the regular files and symlinks of the stopped stack's data (a cryptographic random pick; what the job's filters leave out is left out), and read each one's size, mode, owner, group, mtime, link target and SHA-256 inside podman unshare, while the job runs`,
+    ],
+    run: async (run) => startReadingSample(run),
+  };
+}
+
+function restoreTestFinishStep({ stack }: Context): Step | undefined {
+  if (!stack.restoreTest) return undefined;
+  return {
+    name: 'restore test: finish reading the sample',
+    actions: ['wait for the reading to end before the stack starts again (its data is frozen only until then)'],
+    run: finishReadingSample,
+  };
+}
+
+function describeSample(stack: StackConfig): string {
+  const sample = stack.restoreTest?.sample;
+  if (sample === undefined || sample === 'all') return 'every one';
+  return 'count' in sample ? `${sample.count}` : `${sample.percent}%`;
+}
+
+/** The restore test's own actions, for the dry run: after the stack is started (stop mode) or before the snapshots go. */
+export function restoreTestActions(stack: StackConfig, global: GlobalConfig): string[] {
+  if (!stack.restoreTest) return [];
+  const restore = global.duplicati.driver === 'api' ? `POST ${global.duplicati.url}/api/v1/backup/ID/restore with the sampled paths and the version's exact time` : "duplicati-cli restore with the sampled paths and the version's number, the job's export, the server paused";
+  return [
+    ...(stack.snapshot ? [`pick ${describeSample(stack)} of the regular files and symlinks of the snapshots and read them inside podman unshare, as above`] : []),
+    'the version the job just made (the newest, made since the backup began)',
+    'mkdir -m 700 -- DATA.stack-backup-test-RUN beside each data path (its removal journaled first)',
+    `${restore} into it; Duplicati puts each file relative to the sample's common folder`,
+    "compare each restored file with the frozen source's: contents, size, mode, owner, group, mtime (at Duplicati's 100 ns), link target; and the number of files in the version with the frozen source's (count_tolerance)",
+    'remove the scratch folder, whatever happened',
+  ];
+}
+
 /** The verify hooks: after the restore, only when everything before succeeded. */
 export function verifyStep(context: Context): Step | undefined {
   return hookStep(context, 'verify');
@@ -389,7 +443,9 @@ export function stopModeSteps(stack: StackConfig, global: GlobalConfig): Step[] 
     stackDownStep(context),
     hookStep(context, 'post_stop'),
     hookStep(context, 'pre_backup'),
+    restoreTestReadStep(context),
     backupStep(context),
+    restoreTestFinishStep(context),
     hookStep(context, 'post_backup'),
   ];
   return steps.filter((step): step is Step => step !== undefined);
@@ -415,6 +471,7 @@ export function snapshotModeSteps(stack: StackConfig, global: GlobalConfig): Ste
     idleStep(context, { backup: true }),
     backupStep(context),
     hookStep(context, 'post_backup'),
+    snapshotRestoreTestStep(context),
     removeSnapshotsStep(context),
   ];
   return steps.filter((step): step is Step => step !== undefined);

@@ -250,7 +250,7 @@ describe('status --max-age', () => {
       ['beta', true],
     ]);
     expect(Object.keys(document.stacks[0]).sort()).toEqual(
-      ['stack', 'state', 'last_run', 'result', 'outcome', 'error', 'mode', 'downtime_seconds', 'backup_seconds', 'snapshot_seconds', 'last_success', 'last_success_too_old', 'restored', 'pending_recovery', 'kept_paths', 'days'].sort(),
+      ['stack', 'state', 'last_run', 'result', 'outcome', 'error', 'mode', 'downtime_seconds', 'backup_seconds', 'snapshot_seconds', 'last_success', 'last_success_too_old', 'restored', 'pending_recovery', 'kept_paths', 'days', 'last_passing_restore_test', 'last_restore_test', 'untested_too_long'].sort(),
     );
     expect(document.stacks[0].downtime_seconds).toBe(1.5);
     expect(document.stacks[0].last_success).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);

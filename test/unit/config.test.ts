@@ -128,7 +128,7 @@ describe('stack file defaults', () => {
 
 describe('stack file errors name the file and the key', () => {
   const cases: Array<[string, string, string, RegExp]> = [
-    ['unknown top-level key', 'duplicati_jobs: [a]\nfoo: 1\n', 'foo', /unknown key \(allowed here: duplicati_jobs, unit, .*hooks, hook_timeout, snapshot, monitor, restore\)/],
+    ['unknown top-level key', 'duplicati_jobs: [a]\nfoo: 1\n', 'foo', /unknown key \(allowed here: duplicati_jobs, unit, .*hooks, hook_timeout, snapshot, monitor, restore, restore_test\)/],
     ['unknown hook phase', 'duplicati_jobs: [a]\nhooks:\n  pre_stp: x\n', 'hooks.pre_stp', /unknown key \(allowed here: pre_stop, post_stop, pre_backup, post_backup, pre_start, post_start, verify\)/],
     ['timeout not a number', 'duplicati_jobs: [a]\nstop_timeout: abc\n', 'stop_timeout', /expected a number of seconds.*"abc"/],
     ['negative timeout', 'duplicati_jobs: [a]\nstop_timeout: -1\n', 'stop_timeout', /greater than 0/],
@@ -289,7 +289,7 @@ describe('stack-backup.yaml and the environment', () => {
 
   it.each([
     ['duplicati:\n  contaner: x\n', 'duplicati.contaner', /unknown key \(allowed here: container, server_util, run_timeout, wait_timeout, poll_interval, driver, url, password_file, warnings_fail, paused_timeout\)/],
-    ['dupliciti: 1\n', 'dupliciti', /unknown key \(allowed here: duplicati, backup_mount, hook_timeout, monitor, restore, metrics_file, log_retention_days\)/],
+    ['dupliciti: 1\n', 'dupliciti', /unknown key \(allowed here: duplicati, backup_mount, hook_timeout, monitor, restore, restore_test, metrics_file, log_retention_days\)/],
     ['backup_mount: rel/path\n', 'backup_mount', /absolute path/],
     ['duplicati:\n  run_timeout: 0\n', 'duplicati.run_timeout', /greater than 0/],
     ['duplicati:\n  poll_interval: fast\n', 'duplicati.poll_interval', /number of seconds/],

@@ -34,6 +34,7 @@ describe("the exec driver's restore through duplicati-cli", () => {
       targetUrl: 's3://bucket/app?auth-username=me&auth-password=secret',
       dbPath: '/data/Duplicati/LPESJSBMZT.sqlite',
       sources: ['/source/composeapp/'],
+      filters: [],
       options: ['--encryption-module=aes', '--passphrase=the-passphrase'],
     });
     expect(parseExport(other, '1')).toBeUndefined();

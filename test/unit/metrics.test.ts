@@ -27,8 +27,15 @@ const names = [
   'stack_backup_stack_restored',
   'stack_backup_recovery_pending',
   'stack_backup_snapshots_left',
+  'stack_backup_restore_test_timestamp_seconds',
+  'stack_backup_restore_test_success',
+  'stack_backup_restore_test_files',
+  'stack_backup_restore_test_mismatches',
   'stack_backup_stack_configured',
 ];
+
+/** The restore test's metrics: a run without a test has no sample of them. */
+const restoreTestNames = names.filter((name) => name.startsWith('stack_backup_restore_test_'));
 
 function entry(overrides: Partial<HistoryEntry> & { stack: string; endedAt: string }): HistoryEntry {
   return {
@@ -84,8 +91,8 @@ describe('renderMetrics', () => {
     ];
     const text = renderMetrics(history);
     expectTextfileFormat(text);
-    // Stop-mode runs have no snapshot time.
-    for (const name of names.filter((name) => name !== 'stack_backup_snapshot_seconds')) {
+    // Stop-mode runs have no snapshot time; runs without a restore test none of its metrics.
+    for (const name of names.filter((name) => name !== 'stack_backup_snapshot_seconds' && !restoreTestNames.includes(name))) {
       expect(samples(text, name).map((line) => line.split(' ')[0])).toEqual(['{stack="alpha"}', '{stack="beta"}']);
     }
     expect(samples(text, 'stack_backup_snapshot_seconds')).toEqual([]);
@@ -143,8 +150,18 @@ describe('renderMetrics', () => {
     const text = renderMetrics([entry({ stack: 'a"b\\c\nd', endedAt: '2024-03-01T00:00:00.000Z' })]);
     expectTextfileFormat(text);
     expect(samples(text, 'stack_backup_last_run_success')).toEqual(['{stack="a\\"b\\\\c\\nd"} 1']);
-    // One sample per metric but the snapshot time, which a stop-mode run has none of.
-    expect(text.split('\n')).toHaveLength(names.length * 3);
+    // One sample per metric but the snapshot time, which a stop-mode run has none of, and the restore test's (none ran).
+    expect(text.split('\n')).toHaveLength(names.length * 3 - restoreTestNames.length);
+  });
+
+  it("a restore test: the time of the last passing one, and the last one's files and mismatches", () => {
+    const passed = { passed: true, tested: 20, mismatches: 0, summary: 'restore test: 20 of 20 files identical (1.2 MB) in 3.4 s' };
+    const failed = { passed: false, tested: 20, mismatches: 2, summary: 'restore test: 18 of 20 files identical (1.0 MB) in 3.1 s' };
+    const text = renderMetrics([entry({ stack: 'app', endedAt: '2024-03-01T00:00:00.000Z', restoreTest: passed }), entry({ stack: 'app', endedAt: '2024-03-02T00:00:00.000Z', result: 'failed', restoreTest: failed })]);
+    expect(samples(text, 'stack_backup_restore_test_timestamp_seconds')).toEqual([`{stack="app"} ${Date.parse('2024-03-01T00:00:00.000Z') / 1000}`]);
+    expect(samples(text, 'stack_backup_restore_test_success')).toEqual(['{stack="app"} 0']);
+    expect(samples(text, 'stack_backup_restore_test_files')).toEqual(['{stack="app"} 20']);
+    expect(samples(text, 'stack_backup_restore_test_mismatches')).toEqual(['{stack="app"} 2']);
   });
 });
 

@@ -212,7 +212,7 @@ describe('webhook', () => {
     expect(requests).toHaveLength(1);
     expect(requests[0]).toMatchObject({ method: 'POST', url: webhook, contentType: 'application/json' });
     const body = JSON.parse(requests[0]!.body!) as Record<string, unknown>;
-    expect(Object.keys(body).sort()).toEqual(['downtime_seconds', 'duration_seconds', 'error', 'host', 'log_file', 'mode', 'outcome', 'result', 'snapshot_seconds', 'snapshots_left', 'stack', 'time'].sort());
+    expect(Object.keys(body).sort()).toEqual(['downtime_seconds', 'duration_seconds', 'error', 'host', 'log_file', 'mode', 'outcome', 'result', 'snapshot_seconds', 'snapshots_left', 'restore_test', 'stack', 'time'].sort());
     expect(body).toMatchObject({
       stack: 'app',
       host: os.hostname(),

@@ -81,6 +81,8 @@ describe('monitoring/prometheus-rules.yml', () => {
       'StackBackupOverdue',
       'StackBackupMetricsStale',
       'StackBackupMetricsUnreadable',
+      'StackBackupRestoreTestFailed',
+      'StackBackupUntested',
     ]);
     const checks = (parse(readFileSync(rulesTestFile, 'utf8')) as RuleTestFile).tests.flatMap((test) => test.alert_rule_test ?? []);
     for (const alert of alertNames()) {
@@ -95,9 +97,10 @@ describe('monitoring/prometheus-rules.yml', () => {
     for (const name of used) expect(metricNames, `${name} is not a metric stack-backup writes`).toContain(name);
     const threshold = [...text.matchAll(/\d+ \* 3600/g)];
     expect(threshold.map((match) => match[0])).toEqual([`${defaultOverdueMs / 3_600_000} * 3600`]);
-    // Every rule that compares an age compares it with the recorded threshold.
+    // Every rule that compares an age compares it with a recorded threshold: the backups' 26 h, or the restore tests' 8 days.
     const exprs = rules().groups[0]!.rules.map((rule) => rule.expr);
-    expect(exprs.filter((expr) => expr.includes('time()')).every((expr) => expr.includes('stack_backup:overdue_after_seconds'))).toBe(true);
+    expect(exprs.filter((expr) => expr.includes('time()')).every((expr) => expr.includes('stack_backup:overdue_after_seconds') || expr.includes('stack_backup:untested_after_seconds'))).toBe(true);
+    expect([...text.matchAll(/\d+ \* 86400/g)].map((match) => match[0])).toEqual(['8 * 86400']);
   });
 
   // Each rule broken once: the unit tests must notice, naming the test that shows it.
@@ -112,6 +115,9 @@ describe('monitoring/prometheus-rules.yml', () => {
     ['never succeeded for stacks no longer configured', 'stack_backup_stack_configured == 1 unless', 'stack_backup_stack_configured unless', 'a configured stack never backed up'],
     ['staleness from the oldest run instead of the newest', 'max without (stack)', 'min without (stack)', 'no run at all on a host, the timer is dead'],
     ['an unreadable file when there is none', 'node_textfile_scrape_error > 0', 'node_textfile_scrape_error >= 0', 'the metrics file cannot be read'],
+    ['a failed restore test on the wrong value', 'expr: stack_backup_restore_test_success == 0', 'expr: stack_backup_restore_test_success == 1', 'a restore test that fails, and one that has not passed for over 8 days'],
+    ['untested after 6 days', 'vector(8 * 86400)', 'vector(6 * 86400)', 'a restore test that fails, and one that has not passed for over 8 days'],
+    ['never passed not counted as untested', ' or (stack_backup_restore_test_success unless stack_backup_restore_test_timestamp_seconds)', '', 'restore tests that never passed, and a stack without them'],
   ];
   it.each(breakages)('fails when broken: %s', (_what, from, to, test) => {
     const folder = tempRoot();
@@ -179,7 +185,20 @@ describe('the metrics file through a real node_exporter', () => {
     mkdirSync(textfiles);
     const metricsFile = path.join(textfiles, 'stack-backup.prom');
     // An earlier snapshot-mode run of files, and a run that died leaving an undo of a stack since removed.
-    appendHistory(root, { stack: 'files', run: 'earlier', startedAt: '2024-03-01T03:00:00.000Z', endedAt: '2024-03-01T03:10:00.000Z', result: 'success', outcome: 'warning', notRestored: false, mode: 'snapshot', downtimeMs: 1200, backupMs: 540_000, snapshotMs: 90 });
+    appendHistory(root, {
+      stack: 'files',
+      run: 'earlier',
+      startedAt: '2024-03-01T03:00:00.000Z',
+      endedAt: '2024-03-01T03:10:00.000Z',
+      result: 'success',
+      outcome: 'warning',
+      notRestored: false,
+      mode: 'snapshot',
+      downtimeMs: 1200,
+      backupMs: 540_000,
+      snapshotMs: 90,
+      restoreTest: { passed: true, tested: 20, mismatches: 0, summary: 'restore test: 20 of 20 files identical (1.2 MB) in 3.4 s' },
+    });
     createJournal(root, 'dead-run').add('gone "quoted"', { kind: 'unfreeze', socket: 'gone.socket', service: undefined });
     const world = addStack(worldWithStack('active'), 'down');
     world.failing.add('start down-stack.service');
@@ -216,6 +235,10 @@ describe('the metrics file through a real node_exporter', () => {
     expect(served.has('stack_backup_last_success_timestamp_seconds{stack="fresh"}')).toBe(false);
     expect(served.get('stack_backup_last_run_success{stack="down"}')).toBe(0);
     expect(served.get('stack_backup_snapshot_seconds{stack="files"}')).toBe(0.09);
+    expect(served.get('stack_backup_restore_test_timestamp_seconds{stack="files"}')).toBe(Math.round(Date.parse('2024-03-01T03:10:00.000Z') / 1000));
+    expect(served.get('stack_backup_restore_test_files{stack="files"}')).toBe(20);
+    expect(served.get('stack_backup_restore_test_mismatches{stack="files"}')).toBe(0);
+    expect(served.has('stack_backup_restore_test_success{stack="app"}')).toBe(false);
     const appRun = readHistory(root).find((run) => run.stack === 'app')!;
     expect(served.get('stack_backup_last_success_timestamp_seconds{stack="app"}')).toBe(Math.round(Date.parse(appRun.endedAt) / 1000));
 

@@ -130,6 +130,18 @@ describe('the data paths', () => {
     expect(dataPathsOf({ stack, jobs, mounts: [volumes[0]!], run: 'r1', container: 'duplicati' }).problems.join('\n')).toMatch(/cannot write beside \/srv\/data\/app, where its restore is staged: add a writable volume of its folder, e.g. -v \/srv\/data:/);
   });
 
+  it('a restore test, which swaps nothing, reads a source that is a volume of its own, and restores its sample beside it through a writable parent', () => {
+    const mounts = [
+      { source: '/srv/data/app', destination: '/source/app', writable: false },
+      { source: '/srv/data', destination: '/restore/data', writable: true },
+    ];
+    const { paths, problems } = dataPathsOf({ stack, jobs, mounts, run: 'r1', container: 'duplicati', purpose: 'restore test' });
+    expect(problems).toEqual([]);
+    expect(paths.map((entry) => entry.live)).toEqual(['/srv/data/app']);
+    expect(dataPathsOf({ stack, jobs, mounts, run: 'r1', container: 'duplicati' }).problems.join('\n')).toMatch(/is the volume \/srv\/data\/app:\/source\/app itself/);
+    expect(dataPathsOf({ stack, jobs, mounts: [mounts[0]!], run: 'r1', container: 'duplicati', purpose: 'restore test' }).problems.join('\n')).toMatch(/cannot write beside \/srv\/data\/app, where the restore test restores its sample/);
+  });
+
   it('snapshot mode: each snapshot source is a data path, held by the job that backs up its target', () => {
     const snapshotStack = stackConfig({ snapshot: { driver: 'btrfs', paths: [{ source: '/srv/btrfs/app', target: '/srv/btrfs/snapshots/app' }] } });
     const mounts = [

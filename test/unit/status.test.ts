@@ -96,6 +96,8 @@ describe('stackStatuses and statusExitCode', () => {
         restored: null,
         pendingRecovery: [],
         kept: [],
+        lastPassingTest: null,
+        lastTest: null,
         days: expect.any(Array),
       },
     ]);
@@ -126,6 +128,8 @@ describe('stackStatuses and statusExitCode', () => {
       restored: true,
       pendingRecovery: [],
       kept: [],
+      lastPassingTest: null,
+      lastTest: null,
       days: expect.any(Array),
     });
     expect(beta).toMatchObject({ result: 'success', error: null, downtimeMs: 9000, lastRun: history[3]!.endedAt, lastSuccess: history[3]!.endedAt });
@@ -177,10 +181,10 @@ describe('formatStatus', () => {
     const [verdict, blank, header, alpha, nextcloud, fresh, legend, ...rest] = lines(text);
     expect(verdict).toBe('3 stacks: 1 recovery pending (nextcloud), 1 never backed up (new), 1 overdue (alpha, last success 47 h ago)');
     expect(blank).toBe('');
-    expect(header!.split(/\s{2,}/)).toEqual(['STACK', 'LAST RUN', 'LAST 14 DAYS', 'RESULT', 'MODE', 'DOWNTIME', 'BACKUP', 'LAST SUCCESS', 'PENDING RECOVERY']);
-    expect(alpha!.split(/\s{2,}/)).toEqual(['alpha', '2024-06-01 03:01:05Z', '...........+..', 'success', 'stop', '12 s', '50 s', '2024-06-01 03:01:05Z', '-']);
-    expect(nextcloud!.split(/\s{2,}/)).toEqual(['nextcloud', '2024-06-02 03:01:05Z', '...........+x.', 'failed', 'stop', '-', '-', '2024-06-01 03:01:05Z', 'restore unit']);
-    expect(fresh!.split(/\s{2,}/)).toEqual(['new', '-', '..............', 'never', '-', '-', '-', '-', '-']);
+    expect(header!.split(/\s{2,}/)).toEqual(['STACK', 'LAST RUN', 'LAST 14 DAYS', 'RESULT', 'MODE', 'DOWNTIME', 'BACKUP', 'LAST SUCCESS', 'RESTORE TESTED', 'PENDING RECOVERY']);
+    expect(alpha!.split(/\s{2,}/)).toEqual(['alpha', '2024-06-01 03:01:05Z', '...........+..', 'success', 'stop', '12 s', '50 s', '2024-06-01 03:01:05Z', '-', '-']);
+    expect(nextcloud!.split(/\s{2,}/)).toEqual(['nextcloud', '2024-06-02 03:01:05Z', '...........+x.', 'failed', 'stop', '-', '-', '2024-06-01 03:01:05Z', '-', 'restore unit']);
+    expect(fresh!.split(/\s{2,}/)).toEqual(['new', '-', '..............', 'never', '-', '-', '-', '-', '-', '-']);
     expect(legend).toBe('(LAST 14 DAYS: oldest first, today last; + backed up, x failed, . no run)');
     // Columns line up: each column starts at the same place in every row.
     for (const title of ['LAST RUN', 'RESULT', 'DOWNTIME', 'LAST SUCCESS']) {

@@ -11,7 +11,9 @@
 #   tests (db/ 0700 and db/state 0600 of container user 1000, bin/run.sh 0755,
 #   a relative symlink current -> db/state); no stored backup versions and no
 #   restore staging folders (data/*.* beside the stacks' data, and such
-#   folders beside the snapshot stacks' live data).
+#   folders beside the snapshot stacks' live data), nothing else in the data
+#   folders; a stack, or the duplicati container, that still sees a data folder
+#   swapped away by rename is restarted.
 # Does not touch $WORLD_DIR/root (stack files, hooks, logs, locks).
 #   reset.sh [--quiet]
 set -euo pipefail
@@ -105,6 +107,19 @@ done
 # subordinate UID), bin/run.sh (0755) and a relative symlink current ->
 # db/state, owned by the user; the snapshot stacks the symlink (their db/ is
 # above). Made anew when anything differs.
+# Anything else in a stack's data (a test's files, a restore's extras) goes:
+# the data holds the heartbeats and the fixed restore-test data only.
+strays() {
+	local t
+	for t in "$1"/* "$1"/.[!.]*; do
+		[ -e "$t" ] || [ -L "$t" ] || continue
+		case "${t##*/}" in heartbeat | heartbeat.* | db | current | $2) continue ;; esac
+		echo "$t"
+	done
+}
+for t in $(for s in $STACKS; do strays "$WORLD_DIR/data/$s" bin; done) $(for s in $SNAP_STACKS; do strays "$(snap_live "$s")" bulk; done); do
+	rm -rf "$t"
+done
 for s in $STACKS; do
 	d=$WORLD_DIR/data/$s
 	[ -d "$d" ] || install -d -m 755 -o "$WORLD_USER" -g "$WORLD_GID" "$d"
@@ -187,7 +202,19 @@ done
 for s in $SNAP_STACKS; do
 	beating "$s" "$(snap_live "$s")" || die "reset: $s heartbeat is not advancing"
 done
-wait_for 20 upodman exec duplicati true || die "reset: cannot exec into the duplicati container"
+# One exec: the container answers, and its volumes of the snapshot stacks' live
+# folders (volumes of the folders themselves) still show the live folders. A
+# restore swaps a live folder by rename: the container then keeps showing the
+# old one (or a deleted one) until it restarts.
+seen=""
+duplicati_sees() { seen=$(upodman exec duplicati sh -c 'stat -c %d:%i /live/snapbtrfs /live/snapxfs 2>/dev/null; true' | tr '\n' ' '); }
+wait_for 20 duplicati_sees || die "reset: cannot exec into the duplicati container"
+want_seen=$(for s in $SNAP_STACKS; do stat -c %d:%i "$(snap_live "$s")"; done | tr '\n' ' ')
+if [ "$seen" != "$want_seen" ]; then
+	say "reset: duplicati's /live volumes show old live folders ($seen, want $want_seen), restarting $DUPLICATI_UNIT"
+	uctl restart $DUPLICATI_UNIT
+	wait_for 20 duplicati_sees || die "reset: cannot exec into the duplicati container"
+fi
 wait_for 10 api_answers || die "reset: the REST API stand-in does not answer on 127.0.0.1:$APIPORT"
 
 if [ "$quiet" = 0 ]; then
