@@ -22,12 +22,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { asUser, cell, checkout, here, median, quick, records, report, script, spread, useDriver, world, worldDir, writeStackFile } from './world.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const checkout = path.resolve(here, '..');
-const worldDir = process.env.WORLD_DIR ?? '/var/tmp/stack-backup-world';
-const quick = process.env.BENCH_QUICK === '1';
 const runs = Number(process.env.BENCH_RUNS ?? (quick ? 2 : 5));
 const jobSeconds = Number(process.env.BENCH_JOB_SECONDS ?? 2);
 const longJobSeconds = Number(process.env.BENCH_LONG_JOB_SECONDS ?? (quick ? 15 : 60));
@@ -35,26 +31,6 @@ const stacks = (process.env.BENCH_STACKS ?? (quick ? 'composeapp' : 'composeapp,
 const longStacks = (process.env.BENCH_LONG_STACKS ?? 'composeapp').split(',').filter(Boolean);
 const startDelay = Number(process.env.BENCH_START_DELAY ?? 0.3);
 const beforeRef = process.env.BENCH_BEFORE_REF ?? (quick ? 'none' : 'main');
-
-const world = Object.fromEntries(
-  readFileSync(path.join(worldDir, 'env'), 'utf8')
-    .split('\n')
-    .map((line) => /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line))
-    .filter(Boolean)
-    .map((match) => [match[1], match[2].replace(/^"(.*)"$/, '$1')]),
-);
-const asUser = (...argv) => spawnSync(world.WORLD_AS_USER, argv, { encoding: 'utf8' });
-const script = (name, ...args) => execFileSync('bash', [path.join(checkout, 'test', 'world', name), ...args], { encoding: 'utf8' });
-
-function records() {
-  return readFileSync(world.STANDIN_RECORDS, 'utf8')
-    .split('\n')
-    .filter((line) => /^\d+ /.test(line))
-    .map((line) => {
-      const [task, id, name, start, end, verdict] = line.split(/\s+/);
-      return { task: Number(task), id, name, start: Number(start), end: Number(end), verdict };
-    });
-}
 
 /** When the stand-in queued task `task` (its ENQUEUE event). */
 function enqueued(task) {
@@ -95,17 +71,6 @@ function freshWorld(seconds, delay) {
   script('reset.sh', '--quiet');
   script('standin.sh', 'set', 'duration', String(seconds));
   script('standin.sh', 'set', 'start_delay', delay > 0 ? String(delay) : '-');
-}
-
-/** Writes stack-backup.yaml for the driver under test (exec: the defaults, no file). */
-function useDriver(driver) {
-  const file = path.join(world.WORLD_ROOT, 'stack-backup.yaml');
-  const passwordFile = path.join(world.WORLD_ROOT, 'duplicati-password');
-  rmSync(file, { force: true });
-  if (driver !== 'api') return;
-  writeFileSync(passwordFile, `${world.DUPLICATI_API_PASSWORD}\n`, { mode: 0o600 });
-  writeFileSync(file, `duplicati:\n  driver: api\n  url: ${world.DUPLICATI_API_URL}\n  password_file: ${passwordFile}\n`);
-  for (const written of [file, passwordFile]) execFileSync('chown', [`${world.WORLD_UID}:${world.WORLD_GID}`, written]);
 }
 
 /**
@@ -195,16 +160,6 @@ function gapsOf(run) {
   };
 }
 
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-};
-const spread = (values) => Math.max(...values) - Math.min(...values);
-const cell = (values) => {
-  const known = values.filter((value) => value !== undefined && !Number.isNaN(value));
-  return known.length === 0 ? '-' : `${median(known).toFixed(0)} ± ${(spread(known) / 2).toFixed(0)}`;
-};
 const mid = (values) => {
   const known = values.filter((value) => value !== undefined && !Number.isNaN(value));
   return known.length === 0 ? '-' : median(known).toFixed(0);
@@ -221,11 +176,7 @@ function timeCommand(argv, times) {
   return samples;
 }
 
-const lines = [];
-const say = (text) => {
-  lines.push(text);
-  console.log(text);
-};
+const { lines, say } = report();
 
 /** The tools compared, in the order of the tables. */
 function toolsOf(beforeCli) {
@@ -330,12 +281,6 @@ const snapshotPaths = {
   snapbtrfs: { driver: 'btrfs', source: path.join(world.BTRFS_DIR ?? '', 'snapbtrfs'), target: path.join(world.BTRFS_DIR ?? '', 'snapshots', 'snapbtrfs') },
   snapxfs: { driver: 'reflink', source: path.join(world.XFS_DIR ?? '', 'snapxfs'), target: path.join(world.XFS_DIR ?? '', 'snapshots', 'snapxfs') },
 };
-
-function writeStackFile(stack, text) {
-  const file = path.join(world.WORLD_ROOT, 'stacks', `${stack}.yaml`);
-  writeFileSync(file, text);
-  execFileSync('chown', [`${world.WORLD_UID}:${world.WORLD_GID}`, file]);
-}
 
 /** The world at baseline with the stack's data filled to this size (once per size: filling 1 GB takes a while). */
 function fillData(stack, megabytes) {
