@@ -155,8 +155,8 @@ const isBusy = (status: DuplicatiStatus) => status.active !== undefined || statu
  * Before the stack is stopped, so a paused or busy server costs no downtime: a job that Duplicati runs or holds queued already (its own
  * schedule fired) would be reused by `run` and back up the live stack. Wait for the server to
  * be idle first; any of its jobs could be ours, since `run` alone maps names to IDs.
+ * `readyFirstJob` (a backup's): then readies the first job's run (see Duplicati.ready).
  */
-/** `readyFirstJob` (a backup's): readies the first job's run once Duplicati is idle (see Duplicati.ready). */
 export async function waitForDuplicatiIdle(run: StackRun, options: { readyFirstJob?: boolean } = {}): Promise<void> {
   const step = run.log.step('wait for Duplicati to be idle');
   try {
