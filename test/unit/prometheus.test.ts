@@ -42,10 +42,25 @@ function tool(name: string): string {
   return found;
 }
 
-function promtool(...args: string[]): { code: number | null; output: string } {
-  const result = spawnSync(tool('promtool'), args, { encoding: 'utf8', timeout: 60_000 });
-  return { code: result.status, output: `${result.stdout}${result.stderr}` };
+/**
+ * Runs promtool without blocking the test worker: a `promtool test rules` takes seconds (over 10 s
+ * on a loaded 2-core machine), and fourteen of them run synchronously in a row held up the
+ * worker's calls to vitest until one timed out ("Timeout calling onTaskUpdate") in a clean-clone run.
+ */
+function promtool(...args: string[]): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(tool('promtool'), args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: promtoolTimeoutMs });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, output }));
+  });
 }
+
+/** promtool's own bound, and a test's: a rule test on a loaded machine outlasts the unit tests' 20 s. */
+const promtoolTimeoutMs = 60_000;
+const promtoolTestMs = promtoolTimeoutMs + 10_000;
 
 interface RuleGroupFile {
   groups: Array<{ name: string; rules: Array<{ alert?: string; record?: string; expr: string }> }>;
@@ -59,14 +74,14 @@ const rules = () => parse(readFileSync(rulesFile, 'utf8')) as RuleGroupFile;
 const alertNames = () => rules().groups.flatMap((group) => group.rules.flatMap((rule) => (rule.alert ? [rule.alert] : [])));
 
 describe('monitoring/prometheus-rules.yml', () => {
-  it('passes promtool check rules', () => {
-    const result = promtool('check', 'rules', rulesFile);
+  it('passes promtool check rules', { timeout: promtoolTestMs }, async () => {
+    const result = await promtool('check', 'rules', rulesFile);
     expect(result.output).toContain(`SUCCESS: ${rules().groups[0]!.rules.length} rules found`);
     expect(result.code).toBe(0);
   });
 
-  it('passes its unit tests (promtool test rules)', () => {
-    const result = promtool('test', 'rules', rulesTestFile);
+  it('passes its unit tests (promtool test rules)', { timeout: promtoolTestMs }, async () => {
+    const result = await promtool('test', 'rules', rulesTestFile);
     expect(result.output).toContain('SUCCESS');
     expect(result.code).toBe(0);
   });
@@ -119,13 +134,13 @@ describe('monitoring/prometheus-rules.yml', () => {
     ['untested after 6 days', 'vector(8 * 86400)', 'vector(6 * 86400)', 'a restore test that fails, and one that has not passed for over 8 days'],
     ['never passed not counted as untested', ' or (stack_backup_restore_test_success unless stack_backup_restore_test_timestamp_seconds)', '', 'restore tests that never passed, and a stack without them'],
   ];
-  it.each(breakages)('fails when broken: %s', (_what, from, to, test) => {
+  it.each(breakages)('fails when broken: %s', { timeout: promtoolTestMs }, async (_what, from, to, test) => {
     const folder = tempRoot();
     const original = readFileSync(rulesFile, 'utf8');
     expect(original).toContain(from);
     writeFileSync(path.join(folder, 'prometheus-rules.yml'), original.replace(from, to));
     copyFileSync(rulesTestFile, path.join(folder, 'prometheus-rules.test.yml'));
-    const result = promtool('test', 'rules', path.join(folder, 'prometheus-rules.test.yml'));
+    const result = await promtool('test', 'rules', path.join(folder, 'prometheus-rules.test.yml'));
     expect(result.code).not.toBe(0);
     expect(result.output).toContain('FAILED');
     expect(result.output).toContain(`name: ${test},`);
