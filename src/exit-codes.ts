@@ -5,7 +5,7 @@
  */
 import { CommanderError } from 'commander';
 import { AbortedError, ConfigError, LockHeldError, UsageError } from './errors.js';
-import type { RunReport } from './run.js';
+import type { RunReport } from './backup/run.js';
 
 export const exitCodes = {
   success: 0,

@@ -10,13 +10,13 @@ import type { MadePaths } from './adapters/made-paths.js';
 import type { Snapshots } from './adapters/snapshots.js';
 import type { Systemd } from './adapters/systemd.js';
 import { errorMessage } from './errors.js';
-import type { Journal, JournalEntry, RemoveSnapshotUndo } from './journal.js';
-import { createStackLog } from './logging.js';
-import type { Progress } from './report.js';
+import type { Journal, JournalEntry, RemoveSnapshotUndo } from './journal/journal.js';
+import { createStackLog } from './report/logging.js';
+import type { Progress } from './report/report.js';
 import { jobsDuplicatiRuns } from './steps/snapshot.js';
 import { performUndo } from './steps/undo-actions.js';
-import { describeUndo, removesData, undoName } from './undo-records.js';
-import { crossOut, runBounded } from './undo.js';
+import { describeUndo, removesData, undoName } from './journal/undo-records.js';
+import { crossOut, runBounded } from './journal/undo.js';
 
 export interface RecoveryDependencies {
   systemd: Systemd;

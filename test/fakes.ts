@@ -21,14 +21,14 @@ import type { Systemd, UnitState } from '../src/adapters/systemd.js';
 import type { LabelSelector } from '../src/config/types.js';
 import { CommandError, LockHeldError, TimeoutError, throwIfAborted } from '../src/errors.js';
 import type { GlobalConfig, SnapshotDriverName, SnapshotPath, StackConfig } from '../src/config/types.js';
-import type { Journal } from '../src/journal.js';
-import type { StackLog, StepHandle } from '../src/logging.js';
-import { backupStack, type StackResult } from '../src/orchestrator.js';
+import type { Journal } from '../src/journal/journal.js';
+import type { StackLog, StepHandle } from '../src/report/logging.js';
+import { backupStack, type StackResult } from '../src/backup/orchestrator.js';
 import type { Adapters, StackRun } from '../src/steps/context.js';
-import { UndoStack } from '../src/undo.js';
+import { UndoStack } from '../src/journal/undo.js';
 import { performUndo, undoContextOf } from '../src/steps/undo-actions.js';
-import { createProgress } from '../src/report.js';
-import { runBackups, type RunReport } from '../src/run.js';
+import { createProgress } from '../src/report/report.js';
+import { runBackups, type RunReport } from '../src/backup/run.js';
 
 export class FakeClock implements Clock {
   time = 1_700_000_000_000;

@@ -35,7 +35,7 @@ export function createDuplicati(settings: DuplicatiSettings, options: { sessions
   });
 }
 
-/** `sessions`: see createDuplicati; a backup run asks for them and closes them at its end (run.ts). */
+/** `sessions`: see createDuplicati; a backup run asks for them and closes them at its end (backup/run.ts). */
 export function createAdapters(global: GlobalConfig, podmanSocket: string, options: { sessions?: boolean } = {}): Adapters {
   return {
     systemd: createSystemd(runCommand),

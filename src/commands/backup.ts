@@ -3,12 +3,12 @@ import { listStackNames, loadGlobalConfig, podmanSocketPath, selectStacks } from
 import { assertOnlyUserCanWrite } from '../config/permissions.js';
 import { UsageError } from '../errors.js';
 import { exitCodeForReport, exitCodes } from '../exit-codes.js';
-import { secondsOf, writeJson } from '../json-output.js';
-import { restoreTestJson } from '../monitor.js';
-import type { StackResult } from '../orchestrator.js';
-import { planStack } from '../plan.js';
-import type { Verbosity } from '../report.js';
-import type { RunReport } from '../run.js';
+import { secondsOf, writeJson } from '../report/json-output.js';
+import { restoreTestJson } from '../backup/monitor.js';
+import type { StackResult } from '../backup/orchestrator.js';
+import { planStack } from '../backup/plan.js';
+import type { Verbosity } from '../report/report.js';
+import type { RunReport } from '../backup/run.js';
 import { rootOf, type GlobalOptions } from './options.js';
 import { abortOnSignals } from './signals.js';
 
@@ -39,7 +39,7 @@ function stackJson(result: StackResult) {
   };
 }
 
-/** The run's summary as a JSON document's body (see json-output.ts). */
+/** The run's summary as a JSON document's body (see report/json-output.ts). */
 export function runJson(root: string, report: RunReport, startedAt: Date, endedAt: Date, exitCode: number) {
   return {
     root,
@@ -92,9 +92,9 @@ export async function backupCommand(targets: string[], options: GlobalOptions): 
     return exitCodes.success;
   }
   const [{ runBackups }, { createAdapters }, { createProgress }, { systemClock }, { sendHttp }] = await Promise.all([
-    import('../run.js'),
+    import('../backup/run.js'),
     import('../adapters/real.js'),
-    import('../report.js'),
+    import('../report/report.js'),
     import('../adapters/clock.js'),
     import('../adapters/http.js'),
   ]);

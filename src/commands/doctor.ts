@@ -2,15 +2,15 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { exitCodes } from '../exit-codes.js';
-import { unitDirectory } from '../install.js';
-import { writeJson } from '../json-output.js';
+import { unitDirectory } from '../host/install.js';
+import { writeJson } from '../report/json-output.js';
 import { rootOf, type GlobalOptions } from './options.js';
 import { whenAborted, withSignals } from './signals.js';
 
 export async function doctorCommand(targets: string[], options: GlobalOptions): Promise<number> {
   const root = rootOf(options);
   const [{ runDoctor, formatChecks }, real, { createContainerEngine }, { checkFolder }] = await Promise.all([
-    import('../doctor.js'),
+    import('../host/doctor.js'),
     import('../adapters/real.js'),
     import('../adapters/podman.js'),
     import('../adapters/files.js'),

@@ -1,7 +1,7 @@
 /** `stack-backup install` and `uninstall`: this root's user timer and service. */
 import { listStackNames, loadGlobalConfig, loadStack } from '../config/load.js';
 import { exitCodes } from '../exit-codes.js';
-import { installPaths, installUnits, installedRoots, renderUnits, stopTimeoutSeconds, uninstallUnits, unitDirectory, unitNames } from '../install.js';
+import { installPaths, installUnits, installedRoots, renderUnits, stopTimeoutSeconds, uninstallUnits, unitDirectory, unitNames } from '../host/install.js';
 import { rootOf, type GlobalOptions } from './options.js';
 import { withSignals } from './signals.js';
 

@@ -1,8 +1,8 @@
 /** `stack-backup list`: every stack with its unit, jobs, restore policy and freeze setting. */
 import { listStackNames, loadGlobalConfig, loadStack } from '../config/load.js';
 import { exitCodes } from '../exit-codes.js';
-import { secondsOf, writeJson } from '../json-output.js';
-import { formatTable } from '../report.js';
+import { secondsOf, writeJson } from '../report/json-output.js';
+import { formatTable } from '../report/report.js';
 import { rootOf, type GlobalOptions } from './options.js';
 
 export function listCommand(options: GlobalOptions): number {

@@ -13,12 +13,12 @@ export async function recoverCommand(options: GlobalOptions): Promise<number> {
   const [{ acquireRootLock }, { createJournal }, { recoverPending }, { createRecoveryAdapters }, { createProgress }, { randomUUID }, { writeMetricsFile }] =
     await Promise.all([
       import('../adapters/lock.js'),
-      import('../journal.js'),
+      import('../journal/journal.js'),
       import('../recover.js'),
       import('../adapters/real.js'),
-      import('../report.js'),
+      import('../report/report.js'),
       import('node:crypto'),
-      import('../metrics.js'),
+      import('../report/metrics.js'),
     ]);
   if (options.dryRun) {
     // Reads the journal only: no lock taken, nothing run.

@@ -12,7 +12,7 @@ import type { GlobalConfig, StackConfig } from '../config/types.js';
 import { LockHeldError, UsageError } from '../errors.js';
 import { isRootLocked } from '../adapters/lock.js';
 import { exitCodeFor, exitCodes } from '../exit-codes.js';
-import { secondsOf, writeJson } from '../json-output.js';
+import { secondsOf, writeJson } from '../report/json-output.js';
 import { chooseVersions, parseRestoreTime, type ChosenVersion, type JobVersions } from '../restore/choose.js';
 import type { RestoreResult } from '../restore/orchestrator.js';
 import { verbosityOf } from './backup.js';
@@ -117,7 +117,7 @@ export async function restoreCommand(target: string | undefined, options: Restor
   const podmanSocket = podmanSocketPath(process.env);
   const [{ createAdapters }, { createProgress }, { systemClock }, run] = await Promise.all([
     import('../adapters/real.js'),
-    import('../report.js'),
+    import('../report/report.js'),
     import('../adapters/clock.js'),
     import('../restore/run.js'),
   ]);

@@ -1,16 +1,16 @@
 /** `stack-backup status`: the verdict, last runs, the 14-day strip and pending recovery, from files only. */
 import { listStackNames, loadGlobalConfig, loadStack } from '../config/load.js';
 import { UsageError } from '../errors.js';
-import { writeJson } from '../json-output.js';
+import { writeJson } from '../report/json-output.js';
 import { rootOf, type GlobalOptions } from './options.js';
 
 export async function statusCommand(options: GlobalOptions & { maxAge?: string; maxUntestedAge?: string }): Promise<number> {
   const root = rootOf(options);
   const [{ readHistory }, { createJournal }, { isRootLocked }, status] = await Promise.all([
-    import('../history.js'),
-    import('../journal.js'),
+    import('../report/history.js'),
+    import('../journal/journal.js'),
     import('../adapters/lock.js'),
-    import('../status.js'),
+    import('../report/status.js'),
   ]);
   let maxAge: { ms: number; now: number; configured: string[]; text: string } | undefined;
   const configured = listStackNames(root);

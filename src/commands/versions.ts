@@ -2,8 +2,8 @@
 import { loadGlobalConfig, selectStacks } from '../config/load.js';
 import { UsageError } from '../errors.js';
 import { exitCodes } from '../exit-codes.js';
-import { writeJson } from '../json-output.js';
-import { formatTable } from '../report.js';
+import { writeJson } from '../report/json-output.js';
+import { formatTable } from '../report/report.js';
 import { jobVersions } from './restore.js';
 import { rootOf, type GlobalOptions } from './options.js';
 

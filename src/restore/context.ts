@@ -1,7 +1,7 @@
 /** What a restore's steps share beyond a backup's: the versions chosen, the data paths, what was made and swapped. */
 import type { PathIdentity } from '../adapters/made-paths.js';
 import type { StackRun } from '../steps/context.js';
-import type { RecordedUndo } from '../undo.js';
+import type { RecordedUndo } from '../journal/undo.js';
 import type { ChosenVersion } from './choose.js';
 import type { DataPath } from './data-paths.js';
 

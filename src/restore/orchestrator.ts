@@ -6,15 +6,15 @@
  * the swap, and the old data beside it (restore.keep_old), named with the command that removes it.
  */
 import { AbortedError, HookFailure, SnapshotKept, errorMessage } from '../errors.js';
-import { problems } from '../orchestrator.js';
+import { problems } from '../report/report.js';
 import { freezeOnDemand } from '../steps/freeze.js';
 import { preStopHooks } from '../steps/hooks.js';
 import type { Step } from '../steps/sequence.js';
 import { stopUnit } from '../steps/stop-unit.js';
 import { undoExecution } from '../steps/undo-actions.js';
 import { waitForContainers } from '../steps/wait-containers.js';
-import type { UndoFailure } from '../undo.js';
-import { removesData } from '../undo-records.js';
+import type { UndoFailure } from '../journal/undo.js';
+import { removesData } from '../journal/undo-records.js';
 import type { RestoreRun } from './context.js';
 import { commitSwap, removeOldData, startStack, swapBack } from './steps.js';
 

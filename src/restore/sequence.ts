@@ -9,7 +9,7 @@ import { describeRemoval, makeFolderArgv } from '../adapters/made-paths.js';
 import type { GlobalConfig, StackConfig } from '../config/types.js';
 import { shellLine } from '../shell-quote.js';
 import { containersDownStep, freezeStep, hookStep, idleStep, preStopStep, stopStep, type PlannedUndo, type Step } from '../steps/sequence.js';
-import { describeUndo, undoName } from '../undo-records.js';
+import { describeUndo, undoName } from '../journal/undo-records.js';
 import type { ChosenVersion } from './choose.js';
 import type { RestoreRun } from './context.js';
 import type { DataPath } from './data-paths.js';

@@ -9,11 +9,11 @@
 import path from 'node:path';
 import { lookTimeoutMs, removalTimeoutMs, type PathIdentity } from '../adapters/made-paths.js';
 import { CommandError, errorMessage, throwIfAborted } from '../errors.js';
-import type { RemoveMadeUndo, RenameBackUndo, UndoRecord } from '../journal.js';
+import type { RemoveMadeUndo, RenameBackUndo, UndoRecord } from '../journal/journal.js';
 import { checkStep, preflight } from '../steps/preflight.js';
 import { undoExecution } from '../steps/undo-actions.js';
-import { renameTimeoutMs } from '../undo-records.js';
-import type { UndoFailure } from '../undo.js';
+import { renameTimeoutMs } from '../journal/undo-records.js';
+import type { UndoFailure } from '../journal/undo.js';
 import type { PlannedPath, RestoreRun } from './context.js';
 import { dataPathsOf, type JobSources } from './data-paths.js';
 

@@ -9,8 +9,8 @@
  */
 import { recordChange, UnknownJobError, type DuplicatiStatus, type JobRecord, type JobResult, type PreparedRun, type RunOutcome, type TaskReference } from '../adapters/duplicati.js';
 import { CommandError, TimeoutError, errorMessage, throwIfAborted } from '../errors.js';
-import { formatSeconds } from '../report.js';
-import type { StepHandle } from '../logging.js';
+import { formatSeconds } from '../format.js';
+import type { StepHandle } from '../report/logging.js';
 import type { StackRun } from './context.js';
 
 const allowedStatusFailures = 3;

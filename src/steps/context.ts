@@ -5,12 +5,12 @@ import type { HookRunner } from '../adapters/hooks.js';
 import type { ContainerEngine } from '../adapters/podman.js';
 import type { MadePaths } from '../adapters/made-paths.js';
 import type { SourceFiles } from '../adapters/source-files.js';
-import type { RestoreTestState } from '../restore-test/test.js';
+import type { RestoreTestState } from '../restore-test/state.js';
 import type { Snapshots, TargetState } from '../adapters/snapshots.js';
 import type { Systemd } from '../adapters/systemd.js';
 import type { GlobalConfig, SnapshotDriverName, StackConfig } from '../config/types.js';
-import type { StackLog } from '../logging.js';
-import type { UndoFailure, UndoStack } from '../undo.js';
+import type { StackLog } from '../report/logging.js';
+import type { UndoFailure, UndoStack } from '../journal/undo.js';
 
 /** The adapters to the outside world; tests pass in-memory fakes. */
 export interface Adapters {

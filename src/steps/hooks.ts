@@ -3,8 +3,8 @@ import type { HookRunner } from '../adapters/hooks.js';
 import type { HookPhase } from '../config/schema.js';
 import type { GlobalConfig, StackConfig } from '../config/types.js';
 import { HookFailure, throwIfAborted } from '../errors.js';
-import type { HookCommands } from '../journal.js';
-import type { StackLog } from '../logging.js';
+import type { HookCommands } from '../journal/journal.js';
+import type { StackLog } from '../report/logging.js';
 import type { StackRun } from './context.js';
 
 /** A phase's commands with everything they need, also to run again from the crash journal. */

@@ -7,8 +7,8 @@
 import { findJob, type Duplicati } from '../adapters/duplicati.js';
 import { btrfsSubvolumeRootInode, chooseDriver, markerPath, snapshotProblem, type TargetState } from '../adapters/snapshots.js';
 import { CommandError, errorMessage } from '../errors.js';
-import type { RemoveSnapshotUndo, UndoRecord } from '../journal.js';
-import type { UndoFailure } from '../undo.js';
+import type { RemoveSnapshotUndo, UndoRecord } from '../journal/journal.js';
+import type { UndoFailure } from '../journal/undo.js';
 import type { StackRun } from './context.js';
 import { checkStep } from './preflight.js';
 import { undoExecution } from './undo-actions.js';

@@ -9,11 +9,11 @@ import type { Duplicati } from '../adapters/duplicati.js';
 import { removalTimeoutMs, type MadePaths, type RemovalOutcome } from '../adapters/made-paths.js';
 import type { Snapshots } from '../adapters/snapshots.js';
 import { CommandError, SnapshotKept } from '../errors.js';
-import type { UndoRecord } from '../journal.js';
-import type { StackLog } from '../logging.js';
-import type { UndoExecutor, UndoObserver } from '../undo.js';
+import type { UndoRecord } from '../journal/journal.js';
+import type { StackLog } from '../report/logging.js';
+import type { UndoExecutor, UndoObserver } from '../journal/undo.js';
 import type { StackRun, StackTimings } from './context.js';
-import { renameTimeoutMs, unitTimeoutMs } from '../undo-records.js';
+import { renameTimeoutMs, unitTimeoutMs } from '../journal/undo-records.js';
 import { runHookCommands } from './hooks.js';
 
 export interface UndoContext {

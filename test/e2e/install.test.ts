@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, chownSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { escapePath } from '../../src/install.js';
+import { escapePath } from '../../src/host/install.js';
 import {
   asUser,
   cli,

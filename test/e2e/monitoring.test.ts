@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { escapePath } from '../../src/install.js';
+import { escapePath } from '../../src/host/install.js';
 import { cli, logLines, resetRoot, resetWorld, root, systemctl, unitState, world, writeStack, writeUserFile } from './world.js';
 
 interface Received {

@@ -7,7 +7,7 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli.js';
-import { appendHistory, localDay, type HistoryEntry } from '../../src/history.js';
+import { appendHistory, localDay, type HistoryEntry } from '../../src/report/history.js';
 import { removeTempRoots, tempRoot } from '../fakes.js';
 
 afterAll(removeTempRoots);

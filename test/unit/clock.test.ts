@@ -6,8 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { longestTimerMs, systemClock, timerDelay, withTimeout } from '../../src/adapters/clock.js';
 import { TimeoutError } from '../../src/errors.js';
-import { UndoStack, noJournal, runBounded } from '../../src/undo.js';
-import type { UndoRecord } from '../../src/journal.js';
+import { UndoStack, noJournal, runBounded } from '../../src/journal/undo.js';
+import type { UndoRecord } from '../../src/journal/journal.js';
 import { FakeClock } from '../fakes.js';
 
 const settle = () => new Promise((resolve) => setImmediate(resolve));

@@ -1,14 +1,14 @@
 /**
- * src/doctor.ts: `stack-backup doctor` against the fakes (units, Podman, Duplicati) and a temp
+ * src/host/doctor.ts: `stack-backup doctor` against the fakes (units, Podman, Duplicati) and a temp
  * root. Every check says OK, or what is wrong and how to fix it; a failed check does not hide
  * the others; and the doctor touches nothing: no unit is started or stopped, no job is run.
  */
 import { chmodSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { formatChecks, runDoctor, type CheckResult, type DoctorDependencies } from '../../src/doctor.js';
+import { formatChecks, runDoctor, type CheckResult, type DoctorDependencies } from '../../src/host/doctor.js';
 import { TimeoutError } from '../../src/errors.js';
-import { unitNames } from '../../src/install.js';
+import { unitNames } from '../../src/host/install.js';
 import { FakeWorld, removeTempRoots, tempRoot, worldWithStack } from '../fakes.js';
 
 afterAll(removeTempRoots);

@@ -4,7 +4,7 @@
  * the other, its verdict read once the stack runs again, and the timeline of it all in the log.
  */
 import { describe, expect, it } from 'vitest';
-import { timelineOf } from '../../src/timeline.js';
+import { timelineOf } from '../../src/backup/timeline.js';
 import { continuousPollGapMs } from '../../src/steps/backup.js';
 import { parseContainerEvents } from '../../src/adapters/podman.js';
 import { stopUnit } from '../../src/steps/stop-unit.js';

@@ -1,5 +1,5 @@
 /**
- * src/install.ts: one timer and service per root, their names (as systemd-escape --path writes
+ * src/host/install.ts: one timer and service per root, their names (as systemd-escape --path writes
  * them), their text, the replacement of an earlier version's stack-backup.timer, uninstall and
  * install --list; against a temp unit folder and a recording SystemdManager.
  */
@@ -19,7 +19,7 @@ import {
   unescapePath,
   unitNames,
   type InstallPaths,
-} from '../../src/install.js';
+} from '../../src/host/install.js';
 import { removeTempRoots, stackConfig, tempRoot } from '../fakes.js';
 
 afterAll(removeTempRoots);

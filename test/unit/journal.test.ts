@@ -1,6 +1,6 @@
 /**
- * The crash journal (src/journal.ts) and its files (src/adapters/state-files.ts) in a temp root,
- * the undo stack writing to it (src/undo.ts), and the undo records carried out against the fakes
+ * The crash journal (src/journal/journal.ts) and its files (src/adapters/state-files.ts) in a temp root,
+ * the undo stack writing to it (src/journal/undo.ts), and the undo records carried out against the fakes
  * (src/steps/undo-actions.ts).
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
@@ -8,12 +8,12 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readJsonFile, writeJsonFileDurably } from '../../src/adapters/state-files.js';
 import { HookFailure } from '../../src/errors.js';
-import { createJournal, journalFile, type HookCommands, type UndoRecord } from '../../src/journal.js';
+import { createJournal, journalFile, type HookCommands, type UndoRecord } from '../../src/journal/journal.js';
 import { preStopHooks } from '../../src/steps/hooks.js';
 import { stopUnit } from '../../src/steps/stop-unit.js';
 import { performUndo } from '../../src/steps/undo-actions.js';
-import { undoName, undoTimeoutMs } from '../../src/undo-records.js';
-import { UndoStack } from '../../src/undo.js';
+import { undoName, undoTimeoutMs } from '../../src/journal/undo-records.js';
+import { UndoStack } from '../../src/journal/undo.js';
 import { FakeWorld, MemoryLog, hooks, removeTempRoots, stackConfig, stackRun, tempRoot, unwind, worldWithStack } from '../fakes.js';
 
 afterAll(removeTempRoots);
@@ -331,7 +331,7 @@ describe('undo time budgets past what a timer can hold', () => {
   });
 
   it('such a restore is not ended before it begins', async () => {
-    const { runBounded } = await import('../../src/undo.js');
+    const { runBounded } = await import('../../src/journal/undo.js');
     const error = await runBounded(longRestore, async () => {
       // Long enough for a timer that fired at once (Node's TimeoutOverflowWarning case) to win.
       await new Promise((resolve) => setTimeout(resolve, 50));

@@ -1,5 +1,5 @@
 /**
- * src/logging.ts and the restore path under a failing log or journal: a log file that cannot be
+ * src/report/logging.ts and the restore path under a failing log or journal: a log file that cannot be
  * written is a warning and an incomplete log, never a stack left down; a journal that cannot be
  * written before a change fails the stack before that change.
  */
@@ -7,11 +7,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { systemClock, type Clock } from '../../src/adapters/clock.js';
-import { createStackLog, type LogFileSystem } from '../../src/logging.js';
-import { backupStack, problems } from '../../src/orchestrator.js';
-import { createProgress } from '../../src/report.js';
-import { UndoStack } from '../../src/undo.js';
-import type { Journal } from '../../src/journal.js';
+import { createStackLog, type LogFileSystem } from '../../src/report/logging.js';
+import { backupStack } from '../../src/backup/orchestrator.js';
+import { problems } from '../../src/report/report.js';
+import { createProgress } from '../../src/report/report.js';
+import { UndoStack } from '../../src/journal/undo.js';
+import type { Journal } from '../../src/journal/journal.js';
 import { globalConfig, removeTempRoots, runStack, stackConfig, tempRoot, worldWithStack } from '../fakes.js';
 
 afterAll(removeTempRoots);

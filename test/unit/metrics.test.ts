@@ -1,16 +1,16 @@
 /**
- * src/metrics.ts renderMetrics: the Prometheus textfile (node_exporter textfile collector
+ * src/report/metrics.ts renderMetrics: the Prometheus textfile (node_exporter textfile collector
  * format) made from the run history, and the file runBackups writes after each stack.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readHistory, type HistoryEntry } from '../../src/history.js';
-import { createJournal, type JournalEntry } from '../../src/journal.js';
-import { renderMetrics as renderSources } from '../../src/metrics.js';
-import { createProgress } from '../../src/report.js';
-import { runBackups } from '../../src/run.js';
-import { stackStatuses, statusVerdict } from '../../src/status.js';
+import { readHistory, type HistoryEntry } from '../../src/report/history.js';
+import { createJournal, type JournalEntry } from '../../src/journal/journal.js';
+import { renderMetrics as renderSources } from '../../src/report/metrics.js';
+import { createProgress } from '../../src/report/report.js';
+import { runBackups } from '../../src/backup/run.js';
+import { stackStatuses, statusVerdict } from '../../src/report/status.js';
 import { globalConfig, removeTempRoots, stackConfig, tempRoot, worldWithStack } from '../fakes.js';
 
 afterAll(removeTempRoots);

@@ -1,5 +1,5 @@
 /**
- * src/monitor.ts: the Healthchecks-style pings and the JSON webhook each stack's run sends,
+ * src/backup/monitor.ts: the Healthchecks-style pings and the JSON webhook each stack's run sends,
  * through a fake HttpSend that records every request and answers as told. And, through
  * runBackups, that monitoring never delays a stack and that undelivered reports are logged.
  */
@@ -9,10 +9,10 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { HttpRequest, HttpSend } from '../../src/adapters/http.js';
 import type { MonitorSettings } from '../../src/config/types.js';
-import { createStackMonitor, defaultMonitorOptions } from '../../src/monitor.js';
-import type { StackResult } from '../../src/orchestrator.js';
-import { createProgress } from '../../src/report.js';
-import { runBackups } from '../../src/run.js';
+import { createStackMonitor, defaultMonitorOptions } from '../../src/backup/monitor.js';
+import type { StackResult } from '../../src/backup/orchestrator.js';
+import { createProgress } from '../../src/report/report.js';
+import { runBackups } from '../../src/backup/run.js';
 import { globalConfig, removeTempRoots, stackConfig, tempRoot, worldWithStack } from '../fakes.js';
 
 afterAll(removeTempRoots);

@@ -1,15 +1,16 @@
 /**
- * src/plan.ts (the --dry-run plan) and src/report.ts (durations, the summary table, progress).
+ * src/backup/plan.ts (the --dry-run plan) and src/report/report.ts (durations, the summary table, progress).
  */
 import { describe, expect, it } from 'vitest';
 import type { StackConfig } from '../../src/config/types.js';
-import type { UndoRecord } from '../../src/journal.js';
+import type { UndoRecord } from '../../src/journal/journal.js';
 import { armedRunArgv, sessionArgv } from '../../src/adapters/duplicati-session.js';
-import { planStack } from '../../src/plan.js';
+import { planStack } from '../../src/backup/plan.js';
 import { shellLine } from '../../src/shell-quote.js';
 import { stackSteps } from '../../src/steps/sequence.js';
-import { undoName } from '../../src/undo-records.js';
-import { createProgress, formatSeconds, formatSummary } from '../../src/report.js';
+import { undoName } from '../../src/journal/undo-records.js';
+import { formatSeconds } from '../../src/format.js';
+import { createProgress, formatSummary } from '../../src/report/report.js';
 import { FakeClock, globalConfig, hooks, runStack, stackConfig, worldWithStack } from '../fakes.js';
 
 const socket = '/run/user/1000/podman/podman.sock';

@@ -7,10 +7,10 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { GlobalConfig, StackConfig } from '../../src/config/types.js';
 import { exitCodes } from '../../src/exit-codes.js';
-import { readHistory } from '../../src/history.js';
-import { createJournal } from '../../src/journal.js';
-import { createProgress } from '../../src/report.js';
-import { runBackups } from '../../src/run.js';
+import { readHistory } from '../../src/report/history.js';
+import { createJournal } from '../../src/journal/journal.js';
+import { createProgress } from '../../src/report/report.js';
+import { runBackups } from '../../src/backup/run.js';
 import { FakeWorld, addStack, globalConfig, hooks, removeTempRoots, runStack, stackConfig, tempRoot, worldWithStack } from '../fakes.js';
 
 afterAll(removeTempRoots);

@@ -11,12 +11,12 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { appendHistory, readHistory } from '../../src/history.js';
-import { createJournal } from '../../src/journal.js';
-import { metricNames } from '../../src/metrics.js';
-import { createProgress } from '../../src/report.js';
-import { runBackups } from '../../src/run.js';
-import { defaultOverdueMs } from '../../src/status.js';
+import { appendHistory, readHistory } from '../../src/report/history.js';
+import { createJournal } from '../../src/journal/journal.js';
+import { metricNames } from '../../src/report/metrics.js';
+import { createProgress } from '../../src/report/report.js';
+import { runBackups } from '../../src/backup/run.js';
+import { defaultOverdueMs } from '../../src/report/status.js';
 import { addStack, globalConfig, removeTempRoots, stackConfig, tempRoot, worldWithStack } from '../fakes.js';
 
 const top = path.resolve(import.meta.dirname, '..', '..');

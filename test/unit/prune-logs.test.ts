@@ -6,9 +6,9 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { pruneLogs } from '../../src/adapters/files.js';
-import { localDate } from '../../src/logging.js';
-import { createProgress } from '../../src/report.js';
-import { runBackups } from '../../src/run.js';
+import { localDate } from '../../src/report/logging.js';
+import { createProgress } from '../../src/report/report.js';
+import { runBackups } from '../../src/backup/run.js';
 import { globalConfig, removeTempRoots, stackConfig, tempRoot, worldWithStack } from '../fakes.js';
 
 afterAll(removeTempRoots);

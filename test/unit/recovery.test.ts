@@ -1,5 +1,5 @@
 /**
- * Crash recovery: src/recover.ts replaying a journal a dead run left, src/run.ts recovering
+ * Crash recovery: src/recover.ts replaying a journal a dead run left, src/backup/run.ts recovering
  * before it takes any stack and leaving the journal empty and the history written, and the
  * orchestrator writing each undo to the journal before its change. Real files in a temp root,
  * fakes for the outside world.
@@ -8,13 +8,13 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { exitCodeForReport, exitCodes } from '../../src/exit-codes.js';
-import { historyFile, readHistory } from '../../src/history.js';
-import { createJournal, journalFile, type HookCommands, type UndoRecord } from '../../src/journal.js';
-import { localDate } from '../../src/logging.js';
+import { historyFile, readHistory } from '../../src/report/history.js';
+import { createJournal, journalFile, type HookCommands, type UndoRecord } from '../../src/journal/journal.js';
+import { localDate } from '../../src/report/logging.js';
 import { recoverPending, recoveryPlan } from '../../src/recover.js';
-import { createProgress } from '../../src/report.js';
-import { runBackups, type RunReport } from '../../src/run.js';
-import { undoName } from '../../src/undo-records.js';
+import { createProgress } from '../../src/report/report.js';
+import { runBackups, type RunReport } from '../../src/backup/run.js';
+import { undoName } from '../../src/journal/undo-records.js';
 import { FakeWorld, addStack, globalConfig, hooks, removeTempRoots, runStack, stackConfig, tempRoot, twoStackRun, worldWithStack } from '../fakes.js';
 
 afterAll(removeTempRoots);

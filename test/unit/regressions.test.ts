@@ -5,14 +5,15 @@
 import { mkdirSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseJobList } from '../../src/adapters/duplicati.js';
-import { runDoctor, type CheckResult } from '../../src/doctor.js';
-import { unitNames } from '../../src/install.js';
+import { runDoctor, type CheckResult } from '../../src/host/doctor.js';
+import { unitNames } from '../../src/host/install.js';
 import { loadGlobalConfig, selectStacks } from '../../src/config/load.js';
-import { historyFile } from '../../src/history.js';
-import { createJournal, journalFile } from '../../src/journal.js';
+import { historyFile } from '../../src/report/history.js';
+import { createJournal, journalFile } from '../../src/journal/journal.js';
 import { recoverPending } from '../../src/recover.js';
-import { createProgress, formatSeconds } from '../../src/report.js';
-import { runBackups } from '../../src/run.js';
+import { formatSeconds } from '../../src/format.js';
+import { createProgress } from '../../src/report/report.js';
+import { runBackups } from '../../src/backup/run.js';
 import { FakeWorld, addStack, globalConfig, hooks, runStack, stackConfig, removeTempRoots, tempRoot, worldWithStack } from '../fakes.js';
 
 afterAll(removeTempRoots);
@@ -67,7 +68,7 @@ describe('regressions', () => {
     expect(cleanBeforeRestart).toHaveLength(1);
   });
 
-  it('report.ts: formatSeconds never shows 60 seconds in a minute', () => {
+  it('format.ts: formatSeconds never shows 60 seconds in a minute', () => {
     // Minutes are floored but seconds rounded: 119.6 s gives "1m60s", 3599.6 s "59m60s".
     expect(formatSeconds(119_600)).toBe('2m00s');
     expect(formatSeconds(3_599_600)).not.toMatch(/m60s$/);

@@ -10,8 +10,8 @@ import { backedUpBy } from '../../src/restore-test/filters.js';
 import { compare, differences, landingOf, pickSample, sampleCount, type FileFacts } from '../../src/restore-test/compare.js';
 import type { StackConfig } from '../../src/config/types.js';
 import { FakeWorld, removeTempRoots, runStack, stackConfig, worldWithStack } from '../fakes.js';
-import { UndoStack } from '../../src/undo.js';
-import { backupStack } from '../../src/orchestrator.js';
+import { UndoStack } from '../../src/journal/undo.js';
+import { backupStack } from '../../src/backup/orchestrator.js';
 import { MemoryLog, globalConfig } from '../fakes.js';
 
 afterAll(removeTempRoots);

@@ -1,14 +1,14 @@
 /**
  * Duplicati's own verdict on each job (src/steps/backup.ts judgeResult) as a user sees it: the
- * stack's result and error, its log lines and outcome, the run summary's labels (src/run.ts),
+ * stack's result and error, its log lines and outcome, the run summary's labels (src/backup/run.ts),
  * and the long-poll of a driver that offers waitForChange in place of sleeping between polls.
  */
 import path from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { DuplicatiStatus, JobResultKind } from '../../src/adapters/duplicati.js';
-import { readHistory } from '../../src/history.js';
-import { createProgress } from '../../src/report.js';
-import { runBackups } from '../../src/run.js';
+import { readHistory } from '../../src/report/history.js';
+import { createProgress } from '../../src/report/report.js';
+import { runBackups } from '../../src/backup/run.js';
 import { FakeWorld, addStack, globalConfig, removeTempRoots, runStack, stackConfig, tempRoot, worldWithStack } from '../fakes.js';
 
 afterAll(removeTempRoots);

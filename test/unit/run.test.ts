@@ -1,5 +1,5 @@
 /**
- * src/run.ts runBackups over several stacks in a temp root: the real lock in logs/, real log
+ * src/backup/run.ts runBackups over several stacks in a temp root: the real lock in logs/, real log
  * files, fake adapters for the outside world.
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
@@ -7,9 +7,9 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AbortedError, LockHeldError } from '../../src/errors.js';
 import { exitCodeFor } from '../../src/exit-codes.js';
-import { localDate } from '../../src/logging.js';
-import { createProgress } from '../../src/report.js';
-import { runBackups } from '../../src/run.js';
+import { localDate } from '../../src/report/logging.js';
+import { createProgress } from '../../src/report/report.js';
+import { runBackups } from '../../src/backup/run.js';
 import { FakeWorld, globalConfig, removeTempRoots, twoStackRun } from '../fakes.js';
 
 afterAll(removeTempRoots);

@@ -6,10 +6,10 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { withSignals } from '../../src/commands/signals.js';
 import { AbortedError } from '../../src/errors.js';
-import { createJournal, type UndoRecord } from '../../src/journal.js';
+import { createJournal, type UndoRecord } from '../../src/journal/journal.js';
 import { recoverPending } from '../../src/recover.js';
-import { createProgress } from '../../src/report.js';
-import { undoName } from '../../src/undo-records.js';
+import { createProgress } from '../../src/report/report.js';
+import { undoName } from '../../src/journal/undo-records.js';
 import { removeTempRoots, tempRoot, worldWithStack } from '../fakes.js';
 
 afterAll(removeTempRoots);

@@ -9,12 +9,12 @@ import { createArgvs, parseFacts, snapshotProblem } from '../../src/adapters/sna
 import { loadGlobalConfig, loadStack } from '../../src/config/load.js';
 import type { SnapshotSettings, StackConfig } from '../../src/config/types.js';
 import { AbortedError, ConfigError } from '../../src/errors.js';
-import { createJournal, type UndoRecord } from '../../src/journal.js';
-import { planStack } from '../../src/plan.js';
+import { createJournal, type UndoRecord } from '../../src/journal/journal.js';
+import { planStack } from '../../src/backup/plan.js';
 import { recoverPending, recoveryOrder } from '../../src/recover.js';
-import { createProgress } from '../../src/report.js';
+import { createProgress } from '../../src/report/report.js';
 import { stackSteps } from '../../src/steps/sequence.js';
-import { undoName } from '../../src/undo-records.js';
+import { undoName } from '../../src/journal/undo-records.js';
 import { FakeWorld, globalConfig, hooks, removeTempRoots, runStack, stackConfig, tempRoot, worldWithStack } from '../fakes.js';
 
 afterAll(removeTempRoots);

@@ -1,16 +1,16 @@
 /**
- * The run history (src/history.ts) in a temp root, and `stack-backup status` (src/status.ts):
+ * The run history (src/report/history.ts) in a temp root, and `stack-backup status` (src/report/status.ts):
  * what it shows per stack and the exit code a monitor gets.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { exitCodes } from '../../src/exit-codes.js';
-import { appendHistory, historyFile, historyLength, localDay, readHistory, type HistoryEntry } from '../../src/history.js';
-import { createJournal, type JournalEntry } from '../../src/journal.js';
-import { createProgress } from '../../src/report.js';
-import { runBackups } from '../../src/run.js';
-import { dayCharacters, dayStrip, defaultOverdueMs, formatStatus, stackState, stackStatuses, statusExitCode, statusJson, statusVerdict } from '../../src/status.js';
+import { appendHistory, historyFile, historyLength, localDay, readHistory, type HistoryEntry } from '../../src/report/history.js';
+import { createJournal, type JournalEntry } from '../../src/journal/journal.js';
+import { createProgress } from '../../src/report/report.js';
+import { runBackups } from '../../src/backup/run.js';
+import { dayCharacters, dayStrip, defaultOverdueMs, formatStatus, stackState, stackStatuses, statusExitCode, statusJson, statusVerdict } from '../../src/report/status.js';
 import { FakeWorld, addStack, globalConfig, hooks, removeTempRoots, stackConfig, tempRoot } from '../fakes.js';
 
 afterAll(removeTempRoots);

@@ -10,8 +10,8 @@ import { preStopHooks, runHookPhase } from '../../src/steps/hooks.js';
 import { preflight } from '../../src/steps/preflight.js';
 import { stopUnit } from '../../src/steps/stop-unit.js';
 import { waitForContainers } from '../../src/steps/wait-containers.js';
-import type { UndoRecord } from '../../src/journal.js';
-import { UndoStack, noJournal } from '../../src/undo.js';
+import type { UndoRecord } from '../../src/journal/journal.js';
+import { UndoStack, noJournal } from '../../src/journal/undo.js';
 import { FakeWorld, globalConfig, hooks, readAfterStart, stackConfig, stackRun, unwind, worldWithStack } from '../fakes.js';
 
 const unit = 'app-stack.service';

@@ -4,16 +4,18 @@
  * The same unwinding serves a good run and a failed one, so a failure at any step leaves the
  * stack as the restore policy wants it.
  */
-import { AbortedError, HookFailure, SnapshotKept, errorMessage } from './errors.js';
-import type { JobVerdict, StackRun } from './steps/context.js';
+import { AbortedError, HookFailure, SnapshotKept, errorMessage } from '../errors.js';
+import type { JobVerdict, StackRun } from '../steps/context.js';
 import { timelineOf } from './timeline.js';
-import { runHookPhase } from './steps/hooks.js';
-import { stackSteps, type Step } from './steps/sequence.js';
-import { EarlyUndoError } from './steps/snapshot.js';
-import { undoExecution } from './steps/undo-actions.js';
-import type { UndoFailure } from './undo.js';
-import { removesData } from './undo-records.js';
-import { endReading, restoreAndCompare, type RestoreTestResult } from './restore-test/test.js';
+import { runHookPhase } from '../steps/hooks.js';
+import { stackSteps, type Step } from '../steps/sequence.js';
+import { EarlyUndoError } from '../steps/snapshot.js';
+import { undoExecution } from '../steps/undo-actions.js';
+import type { UndoFailure } from '../journal/undo.js';
+import { removesData } from '../journal/undo-records.js';
+import { problems } from '../report/report.js';
+import type { RestoreTestResult } from '../restore-test/state.js';
+import { endReading, restoreAndCompare } from '../restore-test/test.js';
 
 export interface StackResult {
   stack: string;
@@ -73,10 +75,6 @@ function worstOutcome(results: readonly string[]): StackResult['outcome'] {
 }
 
 /** Everything that went wrong in a stack's run, in one list for the log, the history and the summary. */
-export function problems(result: Pick<StackResult, 'error' | 'restoreErrors' | 'unrecorded'>): string[] {
-  return [...(result.error ? [result.error] : []), ...result.restoreErrors.map((text) => `restore: ${text}`), ...(result.unrecorded ?? [])];
-}
-
 function span(from: number | undefined, to: number | undefined): number | undefined {
   return from !== undefined && to !== undefined ? to - from : undefined;
 }

@@ -9,10 +9,10 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, w
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { SystemdManager } from './adapters/systemd.js';
-import type { StackConfig } from './config/types.js';
-import { throwIfAborted } from './errors.js';
-import { undoTimeoutMs } from './undo-records.js';
+import type { SystemdManager } from '../adapters/systemd.js';
+import type { StackConfig } from '../config/types.js';
+import { throwIfAborted } from '../errors.js';
+import { undoTimeoutMs } from '../journal/undo-records.js';
 
 /** The units of stack-backup before one per root: replaced by `install`. */
 export const legacyUnits = { timer: 'stack-backup.timer', service: 'stack-backup.service' } as const;
@@ -32,7 +32,7 @@ export function unitDirectory(environment: Record<string, string | undefined>): 
 }
 
 export function installPaths(root: string, environment: Record<string, string | undefined>, invokedAs?: string): InstallPaths {
-  const cli = fileURLToPath(new URL('./cli.js', import.meta.url));
+  const cli = fileURLToPath(new URL('../cli.js', import.meta.url));
   return {
     installDir: path.resolve(path.dirname(cli), '..'),
     // The path the command was started by (an `npm link` symlink, say) stays valid across
@@ -86,7 +86,7 @@ export function unitNames(root: string): { service: string; timer: string } {
 
 /** Time for the first forward step to end and the summary and monitoring reports to go out. */
 const stopMarginMs = 60_000;
-/** Each monitoring report: three attempts of 5 s, 1 s apart (monitor.ts). */
+/** Each monitoring report: three attempts of 5 s, 1 s apart (backup/monitor.ts). */
 const monitoringMs = 3 * 5000 + 2 * 1000;
 
 /**

@@ -5,11 +5,11 @@
  */
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { readJsonFile, writeJsonFileDurably } from './adapters/state-files.js';
-import type { HookPhase } from './config/schema.js';
-import type { PathIdentity, RemovalMethod } from './adapters/made-paths.js';
-import type { MadeSnapshot } from './adapters/snapshots.js';
-import type { SnapshotDriverName } from './config/types.js';
+import { readJsonFile, writeJsonFileDurably } from '../adapters/state-files.js';
+import type { HookPhase } from '../config/schema.js';
+import type { PathIdentity, RemovalMethod } from '../adapters/made-paths.js';
+import type { MadeSnapshot } from '../adapters/snapshots.js';
+import type { SnapshotDriverName } from '../config/types.js';
 
 /** Hook commands with all they need to run again without the stack file. */
 export interface HookCommands {

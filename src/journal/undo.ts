@@ -4,8 +4,8 @@
  * each with its own time budget, whatever happened before, and their errors are collected
  * rather than stopping the ones below. An undo leaves the journal only once it is done.
  */
-import { systemClock, withTimeout, type Clock } from './adapters/clock.js';
-import { TimeoutError, errorMessage } from './errors.js';
+import { systemClock, withTimeout, type Clock } from '../adapters/clock.js';
+import { TimeoutError, errorMessage } from '../errors.js';
 import type { Journal, UndoRecord } from './journal.js';
 import { undoName, undoTimeoutMs } from './undo-records.js';
 

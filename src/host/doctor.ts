@@ -2,17 +2,17 @@
  * `stack-backup doctor`: checks everything a run needs, touching nothing, and says for each
  * check OK or what is wrong and how to fix it.
  */
-import { checkVersion, type BackupJob, type Duplicati } from './adapters/duplicati.js';
-import type { ContainerEngine, ContainerMount } from './adapters/podman.js';
-import { btrfsSubvolumeRootInode, chooseDriver, snapshotProblem, type Snapshots } from './adapters/snapshots.js';
-import type { Systemd } from './adapters/systemd.js';
-import { assertNoPathOverlaps, loadGlobalConfig, listStackNames, loadStack, podmanSocketPath, selectStacks } from './config/load.js';
-import { assertOnlyUserCanWrite } from './config/permissions.js';
-import type { GlobalConfig, StackConfig } from './config/types.js';
-import { errorMessage } from './errors.js';
+import { checkVersion, type BackupJob, type Duplicati } from '../adapters/duplicati.js';
+import type { ContainerEngine, ContainerMount } from '../adapters/podman.js';
+import { btrfsSubvolumeRootInode, chooseDriver, snapshotProblem, type Snapshots } from '../adapters/snapshots.js';
+import type { Systemd } from '../adapters/systemd.js';
+import { assertNoPathOverlaps, loadGlobalConfig, listStackNames, loadStack, podmanSocketPath, selectStacks } from '../config/load.js';
+import { assertOnlyUserCanWrite } from '../config/permissions.js';
+import type { GlobalConfig, StackConfig } from '../config/types.js';
+import { errorMessage } from '../errors.js';
 import { installedStopTimeout, legacyUnits, stopTimeoutSeconds, unitNames } from './install.js';
-import { within } from './paths.js';
-import { dataPathsOf, type JobSources } from './restore/data-paths.js';
+import { within } from '../paths.js';
+import { dataPathsOf, type JobSources } from '../restore/data-paths.js';
 import path from 'node:path';
 
 export interface CheckResult {

@@ -3,16 +3,16 @@
  * command by command. Shared by the undo stack, the run, recovery, `status` and the dry runs,
  * and free of the steps, so the undo stack does not depend on the code that carries undos out.
  */
-import { longestTimerMs } from './adapters/clock.js';
-import { hookArgv } from './adapters/hooks.js';
-import { serverUtilArgv } from './adapters/duplicati.js';
-import { describeRemoval } from './adapters/made-paths.js';
-import { markerPath, removalMethod, snapshotTimeoutMs } from './adapters/snapshots.js';
-import { systemctlArgv } from './adapters/systemd.js';
-import type { SnapshotDriverName } from './config/types.js';
+import { longestTimerMs } from '../adapters/clock.js';
+import { hookArgv } from '../adapters/hooks.js';
+import { serverUtilArgv } from '../adapters/duplicati.js';
+import { describeRemoval } from '../adapters/made-paths.js';
+import { markerPath, removalMethod, snapshotTimeoutMs } from '../adapters/snapshots.js';
+import { systemctlArgv } from '../adapters/systemd.js';
+import type { SnapshotDriverName } from '../config/types.js';
 import type { HookCommands, UndoRecord } from './journal.js';
-import { formatSeconds } from './report.js';
-import { shellLine } from './shell-quote.js';
+import { formatSeconds } from '../format.js';
+import { shellLine } from '../shell-quote.js';
 
 /** What starting a socket or its service may take. */
 export const unitTimeoutMs = 60_000;

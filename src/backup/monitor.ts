@@ -7,10 +7,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import type { HttpRequest, HttpSend } from './adapters/http.js';
-import type { MonitorSettings } from './config/types.js';
+import type { HttpRequest, HttpSend } from '../adapters/http.js';
+import type { MonitorSettings } from '../config/types.js';
 import type { StackResult } from './orchestrator.js';
-import { formatSeconds } from './report.js';
+import { formatSeconds } from '../format.js';
 
 export interface MonitorOptions {
   timeoutMs: number;

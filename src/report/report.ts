@@ -3,7 +3,8 @@
  * the summary table at the end. On a terminal the current line is redrawn every second; in a
  * journal (no TTY) a line is printed when a step starts, every 30 s while it waits, and when it ends.
  */
-import type { Clock } from './adapters/clock.js';
+import type { Clock } from '../adapters/clock.js';
+import { formatSeconds } from '../format.js';
 
 /** Ends a step's progress line; `detail` adds what the step reports meanwhile (Duplicati's progress). */
 export type StepProgress = ((outcome: 'done' | 'failed') => void) & { detail(text: string): void };
@@ -21,16 +22,6 @@ export type Verbosity = 'quiet' | 'normal' | 'verbose';
 export interface TextSink {
   write(text: string): unknown;
   isTTY?: boolean;
-}
-
-export function formatSeconds(ms: number | undefined): string {
-  if (ms === undefined) return '-';
-  if (ms < 10_000) return `${(ms / 1000).toFixed(1)} s`;
-  if (ms < 60_000) return `${Math.round(ms / 1000)} s`;
-  const seconds = Math.round(ms / 1000);
-  if (seconds < 3600) return `${Math.floor(seconds / 60)}m${String(seconds % 60).padStart(2, '0')}s`;
-  const minutes = Math.floor(seconds / 60);
-  return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, '0')}m`;
 }
 
 export function createProgress(sink: TextSink, clock: Clock, verbosity: Verbosity = 'normal'): Progress {
@@ -115,4 +106,9 @@ export function formatSummary(rows: readonly SummaryRow[]): string {
   const header = ['STACK', 'RESULT', 'DOWNTIME', 'BACKUP', 'NOTE'];
   const cells = rows.map((row) => [row.stack, row.result, formatSeconds(row.downtimeMs), formatSeconds(row.backupMs), row.note]);
   return `${formatTable(header, cells).join('\n')}\n`;
+}
+
+/** Everything that went wrong in a stack's run (a backup's or a restore's), in one list for the log, the history and the summary. */
+export function problems(result: { error?: string | undefined; restoreErrors: readonly string[]; unrecorded?: readonly string[] | undefined }): string[] {
+  return [...(result.error ? [result.error] : []), ...result.restoreErrors.map((text) => `restore: ${text}`), ...(result.unrecorded ?? [])];
 }

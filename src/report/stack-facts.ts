@@ -3,7 +3,7 @@
  * `status` and the metrics never disagree (a stack left down is left down in both).
  */
 import type { HistoryEntry } from './history.js';
-import type { JournalEntry } from './journal.js';
+import type { JournalEntry } from '../journal/journal.js';
 
 export interface StackFacts {
   configured: boolean;

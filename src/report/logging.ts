@@ -11,7 +11,7 @@
 import { closeSync, fstatSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import pino, { type DestinationStream, type Logger } from 'pino';
-import type { Clock } from './adapters/clock.js';
+import type { Clock } from '../adapters/clock.js';
 import type { Progress } from './report.js';
 
 export interface StepHandle {

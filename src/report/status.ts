@@ -4,10 +4,11 @@
  * waits for recovery. Built from files only; it touches nothing (the metrics file included).
  */
 import { localDay, stripDays, type HistoryEntry } from './history.js';
-import type { JournalEntry } from './journal.js';
-import { formatSeconds, formatTable } from './report.js';
+import type { JournalEntry } from '../journal/journal.js';
+import { formatSeconds } from '../format.js';
+import { formatTable } from './report.js';
 import { shownStacks, stackFacts } from './stack-facts.js';
-import { undoName } from './undo-records.js';
+import { undoName } from '../journal/undo-records.js';
 
 /** What one day of the strip says: a run backed the stack up, runs that day all failed, or none ran. */
 export type DayResult = 'backed_up' | 'failed' | 'no_run';
@@ -193,7 +194,7 @@ export function statusVerdict(statuses: readonly StackStatus[], overdueMs: numbe
   return `${count}: ${parts.join(', ')}`;
 }
 
-/** The status as a JSON document's body (see json-output.ts). */
+/** The status as a JSON document's body (see report/json-output.ts). */
 export function statusJson(
   statuses: readonly StackStatus[],
   runInProgress: boolean,

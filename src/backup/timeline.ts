@@ -2,7 +2,7 @@
  * A stop-mode run's timeline: every instant of the downtime path as the run saw it (and as
  * Duplicati recorded the job), for the log line that `--verbose` also shows and for tuning.
  */
-import type { StackTimings } from './steps/context.js';
+import type { StackTimings } from '../steps/context.js';
 
 /** The instants of the downtime path, in order, as the run saw them (Duplicati's where it says). */
 const timelineSteps: ReadonlyArray<readonly [keyof StackTimings, string]> = [

@@ -5,21 +5,22 @@
  */
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { pruneLogs, readLogTail } from './adapters/files.js';
-import type { HttpSend } from './adapters/http.js';
-import { acquireRootLock } from './adapters/lock.js';
-import { LockHeldError, LockLostError } from './errors.js';
-import type { GlobalConfig, StackConfig } from './config/types.js';
-import { appendHistory, historyFile, lastPassingTest, readHistory, type HistoryEntry } from './history.js';
-import { createJournal } from './journal.js';
-import { createStackLog } from './logging.js';
-import { writeMetricsFile } from './metrics.js';
+import { pruneLogs, readLogTail } from '../adapters/files.js';
+import type { HttpSend } from '../adapters/http.js';
+import { acquireRootLock } from '../adapters/lock.js';
+import { LockHeldError, LockLostError } from '../errors.js';
+import type { GlobalConfig, StackConfig } from '../config/types.js';
+import { appendHistory, historyFile, lastPassingTest, readHistory, type HistoryEntry } from '../report/history.js';
+import { createJournal } from '../journal/journal.js';
+import { createStackLog } from '../report/logging.js';
+import { writeMetricsFile } from '../report/metrics.js';
 import { createStackMonitor, type StackMonitor } from './monitor.js';
-import { backupStack, problems, type StackResult } from './orchestrator.js';
-import { recoverPending, type RecoveryReport } from './recover.js';
-import { formatSeconds, formatSummary, type Progress, type SummaryRow, type TextSink } from './report.js';
-import type { Adapters } from './steps/context.js';
-import { UndoStack } from './undo.js';
+import { backupStack, type StackResult } from './orchestrator.js';
+import { recoverPending, type RecoveryReport } from '../recover.js';
+import { formatSeconds } from '../format.js';
+import { formatSummary, problems, type Progress, type SummaryRow, type TextSink } from '../report/report.js';
+import type { Adapters } from '../steps/context.js';
+import { UndoStack } from '../journal/undo.js';
 
 export interface RunRequest {
   global: GlobalConfig;
