@@ -13,20 +13,11 @@ import { EarlyUndoError } from '../steps/snapshot.js';
 import { undoExecution } from '../steps/undo-actions.js';
 import type { UndoFailure } from '../journal/undo.js';
 import { removesData } from '../journal/undo-records.js';
-import { problems } from '../report/report.js';
+import { problems, type RunOutcome } from '../report/report.js';
 import type { RestoreTestResult } from '../restore-test/state.js';
 import { endReading, restoreAndCompare } from '../restore-test/test.js';
 
-export interface StackResult {
-  stack: string;
-  ok: boolean;
-  /** The forward step's or verify's failure, if any. */
-  error: string | undefined;
-  /** Undos that failed, hooks included. */
-  restoreErrors: string[];
-  /** A unit or socket may not be as it was: an undo other than a hook failed. */
-  notRestored: boolean;
-  aborted: boolean;
+export interface StackResult extends RunOutcome {
   /**
    * Duplicati's verdict over the stack's jobs: the worst one seen; `completed` when the driver
    * saw each backup complete but not its result (exec: the record says it finished, not how),
@@ -49,12 +40,6 @@ export interface StackResult {
   logFile: string;
   /** The forward steps that were started, in order: the same names the dry run prints. */
   steps?: string[];
-  /**
-   * What this run could not write down: the log file missing lines, the crash journal not
-   * updated after an undo (it will be replayed once more, harmlessly). The stack was still
-   * restored, but such a run is not reported as a success: nobody could check it afterwards.
-   */
-  unrecorded?: string[];
   /** Each job's result as Duplicati (or the driver) reported it, for the --json summary. */
   jobs?: JobVerdict[];
   /** The restore test's verdict, where one was due and the backup succeeded. */

@@ -108,7 +108,26 @@ export function formatSummary(rows: readonly SummaryRow[]): string {
   return `${formatTable(header, cells).join('\n')}\n`;
 }
 
-/** Everything that went wrong in a stack's run (a backup's or a restore's), in one list for the log, the history and the summary. */
-export function problems(result: { error?: string | undefined; restoreErrors: readonly string[]; unrecorded?: readonly string[] | undefined }): string[] {
+/** What every stack's run ends with, a backup's or a restore's. */
+export interface RunOutcome {
+  stack: string;
+  ok: boolean;
+  /** The forward step's failure (or the verify hook's), if any. */
+  error: string | undefined;
+  /** Undos that failed, hooks included. */
+  restoreErrors: string[];
+  /** A unit or socket may not be as it was: an undo other than a hook failed. */
+  notRestored: boolean;
+  aborted: boolean;
+  /**
+   * What the run could not write down: the log file missing lines, the crash journal not
+   * updated after an undo (it will be replayed once more, harmlessly). The stack was still
+   * restored, but such a run is not reported as a success: nobody could check it afterwards.
+   */
+  unrecorded?: string[];
+}
+
+/** Everything that went wrong in a stack's run, in one list for the log, the history and the summary. */
+export function problems(result: Pick<RunOutcome, 'error' | 'restoreErrors' | 'unrecorded'>): string[] {
   return [...(result.error ? [result.error] : []), ...result.restoreErrors.map((text) => `restore: ${text}`), ...(result.unrecorded ?? [])];
 }

@@ -6,7 +6,7 @@
  * the swap, and the old data beside it (restore.keep_old), named with the command that removes it.
  */
 import { AbortedError, HookFailure, SnapshotKept, errorMessage } from '../errors.js';
-import { problems } from '../report/report.js';
+import { problems, type RunOutcome } from '../report/report.js';
 import { freezeOnDemand } from '../steps/freeze.js';
 import { preStopHooks } from '../steps/hooks.js';
 import type { Step } from '../steps/sequence.js';
@@ -18,16 +18,7 @@ import { removesData } from '../journal/undo-records.js';
 import type { RestoreRun } from './context.js';
 import { commitSwap, removeOldData, startStack, swapBack } from './steps.js';
 
-export interface RestoreResult {
-  stack: string;
-  ok: boolean;
-  /** The forward step's failure (or the verify hook's), if any. */
-  error: string | undefined;
-  /** Undos that failed, hooks included. */
-  restoreErrors: string[];
-  /** A unit or socket may not be as it was. */
-  notRestored: boolean;
-  aborted: boolean;
+export interface RestoreResult extends RunOutcome {
   /** The restored data is in place and the stack passed its verify hooks. */
   restored: boolean;
   /** The restored data was swapped in, then the old data put back (a failed start or verify hook). */
