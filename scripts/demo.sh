@@ -5,7 +5,8 @@
 #  - otherwise sets up the demo world (needs root: an unprivileged user with a real
 #    systemd --user, rootless Podman, five stacks (two of them in snapshot mode, on a
 #    loop-mounted btrfs and XFS) and a Duplicati stand-in) and runs
-#    `stack-backup all` in it, as that user, with live progress and the summary table.
+#    `stack-backup all` in it, as that user, with live progress and the summary table; each
+#    stack's run ends with a restore test of 20 files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-installed.sh
@@ -34,6 +35,12 @@ done
 for stack in snapbtrfs snapxfs; do
   install -o "$WORLD_UID" -g "$WORLD_GID" -m 644 "$WORLD_DIR/examples/$stack.yaml" "$WORLD_ROOT/stacks/$stack.yaml"
 done
+
+# Every stack's run ends with a restore test: 20 files of its frozen source restored from the
+# version just made and compared exactly (contents, owner, mode).
+printf 'restore_test:\n  sample: 20\n' > "$WORLD_ROOT/stack-backup.yaml"
+chown "$WORLD_UID:$WORLD_GID" "$WORLD_ROOT/stack-backup.yaml"
+chmod 644 "$WORLD_ROOT/stack-backup.yaml"
 
 echo
 echo "== stack-backup list   (as $WORLD_USER, root $WORLD_ROOT)"
