@@ -315,8 +315,9 @@ async function checkRestorable(
       if (!found) return `Duplicati has no job "${job}"`;
       jobs.push({ job, backupId: found.id, sources: await duplicati.jobSources!(found.id) });
     }
-    const { paths, problems } = dataPathsOf({ stack, jobs, mounts: await engine.containerMounts!(global.duplicati.container), run: 'RUN', container: global.duplicati.container });
+    const { paths, problems, warnings } = dataPathsOf({ stack, jobs, mounts: await engine.containerMounts!(global.duplicati.container), run: 'RUN', container: global.duplicati.container });
     if (problems.length > 0) return problems.join('; ');
+    for (const warning of warnings) checks.push({ ok: true, warning: true, what: `after a restore of ${stack.name}, the Duplicati container sees the restored data`, problem: warning });
     checks.push(pass(`${stack.name}'s data paths: ${paths.map((entry) => `${entry.live} (job ${entry.job}, ${entry.source} in the container; staged as ${entry.stagingInContainer})`).join(', ')}`));
     return undefined;
   });

@@ -89,11 +89,12 @@ export interface DataPathsInput {
  * The stack's data paths, or the problems that refuse the restore (each names the job, the
  * source or the path, and what to change). Nothing is touched to find them.
  */
-export function dataPathsOf(input: DataPathsInput): { paths: DataPath[]; problems: string[] } {
+export function dataPathsOf(input: DataPathsInput): { paths: DataPath[]; problems: string[]; warnings: string[] } {
   const { stack, jobs, mounts, run, container } = input;
   const swapped = (input.purpose ?? 'restore') === 'restore';
   const paths: DataPath[] = [];
   const problems: string[] = [];
+  const warnings: string[] = [];
   const add = (job: JobSources, source: string, live: string) => {
     const staging = stagingPathOf(live, run);
     const stagingInContainer = writableInContainer(staging, mounts);
@@ -131,8 +132,18 @@ export function dataPathsOf(input: DataPathsInput): { paths: DataPath[]; problem
         continue;
       }
       add(job, inContainer, snapshotPath.source);
+      // The stack's jobs read the snapshot, but a volume of the source itself (another job's, a
+      // stop-mode job of the live data) keeps showing the folder the swap renames away: that job
+      // would back up the old data, and btrfs cannot free an old subvolume a mount still holds,
+      // until the container is restarted.
+      const pinned = swapped ? mounts.filter((mount) => within(snapshotPath.source, mount.source)) : [];
+      for (const mount of pinned) {
+        warnings.push(
+          `the Duplicati container "${container}" has the volume ${mount.source}:${mount.destination} of ${snapshotPath.source} itself (or of a folder in it): after the swap it keeps showing the old data (a job reading it backs that up, and its space is not freed) until the container is restarted; mount the parent folder ${path.dirname(snapshotPath.source)} instead`,
+        );
+      }
     }
-    return { paths, problems };
+    return { paths, problems, warnings };
   }
   for (const job of jobs) {
     if (job.sources.length === 0) problems.push(`job ${job.job} backs up nothing (no sources)`);
@@ -159,5 +170,5 @@ export function dataPathsOf(input: DataPathsInput): { paths: DataPath[]; problem
       }
     }
   }
-  return { paths, problems };
+  return { paths, problems, warnings };
 }

@@ -69,8 +69,9 @@ export async function restorePreflight(run: RestoreRun): Promise<void> {
         if ((await madePaths.look(name, run.signal)).kind !== 'absent') return `${name} exists: a restore makes it anew and never replaces anything`;
       }
     }
-    const { paths, problems } = dataPathsOf({ stack: run.stack, jobs, mounts, run: run.runId, container, subvolumes });
+    const { paths, problems, warnings } = dataPathsOf({ stack: run.stack, jobs, mounts, run: run.runId, container, subvolumes });
     if (problems.length > 0) return problems.join('; ');
+    for (const warning of warnings) run.log.warn(warning);
     if (paths.length === 0) return 'the chosen jobs hold no data path of this stack';
     const needed = new Map<string, number>();
     const planned: PlannedPath[] = [];

@@ -143,6 +143,10 @@ describe('restore to an older version', () => {
       // The old data is kept beside it, as it was before the restore.
       expect(settled(await folderManifest(entry!.old), stack)).toEqual(settled(newer, stack));
       expect(restored.stderr).toContain(`stack-backup restore --prune ${stack}`);
+      // The world's Duplicati has a volume of the snapshot stacks' live folders themselves (for a
+      // stop-mode job of the live data): the restore says it keeps showing the old data.
+      if (stack === 'composeapp') expect(restored.stderr).not.toMatch(/keeps showing the old data/);
+      else expect(restored.stderr).toMatch(new RegExp(`volume ${data[stack]}:/live/${stack} of ${data[stack]} itself .*keeps showing the old data`));
       expect(pendingUndos()).toEqual([]);
       if (stack === 'snapbtrfs') {
         // Still a subvolume, so the next snapshot works.

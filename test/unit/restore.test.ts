@@ -152,6 +152,24 @@ describe('the data paths', () => {
     expect(problems).toEqual([]);
     expect(paths).toMatchObject([{ source: '/snapshots/app', live: '/srv/btrfs/app', kind: 'btrfs-subvolume', stagingInContainer: '/restore/btrfs/app.stack-backup-restore-r1' }]);
   });
+
+  it('snapshot mode: a volume of the source itself, or of a folder in it, is a warning (it keeps showing the old data after the swap); a parent volume is none', () => {
+    const snapshotStack = stackConfig({ snapshot: { driver: 'btrfs', paths: [{ source: '/srv/btrfs/app', target: '/srv/btrfs/snapshots/app' }] } });
+    const mounts = [
+      { source: '/srv/btrfs/snapshots', destination: '/snapshots', writable: false },
+      { source: '/srv/btrfs', destination: '/restore/btrfs', writable: true },
+    ];
+    const input = { stack: snapshotStack, jobs: [{ job: 'app', backupId: '1', sources: ['/snapshots/app/'] }], run: 'r1', container: 'duplicati' };
+    expect(dataPathsOf({ ...input, mounts }).warnings).toEqual([]);
+    const pinned = dataPathsOf({ ...input, mounts: [...mounts, { source: '/srv/btrfs/app', destination: '/live/app', writable: false }, { source: '/srv/btrfs/app/db', destination: '/db', writable: false }] });
+    expect(pinned.problems).toEqual([]);
+    expect(pinned.paths).toHaveLength(1);
+    expect(pinned.warnings).toHaveLength(2);
+    expect(pinned.warnings[0]).toMatch(/the volume \/srv\/btrfs\/app:\/live\/app of \/srv\/btrfs\/app itself .*keeps showing the old data.*mount the parent folder \/srv\/btrfs instead/);
+    expect(pinned.warnings[1]).toMatch(/the volume \/srv\/btrfs\/app\/db:\/db of/);
+    // A restore test swaps nothing: no warning.
+    expect(dataPathsOf({ ...input, mounts: [...mounts, { source: '/srv/btrfs/app', destination: '/live/app', writable: false }], purpose: 'restore test' }).warnings).toEqual([]);
+  });
 });
 
 describe('a restore', () => {
