@@ -8,7 +8,7 @@ import { AbortedError, HookFailure, SnapshotKept, errorMessage } from '../errors
 import type { JobVerdict, StackRun } from '../steps/context.js';
 import { timelineOf } from './timeline.js';
 import { runHookPhase } from '../steps/hooks.js';
-import { stackSteps, type Step } from '../steps/sequence.js';
+import { stackSteps, walkSteps, type Step } from '../steps/sequence.js';
 import { EarlyUndoError } from '../steps/snapshot.js';
 import { undoExecution } from '../steps/undo-actions.js';
 import type { UndoFailure } from '../journal/undo.js';
@@ -74,17 +74,9 @@ export async function backupStack(run: StackRun, steps: readonly Step[] = stackS
     restore_policy: run.stack.restorePolicy,
     freeze: run.stack.freeze ?? false,
   });
-  let failure: Error | undefined;
-  const startedSteps: string[] = [];
-  for (const step of steps) {
-    startedSteps.push(step.name);
-    try {
-      await step.run(run);
-    } catch (error) {
-      failure = error instanceof Error ? error : new Error(errorMessage(error));
-      break;
-    }
-  }
+  const walked = await walkSteps(steps, run);
+  let failure = walked.failure;
+  const { startedSteps } = walked;
   // Looks at Duplicati begun with the stop end here, whatever ended the steps.
   run.stopWatch?.stop();
   // The restore test's reading of the stopped stack's data ends before the stack starts again.

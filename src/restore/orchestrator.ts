@@ -9,7 +9,7 @@ import { AbortedError, HookFailure, SnapshotKept, errorMessage } from '../errors
 import { problems, type RunOutcome } from '../report/report.js';
 import { freezeOnDemand } from '../steps/freeze.js';
 import { preStopHooks } from '../steps/hooks.js';
-import type { Step } from '../steps/sequence.js';
+import { walkSteps, type Step } from '../steps/sequence.js';
 import { stopUnit } from '../steps/stop-unit.js';
 import { undoExecution } from '../steps/undo-actions.js';
 import { waitForContainers } from '../steps/wait-containers.js';
@@ -85,17 +85,7 @@ export async function restoreStack(run: RestoreRun, steps: readonly Step[]): Pro
     versions: run.restore.choices.map((choice) => ({ job: choice.job, version: choice.version.version, time: choice.version.time })),
     keep_old: run.restore.keepOld,
   });
-  let failure: Error | undefined;
-  const startedSteps: string[] = [];
-  for (const step of steps) {
-    startedSteps.push(step.name);
-    try {
-      await step.run(run);
-    } catch (error) {
-      failure = error instanceof Error ? error : new Error(errorMessage(error));
-      break;
-    }
-  }
+  const { failure, startedSteps } = await walkSteps(steps, run);
   let rollbackError: Error | undefined;
   if (!failure) {
     // Verified: the swap is what is wanted now; its ways back are crossed out before anything else runs.

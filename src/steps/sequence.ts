@@ -10,6 +10,7 @@ import { armedRunArgv, runWaitPollSeconds, sessionArgv } from '../adapters/dupli
 import { describeContainerList } from '../adapters/podman-list.js';
 import { createArgvs, factsArgv, markerPath, nestedArgv } from '../adapters/snapshots.js';
 import { systemctlArgv } from '../adapters/systemd.js';
+import { errorMessage } from '../errors.js';
 import type { HookPhase } from '../config/schema.js';
 import type { GlobalConfig, SnapshotDriverName, SnapshotPath, StackConfig } from '../config/types.js';
 import type { UndoRecord } from '../journal/journal.js';
@@ -41,6 +42,23 @@ export interface Step {
   /** The undo it registers before it changes anything; none when it changes nothing. */
   undo?: PlannedUndo;
   run(run: StackRun): Promise<void>;
+}
+
+/**
+ * Walks the steps forward until one fails: which were started (the names the result carries)
+ * and the failure, if any. The undos are the caller's: a backup's and a restore's differ.
+ */
+export async function walkSteps(steps: readonly Step[], run: StackRun): Promise<{ failure: Error | undefined; startedSteps: string[] }> {
+  const startedSteps: string[] = [];
+  for (const step of steps) {
+    startedSteps.push(step.name);
+    try {
+      await step.run(run);
+    } catch (error) {
+      return { failure: error instanceof Error ? error : new Error(errorMessage(error)), startedSteps };
+    }
+  }
+  return { failure: undefined, startedSteps };
 }
 
 /** The same steps for every mode; a mode is the list `stackSteps` makes of them. */
