@@ -15,7 +15,7 @@ import type { ContainerEngine, ContainerEvent, ContainerSummary } from '../src/a
 import type { FolderContents, FolderKind, MadePaths, PathIdentity, PathLook, RemovalMethod, RemovalOutcome, RenameOutcome } from '../src/adapters/made-paths.js';
 import type { BackupVersion, RestoreOutcome, RestoreRequest, VersionEntry } from '../src/adapters/backup-versions.js';
 import type { SourceFiles } from '../src/adapters/source-files.js';
-import type { FileFacts } from '../src/restore-test/compare.js';
+import type { FileFacts } from '../src/adapters/source-files.js';
 import type { MadeSnapshot, PathFacts, Snapshots, SnapshotToRemove, TargetState } from '../src/adapters/snapshots.js';
 import type { Systemd, UnitState } from '../src/adapters/systemd.js';
 import type { LabelSelector } from '../src/config/types.js';

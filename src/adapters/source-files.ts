@@ -7,9 +7,26 @@
  * follows a link, and reports mtimes to the nanosecond.
  */
 import { CommandError, TimeoutError } from '../errors.js';
-import type { FileFacts } from '../restore-test/compare.js';
 import { unshareArgv } from './made-paths.js';
 import { describeFailure, type CommandRunner } from './process.js';
+
+/** What is known of one regular file or symlink: read inside the user's namespace. */
+export interface FileFacts {
+  /** Relative to the folder it was read in. */
+  path: string;
+  type: 'file' | 'symlink';
+  size: number;
+  /** Permission bits, octal as `stat %a` prints them. */
+  mode: string;
+  uid: string;
+  gid: string;
+  /** Seconds since the epoch with nanoseconds, as `stat %.9Y` prints them. */
+  mtime: string;
+  /** A symlink's target; undefined for a file. */
+  target?: string | undefined;
+  /** A file's SHA-256; undefined for a symlink. */
+  hash?: string | undefined;
+}
 
 /**
  * `node -e PROGRAM FOLDER MODE`: MODE `list` prints the relative paths of every regular file and

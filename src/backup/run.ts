@@ -19,8 +19,7 @@ import { backupStack, type StackResult } from './orchestrator.js';
 import { recoverPending, type RecoveryReport } from '../recover.js';
 import { formatSeconds } from '../format.js';
 import { formatSummary, problems, type Progress, type SummaryRow, type TextSink } from '../report/report.js';
-import type { Adapters } from '../steps/context.js';
-import { UndoStack } from '../journal/undo.js';
+import { beginStackRun, type Adapters } from '../steps/context.js';
 
 export interface RunRequest {
   global: GlobalConfig;
@@ -92,18 +91,7 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
       monitor?.started();
       try {
         const lastTest = stack.restoreTest ? lastPassingTestAt(global.root, stack.name) : undefined;
-        const result = await backupStack({
-          runId,
-          stack,
-          global,
-          adapters,
-          log,
-          undo: new UndoStack(journal, undefined, adapters.clock),
-          signal,
-          timings: {},
-          jobResults: [],
-          lastPassingTestAt: lastTest,
-        });
+        const result = await backupStack({ ...beginStackRun({ runId, stack, global, adapters, log, signal, journal }), lastPassingTestAt: lastTest });
         results.push(result);
         if (monitor) reports.push(reportLater(stack.name, monitor, result));
         recordHistory(global.root, progress, {

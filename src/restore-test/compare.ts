@@ -4,25 +4,8 @@
  * mtime, symlink target), said file by file as a person reads it.
  */
 import { randomInt } from 'node:crypto';
+import type { FileFacts } from '../adapters/source-files.js';
 import type { SampleSize } from '../config/types.js';
-
-/** What is known of one regular file or symlink: read inside the user's namespace. */
-export interface FileFacts {
-  /** Relative to the folder it was read in. */
-  path: string;
-  type: 'file' | 'symlink';
-  size: number;
-  /** Permission bits, octal as `stat %a` prints them. */
-  mode: string;
-  uid: string;
-  gid: string;
-  /** Seconds since the epoch with nanoseconds, as `stat %.9Y` prints them. */
-  mtime: string;
-  /** A symlink's target; undefined for a file. */
-  target?: string | undefined;
-  /** A file's SHA-256; undefined for a symlink. */
-  hash?: string | undefined;
-}
 
 /** How many of `total` files the size asks for (at least one where there is one). */
 export function sampleCount(size: SampleSize, total: number): number {

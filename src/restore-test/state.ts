@@ -1,6 +1,6 @@
 /** What a restore test carries through a stack's run, and what it found. */
 import type { FilterTest } from './filters.js';
-import type { FileFacts } from './compare.js';
+import type { FileFacts } from '../adapters/source-files.js';
 
 /** One data path under test: where its frozen source is read, and what the version calls it. */
 export interface TestedPath {

@@ -14,7 +14,8 @@ import type { RemoveMadeUndo } from '../journal/journal.js';
 import { dataPathsOf, writableInContainer, type JobSources } from '../restore/data-paths.js';
 import type { StackRun } from '../steps/context.js';
 import { undoExecution } from '../steps/undo-actions.js';
-import { compare, describeComparison, landingOf, pickSample, sampleCount, type Comparison, type FileFacts } from './compare.js';
+import { compare, describeComparison, landingOf, pickSample, sampleCount, type Comparison } from './compare.js';
+import type { FileFacts } from '../adapters/source-files.js';
 import { backedUpBy, type FilterTest } from './filters.js';
 import type { RestoreTestResult, RestoreTestState, TestedPath } from './state.js';
 

@@ -14,8 +14,7 @@ import { createStackLog, discardingLog, type StackLog } from '../report/logging.
 import { recoverPending, type RecoveryReport } from '../recover.js';
 import { formatSeconds } from '../format.js';
 import { formatTable, type Progress, type TextSink } from '../report/report.js';
-import type { Adapters } from '../steps/context.js';
-import { UndoStack } from '../journal/undo.js';
+import { beginStackRun, type Adapters } from '../steps/context.js';
 import type { ChosenVersion } from './choose.js';
 import type { PlannedPath, RestoreRun } from './context.js';
 import { writableInContainer } from './data-paths.js';
@@ -76,15 +75,7 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreReport
     let result: RestoreResult;
     try {
       const run: RestoreRun = {
-        runId,
-        stack,
-        global,
-        adapters,
-        log,
-        undo: new UndoStack(journal, undefined, adapters.clock),
-        signal,
-        timings: {},
-        jobResults: [],
+        ...beginStackRun({ runId, stack, global, adapters, log, signal, journal }),
         restore: { choices: request.choices, paths: [], staged: new Map(), restored: [], swapped: [], keepOld: stack.restore.keepOld },
       };
       result = await restoreStack(run, restoreSteps({ stack, global, choices: request.choices }));
@@ -170,15 +161,7 @@ export async function pruneKept(request: Pick<RestoreRequest, 'global' | 'adapte
 /** The dry run's look at the data paths: the restore's preflight, reading only, logging nothing; its problem said rather than thrown. */
 export async function readPlannedPaths(request: Pick<RestoreRequest, 'global' | 'stack' | 'choices' | 'adapters' | 'signal'>): Promise<{ paths: PlannedPath[] | undefined; problem: string | undefined }> {
   const run: RestoreRun = {
-    runId: 'RUN',
-    stack: request.stack,
-    global: request.global,
-    adapters: request.adapters,
-    log: discardingLog('(dry run: no log)'),
-    undo: new UndoStack(undefined, undefined, request.adapters.clock),
-    signal: request.signal,
-    timings: {},
-    jobResults: [],
+    ...beginStackRun({ runId: 'RUN', stack: request.stack, global: request.global, adapters: request.adapters, log: discardingLog('(dry run: no log)'), signal: request.signal, journal: undefined }),
     restore: { choices: request.choices, paths: [], staged: new Map(), restored: [], swapped: [], keepOld: request.stack.restore.keepOld },
   };
   try {
@@ -209,16 +192,8 @@ export async function restoreTo(request: RestoreRequest & { folder: string }): P
     const log = createStackLog(global.root, stack.name, runId, adapters.clock, progress, undefined, 'restore');
     const result: RestoreToResult = { ok: false, folder, paths: [], error: undefined };
     const run: RestoreRun = {
-      runId,
-      stack,
-      global,
-      adapters,
-      log,
       // The pause of the exec driver is a change like any other: its undo is journaled first.
-      undo: new UndoStack(createJournal(global.root, runId), undefined, adapters.clock),
-      signal,
-      timings: {},
-      jobResults: [],
+      ...beginStackRun({ runId, stack, global, adapters, log, signal, journal: createJournal(global.root, runId) }),
       restore: { choices: request.choices, paths: [], staged: new Map(), restored: [], swapped: [], keepOld: true },
     };
     try {

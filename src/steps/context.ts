@@ -10,7 +10,8 @@ import type { Snapshots, TargetState } from '../adapters/snapshots.js';
 import type { Systemd } from '../adapters/systemd.js';
 import type { GlobalConfig, SnapshotDriverName, StackConfig } from '../config/types.js';
 import type { StackLog } from '../report/logging.js';
-import type { UndoFailure, UndoStack } from '../journal/undo.js';
+import type { Journal } from '../journal/journal.js';
+import { UndoStack, type UndoFailure } from '../journal/undo.js';
 
 /** The adapters to the outside world; tests pass in-memory fakes. */
 export interface Adapters {
@@ -128,4 +129,13 @@ export interface StackRun {
    * fails the stack.
    */
   afterStart?: Array<() => Promise<void>>;
+}
+
+/**
+ * A stack's run as it begins, a backup's or a restore's: nothing undone, timed or judged yet; its
+ * undos written to the journal (none: a dry run's look, which changes nothing).
+ */
+export function beginStackRun(start: Pick<StackRun, 'runId' | 'stack' | 'global' | 'adapters' | 'log' | 'signal'> & { journal: Journal | undefined }): StackRun {
+  const { journal, ...run } = start;
+  return { ...run, undo: new UndoStack(journal, undefined, run.adapters.clock), timings: {}, jobResults: [] };
 }

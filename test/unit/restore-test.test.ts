@@ -7,7 +7,8 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { backedUpBy } from '../../src/restore-test/filters.js';
-import { compare, differences, landingOf, pickSample, sampleCount, type FileFacts } from '../../src/restore-test/compare.js';
+import { compare, differences, landingOf, pickSample, sampleCount } from '../../src/restore-test/compare.js';
+import type { FileFacts } from '../../src/adapters/source-files.js';
 import type { StackConfig } from '../../src/config/types.js';
 import { FakeWorld, removeTempRoots, runStack, stackConfig, worldWithStack } from '../fakes.js';
 import { UndoStack } from '../../src/journal/undo.js';
