@@ -8,8 +8,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { connect } from 'node:net';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { asUser, cli, jobRecords, logLines, resetRoot, resetWorld, standin, systemctl, unitState, waitUntil, world, worldScripts, writeStack } from './world.js';
-import { execFileSync } from 'node:child_process';
+import { asUser, cli, jobRecords, logLines, resetRoot, resetWorld, standin, systemctl, unitState, waitUntil, world, worldScript, writeStack } from './world.js';
 
 beforeEach(async () => {
   resetRoot();
@@ -37,9 +36,17 @@ async function activationHeld(): Promise<boolean> {
   }
 }
 
+describe('the world scripts the tests build on', () => {
+  it('a world script that dies says why in the test output: its exit and its own message', async () => {
+    // No arguments: the script stops at its first required one, before it touches anything.
+    await expect(worldScript('stuck-container.sh')).rejects.toThrow(/world script stuck-container\.sh\s+failed \(exit 1\)\nstderr:\n.*name/);
+    await expect(worldScript('standin.sh', 'no-such-verb')).rejects.toThrow(/failed \(exit 2\)\nstdout \(end\):\n[\s\S]*standin\.sh util ARGS/);
+  });
+});
+
 describe('containers Podman still lists after their processes are gone', () => {
   it('a container stuck in "removing" does not hold the stack down: backed up CLEAN, the log names the state', async () => {
-    execFileSync('bash', [path.join(worldScripts, 'stuck-container.sh'), 'plainapp-leftover', 'plainapp'], { stdio: 'pipe' });
+    await worldScript('stuck-container.sh', 'plainapp-leftover', 'plainapp');
     expect(await containerState('plainapp-leftover')).toBe('removing');
     // A short stop_timeout: waiting on the leftover would fail the stack instead of backing it up.
     writeStack('plainapp', 'duplicati_jobs: [plainapp]\nstop_timeout: 20\n');

@@ -8,7 +8,7 @@ import { readFileSync, readdirSync, rmSync, writeFileSync, chownSync, mkdirSync,
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const worldScripts = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'world');
+const worldScripts = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'world');
 const worldDir = process.env.WORLD_DIR ?? '/var/tmp/stack-backup-world';
 
 function readEnvironment(): Record<string, string> {
@@ -83,21 +83,30 @@ export async function runningContainers(project: string): Promise<string[]> {
   return result.stdout.split('\n').filter(Boolean);
 }
 
-function run(file: string, args: string[]): Promise<string> {
+/**
+ * Runs a world script as root and resolves with what it printed. When it fails, the rejection
+ * carries its exit, its stderr and the end of its stdout, so a world script that dies says why
+ * in vitest's output instead of a bare "Command failed".
+ */
+export function worldScript(script: string, ...args: string[]): Promise<string> {
+  const file = path.join(worldScripts, script);
   return new Promise((resolve, reject) =>
-    execFile(file, args, { maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) =>
-      error ? reject(new Error(`${file} ${args.join(' ')}: ${error.message}\n${stderr}`)) : resolve(stdout),
-    ),
+    execFile('bash', [file, ...args], { maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      if (!error) return resolve(stdout);
+      const exit = error.signal ? `signal ${error.signal}` : `exit ${String(error.code)}`;
+      const printed = [stderr.trim() && `stderr:\n${stderr.trim()}`, stdout.trim() && `stdout (end):\n${stdout.trim().split('\n').slice(-20).join('\n')}`].filter(Boolean).join('\n');
+      reject(new Error(`world script ${script} ${args.join(' ')} failed (${exit})${printed ? `\n${printed}` : ', printing nothing'}`));
+    }),
   );
 }
 
 /** Back to the baseline: stand-in reset, stack units and the socket up, the proxy service down. */
 export async function resetWorld(): Promise<void> {
-  await run('bash', [path.join(worldScripts, 'reset.sh'), '--quiet']);
+  await worldScript('reset.sh', '--quiet');
 }
 
 export async function standin(...args: string[]): Promise<string> {
-  return run('bash', [path.join(worldScripts, 'standin.sh'), ...args]);
+  return worldScript('standin.sh', ...args);
 }
 
 export interface JobRecord {

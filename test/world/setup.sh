@@ -21,7 +21,7 @@ need_root
 T0=$(date +%s%N)
 elapsed() { echo "$((($(date +%s%N) - T0) / 1000000)) ms"; }
 
-PACKAGES="podman runc uidmap slirp4netns fuse-overlayfs catatonit busybox-static podman-compose socat curl bindfs fuse3 btrfs-progs xfsprogs"
+PACKAGES="podman runc uidmap slirp4netns fuse-overlayfs catatonit busybox-static podman-compose socat curl bindfs fuse3 btrfs-progs xfsprogs strace"
 NODE=/usr/bin/node
 CHANGED_UNITS=""
 

@@ -1,12 +1,19 @@
 #!/bin/bash
 # Leaves a container in Podman's "removing" state with no process, as a real host can have it
-# (see the ondemand unit in setup.sh): Podman 4.3 saves "removing" before it tears down the
-# container's storage and deletes its row, so a remover killed in between leaves it listed.
+# (see the ondemand unit in setup.sh): a remover that dies between saving "removing" and
+# deleting the container's row leaves it listed so.
 #   stuck-container.sh NAME PROJECT
 # The container carries io.podman.compose.project=PROJECT (it counts as one of that stack's) and
-# sbworld.stuck=1 (reset.sh removes it). The remover is killed once its storage teardown is seen
-# under way (files vanishing), not after a guessed delay; a removal that outran the look is tried
-# again with more files. Run as root.
+# sbworld.stuck=1 (reset.sh removes it).
+#
+# Deterministic, not a race: Podman 4.3's removeContainer (libpod/runtime_ctr.go, v4.3.1) saves
+# ContainerStateRemoving, then tears down storage, whose first act is os.RemoveAll of the
+# container's "artifacts" folder (teardownStorage, libpod/container_internal.go), and only then
+# deletes the row. strace kills the remover at its first system call on that folder, which is
+# therefore always after the save and before the row is gone, however fast or loaded the disk.
+# (An earlier version raced a kill against the storage teardown, watching files vanish; on a
+# loaded machine the removal won about one run in two and the test failed: issue 31.)
+# Run as root.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=world-lib.sh
@@ -15,51 +22,40 @@ need_root
 world_ids
 name=${1:?name}
 project=${2:?project}
+command -v strace >/dev/null || die "stuck-container: strace is missing (setup.sh installs it)"
 
-# leave_removing FILES: one attempt; exit 0 when the container is left "removing", 1 when the
-# removal finished before it could be killed (it deleted FILES files faster than they were
-# seen going), anything else dies.
-leave_removing() {
-	local files=$1 layer remover state
-	upodman rm -f --ignore "$name" >/dev/null
-	# Many files in the container's own layer make the teardown last long enough to be seen.
-	upodman run -d --name "$name" --label "io.podman.compose.project=$project" --label sbworld.stuck=1 --network=none \
-		"$WORLD_IMAGE" /bin/sh -c "mkdir /junk; i=0; while [ \$i -lt $files ]; do : > /junk/f\$i; i=\$((i+1)); done; echo filled; exec sleep 100000" >/dev/null
-	filled() { upodman logs "$name" 2>/dev/null | grep -q filled; }
-	wait_for 300 filled || die "stuck-container: $name did not fill its layer"
-	upodman stop -t 1 "$name" >/dev/null
-	layer=$(ls -d "$WORLD_HOME"/.local/share/containers/storage/*/dir/*/junk 2>/dev/null | while read -r d; do
-		[ "$(ls "$d" | wc -l)" -eq "$files" ] && echo "$d"; done | head -n1)
-	[ -n "$layer" ] || die "stuck-container: cannot find $name's layer"
-	# Local mode (no CONTAINER_HOST): the removal runs in this process tree, which can be killed.
-	setsid setpriv --reuid="$WORLD_UID" --regid="$WORLD_GID" --init-groups -- env -i HOME="$WORLD_HOME" \
-		PATH=/usr/bin:/bin XDG_RUNTIME_DIR="$XDG_RUNTIME_DIR" podman rm -f "$name" >/dev/null 2>&1 &
-	remover=$!
-	# The first file gone says the teardown is under way (f0 is listed first and goes early;
-	# a test of one name is quicker than counting them all, so the kill comes sooner).
-	for _ in $(seq 1 3000); do
-		[ -e "$layer/f0" ] && [ -e "$layer/f1" ] && [ -e "$layer/f$((files - 1))" ] || break
-		[ "$(ls "$layer" 2>/dev/null | wc -l)" -lt "$files" ] && break
-		sleep 0.02
-	done
-	# Already gone (it outran the look): say so, the caller tries again with more files.
-	kill -KILL -- "-$remover" 2>/dev/null || kill -KILL "$remover" 2>/dev/null || true
-	wait "$remover" 2>/dev/null || true
-	state=$(upodman ps -a --filter "name=^$name\$" --format '{{.State}}')
-	case "$state" in
-	removing | Removing) return 0 ;;
-	'') return 1 ;;
-	*) die "stuck-container: $name is \"$state\", not removing" ;;
-	esac
-}
+upodman rm -f --ignore "$name" >/dev/null
+upodman run -d --name "$name" --label "io.podman.compose.project=$project" --label sbworld.stuck=1 --network=none \
+	"$WORLD_IMAGE" /bin/sh -c 'exec sleep 100000' >/dev/null
+# Stopped first, so the removal below has no process to stop and its storage is unmounted: the
+# next system call on the artifacts folder is teardownStorage's.
+upodman stop -t 1 "$name" >/dev/null
+static_dir=$(upodman inspect --format '{{.StaticDir}}' "$name")
+[ -n "$static_dir" ] || die "stuck-container: Podman gave no StaticDir for $name"
+artifacts=$static_dir/artifacts
 
-# A removal that finished before the kill leaves no container: try again with three times the
-# files (a slower teardown), so the outcome does not hang on how fast this machine deletes.
-for files in 20000 60000 180000; do
-	if leave_removing "$files"; then
-		say "stuck-container: $name is removing"
-		exit 0
-	fi
-	say "stuck-container: the removal of $name ended before it was killed ($files files); again with more"
-done
-die "stuck-container: the removal of $name always ended before it could be killed"
+# Local mode (no CONTAINER_HOST): the removal runs in this process tree, which strace follows
+# (-f: Podman re-executes itself into the user's namespace). -P keeps the injection to system
+# calls on the artifacts folder; signal=KILL ends the remover there. strace then exits as its
+# tracee did (137), which is the expected outcome, not a failure.
+trace_log=$(mktemp /tmp/sbworld-stuck.XXXXXX)
+set +e
+strace -f -qq -o "$trace_log" -P "$artifacts" -e inject=all:signal=KILL \
+	setpriv --reuid="$WORLD_UID" --regid="$WORLD_GID" --init-groups -- env -i HOME="$WORLD_HOME" \
+	PATH=/usr/bin:/bin XDG_RUNTIME_DIR="$XDG_RUNTIME_DIR" podman rm -f "$name" >/dev/null 2>&1
+code=$?
+set -e
+state=$(upodman ps -a --filter "name=^$name\$" --format '{{.State}}')
+case "$state" in
+removing | Removing)
+	rm -f "$trace_log"
+	say "stuck-container: $name is removing"
+	;;
+*)
+	# Say everything that explains it: the remover's exit and the system calls strace saw.
+	printf '[world] stuck-container: strace on %s:\n' "$artifacts" >&2
+	grep -v -e '--- SIG' "$trace_log" | tail -n 20 >&2 || true
+	rm -f "$trace_log"
+	die "stuck-container: $name is \"${state:-gone}\" after the remover was killed at its first call on its artifacts folder (exit $code), not \"removing\""
+	;;
+esac
