@@ -16,6 +16,7 @@ import {
   startCli,
   systemctl,
   unitState,
+  waitUntil,
   writeStack,
   writeUserFile,
   world,
@@ -255,7 +256,8 @@ describe('runs and the lock', () => {
     await standin('set', 'duration', '5');
     const first = startCli(['composeapp']);
     const lock = path.join(root, 'logs', 'stack-backup.lock');
-    for (let tries = 0; tries < 100 && !existsSync(lock); tries++) await new Promise((resolve) => setTimeout(resolve, 100));
+    // Polled, not slept: the first run's start can take seconds on a loaded machine.
+    await waitUntil('the first run to hold the lock', () => existsSync(lock), 60_000);
     const second = await cli(['plainapp']);
     expect(second.code).toBe(75);
     // "At once": it did not wait for the first run, which still holds its 5 s job.

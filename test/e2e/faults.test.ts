@@ -61,7 +61,9 @@ describe('signals', () => {
 
   it('a second signal does not skip the undos', async () => {
     await standin('set', 'duration', '8');
-    writeStack('composeapp', 'duplicati_jobs: [composeapp]\nhooks:\n  pre_start: sleep 2\n');
+    // The second signal must land while the undos run: the pre_start hook holds them for 8 s, far
+    // longer than the 100 ms poll and a loaded machine's lag between the log line and the kill.
+    writeStack('composeapp', 'duplicati_jobs: [composeapp]\nhooks:\n  pre_start: sleep 8\n');
     const run = startCli(['composeapp']);
     await waitUntil('the composeapp job to start', () => jobStarted('composeapp'), jobStartTimeoutMs);
     run.child.kill('SIGINT');
