@@ -77,7 +77,7 @@ async function rollBack(run: RestoreRun): Promise<Error | undefined> {
   }
 }
 
-export async function restoreStack(run: RestoreRun, steps: readonly Step[]): Promise<RestoreResult> {
+export async function restoreStack(run: RestoreRun, steps: readonly Step<RestoreRun>[]): Promise<RestoreResult> {
   const { log, adapters, timings } = run;
   const started = adapters.clock.now();
   log.info('restore start', {

@@ -34,21 +34,25 @@ export interface PlannedUndo {
   actions: string[];
 }
 
-export interface Step {
+/**
+ * One step of a run of type R (a backup's or a restore's StackRun, a prune's list): its name,
+ * what it does and its undo are declared once, as values the plan prints and the walker runs.
+ */
+export interface Step<R = StackRun> {
   /** As the dry run and the run's result name it. */
   name: string;
   /** What it will do, in order: shell-quoted command lines, API calls, waits. */
   actions: string[];
   /** The undo it registers before it changes anything; none when it changes nothing. */
   undo?: PlannedUndo;
-  run(run: StackRun): Promise<void>;
+  run(run: R): Promise<void>;
 }
 
 /**
  * Walks the steps forward until one fails: which were started (the names the result carries)
  * and the failure, if any. The undos are the caller's: a backup's and a restore's differ.
  */
-export async function walkSteps(steps: readonly Step[], run: StackRun): Promise<{ failure: Error | undefined; startedSteps: string[] }> {
+export async function walkSteps<R>(steps: readonly Step<R>[], run: R): Promise<{ failure: Error | undefined; startedSteps: string[] }> {
   const startedSteps: string[] = [];
   for (const step of steps) {
     startedSteps.push(step.name);
@@ -59,6 +63,11 @@ export async function walkSteps(steps: readonly Step[], run: StackRun): Promise<
     }
   }
   return { failure: undefined, startedSteps };
+}
+
+/** The dry run's lines of a list of steps: each numbered, the undo it registers first named, its actions below. */
+export function describeSteps<R>(steps: readonly Step<R>[]): string[] {
+  return steps.flatMap((step, index) => [`  ${index + 1}. ${step.name}${step.undo ? ` (first registers its undo: ${step.undo.name})` : ''}`, ...step.actions.map((action) => `       ${action}`)]);
 }
 
 /** The same steps for every mode; a mode is the list `stackSteps` makes of them. */

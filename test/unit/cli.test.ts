@@ -311,3 +311,39 @@ describe('--help and the README agree', () => {
     }
   });
 });
+
+describe('restore: what is refused, and dry runs that only print', () => {
+  it('--job that is not the stack\'s: exit 2 before Duplicati is asked, with --yes, --dry-run or --to alike', async () => {
+    const folder = root();
+    for (const extra of [['--yes'], ['--dry-run'], ['--to', '/tmp/nowhere', '--yes']]) {
+      const result = await cli('--root', folder, 'restore', 'app', '--job', 'nosuch', ...extra);
+      expect(result.code, result.stderr).toBe(2);
+      expect(result.stderr).toContain('--job nosuch: stack app has no such job (its jobs: app)');
+    }
+  });
+
+  it('--prune --dry-run (either order, with --json) lists what it would remove, and removes nothing', async () => {
+    const { existsSync, readFileSync } = await import('node:fs');
+    const folder = root();
+    const kept = path.join(folder, 'data', 'app.stack-backup-old-r1');
+    mkdirSync(kept, { recursive: true });
+    writeFileSync(path.join(kept, 'file'), 'old data');
+    const list = { version: 1, copies: [{ stack: 'app', run: 'r1', at: '2026-12-01T00:00:00.000Z', what: 'old data', live: path.join(folder, 'data', 'app'), path: kept, identity: { filesystem: '1', inode: '2', born: '-', folder: path.dirname(kept) }, method: 'files' }] };
+    mkdirSync(path.join(folder, 'logs'), { recursive: true });
+    writeFileSync(path.join(folder, 'logs', 'restores.json'), JSON.stringify(list));
+    const before = readFileSync(path.join(folder, 'logs', 'restores.json'), 'utf8');
+    for (const argv of [['restore', '--prune', 'app', '--dry-run'], ['--dry-run', 'restore', 'app', '--prune']]) {
+      const result = await cli('--root', folder, ...argv);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toContain(`1. remove the old data ${kept}`);
+      expect(result.stdout).toContain('Dry run: nothing was touched.');
+      expect(result.stdout).not.toMatch(/^removed /m);
+    }
+    const json = await cli('--root', folder, '--json', 'restore', '--prune', 'app', '--dry-run');
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ root: folder, stack: 'app', dry_run: true, would_remove: [kept] });
+    expect(readFileSync(path.join(kept, 'file'), 'utf8')).toBe('old data');
+    expect(existsSync(kept)).toBe(true);
+    expect(readFileSync(path.join(folder, 'logs', 'restores.json'), 'utf8')).toBe(before);
+  });
+});
