@@ -19,7 +19,8 @@ import { backupStack, type StackResult } from './orchestrator.js';
 import { recoverPending, type RecoveryReport } from '../recover.js';
 import { formatSeconds } from '../format.js';
 import { formatSummary, problems, type Progress, type SummaryRow, type TextSink } from '../report/report.js';
-import { beginStackRun, type Adapters } from '../steps/context.js';
+import type { Adapters } from '../adapters/adapters.js';
+import { beginStackRun } from '../steps/context.js';
 
 export interface RunRequest {
   global: GlobalConfig;

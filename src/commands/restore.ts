@@ -13,6 +13,7 @@ import type { GlobalConfig, StackConfig } from '../config/types.js';
 import { LockHeldError, UsageError } from '../errors.js';
 import { isRootLocked } from '../adapters/lock.js';
 import { exitCodeFor, exitCodes } from '../exit-codes.js';
+import { formatBytes } from '../format.js';
 import { secondsOf, writeJson } from '../report/json-output.js';
 import { chooseVersions, parseRestoreTime, type ChosenVersion, type JobVersions, type VersionRequest } from '../restore/choose.js';
 import type { RestoreResult } from '../restore/orchestrator.js';
@@ -65,7 +66,7 @@ function describeChoice(choices: readonly ChosenVersion[]): string {
   return choices
     .map((choice) => {
       const files = choice.version.fileCount !== undefined ? `, ${choice.version.fileCount} files` : '';
-      const size = choice.version.sizeBytes !== undefined ? `, ${(choice.version.sizeBytes / 1024 / 1024).toFixed(1)} MB` : '';
+      const size = choice.version.sizeBytes !== undefined ? `, ${formatBytes(choice.version.sizeBytes)}` : '';
       return `job ${choice.job}: version ${choice.version.version} of ${choice.version.time}${files}${size}`;
     })
     .join('; ');

@@ -6,7 +6,7 @@
 import { describeRemoval } from '../adapters/made-paths.js';
 import { errorMessage } from '../errors.js';
 import { describeSteps, walkSteps, type Step } from '../steps/sequence.js';
-import type { Adapters } from '../steps/context.js';
+import type { Adapters } from '../adapters/adapters.js';
 import { dropKeptCopies, readKeptCopies, type KeptCopy } from './kept-copies.js';
 import { underLocks, type RestoreRequest } from './run.js';
 

@@ -5,24 +5,22 @@
  * (`--to DIR`), and the removal of kept copies (`--prune`).
  */
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 import { acquireRootLock } from '../adapters/lock.js';
 import type { GlobalConfig, StackConfig } from '../config/types.js';
-import { CommandError, LockLostError, UsageError, errorMessage } from '../errors.js';
+import { LockLostError, errorMessage } from '../errors.js';
 import { createJournal } from '../journal/journal.js';
 import { createStackLog, discardingLog, type StackLog } from '../report/logging.js';
 import { recoverPending, type RecoveryReport } from '../recover.js';
 import { formatSeconds } from '../format.js';
 import { formatTable, type Progress, type TextSink } from '../report/report.js';
-import { beginStackRun, type Adapters } from '../steps/context.js';
+import type { Adapters } from '../adapters/adapters.js';
+import { beginStackRun } from '../steps/context.js';
 import type { ChosenVersion } from './choose.js';
 import type { PlannedPath, RestoreRun } from './context.js';
-import { writableInContainer } from './data-paths.js';
-import { addKeptCopies, dropKeptCopies, readKeptCopies, type KeptCopy } from './kept-copies.js';
+import { addKeptCopies, type KeptCopy } from './kept-copies.js';
 import { restoreStack, type RestoreResult } from './orchestrator.js';
 import { restoreSteps } from './sequence.js';
-import { folderFilter, pauseDuplicati, restorePreflight, resumeDuplicati } from './steps.js';
-import { lookTimeoutMs } from '../adapters/made-paths.js';
+import { restorePreflight } from './steps.js';
 
 export interface RestoreRequest {
   global: GlobalConfig;

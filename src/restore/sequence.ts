@@ -13,7 +13,7 @@ import { describeUndo, undoName } from '../journal/undo-records.js';
 import type { ChosenVersion } from './choose.js';
 import type { RestoreRun } from './context.js';
 import type { DataPath } from './data-paths.js';
-import { folderFilter, makeStagingFolders, pauseDuplicati, restoreIntoStaging, restorePreflight, resumeDuplicati, startStack, swapIntoPlace } from './steps.js';
+import { folderFilter, makeStagingFolders, pauseDuplicati, restoreIntoStaging, restorePreflight, resumeDuplicati, startStack, swapBack, swapIntoPlace } from './steps.js';
 
 /** What the plan knows before it runs: the versions chosen and, where they could be read, the data paths. */
 export interface RestorePlanInput {
@@ -137,6 +137,36 @@ function startStep(input: RestorePlanInput): Step<RestoreRun> {
   };
 }
 
+/** A step of the way back that runs only once the stack was started on the restored data: else it is down already. */
+function onceStarted(step: Step<RestoreRun>): Step<RestoreRun> {
+  return { ...step, actions: [...step.actions, '(only if the stack had been started on the restored data)'], run: async (run) => (run.restore.started ? step.run(run) : undefined) };
+}
+
+function renameBackStep(input: RestorePlanInput): Step<RestoreRun> {
+  return {
+    name: 'rename back',
+    actions: swapStep(input).undo!.actions,
+    run: async (run) => {
+      const failures = await swapBack(run);
+      if (failures.length > 0) {
+        (run.earlyUndoFailures ??= []).push(...failures);
+        throw new Error(failures.map((failure) => `${failure.name}: ${failure.error.message}`).join('; '));
+      }
+      run.restore.rolledBack = true;
+    },
+  };
+}
+
+/**
+ * The way back after a swap, when the start or a verify hook failed: stopped again as before
+ * (hooks, freeze, stop, wait), the old data renamed back; the start follows with the undos.
+ */
+export function rollbackSteps(input: RestorePlanInput): Step<RestoreRun>[] {
+  const context = { stack: input.stack, global: input.global };
+  const stopAgain = [preStopStep(context), freezeStep(context), stopStep(context), containersDownStep(context)].filter((step): step is Step<RestoreRun> => step !== undefined);
+  return [...stopAgain.map(onceStarted), renameBackStep(input)];
+}
+
 /**
  * The forward steps of a restore. The stack is down from the stop to the start; if the start or
  * a verify hook fails after the swap, the stack is stopped again, the old data swapped back and
@@ -171,7 +201,8 @@ export function planRestore(input: RestorePlanInput): string[] {
   lines.push(...describeSteps(restoreSteps(input)));
   lines.push(
     '  A failure before the swap: the undos above, last first (the staging folders go last, after the stack is started on its old data).',
-    '  A failure of the start or of a verify hook after the swap: pre_stop hooks, freeze, stop and wait again, rename back (the old data back in place, the restored copy kept and named), start.',
+    '  A failure of the start or of a verify hook after the swap: this way back (the old data back in place, the restored copy kept and named), then the undos above (the start):',
+    ...describeSteps(rollbackSteps(input)),
     `  After success: the old data stays as PATH.stack-backup-old-RUN (stack-backup restore --prune ${input.stack.name} removes it)${input.stack.restore.keepOld ? '' : '; restore.keep_old is false, so it is removed at once'}.`,
   );
   return lines;
