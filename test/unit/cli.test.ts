@@ -347,3 +347,61 @@ describe('restore: what is refused, and dry runs that only print', () => {
     expect(readFileSync(path.join(folder, 'logs', 'restores.json'), 'utf8')).toBe(before);
   });
 });
+
+describe('--dry-run with each flag a command accepts: printed, nothing written', () => {
+  /** Every file (its size and mtime) and folder below the folders; the config cache, a cache of what was read, left out. */
+  async function listing(...folders: string[]): Promise<string[]> {
+    const { readdirSync, statSync } = await import('node:fs');
+    const walk = (folder: string): string[] =>
+      readdirSync(folder, { withFileTypes: true })
+        .filter((entry) => entry.name !== '.config-cache.json')
+        .flatMap((entry) => {
+          const full = path.join(folder, entry.name);
+          const stat = statSync(full);
+          return entry.isDirectory() ? [`${full}/`, ...walk(full)] : [`${full} ${stat.size} ${stat.mtimeMs}`];
+        });
+    return folders.flatMap(walk).sort();
+  }
+
+  it.each([
+    ['--dry-run', 'app'],
+    ['--dry-run', 'all'],
+    ['--dry-run', '--json', 'app'],
+    ['--dry-run', '--quiet', 'app'],
+    ['app', '--dry-run', '--verbose'],
+    ['recover', '--dry-run'],
+    ['recover', '--dry-run', '--quiet'],
+    ['recover', '--dry-run', '--verbose'],
+    ['install', '--dry-run'],
+    ['install', '--dry-run', '--quiet'],
+    ['install', '--dry-run', '--verbose'],
+    ['uninstall', '--dry-run'],
+    ['uninstall', '--dry-run', '--quiet'],
+    ['uninstall', '--dry-run', '--verbose'],
+    ['restore', 'app', '--prune', '--dry-run'],
+    ['restore', 'app', '--prune', '--dry-run', '--json'],
+    ['restore', 'app', '--prune', '--dry-run', '--quiet'],
+    ['restore', 'app', '--prune', '--dry-run', '--verbose'],
+  ].map((argv) => ({ line: argv.join(' '), argv })))('$line: exit 0, the root and the unit folder as they were', async ({ argv }) => {
+    const folder = root({ 'logs/restores.json': JSON.stringify({ version: 1, copies: [] }) });
+    const configHome = tempRoot();
+    vi.stubEnv('XDG_CONFIG_HOME', configHome);
+    const before = await listing(folder, configHome);
+    const result = await cli('--root', folder, ...argv);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).not.toBe('');
+    expect(await listing(folder, configHome)).toEqual(before);
+  });
+
+  it.each([['--yes'], ['--dry-run'], ['--dry-run', '--json'], ['--dry-run', '--quiet'], ['--dry-run', '--verbose'], ['--dry-run', '--version', '0'], ['--dry-run', '--time', '2026-11-30'], ['--dry-run', '--to', '/tmp/picked']].map((flags) => ({ line: flags.join(' '), flags })))(
+    'restore --job nosuch $line: exit 2, nothing written',
+    async ({ flags }) => {
+      const folder = root();
+      const before = await listing(folder);
+      const result = await cli('--root', folder, 'restore', 'app', '--job', 'nosuch', ...flags);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain('--job nosuch: stack app has no such job');
+      expect(await listing(folder)).toEqual(before);
+    },
+  );
+});
