@@ -3,24 +3,22 @@
  * died left behind (the crash journal), runs each stack in turn (a failed stack does not stop
  * the next), records the history, prunes old logs, and ends with the summary table.
  */
-import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { pruneLogs, readLogTail } from '../adapters/files.js';
 import type { HttpSend } from '../adapters/http.js';
-import { acquireRootLock } from '../adapters/lock.js';
-import { LockHeldError, LockLostError } from '../errors.js';
+import { LockHeldError } from '../errors.js';
 import type { GlobalConfig, StackConfig } from '../config/types.js';
 import { appendHistory, historyFile, lastPassingTest, readHistory, type HistoryEntry } from '../report/history.js';
-import { createJournal } from '../journal/journal.js';
 import { createStackLog } from '../report/logging.js';
 import { writeMetricsFile } from '../report/metrics.js';
 import { createStackMonitor, type StackMonitor } from './monitor.js';
 import { backupStack, type StackResult } from './orchestrator.js';
-import { recoverPending, type RecoveryReport } from '../recover.js';
+import { type RecoveryReport } from '../recover.js';
 import { formatSeconds } from '../format.js';
 import { formatSummary, problems, type Progress, type SummaryRow, type TextSink } from '../report/report.js';
 import type { Adapters } from '../adapters/adapters.js';
 import { beginStackRun } from '../steps/context.js';
+import { withOpenRun } from '../open-run.js';
 
 export interface RunRequest {
   global: GlobalConfig;
@@ -48,85 +46,70 @@ export interface RunReport {
 
 export async function runBackups(request: RunRequest): Promise<RunReport> {
   const { global, stacks, adapters, progress } = request;
-  // A lock that is lost (its file removed or taken over) no longer keeps another run out: the
-  // stack under way is restored, and no further stack is started.
-  const lockLost = new AbortController();
-  const signal = AbortSignal.any([request.signal, lockLost.signal]);
-  const onLost = (what: string) => (error: Error) => {
-    if (lockLost.signal.aborted) return;
-    progress.message(`error: ${what} was lost (${error.message}); restoring the stack under way and starting no other`);
-    lockLost.abort(new LockLostError(`${what} was lost (${error.message}), so another run could start meanwhile: the run was ended`));
-  };
-  const release = await acquireRootLock(global.root, onLost(`the lock of ${global.root}`));
-  const runId = randomUUID();
   const results: StackResult[] = [];
   const skipped: string[] = [];
   const locked: Array<{ stack: string; reason: string }> = [];
-  const journal = createJournal(global.root, runId);
   const reports: Array<Promise<{ stack: string; failures: string[] }>> = [];
-  let recovery: RecoveryReport = { restored: [], failed: [] };
-  try {
-    if (journal.pending().length > 0) {
-      progress.message('warning: a previous run ended before restoring its stack; recovering first');
-      recovery = await recoverPending(global.root, journal, runId, { ...adapters, duplicati: () => adapters.duplicati, progress, signal });
-      // What the recovery put back, or could not, shows before the first stack's long run.
-      writeMetrics(request);
+  const onLoss = { doing: 'restoring the stack under way and starting no other', ended: 'the run was ended' };
+  // What the recovery put back, or could not, shows before the first stack's long run.
+  const { runId, recovery } = await withOpenRun(request, { onLoss, recover: true, recovered: () => writeMetrics(request) }, async ({ runId, journal, signal, recovery, lockUnit }) => {
+    try {
+      for (const stack of stacks) {
+        if (signal.aborted) {
+          skipped.push(stack.name);
+          continue;
+        }
+        let releaseUnit: () => Promise<void>;
+        try {
+          releaseUnit = await lockUnit(stack.unit);
+        } catch (error) {
+          if (!(error instanceof LockHeldError)) throw error;
+          progress.message(`[${stack.name}] not run: ${error.message}`);
+          locked.push({ stack: stack.name, reason: error.message });
+          continue;
+        }
+        const log = createStackLog(global.root, stack.name, runId, adapters.clock, progress);
+        const startedAt = new Date(adapters.clock.now()).toISOString();
+        const monitor = request.sendHttp ? createStackMonitor(stack.name, stack.monitor, request.sendHttp) : undefined;
+        monitor?.started();
+        try {
+          const lastTest = stack.restoreTest ? lastPassingTestAt(global.root, stack.name) : undefined;
+          const result = await backupStack({ ...beginStackRun({ runId, stack, global, adapters, log, signal, journal }), lastPassingTestAt: lastTest });
+          results.push(result);
+          if (monitor) reports.push(reportLater(stack.name, monitor, result));
+          recordHistory(global.root, progress, {
+            stack: stack.name,
+            run: runId,
+            startedAt,
+            endedAt: new Date(adapters.clock.now()).toISOString(),
+            result: result.ok ? 'success' : 'failed',
+            outcome: result.outcome,
+            error: problems(result).join('; ') || undefined,
+            notRestored: result.notRestored,
+            mode: result.mode,
+            downtimeMs: result.downtimeMs,
+            backupMs: result.backupMs,
+            snapshotMs: result.snapshotMs,
+            ...(result.keptPaths ? { kept: result.keptPaths } : {}),
+            ...(result.restoreTest && !result.restoreTest.skipped
+              ? { restoreTest: { passed: result.restoreTest.passed, tested: result.restoreTest.tested, mismatches: result.restoreTest.mismatches, summary: result.restoreTest.lines[0] ?? '' } }
+              : {}),
+          });
+        } finally {
+          log.close();
+          await releaseUnit().catch(() => {});
+        }
+        writeMetrics(request);
+      }
+      await pruneLogs(path.join(global.root, 'logs'), global.logRetentionDays, adapters.clock.now()).catch((error: Error) =>
+        progress.message(`warning: cannot prune old logs: ${error.message}`),
+      );
+    } finally {
+      // The exec sessions into the Duplicati container end with the run.
+      await adapters.duplicati.close?.().catch(() => {});
     }
-    for (const stack of stacks) {
-      if (signal.aborted) {
-        skipped.push(stack.name);
-        continue;
-      }
-      let releaseUnit: () => Promise<void>;
-      try {
-        releaseUnit = await adapters.lockUnit(stack.unit, onLost(`the lock of unit ${stack.unit}`));
-      } catch (error) {
-        if (!(error instanceof LockHeldError)) throw error;
-        progress.message(`[${stack.name}] not run: ${error.message}`);
-        locked.push({ stack: stack.name, reason: error.message });
-        continue;
-      }
-      const log = createStackLog(global.root, stack.name, runId, adapters.clock, progress);
-      const startedAt = new Date(adapters.clock.now()).toISOString();
-      const monitor = request.sendHttp ? createStackMonitor(stack.name, stack.monitor, request.sendHttp) : undefined;
-      monitor?.started();
-      try {
-        const lastTest = stack.restoreTest ? lastPassingTestAt(global.root, stack.name) : undefined;
-        const result = await backupStack({ ...beginStackRun({ runId, stack, global, adapters, log, signal, journal }), lastPassingTestAt: lastTest });
-        results.push(result);
-        if (monitor) reports.push(reportLater(stack.name, monitor, result));
-        recordHistory(global.root, progress, {
-          stack: stack.name,
-          run: runId,
-          startedAt,
-          endedAt: new Date(adapters.clock.now()).toISOString(),
-          result: result.ok ? 'success' : 'failed',
-          outcome: result.outcome,
-          error: problems(result).join('; ') || undefined,
-          notRestored: result.notRestored,
-          mode: result.mode,
-          downtimeMs: result.downtimeMs,
-          backupMs: result.backupMs,
-          snapshotMs: result.snapshotMs,
-          ...(result.keptPaths ? { kept: result.keptPaths } : {}),
-          ...(result.restoreTest && !result.restoreTest.skipped
-            ? { restoreTest: { passed: result.restoreTest.passed, tested: result.restoreTest.tested, mismatches: result.restoreTest.mismatches, summary: result.restoreTest.lines[0] ?? '' } }
-            : {}),
-        });
-      } finally {
-        log.close();
-        await releaseUnit().catch(() => {});
-      }
-      writeMetrics(request);
-    }
-    await pruneLogs(path.join(global.root, 'logs'), global.logRetentionDays, adapters.clock.now()).catch((error: Error) =>
-      progress.message(`warning: cannot prune old logs: ${error.message}`),
-    );
-  } finally {
-    // The exec sessions into the Duplicati container end with the run.
-    await adapters.duplicati.close?.().catch(() => {});
-    await release().catch(() => {});
-  }
+    return { runId, recovery };
+  });
   // Monitoring ran in the background; each report is bounded in time, so this wait is too.
   for (const { stack, failures } of await Promise.all(reports)) {
     if (failures.length === 0) continue;

@@ -4,18 +4,17 @@
  * were (subordinate UIDs: read them with `podman unshare`). Its steps are values, as a
  * restore's are: the run walks them, `--dry-run` prints them.
  */
-import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { lookTimeoutMs, makeFolderArgv } from '../adapters/made-paths.js';
 import { CommandError, UsageError, errorMessage, throwIfAborted } from '../errors.js';
-import { createJournal } from '../journal/journal.js';
 import { createStackLog } from '../report/logging.js';
 import { shellLine } from '../shell-quote.js';
 import { beginStackRun } from '../steps/context.js';
 import { describeSteps, walkSteps, type Step } from '../steps/sequence.js';
 import type { PlannedPath, RestoreRun } from './context.js';
 import { writableInContainer, type DataPath } from './data-paths.js';
-import { underLocks, type RestoreRequest } from './run.js';
+import { withOpenRun } from '../open-run.js';
+import { restoreOnLoss, type RestoreRequest } from './run.js';
 import { duplicatiRestoreCall, each, pauseStep, restorePreflightStep, resumeStep, type RestorePlanInput } from './sequence.js';
 import { folderFilter, resumeDuplicati } from './steps.js';
 
@@ -149,13 +148,12 @@ export function planRestoreTo(input: RestoreToPlanInput): string[] {
 export async function restoreTo(request: RestoreRequest & { folder: string }): Promise<RestoreToResult> {
   const { global, stack, adapters, progress } = request;
   const folder = path.resolve(request.folder);
-  return underLocks(request, undefined, async (signal) => {
-    const runId = randomUUID();
+  // The pause of the exec driver is a change like any other: its undo is journaled first.
+  return withOpenRun(request, { onLoss: restoreOnLoss, recover: false }, async ({ runId, journal, signal }) => {
     const log = createStackLog(global.root, stack.name, runId, adapters.clock, progress, undefined, 'restore');
     const result: RestoreToResult = { ok: false, folder, paths: [], error: undefined };
     const run: RestoreToRun = {
-      // The pause of the exec driver is a change like any other: its undo is journaled first.
-      ...beginStackRun({ runId, stack, global, adapters, log, signal, journal: createJournal(global.root, runId) }),
+      ...beginStackRun({ runId, stack, global, adapters, log, signal, journal }),
       restore: { choices: request.choices, paths: [], staged: new Map(), restored: [], swapped: [], keepOld: true },
       into: { folder, made: false, targets: [], result },
     };

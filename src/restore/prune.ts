@@ -8,7 +8,8 @@ import { errorMessage } from '../errors.js';
 import { describeSteps, walkSteps, type Step } from '../steps/sequence.js';
 import type { Adapters } from '../adapters/adapters.js';
 import { dropKeptCopies, readKeptCopies, type KeptCopy } from './kept-copies.js';
-import { underLocks, type RestoreRequest } from './run.js';
+import { withOpenRun } from '../open-run.js';
+import { restoreOnLoss, type RestoreRequest } from './run.js';
 
 export interface PruneReport {
   removed: string[];
@@ -56,7 +57,7 @@ export function planPrune(stack: string, copies: readonly KeptCopy[]): string[] 
 }
 
 export async function pruneKept(request: Pick<RestoreRequest, 'global' | 'adapters' | 'progress' | 'signal'> & { stack: string }): Promise<PruneReport> {
-  return underLocks(request, undefined, async (signal) => {
+  return withOpenRun(request, { onLoss: restoreOnLoss, recover: false }, async ({ signal }) => {
     const run: PruneRun = { adapters: request.adapters, signal, report: { removed: [], kept: [], failed: [] }, gone: [] };
     await walkSteps(pruneSteps(keptCopiesOf(request.global.root, request.stack)), run);
     dropKeptCopies(request.global.root, run.gone);

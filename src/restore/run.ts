@@ -1,20 +1,17 @@
 /**
- * A restore run: the root's lock (no backup runs meanwhile) and the unit's, what a run that died
- * left put back first (the crash journal), the stack's restore, and what it keeps written down
- * for `--prune`. Also the two restores that leave the stack alone: into a folder of the user's
- * (`--to DIR`), and the removal of kept copies (`--prune`).
+ * A restore run: opened as every run is (src/open-run.ts: the root's lock, the unit's, what a
+ * run that died left put back first), the stack's restore, and what it keeps written down for
+ * `--prune`; the dry run's read-only look at the data paths.
  */
-import { randomUUID } from 'node:crypto';
-import { acquireRootLock } from '../adapters/lock.js';
 import type { GlobalConfig, StackConfig } from '../config/types.js';
-import { LockLostError, errorMessage } from '../errors.js';
-import { createJournal } from '../journal/journal.js';
+import { errorMessage } from '../errors.js';
 import { createStackLog, discardingLog, type StackLog } from '../report/logging.js';
-import { recoverPending, type RecoveryReport } from '../recover.js';
+import { type RecoveryReport } from '../recover.js';
 import { formatSeconds } from '../format.js';
 import { formatTable, type Progress, type TextSink } from '../report/report.js';
 import type { Adapters } from '../adapters/adapters.js';
 import { beginStackRun } from '../steps/context.js';
+import { withOpenRun } from '../open-run.js';
 import type { ChosenVersion } from './choose.js';
 import type { PlannedPath, RestoreRun } from './context.js';
 import { addKeptCopies, type KeptCopy } from './kept-copies.js';
@@ -37,38 +34,12 @@ export interface RestoreReport {
   result: RestoreResult;
 }
 
-/** Takes the root's lock, and ends the work (restoring the stack under way) when a lock is lost. */
-export async function underLocks<T>(request: Pick<RestoreRequest, 'global' | 'progress' | 'signal' | 'adapters'>, unit: string | undefined, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const { global, progress, adapters } = request;
-  const lost = new AbortController();
-  const onLost = (what: string) => (error: Error) => {
-    if (lost.signal.aborted) return;
-    progress.message(`error: ${what} was lost (${error.message}); ending the restore the way back`);
-    lost.abort(new LockLostError(`${what} was lost (${error.message}), so another run could start meanwhile: the restore was ended`));
-  };
-  const releaseRoot = await acquireRootLock(global.root, onLost(`the lock of ${global.root}`));
-  try {
-    const releaseUnit = unit === undefined ? undefined : await adapters.lockUnit(unit, onLost(`the lock of unit ${unit}`));
-    try {
-      return await work(AbortSignal.any([request.signal, lost.signal]));
-    } finally {
-      await releaseUnit?.().catch(() => {});
-    }
-  } finally {
-    await releaseRoot().catch(() => {});
-  }
-}
+/** What a restore does once a lock is lost, and says it did. */
+export const restoreOnLoss = { doing: 'ending the restore the way back', ended: 'the restore was ended' };
 
 export async function runRestore(request: RestoreRequest): Promise<RestoreReport> {
   const { global, stack, adapters, progress } = request;
-  return underLocks(request, stack.unit, async (signal) => {
-    const runId = randomUUID();
-    const journal = createJournal(global.root, runId);
-    let recovery: RecoveryReport = { restored: [], failed: [] };
-    if (journal.pending().length > 0) {
-      progress.message('warning: a previous run ended before restoring its stack; recovering first');
-      recovery = await recoverPending(global.root, journal, runId, { ...adapters, duplicati: () => adapters.duplicati, progress, signal });
-    }
+  return withOpenRun(request, { onLoss: restoreOnLoss, unit: stack.unit, recover: true }, async ({ runId, journal, signal, recovery }) => {
     const log = createStackLog(global.root, stack.name, runId, adapters.clock, progress, undefined, 'restore');
     let result: RestoreResult;
     try {
