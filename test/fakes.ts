@@ -9,7 +9,7 @@ import path from 'node:path';
 import { timerDelay, type Clock, type Deadline } from '../src/adapters/clock.js';
 import type { HookRun } from '../src/adapters/hooks.js';
 import type { CommandOptions, CommandResult, CommandRunner } from '../src/adapters/process.js';
-import type { ContainerEngine, ContainerEvent, ContainerSummary } from '../src/adapters/podman.js';
+import type { ContainerEngine, ContainerEvent, ContainerMount, ContainerSummary } from '../src/adapters/podman.js';
 import type { FolderContents, FolderKind, MadePaths, PathIdentity, PathLook, RemovalMethod, RemovalOutcome, RenameOutcome } from '../src/adapters/made-paths.js';
 import type { SourceFiles } from '../src/adapters/source-files.js';
 import type { FileFacts } from '../src/adapters/source-files.js';
@@ -620,6 +620,25 @@ export function addStack(world: FakeWorld, name: string, unitState = 'active'): 
     if (!running) world.containers[world.containers.length - 1]!.state = 'exited';
   }
   world.duplicati.job(String(world.duplicati.jobs.length + 1), name, `${name}-stack.service`);
+  return world;
+}
+
+/**
+ * A world for restores of stack `app`: its live data at /srv/data/app, job 1's source
+ * /source/app/ and two versions of it (the 29th, 40 files; the 30th, 42), and the Duplicati
+ * container's volumes (by default /srv/data read-only at /source and writable at /restore/data).
+ */
+export function restoreWorld(volumes: ContainerMount[] = [
+  { source: '/srv/data', destination: '/source', writable: false },
+  { source: '/srv/data', destination: '/restore/data', writable: true },
+]): FakeWorld {
+  const world = worldWithStack('active');
+  world.madePaths.folder('/srv/data/app', 'live data');
+  world.containerMounts.set('duplicati', volumes);
+  world.duplicati.sources.set('1', ['/source/app/']);
+  world.duplicati.jobSources = async (backupId) => world.duplicati.sources.get(backupId) ?? [];
+  world.duplicati.storeVersion('1', { time: '2026-11-29T02:00:00.000Z', files: 40, data: 'version of the 29th' });
+  world.duplicati.storeVersion('1', { time: '2026-11-30T02:00:00.000Z', files: 42, data: 'version of the 30th' });
   return world;
 }
 

@@ -10,7 +10,7 @@ import { planRestoreTo, restoreTo, restoreToSteps } from '../../src/restore/into
 import { addKeptCopies, readKeptCopies, type KeptCopy } from '../../src/restore/kept-copies.js';
 import { planPrune, pruneKept } from '../../src/restore/prune.js';
 import { createProgress } from '../../src/report/report.js';
-import { FakeWorld, globalConfig, removeTempRoots, stackConfig, tempRoot, worldWithStack } from '../fakes.js';
+import { FakeWorld, globalConfig, removeTempRoots, restoreWorld, stackConfig, tempRoot } from '../fakes.js';
 
 afterAll(removeTempRoots);
 
@@ -23,15 +23,9 @@ const volumes = [
 ];
 const silent = () => createProgress({ write: () => {} }, new FakeWorld().clock);
 
-function restoreWorld(): FakeWorld {
-  const world = worldWithStack('active');
-  world.madePaths.folder(live, 'live data');
+function pickingWorld(): FakeWorld {
+  const world = restoreWorld(volumes);
   world.madePaths.folder('/srv/picked', 'the user\'s folder');
-  world.containerMounts.set('duplicati', volumes);
-  world.duplicati.sources.set('1', ['/source/app/']);
-  world.duplicati.jobSources = async (backupId) => world.duplicati.sources.get(backupId) ?? [];
-  world.duplicati.storeVersion('1', { time: '2026-11-29T02:00:00.000Z', files: 40, data: 'version of the 29th' });
-  world.duplicati.storeVersion('1', { time: '2026-11-30T02:00:00.000Z', files: 42, data: 'version of the 30th' });
   return world;
 }
 
@@ -41,7 +35,7 @@ async function choicesOf(world: FakeWorld) {
 
 describe('restore --to DIR', () => {
   it('restores the version into DIR/NAME, and never stops, swaps or starts the stack', async () => {
-    const world = restoreWorld();
+    const world = pickingWorld();
     const root = tempRoot();
     const global = globalConfig({ root });
     const result = await restoreTo({ global, stack: stackConfig(), choices: await choicesOf(world), adapters: world.adapters(), progress: silent(), output: { write: () => {} }, signal: new AbortController().signal, folder: '/srv/picked/out' });
@@ -55,7 +49,7 @@ describe('restore --to DIR', () => {
   });
 
   it('a folder that is not empty is refused (exit 2) before anything is made', async () => {
-    const world = restoreWorld();
+    const world = pickingWorld();
     world.madePaths.folders.get('/srv/picked')!.files = 3;
     const global = globalConfig({ root: tempRoot() });
     await expect(restoreTo({ global, stack: stackConfig(), choices: await choicesOf(world), adapters: world.adapters(), progress: silent(), output: { write: () => {} }, signal: new AbortController().signal, folder: '/srv/picked' })).rejects.toThrow(/--to \/srv\/picked: it is not empty/);
@@ -63,7 +57,7 @@ describe('restore --to DIR', () => {
   });
 
   it('the dry run prints the --to list (the same the run walks), not the in-place swap', async () => {
-    const world = restoreWorld();
+    const world = pickingWorld();
     const stack = stackConfig();
     const choices = await choicesOf(world);
     const { paths } = dataPathsOf({ stack, jobs: [{ job: 'app', backupId: '1', sources: ['/source/app/'] }], mounts: volumes, run: 'RUN', container: 'duplicati' });
@@ -79,7 +73,7 @@ describe('restore --to DIR', () => {
 
 describe('restore --prune', () => {
   function keptWorld(): { world: FakeWorld; root: string; copy: KeptCopy } {
-    const world = restoreWorld();
+    const world = pickingWorld();
     const root = tempRoot();
     const old = `${live}.stack-backup-old-r1`;
     world.madePaths.folder(old, 'old data');
