@@ -9,7 +9,7 @@ import type { JobVerdict } from '../steps/context.js';
 import type { BackupRun } from '../restore-test/state.js';
 import { timelineOf } from './timeline.js';
 import { runHookPhase } from '../steps/hooks.js';
-import { walkSteps, type Step } from '../steps/sequence.js';
+import { runSequence, type Step } from '../steps/sequence.js';
 import { stackSteps } from './sequence.js';
 import { EarlyUndoError } from '../steps/snapshot.js';
 import { undoExecution } from '../steps/undo-actions.js';
@@ -76,7 +76,7 @@ export async function backupStack(run: BackupRun, steps: readonly Step<BackupRun
     restore_policy: run.stack.restorePolicy,
     freeze: run.stack.freeze ?? false,
   });
-  const walked = await walkSteps(steps, run);
+  const walked = await runSequence(steps, run);
   let failure = walked.failure;
   const { startedSteps } = walked;
   // Looks at Duplicati begun with the stop end here, whatever ended the steps.

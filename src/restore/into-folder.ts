@@ -10,7 +10,7 @@ import { CommandError, UsageError, errorMessage, throwIfAborted } from '../error
 import { createStackLog } from '../report/logging.js';
 import { shellLine } from '../shell-quote.js';
 import { beginStackRun } from '../steps/context.js';
-import { describeSteps, walkSteps, type Step } from '../steps/sequence.js';
+import { describeSteps, runSequence, type Step } from '../steps/sequence.js';
 import type { PlannedPath, RestoreRun } from './context.js';
 import { writableInContainer, type DataPath } from './data-paths.js';
 import { withOpenRun } from '../open-run.js';
@@ -158,7 +158,7 @@ export async function restoreTo(request: RestoreRequest & { folder: string }): P
       into: { folder, made: false, targets: [], result },
     };
     try {
-      const { failure } = await walkSteps(restoreToSteps({ stack, global, choices: request.choices, folder }), run);
+      const { failure } = await runSequence(restoreToSteps({ stack, global, choices: request.choices, folder }), run);
       if (failure) throw failure;
       result.ok = true;
       log.info('restore into a folder done', { folder, paths: result.paths });

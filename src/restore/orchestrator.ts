@@ -7,7 +7,7 @@
  */
 import { AbortedError, HookFailure, SnapshotKept } from '../errors.js';
 import { problems, type RunOutcome } from '../report/report.js';
-import { walkSteps, type Step } from '../steps/sequence.js';
+import { runSequence, type Step } from '../steps/sequence.js';
 import { undoExecution } from '../steps/undo-actions.js';
 import type { UndoFailure } from '../journal/undo.js';
 import { removesData } from '../journal/undo-records.js';
@@ -54,7 +54,7 @@ async function rollBack(run: RestoreRun, steps: readonly Step<RestoreRun>[]): Pr
   const signal = run.signal;
   run.signal = new AbortController().signal;
   try {
-    return (await walkSteps(steps, run)).failure;
+    return (await runSequence(steps, run)).failure;
   } finally {
     run.signal = signal;
   }
@@ -72,7 +72,7 @@ export async function restoreStack(
     versions: run.restore.choices.map((choice) => ({ job: choice.job, version: choice.version.version, time: choice.version.time })),
     keep_old: run.restore.keepOld,
   });
-  const { failure, startedSteps } = await walkSteps(steps, run);
+  const { failure, startedSteps } = await runSequence(steps, run);
   let rollbackError: Error | undefined;
   if (!failure) {
     // Verified: the swap is what is wanted now; its ways back are crossed out before anything else runs.

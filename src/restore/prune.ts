@@ -5,7 +5,7 @@
  */
 import { describeRemoval } from '../adapters/made-paths.js';
 import { errorMessage } from '../errors.js';
-import { describeSteps, walkSteps, type Step } from '../steps/sequence.js';
+import { describeSteps, runSequence, type Step } from '../steps/sequence.js';
 import type { Adapters } from '../adapters/adapters.js';
 import { dropKeptCopies, readKeptCopies, type KeptCopy } from './kept-copies.js';
 import { withOpenRun } from '../open-run.js';
@@ -59,7 +59,7 @@ export function planPrune(stack: string, copies: readonly KeptCopy[]): string[] 
 export async function pruneKept(request: Pick<RestoreRequest, 'global' | 'adapters' | 'progress' | 'signal'> & { stack: string }): Promise<PruneReport> {
   return withOpenRun(request, { onLoss: restoreOnLoss, recover: false }, async ({ signal }) => {
     const run: PruneRun = { adapters: request.adapters, signal, report: { removed: [], kept: [], failed: [] }, gone: [] };
-    await walkSteps(pruneSteps(keptCopiesOf(request.global.root, request.stack)), run);
+    await runSequence(pruneSteps(keptCopiesOf(request.global.root, request.stack)), run);
     dropKeptCopies(request.global.root, run.gone);
     return run.report;
   });

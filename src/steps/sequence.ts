@@ -43,10 +43,12 @@ export interface Step<R = StackRun> {
 }
 
 /**
- * Walks the steps forward until one fails: which were started (the names the result carries)
- * and the failure, if any. The undos are the caller's: a backup's and a restore's differ.
+ * The one walker of every list: a backup's (stop and snapshot mode), a restore's and its way
+ * back, `restore --to` and `--prune`. Walks the steps forward until one fails: which were
+ * started (the names the result carries) and the failure, if any. The undos are the caller's:
+ * a backup's and a restore's differ.
  */
-export async function walkSteps<R>(steps: readonly Step<R>[], run: R): Promise<{ failure: Error | undefined; startedSteps: string[] }> {
+export async function runSequence<R>(steps: readonly Step<R>[], run: R): Promise<{ failure: Error | undefined; startedSteps: string[] }> {
   const startedSteps: string[] = [];
   for (const step of steps) {
     startedSteps.push(step.name);
