@@ -95,6 +95,8 @@ function restoreJson(root: string, result: RestoreResult, code: number) {
     exit_code: code,
     restored: result.restored,
     rolled_back: result.rolledBack,
+    left_down: result.notRestored,
+    // The old name of left_down, inverted: kept for one release.
     stack_restored: !result.notRestored,
     aborted: result.aborted,
     versions: result.versions,
@@ -102,6 +104,8 @@ function restoreJson(root: string, result: RestoreResult, code: number) {
     downtime_seconds: secondsOf(result.downtimeMs),
     duration_seconds: secondsOf(result.durationMs),
     error: result.error ?? null,
+    undo_errors: result.restoreErrors,
+    // The old name of undo_errors: kept for one release.
     restore_errors: result.restoreErrors,
     kept_paths: result.kept,
     unrecorded: result.unrecorded,
