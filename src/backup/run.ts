@@ -52,64 +52,61 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
   const reports: Array<Promise<{ stack: string; failures: string[] }>> = [];
   const onLoss = { doing: 'restoring the stack under way and starting no other', ended: 'the run was ended' };
   // What the recovery put back, or could not, shows before the first stack's long run.
-  const { runId, recovery } = await withOpenRun(request, { onLoss, recover: true, recovered: () => writeMetrics(request) }, async ({ runId, journal, signal, recovery, lockUnit }) => {
-    try {
-      for (const stack of stacks) {
-        if (signal.aborted) {
-          skipped.push(stack.name);
-          continue;
-        }
-        let releaseUnit: () => Promise<void>;
-        try {
-          releaseUnit = await lockUnit(stack.unit);
-        } catch (error) {
-          if (!(error instanceof LockHeldError)) throw error;
-          progress.message(`[${stack.name}] not run: ${error.message}`);
-          locked.push({ stack: stack.name, reason: error.message });
-          continue;
-        }
-        const log = createStackLog(global.root, stack.name, runId, adapters.clock, progress);
-        const startedAt = new Date(adapters.clock.now()).toISOString();
-        const monitor = request.sendHttp ? createStackMonitor(stack.name, stack.monitor, request.sendHttp) : undefined;
-        monitor?.started();
-        try {
-          const lastTest = stack.restoreTest ? lastPassingTestAt(global.root, stack.name) : undefined;
-          const result = await backupStack({ ...beginStackRun({ runId, stack, global, adapters, log, signal, journal }), lastPassingTestAt: lastTest });
-          results.push(result);
-          if (monitor) reports.push(reportLater(stack.name, monitor, result));
-          recordHistory(global.root, progress, {
-            stack: stack.name,
-            run: runId,
-            startedAt,
-            endedAt: new Date(adapters.clock.now()).toISOString(),
-            result: result.ok ? 'success' : 'failed',
-            outcome: result.outcome,
-            error: problems(result).join('; ') || undefined,
-            notRestored: result.notRestored,
-            mode: result.mode,
-            downtimeMs: result.downtimeMs,
-            backupMs: result.backupMs,
-            snapshotMs: result.snapshotMs,
-            ...(result.keptPaths ? { kept: result.keptPaths } : {}),
-            ...(result.restoreTest && !result.restoreTest.skipped
-              ? { restoreTest: { passed: result.restoreTest.passed, tested: result.restoreTest.tested, mismatches: result.restoreTest.mismatches, summary: result.restoreTest.lines[0] ?? '' } }
-              : {}),
-          });
-        } finally {
-          log.close();
-          await releaseUnit().catch(() => {});
-        }
-        writeMetrics(request);
+  const opened = withOpenRun(request, { onLoss, recover: true, recovered: () => writeMetrics(request) }, async ({ runId, journal, signal, recovery, lockUnit }) => {
+    for (const stack of stacks) {
+      if (signal.aborted) {
+        skipped.push(stack.name);
+        continue;
       }
-      await pruneLogs(path.join(global.root, 'logs'), global.logRetentionDays, adapters.clock.now()).catch((error: Error) =>
-        progress.message(`warning: cannot prune old logs: ${error.message}`),
-      );
-    } finally {
-      // The exec sessions into the Duplicati container end with the run.
-      await adapters.duplicati.close?.().catch(() => {});
+      let releaseUnit: () => Promise<void>;
+      try {
+        releaseUnit = await lockUnit(stack.unit);
+      } catch (error) {
+        if (!(error instanceof LockHeldError)) throw error;
+        progress.message(`[${stack.name}] not run: ${error.message}`);
+        locked.push({ stack: stack.name, reason: error.message });
+        continue;
+      }
+      const log = createStackLog(global.root, stack.name, runId, adapters.clock, progress);
+      const startedAt = new Date(adapters.clock.now()).toISOString();
+      const monitor = request.sendHttp ? createStackMonitor(stack.name, stack.monitor, request.sendHttp) : undefined;
+      monitor?.started();
+      try {
+        const lastTest = stack.restoreTest ? lastPassingTestAt(global.root, stack.name) : undefined;
+        const result = await backupStack({ ...beginStackRun({ runId, stack, global, adapters, log, signal, journal }), lastPassingTestAt: lastTest });
+        results.push(result);
+        if (monitor) reports.push(reportLater(stack.name, monitor, result));
+        recordHistory(global.root, progress, {
+          stack: stack.name,
+          run: runId,
+          startedAt,
+          endedAt: new Date(adapters.clock.now()).toISOString(),
+          result: result.ok ? 'success' : 'failed',
+          outcome: result.outcome,
+          error: problems(result).join('; ') || undefined,
+          notRestored: result.notRestored,
+          mode: result.mode,
+          downtimeMs: result.downtimeMs,
+          backupMs: result.backupMs,
+          snapshotMs: result.snapshotMs,
+          ...(result.keptPaths ? { kept: result.keptPaths } : {}),
+          ...(result.restoreTest && !result.restoreTest.skipped
+            ? { restoreTest: { passed: result.restoreTest.passed, tested: result.restoreTest.tested, mismatches: result.restoreTest.mismatches, summary: result.restoreTest.lines[0] ?? '' } }
+            : {}),
+        });
+      } finally {
+        log.close();
+        await releaseUnit().catch(() => {});
+      }
+      writeMetrics(request);
     }
+    await pruneLogs(path.join(global.root, 'logs'), global.logRetentionDays, adapters.clock.now()).catch((error: Error) =>
+      progress.message(`warning: cannot prune old logs: ${error.message}`),
+    );
     return { runId, recovery };
   });
+  // The exec sessions into the Duplicati container end with the run, a recovery that failed included.
+  const { runId, recovery } = await opened.finally(() => adapters.duplicati.close?.().catch(() => {}));
   // Monitoring ran in the background; each report is bounded in time, so this wait is too.
   for (const { stack, failures } of await Promise.all(reports)) {
     if (failures.length === 0) continue;
