@@ -1,3 +1,8 @@
+/** A size as every report prints it: `12.3 MB`. */
+export function formatBytes(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
 /** How long something took, as people read it: `1.2 s`, `42 s`, `3m05s`, `2h10m`; `-` when unknown. */
 export function formatSeconds(ms: number | undefined): string {
   if (ms === undefined) return '-';

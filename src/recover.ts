@@ -14,6 +14,7 @@ import type { Journal, JournalEntry, RemoveSnapshotUndo } from './journal/journa
 import { createStackLog } from './report/logging.js';
 import type { Progress } from './report/report.js';
 import { jobsDuplicatiRuns } from './steps/snapshot.js';
+import { describeSteps, runSequence, type Step } from './steps/sequence.js';
 import { performUndo } from './steps/undo-actions.js';
 import { describeUndo, removesData, undoName } from './journal/undo-records.js';
 import { crossOut, runBounded } from './journal/undo.js';
@@ -55,22 +56,58 @@ export interface RecoveryReport {
   failed: string[];
 }
 
+/** What a recovery walks: the journal it crosses entries out of, and what it reports. */
+interface RecoveryRun {
+  root: string;
+  journal: Journal;
+  runId: string;
+  dependencies: RecoveryDependencies;
+  report: RecoveryReport;
+  /** Each stack's unit, from the journal's own records of it (the stack file may be gone or changed). */
+  units: Map<string, string>;
+  /** The unit locks taken, by stack; released once the walk ends. */
+  held: Map<string, () => Promise<void>>;
+  /** Stacks whose unit another root's run holds: their entries wait for a later recover. */
+  waiting: Map<string, string>;
+}
+
 /**
- * What `recover` would do, touching nothing: each pending undo in the order it would run
- * (last change first), with its exact commands.
+ * One step per pending undo, in the order it runs (recoveryOrder), with its exact commands. A
+ * failure is written down and the walk goes on: what was not done stays in the journal.
  */
+export function recoverySteps(entries: readonly JournalEntry[]): Step<RecoveryRun>[] {
+  return recoveryOrder(entries).map((entry) => ({
+    name: `${entry.stack}: ${undoName(entry.undo)} (left by run ${entry.run}, pid ${entry.pid}, at ${entry.recordedAt})`,
+    actions: describeUndo(entry.undo),
+    run: async (run) => {
+      // SIGINT/SIGTERM: the rest stays in the journal for the next `recover` or run.
+      if (run.dependencies.signal?.aborted) return;
+      const unit = run.units.get(entry.stack);
+      if (unit !== undefined && run.dependencies.lockUnit && !run.held.has(entry.stack) && !run.waiting.has(entry.stack)) {
+        try {
+          run.held.set(entry.stack, await run.dependencies.lockUnit(unit, () => {}));
+        } catch (error) {
+          run.waiting.set(entry.stack, errorMessage(error));
+        }
+      }
+      const wait = run.waiting.get(entry.stack);
+      if (wait !== undefined) {
+        run.report.failed.push(`${entry.stack}: ${undoName(entry.undo)}: not done now: ${wait}; it stays in the journal for the next recover`);
+        return;
+      }
+      await recoverEntry(run.root, run.journal, run.runId, entry, run.dependencies, run.report);
+    },
+  }));
+}
+
+/** What `recover` would do, touching nothing: the list `recover` walks, printed. */
 export function recoveryPlan(entries: readonly JournalEntry[], runInProgress: boolean): string[] {
   if (entries.length === 0) return ['nothing to recover: no run left a stack stopped or frozen'];
-  const lines: string[] = [];
-  if (runInProgress) {
-    lines.push('a run is in progress and holds the lock: `recover` would refuse, since the journal of a live run is never replayed');
-  }
-  recoveryOrder(entries).forEach((entry, index) => {
-    lines.push(`  ${index + 1}. ${entry.stack}: ${undoName(entry.undo)} (left by run ${entry.run}, pid ${entry.pid}, at ${entry.recordedAt})`);
-    for (const action of describeUndo(entry.undo)) lines.push(`       ${action}`);
-  });
-  lines.push(`Dry run: nothing was touched (${entries.length} pending undo${entries.length === 1 ? '' : 's'}).`);
-  return lines;
+  return [
+    ...(runInProgress ? ['a run is in progress and holds the lock: `recover` would refuse, since the journal of a live run is never replayed'] : []),
+    ...describeSteps(recoverySteps(entries)),
+    `Dry run: nothing was touched (${entries.length} pending undo${entries.length === 1 ? '' : 's'}).`,
+  ];
 }
 
 /**
@@ -90,35 +127,14 @@ function unitsOf(entries: readonly JournalEntry[]): Map<string, string> {
 }
 
 export async function recoverPending(root: string, journal: Journal, runId: string, dependencies: RecoveryDependencies): Promise<RecoveryReport> {
-  const report: RecoveryReport = { restored: [], failed: [] };
   const entries = journal.pending();
-  const units = unitsOf(entries);
-  const held = new Map<string, () => Promise<void>>();
-  /** Stacks whose unit another root's run holds: their entries wait for a later recover. */
-  const waiting = new Map<string, string>();
+  const run: RecoveryRun = { root, journal, runId, dependencies, report: { restored: [], failed: [] }, units: unitsOf(entries), held: new Map(), waiting: new Map() };
   try {
-    for (const entry of recoveryOrder(entries)) {
-      // What was not done stays in the journal for the next `recover` or run.
-      if (dependencies.signal?.aborted) break;
-      const unit = units.get(entry.stack);
-      if (unit !== undefined && dependencies.lockUnit && !held.has(entry.stack) && !waiting.has(entry.stack)) {
-        try {
-          held.set(entry.stack, await dependencies.lockUnit(unit, () => {}));
-        } catch (error) {
-          waiting.set(entry.stack, errorMessage(error));
-        }
-      }
-      const wait = waiting.get(entry.stack);
-      if (wait !== undefined) {
-        report.failed.push(`${entry.stack}: ${undoName(entry.undo)}: not done now: ${wait}; it stays in the journal for the next recover`);
-        continue;
-      }
-      await recoverEntry(root, journal, runId, entry, dependencies, report);
-    }
+    await runSequence(recoverySteps(entries), run);
   } finally {
-    for (const release of held.values()) await release().catch(() => {});
+    for (const release of run.held.values()) await release().catch(() => {});
   }
-  return report;
+  return run.report;
 }
 
 async function recoverEntry(root: string, journal: Journal, runId: string, entry: JournalEntry, dependencies: RecoveryDependencies, report: RecoveryReport): Promise<void> {

@@ -6,7 +6,7 @@
 import { CommandError, TimeoutError } from '../errors.js';
 import type { Clock } from './clock.js';
 import type { BackupVersion, RestoreOutcome, VersionEntry } from './backup-versions.js';
-import type { BackupJob, Duplicati, DuplicatiStatus, JobProgress, JobResult, JobResultKind, PreparedRun, RunOutcome, TaskReference, TaskState } from './duplicati.js';
+import type { BackupJob, Duplicati, DuplicatiStatus, JobProgress, JobResult, JobResultKind, PreparedRun, TaskReference, TaskState } from './duplicati.js';
 import { UnknownJobError } from './duplicati.js';
 import { filtersOf } from './duplicati-cli.js';
 

@@ -69,7 +69,8 @@ export interface PreparedRun {
   recordBefore: JobRecord;
 }
 
-export interface RunOutcome {
+/** What a job's `run` call returned: the task it queued, and what is known of it (its verdict is `result`'s). */
+export interface JobRun {
   /** The backup's ID from `Running backup NAME (ID: N)`, else from the job list read before `run`; undefined when neither names it. */
   backupId: string | undefined;
   backupName: string | undefined;
@@ -133,9 +134,9 @@ export interface Duplicati {
    * Enqueues the job; without `prepared` it reads the job's record (recordBefore) first, as
    * close to the run as the driver can.
    */
-  run(job: string, signal?: AbortSignal, prepared?: PreparedRun): Promise<RunOutcome>;
+  run(job: string, signal?: AbortSignal, prepared?: PreparedRun): Promise<JobRun>;
   /** How the job that `run` started ended. */
-  result(run: RunOutcome, signal?: AbortSignal): Promise<JobResult>;
+  result(run: JobRun, signal?: AbortSignal): Promise<JobResult>;
   /** Every backup job Duplicati has, with its record where the driver can read it. */
   listJobs(signal?: AbortSignal): Promise<BackupJob[]>;
   /** The server's version, e.g. `2.2.0.3_stable_2025-12-04`. */
@@ -509,7 +510,7 @@ export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSetti
   let sessionAnswered = false;
   /** Armed runs by job, waiting to be fired; and those fired, by the run they made. */
   const armed = new Map<string, ArmedRun>();
-  const fired = new WeakMap<RunOutcome, ArmedRun>();
+  const fired = new WeakMap<JobRun, ArmedRun>();
   const live = new Set<ArmedRun>();
 
   /**
@@ -577,7 +578,7 @@ export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSetti
   }
 
   /** Without a session: one `podman exec` reads the record and runs the job (see serverUtilRunArgv). */
-  async function runJob(job: string, signal: AbortSignal | undefined): Promise<RunOutcome> {
+  async function runJob(job: string, signal: AbortSignal | undefined): Promise<JobRun> {
     // Killing the `podman exec` client leaves the processes in the container running: bound
     // them there too, so a `run` ended after run_timeout cannot queue the job later, against the
     // restarted stack. RunBackup.cs prints its line before it sends the request. The job's
@@ -664,7 +665,7 @@ export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSetti
    * prints it after the run request returned). Past run_timeout it is ended inside the
    * container, so it cannot queue the job later.
    */
-  async function runArmed(job: string, signal: AbortSignal | undefined, prepared: PreparedRun | undefined): Promise<RunOutcome> {
+  async function runArmed(job: string, signal: AbortSignal | undefined, prepared: PreparedRun | undefined): Promise<JobRun> {
     const before = prepared ?? (await prepare(job, signal));
     const armedRun = armed.get(job) ?? arm(job);
     armed.delete(job);
@@ -683,7 +684,7 @@ export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSetti
     }
     const output = armedRun.output.replace(runWaitLines.exit, '\n').trim();
     const parsed = parseRunLine(output);
-    const outcome: RunOutcome = {
+    const outcome: JobRun = {
       backupId: parsed?.backupId ?? before.backupId,
       backupName: parsed?.backupName ?? before.backupName,
       timedOut: seen === 'timeout',
@@ -709,7 +710,7 @@ export function createExecDuplicati(run: CommandRunner, settings: DuplicatiSetti
   }
 
   /** The result line of a fired run, once the job ended: waits for it (bounded), then ends the exec. */
-  async function backupStatus(outcome: RunOutcome, signal?: AbortSignal): Promise<string | undefined> {
+  async function backupStatus(outcome: JobRun, signal?: AbortSignal): Promise<string | undefined> {
     const armedRun = fired.get(outcome);
     if (!armedRun) return undefined;
     try {

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { DuplicatiSettings, GlobalConfig } from '../config/types.js';
-import type { Adapters } from '../steps/context.js';
+import type { Adapters } from './adapters.js';
 import { systemClock } from './clock.js';
 import { createApiDuplicati } from './duplicati-api.js';
 import { createExecDuplicati, type Duplicati } from './duplicati.js';

@@ -5,10 +5,12 @@
  * stack as the restore policy wants it.
  */
 import { AbortedError, HookFailure, SnapshotKept, errorMessage } from '../errors.js';
-import type { JobVerdict, StackRun } from '../steps/context.js';
+import type { JobVerdict } from '../steps/context.js';
+import type { BackupRun } from '../restore-test/state.js';
 import { timelineOf } from './timeline.js';
 import { runHookPhase } from '../steps/hooks.js';
-import { stackSteps, walkSteps, type Step } from '../steps/sequence.js';
+import { runSequence, type Step } from '../steps/sequence.js';
+import { stackSteps } from './sequence.js';
 import { EarlyUndoError } from '../steps/snapshot.js';
 import { undoExecution } from '../steps/undo-actions.js';
 import type { UndoFailure } from '../journal/undo.js';
@@ -64,7 +66,7 @@ function span(from: number | undefined, to: number | undefined): number | undefi
   return from !== undefined && to !== undefined ? to - from : undefined;
 }
 
-export async function backupStack(run: StackRun, steps: readonly Step[] = stackSteps(run.stack, run.global)): Promise<StackResult> {
+export async function backupStack(run: BackupRun, steps: readonly Step<BackupRun>[] = stackSteps(run.stack, run.global)): Promise<StackResult> {
   const { log, timings, adapters } = run;
   const started = adapters.clock.now();
   log.info('stack run start', {
@@ -74,7 +76,7 @@ export async function backupStack(run: StackRun, steps: readonly Step[] = stackS
     restore_policy: run.stack.restorePolicy,
     freeze: run.stack.freeze ?? false,
   });
-  const walked = await walkSteps(steps, run);
+  const walked = await runSequence(steps, run);
   let failure = walked.failure;
   const { startedSteps } = walked;
   // Looks at Duplicati begun with the stop end here, whatever ended the steps.

@@ -4,7 +4,8 @@
  * nothing: the list is printed, not applied.
  */
 import type { GlobalConfig, StackConfig } from '../config/types.js';
-import { restoreTestActions, snapshotUndoName, stackSteps, verifyStep, type Step } from '../steps/sequence.js';
+import type { Step } from '../steps/sequence.js';
+import { restoreTestActions, snapshotUndoName, stackSteps, verifyStep } from './sequence.js';
 
 function numbered(lines: string[], step: Pick<Step, 'name' | 'actions'>, note = ''): void {
   lines.push(`  ${lines.filter((line) => /^ {2}\d+\. /.test(line)).length + 1}. ${step.name}${note}`);

@@ -3,23 +3,22 @@
  * died left behind (the crash journal), runs each stack in turn (a failed stack does not stop
  * the next), records the history, prunes old logs, and ends with the summary table.
  */
-import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { pruneLogs, readLogTail } from '../adapters/files.js';
 import type { HttpSend } from '../adapters/http.js';
-import { acquireRootLock } from '../adapters/lock.js';
-import { LockHeldError, LockLostError } from '../errors.js';
+import { LockHeldError } from '../errors.js';
 import type { GlobalConfig, StackConfig } from '../config/types.js';
 import { appendHistory, historyFile, lastPassingTest, readHistory, type HistoryEntry } from '../report/history.js';
-import { createJournal } from '../journal/journal.js';
 import { createStackLog } from '../report/logging.js';
 import { writeMetricsFile } from '../report/metrics.js';
 import { createStackMonitor, type StackMonitor } from './monitor.js';
 import { backupStack, type StackResult } from './orchestrator.js';
-import { recoverPending, type RecoveryReport } from '../recover.js';
+import { type RecoveryReport } from '../recover.js';
 import { formatSeconds } from '../format.js';
 import { formatSummary, problems, type Progress, type SummaryRow, type TextSink } from '../report/report.js';
-import { beginStackRun, type Adapters } from '../steps/context.js';
+import type { Adapters } from '../adapters/adapters.js';
+import { beginStackRun } from '../steps/context.js';
+import { withOpenRun } from '../open-run.js';
 
 export interface RunRequest {
   global: GlobalConfig;
@@ -47,30 +46,13 @@ export interface RunReport {
 
 export async function runBackups(request: RunRequest): Promise<RunReport> {
   const { global, stacks, adapters, progress } = request;
-  // A lock that is lost (its file removed or taken over) no longer keeps another run out: the
-  // stack under way is restored, and no further stack is started.
-  const lockLost = new AbortController();
-  const signal = AbortSignal.any([request.signal, lockLost.signal]);
-  const onLost = (what: string) => (error: Error) => {
-    if (lockLost.signal.aborted) return;
-    progress.message(`error: ${what} was lost (${error.message}); restoring the stack under way and starting no other`);
-    lockLost.abort(new LockLostError(`${what} was lost (${error.message}), so another run could start meanwhile: the run was ended`));
-  };
-  const release = await acquireRootLock(global.root, onLost(`the lock of ${global.root}`));
-  const runId = randomUUID();
   const results: StackResult[] = [];
   const skipped: string[] = [];
   const locked: Array<{ stack: string; reason: string }> = [];
-  const journal = createJournal(global.root, runId);
   const reports: Array<Promise<{ stack: string; failures: string[] }>> = [];
-  let recovery: RecoveryReport = { restored: [], failed: [] };
-  try {
-    if (journal.pending().length > 0) {
-      progress.message('warning: a previous run ended before restoring its stack; recovering first');
-      recovery = await recoverPending(global.root, journal, runId, { ...adapters, duplicati: () => adapters.duplicati, progress, signal });
-      // What the recovery put back, or could not, shows before the first stack's long run.
-      writeMetrics(request);
-    }
+  const onLoss = { doing: 'restoring the stack under way and starting no other', ended: 'the run was ended' };
+  // What the recovery put back, or could not, shows before the first stack's long run.
+  const opened = withOpenRun(request, { onLoss, recover: true, recovered: () => writeMetrics(request) }, async ({ runId, journal, signal, recovery, lockUnit }) => {
     for (const stack of stacks) {
       if (signal.aborted) {
         skipped.push(stack.name);
@@ -78,7 +60,7 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
       }
       let releaseUnit: () => Promise<void>;
       try {
-        releaseUnit = await adapters.lockUnit(stack.unit, onLost(`the lock of unit ${stack.unit}`));
+        releaseUnit = await lockUnit(stack.unit);
       } catch (error) {
         if (!(error instanceof LockHeldError)) throw error;
         progress.message(`[${stack.name}] not run: ${error.message}`);
@@ -121,11 +103,10 @@ export async function runBackups(request: RunRequest): Promise<RunReport> {
     await pruneLogs(path.join(global.root, 'logs'), global.logRetentionDays, adapters.clock.now()).catch((error: Error) =>
       progress.message(`warning: cannot prune old logs: ${error.message}`),
     );
-  } finally {
-    // The exec sessions into the Duplicati container end with the run.
-    await adapters.duplicati.close?.().catch(() => {});
-    await release().catch(() => {});
-  }
+    return { runId, recovery };
+  });
+  // The exec sessions into the Duplicati container end with the run, a recovery that failed included.
+  const { runId, recovery } = await opened.finally(() => adapters.duplicati.close?.().catch(() => {}));
   // Monitoring ran in the background; each report is bounded in time, so this wait is too.
   for (const { stack, failures } of await Promise.all(reports)) {
     if (failures.length === 0) continue;

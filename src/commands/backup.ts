@@ -21,6 +21,8 @@ function stackJson(result: StackResult) {
     stack: result.stack,
     result: result.ok ? 'success' : 'failed',
     outcome: result.outcome,
+    left_down: result.notRestored,
+    // The old name of left_down, inverted: kept for one release.
     restored: !result.notRestored,
     aborted: result.aborted,
     mode: result.mode ?? 'stop',
@@ -32,6 +34,8 @@ function stackJson(result: StackResult) {
     restore_test: restoreTestJson(result),
     jobs: (result.jobs ?? []).map((job) => ({ job: job.job, result: job.result, message: job.message ?? null })),
     error: result.error ?? null,
+    undo_errors: result.restoreErrors,
+    // The old name of undo_errors: kept for one release.
     restore_errors: result.restoreErrors,
     // What the run could not write down (log, journal): a reason to fail it, beside error.
     unrecorded: result.unrecorded ?? [],
@@ -53,6 +57,7 @@ export function runJson(root: string, report: RunReport, startedAt: Date, endedA
         stack,
         result: 'not_run',
         outcome: null,
+        left_down: false,
         restored: true,
         aborted: true,
         mode: null,
@@ -64,6 +69,7 @@ export function runJson(root: string, report: RunReport, startedAt: Date, endedA
         restore_test: null,
         jobs: [],
         error: reason,
+        undo_errors: [],
         restore_errors: [],
         unrecorded: [],
         log_file: null,

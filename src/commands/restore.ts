@@ -4,6 +4,7 @@
  * before anything is touched: the options, the stack, each job's version (a version that does
  * not exist is exit 2, never Duplicati's silent fallback to the newest), the confirmation.
  */
+import path from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { findJob, type Duplicati } from '../adapters/duplicati.js';
 import { loadGlobalConfig, podmanSocketPath, selectStacks } from '../config/load.js';
@@ -12,8 +13,9 @@ import type { GlobalConfig, StackConfig } from '../config/types.js';
 import { LockHeldError, UsageError } from '../errors.js';
 import { isRootLocked } from '../adapters/lock.js';
 import { exitCodeFor, exitCodes } from '../exit-codes.js';
+import { formatBytes } from '../format.js';
 import { secondsOf, writeJson } from '../report/json-output.js';
-import { chooseVersions, parseRestoreTime, type ChosenVersion, type JobVersions } from '../restore/choose.js';
+import { chooseVersions, parseRestoreTime, type ChosenVersion, type JobVersions, type VersionRequest } from '../restore/choose.js';
 import type { RestoreResult } from '../restore/orchestrator.js';
 import { verbosityOf } from './backup.js';
 import { rootOf, type GlobalOptions } from './options.js';
@@ -41,8 +43,9 @@ export async function jobVersions(stack: StackConfig, duplicati: Duplicati, sign
   return jobs;
 }
 
-function parseOptions(options: RestoreOptions): { version?: number; time?: number } {
-  const parsed: { version?: number; time?: number } = {};
+function parseOptions(options: RestoreOptions): VersionRequest {
+  const parsed: VersionRequest = {};
+  if (options.job !== undefined) parsed.job = options.job;
   if (options.version !== undefined) {
     if (!/^\d+$/.test(options.version)) throw new UsageError(`--version: "${options.version}" is not a version number (0 is the newest; see stack-backup versions)`);
     parsed.version = Number(options.version);
@@ -63,7 +66,7 @@ function describeChoice(choices: readonly ChosenVersion[]): string {
   return choices
     .map((choice) => {
       const files = choice.version.fileCount !== undefined ? `, ${choice.version.fileCount} files` : '';
-      const size = choice.version.sizeBytes !== undefined ? `, ${(choice.version.sizeBytes / 1024 / 1024).toFixed(1)} MB` : '';
+      const size = choice.version.sizeBytes !== undefined ? `, ${formatBytes(choice.version.sizeBytes)}` : '';
       return `job ${choice.job}: version ${choice.version.version} of ${choice.version.time}${files}${size}`;
     })
     .join('; ');
@@ -92,6 +95,8 @@ function restoreJson(root: string, result: RestoreResult, code: number) {
     exit_code: code,
     restored: result.restored,
     rolled_back: result.rolledBack,
+    left_down: result.notRestored,
+    // The old name of left_down, inverted: kept for one release.
     stack_restored: !result.notRestored,
     aborted: result.aborted,
     versions: result.versions,
@@ -99,6 +104,8 @@ function restoreJson(root: string, result: RestoreResult, code: number) {
     downtime_seconds: secondsOf(result.downtimeMs),
     duration_seconds: secondsOf(result.durationMs),
     error: result.error ?? null,
+    undo_errors: result.restoreErrors,
+    // The old name of undo_errors: kept for one release.
     restore_errors: result.restoreErrors,
     kept_paths: result.kept,
     unrecorded: result.unrecorded,
@@ -114,6 +121,18 @@ export async function restoreCommand(target: string | undefined, options: Restor
   const global: GlobalConfig = loadGlobalConfig(root, process.env);
   const [stack] = selectStacks(root, global, [target]);
   assertOnlyUserCanWrite(root, [stack!.file]);
+  // A job that is not the stack's ends here, before Duplicati is asked or anything is touched.
+  if (request.job !== undefined && !stack!.jobs.some((job) => job.toLowerCase() === request.job!.toLowerCase())) {
+    throw new UsageError(`--job ${request.job}: stack ${stack!.name} has no such job (its jobs: ${stack!.jobs.join(', ')})`);
+  }
+  const out = options.json ? process.stderr : process.stdout;
+  if (options.prune && options.dryRun) {
+    const { keptCopiesOf, planPrune } = await import('../restore/prune.js');
+    const copies = keptCopiesOf(root, stack!.name);
+    out.write(`${planPrune(stack!.name, copies).join('\n')}\nDry run: nothing was touched.\n`);
+    if (options.json) writeJson(process.stdout, { root, stack: stack!.name, dry_run: true, would_remove: copies.map((copy) => copy.path) });
+    return exitCodes.success;
+  }
   const podmanSocket = podmanSocketPath(process.env);
   const [{ createAdapters }, { createProgress }, { systemClock }, run] = await Promise.all([
     import('../adapters/real.js'),
@@ -125,10 +144,10 @@ export async function restoreCommand(target: string | undefined, options: Restor
   const progress = createProgress(process.stderr, systemClock, verbosityOf(options));
   const controller = new AbortController();
   const removeHandlers = abortOnSignals(controller, (text) => progress.message(text), 'putting the stack back');
-  const out = options.json ? process.stderr : process.stdout;
   try {
     if (options.prune) {
-      const report = await run.pruneKept({ global, adapters, progress, signal: controller.signal, stack: stack!.name });
+      const { pruneKept } = await import('../restore/prune.js');
+      const report = await pruneKept({ global, adapters, progress, signal: controller.signal, stack: stack!.name });
       for (const line of report.removed) out.write(`removed ${line}\n`);
       for (const line of report.kept) out.write(`kept ${line}\n`);
       for (const line of report.failed) out.write(`NOT REMOVED ${line}\n`);
@@ -141,16 +160,20 @@ export async function restoreCommand(target: string | undefined, options: Restor
     // Read before anything is touched: a version that does not exist ends here, exit 2.
     const choices = chooseVersions(await jobVersions(stack!, adapters.duplicati, controller.signal), request, stack!.name);
     if (options.dryRun) {
-      const [{ planRestore }, { readPlannedPaths }] = await Promise.all([import('../restore/sequence.js'), import('../restore/run.js')]);
-      const planned = await readPlannedPaths({ global, stack: stack!, choices, adapters, signal: controller.signal });
+      const [{ planRestore }, { planRestoreTo }] = await Promise.all([import('../restore/sequence.js'), import('../restore/into-folder.js')]);
+      const planned = await run.readPlannedPaths({ global, stack: stack!, choices, adapters, signal: controller.signal });
       if (planned.problem) out.write(`The preflight would fail now: ${planned.problem}\n`);
-      out.write(`${planRestore({ stack: stack!, global, choices, paths: planned.paths }).join('\n')}\nDry run: nothing was touched.\n`);
-      if (options.json) writeJson(process.stdout, { root, stack: stack!.name, dry_run: true, versions: choices.map((choice) => ({ job: choice.job, version: choice.version.version, time: choice.version.time })) });
+      const input = { stack: stack!, global, choices, paths: planned.paths };
+      const plan = options.to !== undefined ? planRestoreTo({ ...input, folder: path.resolve(options.to) }) : planRestore(input);
+      out.write(`${plan.join('\n')}\nDry run: nothing was touched.\n`);
+      const versions = choices.map((choice) => ({ job: choice.job, version: choice.version.version, time: choice.version.time }));
+      if (options.json) writeJson(process.stdout, { root, stack: stack!.name, dry_run: true, ...(options.to !== undefined ? { to: path.resolve(options.to) } : {}), versions });
       return exitCodes.success;
     }
     await confirm(stack!, choices, options);
     if (options.to !== undefined) {
-      const result = await run.restoreTo({ global, stack: stack!, choices, adapters, progress, output: process.stderr, signal: controller.signal, folder: options.to });
+      const { restoreTo } = await import('../restore/into-folder.js');
+      const result = await restoreTo({ global, stack: stack!, choices, adapters, progress, output: process.stderr, signal: controller.signal, folder: options.to });
       const code = controller.signal.aborted ? exitCodeFor(controller.signal.reason) : result.ok ? exitCodes.success : exitCodes.stackFailed;
       process.stderr.write(result.ok ? `restored into ${result.folder}: ${result.paths.map((entry) => `${entry.path} (${entry.files ?? 0} files and links)`).join(', ')}; the stack was not touched\n` : `NOT restored into ${result.folder}: ${result.error}\n`);
       if (options.json) writeJson(process.stdout, { root, stack: stack!.name, to: result.folder, exit_code: code, restored: result.ok, paths: result.paths, error: result.error ?? null });

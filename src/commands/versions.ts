@@ -2,6 +2,7 @@
 import { loadGlobalConfig, selectStacks } from '../config/load.js';
 import { UsageError } from '../errors.js';
 import { exitCodes } from '../exit-codes.js';
+import { formatBytes } from '../format.js';
 import { writeJson } from '../report/json-output.js';
 import { formatTable } from '../report/report.js';
 import { jobVersions } from './restore.js';
@@ -26,7 +27,7 @@ export async function versionsCommand(target: string | undefined, options: Globa
     });
     return exitCodes.success;
   }
-  const megabytes = (bytes: number | undefined) => (bytes === undefined ? '-' : `${(bytes / 1024 / 1024).toFixed(1)} MB`);
+  const megabytes = (bytes: number | undefined) => (bytes === undefined ? '-' : formatBytes(bytes));
   const rows = jobs.flatMap((job) =>
     job.versions.map((version) => [job.job, String(version.version), version.time.replace('T', ' ').replace(/\.\d+Z$|Z$/, 'Z'), version.fileCount === undefined ? '-' : String(version.fileCount), megabytes(version.sizeBytes)]),
   );

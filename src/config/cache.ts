@@ -7,7 +7,7 @@
 import { statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readJsonFile, writeTextFileAtomically } from '../adapters/state-files.js';
+import { readJsonFile, writeTextFileAtomically } from '../state-files.js';
 import { currentIdentity, looseness } from './permissions.js';
 
 interface Entry {

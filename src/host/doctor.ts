@@ -2,7 +2,7 @@
  * `stack-backup doctor`: checks everything a run needs, touching nothing, and says for each
  * check OK or what is wrong and how to fix it.
  */
-import { checkVersion, type BackupJob, type Duplicati } from '../adapters/duplicati.js';
+import { checkVersion, findJob, type BackupJob, type Duplicati } from '../adapters/duplicati.js';
 import type { ContainerEngine, ContainerMount } from '../adapters/podman.js';
 import { btrfsSubvolumeRootInode, chooseDriver, snapshotProblem, type Snapshots } from '../adapters/snapshots.js';
 import type { Systemd } from '../adapters/systemd.js';
@@ -160,7 +160,7 @@ export async function runDoctor(root: string, targets: readonly string[], depend
     });
     for (const stack of listed ? stacks : []) {
       for (const job of stack.jobs) {
-        const found = jobs.find((entry) => entry.id === job || entry.name.toLowerCase() === job.toLowerCase());
+        const found = findJob(jobs, job);
         checks.push(
           found
             ? pass(`Duplicati has job "${job}" of ${stack.name} (ID ${found.id})`)
@@ -311,7 +311,7 @@ async function checkRestorable(
   await check(checks, what, async () => {
     const jobs: JobSources[] = [];
     for (const job of stack.jobs) {
-      const found = known.find((entry) => entry.id === job || entry.name.toLowerCase() === job.toLowerCase());
+      const found = findJob(known, job);
       if (!found) return `Duplicati has no job "${job}"`;
       jobs.push({ job, backupId: found.id, sources: await duplicati.jobSources!(found.id) });
     }

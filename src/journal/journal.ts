@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { readJsonFile, writeJsonFileDurably } from '../adapters/state-files.js';
+import { readJsonFile, writeJsonFileDurably } from '../state-files.js';
 import type { HookPhase } from '../config/schema.js';
 import type { PathIdentity, RemovalMethod } from '../adapters/made-paths.js';
 import type { MadeSnapshot } from '../adapters/snapshots.js';

@@ -1,6 +1,6 @@
 /** A bounded history of runs per stack, for `stack-backup status` and monitoring. */
 import path from 'node:path';
-import { readJsonFile, writeJsonFileDurably } from '../adapters/state-files.js';
+import { readJsonFile, writeJsonFileDurably } from '../state-files.js';
 
 export interface HistoryEntry {
   stack: string;

@@ -7,7 +7,7 @@
  * after replaying the journal. `status` only reads. A run that dies writes nothing: under the
  * timer, `recover` runs right after it (ExecStopPost=) and writes what it left.
  */
-import { writeTextFileAtomically } from '../adapters/state-files.js';
+import { writeTextFileAtomically } from '../state-files.js';
 import { readHistory, type HistoryEntry } from './history.js';
 import { createJournal, type JournalEntry } from '../journal/journal.js';
 import { shownStacks, stackFacts, type StackFacts } from './stack-facts.js';

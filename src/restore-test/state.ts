@@ -1,6 +1,7 @@
 /** What a restore test carries through a stack's run, and what it found. */
 import type { FilterTest } from './filters.js';
 import type { FileFacts } from '../adapters/source-files.js';
+import type { StackRun } from '../steps/context.js';
 
 /** One data path under test: where its frozen source is read, and what the version calls it. */
 export interface TestedPath {
@@ -47,4 +48,12 @@ export interface RestoreTestState {
   /** How long reading the sample took (not the job it overlapped). */
   readMs?: number;
   result?: RestoreTestResult;
+}
+
+/** A backup's run: a stack's run, and the restore test it may carry (a restore's run carries none). */
+export interface BackupRun extends StackRun {
+  /** When the stack's last restore test passed (from the run history), for restore_test.interval. */
+  lastPassingTestAt?: number | undefined;
+  /** The restore test of this run, once prepared. */
+  restoreTest?: RestoreTestState;
 }

@@ -9,15 +9,15 @@
  * journaled before it is made.
  */
 import type { BackupVersion } from '../adapters/backup-versions.js';
+import { findJob } from '../adapters/duplicati.js';
 import { CommandError, errorMessage, throwIfAborted } from '../errors.js';
 import type { RemoveMadeUndo } from '../journal/journal.js';
 import { dataPathsOf, writableInContainer, type JobSources } from '../restore/data-paths.js';
-import type { StackRun } from '../steps/context.js';
 import { undoExecution } from '../steps/undo-actions.js';
 import { compare, describeComparison, landingOf, pickSample, sampleCount, type Comparison } from './compare.js';
 import type { FileFacts } from '../adapters/source-files.js';
 import { backedUpBy, type FilterTest } from './filters.js';
-import type { RestoreTestResult, RestoreTestState, TestedPath } from './state.js';
+import type { BackupRun, RestoreTestResult, RestoreTestState, TestedPath } from './state.js';
 
 export const readTimeoutMs = 6 * 3600_000;
 
@@ -25,7 +25,7 @@ export const readTimeoutMs = 6 * 3600_000;
  * Before anything is touched: whether a test is due (interval), and where each data path's
  * frozen source is read. A path that cannot be told makes the test fail later, never the backup.
  */
-export async function prepareRestoreTest(run: StackRun): Promise<void> {
+export async function prepareRestoreTest(run: BackupRun): Promise<void> {
   const settings = run.stack.restoreTest;
   if (!settings) return;
   const last = run.lastPassingTestAt;
@@ -45,7 +45,7 @@ export async function prepareRestoreTest(run: StackRun): Promise<void> {
     const jobs: JobSources[] = [];
     const filters = new Map<string, FilterTest | undefined>();
     for (const job of run.stack.jobs) {
-      const found = known.find((entry) => entry.id === job || entry.name.toLowerCase() === job.toLowerCase());
+      const found = findJob(known, job);
       if (!found) throw new Error(`Duplicati has no job "${job}"`);
       jobs.push({ job, backupId: found.id, sources: await duplicati.jobSources(found.id, run.signal) });
       filters.set(found.id, duplicati.jobFilters ? backedUpBy(await duplicati.jobFilters(found.id, run.signal)) : undefined);
@@ -69,7 +69,7 @@ function skipped(why: string): RestoreTestResult {
 }
 
 /** Picks the sample from the frozen source and reads it (facts and hashes), inside the user's namespace. */
-async function readSample(run: StackRun, state: RestoreTestState, signal: AbortSignal = run.signal): Promise<void> {
+async function readSample(run: BackupRun, state: RestoreTestState, signal: AbortSignal = run.signal): Promise<void> {
   const settings = run.stack.restoreTest!;
   const { sourceFiles } = run.adapters;
   const started = run.adapters.clock.now();
@@ -97,7 +97,7 @@ async function readSample(run: StackRun, state: RestoreTestState, signal: AbortS
 }
 
 /** Stop mode: reads the sample while the job runs (the stack is down, its data frozen). */
-export function startReadingSample(run: StackRun): void {
+export function startReadingSample(run: BackupRun): void {
   const state = run.restoreTest;
   if (!state || state.result || state.problem) return;
   state.stopReading = new AbortController();
@@ -108,7 +108,7 @@ export function startReadingSample(run: StackRun): void {
 }
 
 /** The run failed before the reading was awaited: it ends now, before the stack starts again. */
-export async function endReading(run: StackRun): Promise<void> {
+export async function endReading(run: BackupRun): Promise<void> {
   const state = run.restoreTest;
   if (!state?.reading) return;
   state.stopReading?.abort(new Error('the backup failed'));
@@ -117,7 +117,7 @@ export async function endReading(run: StackRun): Promise<void> {
 }
 
 /** Stop mode, before the stack starts again: the reading must have ended (the data is frozen only until then). */
-export async function finishReadingSample(run: StackRun): Promise<void> {
+export async function finishReadingSample(run: BackupRun): Promise<void> {
   const state = run.restoreTest;
   if (!state?.reading) return;
   const step = run.log.step('restore test: finish reading the sample');
@@ -134,7 +134,7 @@ export async function finishReadingSample(run: StackRun): Promise<void> {
 }
 
 /** Snapshot mode: reads the sample from the snapshots, which still exist. */
-export async function readSampleFromSnapshots(run: StackRun): Promise<void> {
+export async function readSampleFromSnapshots(run: BackupRun): Promise<void> {
   const state = run.restoreTest;
   if (!state || state.result || state.problem) return;
   try {
@@ -158,7 +158,7 @@ function versionJustMade(versions: readonly BackupVersion[], since: number): Bac
  * The verdict is kept on the run (run.restoreTest.result); it never throws for what it finds, only
  * for a signal.
  */
-export async function restoreAndCompare(run: StackRun): Promise<void> {
+export async function restoreAndCompare(run: BackupRun): Promise<void> {
   const state = run.restoreTest;
   if (!state || state.result) return;
   const started = run.adapters.clock.now();
@@ -278,13 +278,13 @@ export async function restoreAndCompare(run: StackRun): Promise<void> {
 }
 
 /** The scratch folder goes at once, whatever happened: its removal undo is run now. */
-async function settleScratch(run: StackRun, scratch: string): Promise<void> {
+async function settleScratch(run: BackupRun, scratch: string): Promise<void> {
   const { execute, observer } = undoExecution(run);
   const failures = await run.undo.settle((record) => record.kind === 'remove-made' && record.path === scratch, execute, observer);
   for (const failure of failures) run.log.error(`the restore test's scratch folder ${scratch} was not removed: ${failure.error.message}`);
 }
 
-async function settleResume(run: StackRun): Promise<void> {
+async function settleResume(run: BackupRun): Promise<void> {
   const { execute, observer } = undoExecution(run);
   const failures = await run.undo.settle((record) => record.kind === 'resume-duplicati', execute, observer);
   for (const failure of failures) run.log.error(`the Duplicati server was not resumed: ${failure.error.message}`);

@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import type { PathIdentity, RemovalMethod } from '../adapters/made-paths.js';
-import { readJsonFile, writeJsonFileDurably } from '../adapters/state-files.js';
+import { readJsonFile, writeJsonFileDurably } from '../state-files.js';
 
 export interface KeptCopy {
   stack: string;

@@ -5,18 +5,15 @@
  * again, renamed back, started; the restored copy is kept and named. A verified restore keeps
  * the swap, and the old data beside it (restore.keep_old), named with the command that removes it.
  */
-import { AbortedError, HookFailure, SnapshotKept, errorMessage } from '../errors.js';
+import { AbortedError, HookFailure, SnapshotKept } from '../errors.js';
 import { problems, type RunOutcome } from '../report/report.js';
-import { freezeOnDemand } from '../steps/freeze.js';
-import { preStopHooks } from '../steps/hooks.js';
-import { walkSteps, type Step } from '../steps/sequence.js';
-import { stopUnit } from '../steps/stop-unit.js';
+import { runSequence, type Step } from '../steps/sequence.js';
 import { undoExecution } from '../steps/undo-actions.js';
-import { waitForContainers } from '../steps/wait-containers.js';
 import type { UndoFailure } from '../journal/undo.js';
 import { removesData } from '../journal/undo-records.js';
 import type { RestoreRun } from './context.js';
-import { commitSwap, removeOldData, startStack, swapBack } from './steps.js';
+import { rollbackSteps } from './sequence.js';
+import { commitSwap, removeOldData } from './steps.js';
 
 export interface RestoreResult extends RunOutcome {
   /** The restored data is in place and the stack passed its verify hooks. */
@@ -49,35 +46,25 @@ function span(from: number | undefined, to: number | undefined): number | undefi
 }
 
 /**
- * The way back after a swap: stop again (hooks and freeze first, as before), rename back; the
- * start follows with the undos. Like an undo it does not listen to SIGTERM: it is the way back.
+ * The way back after a swap (rollbackSteps), walked as any list is. Like an undo it does not
+ * listen to SIGTERM: it is the way back.
  */
-async function rollBack(run: RestoreRun): Promise<Error | undefined> {
+async function rollBack(run: RestoreRun, steps: readonly Step<RestoreRun>[]): Promise<Error | undefined> {
   run.log.warn('putting the old data back: stopping the stack again, renaming back, starting it');
   const signal = run.signal;
   run.signal = new AbortController().signal;
   try {
-    if (run.restore.started) {
-      await preStopHooks(run);
-      await freezeOnDemand(run);
-      await stopUnit(run);
-      await waitForContainers(run);
-    }
-    const failures = await swapBack(run);
-    if (failures.length > 0) {
-      (run.earlyUndoFailures ??= []).push(...failures);
-      return new Error(failures.map((failure) => `${failure.name}: ${failure.error.message}`).join('; '));
-    }
-    run.restore.rolledBack = true;
-    return undefined;
-  } catch (error) {
-    return error instanceof Error ? error : new Error(errorMessage(error));
+    return (await runSequence(steps, run)).failure;
   } finally {
     run.signal = signal;
   }
 }
 
-export async function restoreStack(run: RestoreRun, steps: readonly Step[]): Promise<RestoreResult> {
+export async function restoreStack(
+  run: RestoreRun,
+  steps: readonly Step<RestoreRun>[],
+  wayBack: readonly Step<RestoreRun>[] = rollbackSteps({ stack: run.stack, global: run.global, choices: run.restore.choices }),
+): Promise<RestoreResult> {
   const { log, adapters, timings } = run;
   const started = adapters.clock.now();
   log.info('restore start', {
@@ -85,14 +72,14 @@ export async function restoreStack(run: RestoreRun, steps: readonly Step[]): Pro
     versions: run.restore.choices.map((choice) => ({ job: choice.job, version: choice.version.version, time: choice.version.time })),
     keep_old: run.restore.keepOld,
   });
-  const { failure, startedSteps } = await walkSteps(steps, run);
+  const { failure, startedSteps } = await runSequence(steps, run);
   let rollbackError: Error | undefined;
   if (!failure) {
     // Verified: the swap is what is wanted now; its ways back are crossed out before anything else runs.
     commitSwap(run);
   } else if (run.restore.swapped.length > 0) {
     log.warn(`${failure.message}; the restored data was in place: putting the old data back`);
-    rollbackError = await rollBack(run);
+    rollbackError = await rollBack(run, wayBack);
   } else if (run.undo.size > 0) {
     log.warn(`${failure.message}; restoring the stack on its old data`);
   }

@@ -9,6 +9,7 @@
 import path from 'node:path';
 import { lookTimeoutMs, removalTimeoutMs, type PathIdentity } from '../adapters/made-paths.js';
 import { CommandError, errorMessage, throwIfAborted } from '../errors.js';
+import { formatBytes } from '../format.js';
 import type { RemoveMadeUndo, RenameBackUndo, UndoRecord } from '../journal/journal.js';
 import { checkStep, preflight } from '../steps/preflight.js';
 import { undoExecution } from '../steps/undo-actions.js';
@@ -95,7 +96,7 @@ export async function restorePreflight(run: RestoreRun): Promise<void> {
     for (const [folder, bytes] of needed) {
       const free = await madePaths.freeBytes(folder);
       if (free < bytes * (1 + spareFraction)) {
-        return `the filesystem of ${folder} has ${megabytes(free)} free, and the restore needs ${megabytes(bytes)} and a little more beside the data (the old data stays until the restored copy is complete)`;
+        return `the filesystem of ${folder} has ${formatBytes(free)} free, and the restore needs ${formatBytes(bytes)} and a little more beside the data (the old data stays until the restored copy is complete)`;
       }
     }
     state.paths = planned;
@@ -103,9 +104,6 @@ export async function restorePreflight(run: RestoreRun): Promise<void> {
   });
 }
 
-function megabytes(bytes: number): string {
-  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-}
 
 /** One empty staging folder per data path, beside it; each one's removal registered before it is made. */
 export async function makeStagingFolders(run: RestoreRun): Promise<void> {

@@ -7,9 +7,9 @@
  * queued or running, the task is stopped (REST API) or the job is named as one that may read
  * the live stack.
  */
-import { recordChange, UnknownJobError, type DuplicatiStatus, type JobRecord, type JobResult, type PreparedRun, type RunOutcome, type TaskReference } from '../adapters/duplicati.js';
+import { recordChange, UnknownJobError, type DuplicatiStatus, type JobRecord, type JobResult, type PreparedRun, type JobRun, type TaskReference } from '../adapters/duplicati.js';
 import { CommandError, TimeoutError, errorMessage, throwIfAborted } from '../errors.js';
-import { formatSeconds } from '../format.js';
+import { formatBytes, formatSeconds } from '../format.js';
 import type { StepHandle } from '../report/logging.js';
 import type { StackRun } from './context.js';
 
@@ -191,16 +191,13 @@ function percent(part: number): string {
   return `${Math.round(part * 100)}%`;
 }
 
-function megabytes(bytes: number): string {
-  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-}
 
 /** Follows one job until it has ended: its task (REST API) or its place in the queue and its record. */
 async function followJob(
   run: StackRun,
   job: string,
   backupId: string,
-  outcome: RunOutcome,
+  outcome: JobRun,
   runReturnedAt: number,
   step: StepHandle,
   recordOnPath: boolean,
@@ -231,7 +228,7 @@ async function followJob(
         if (ours(status.active) && duplicati.progress && (step.detail || logNow)) {
           const progress = await duplicati.progress(run.signal).catch(() => undefined);
           if (progress) {
-            const text = `${progress.phase} ${percent(progress.overall)}, ${progress.filesDone} of ${progress.filesTotal} files, ${megabytes(progress.bytesDone)} of ${megabytes(progress.bytesTotal)}`;
+            const text = `${progress.phase} ${percent(progress.overall)}, ${progress.filesDone} of ${progress.filesTotal} files, ${formatBytes(progress.bytesDone)} of ${formatBytes(progress.bytesTotal)}`;
             step.detail?.(text);
             progressShown = true;
             if (logNow) {
@@ -279,7 +276,7 @@ async function followJob(
  * after a grace), bounded; otherwise say so, naming the job. Never throws: the stack's restore
  * comes next, whatever happens here.
  */
-async function stopOurTask(run: StackRun, job: string, backupId: string, outcome: RunOutcome, error: Error): Promise<void> {
+async function stopOurTask(run: StackRun, job: string, backupId: string, outcome: JobRun, error: Error): Promise<void> {
   const { duplicati, clock } = run.adapters;
   // Not run.signal: it may have fired (SIGTERM), and this is part of the way back.
   const deadline = clock.timeout(stopWaitMs + 10_000, () => new TimeoutError(`stopping job ${job}: not done within ${formatSeconds(stopWaitMs + 10_000)}`));
@@ -290,7 +287,7 @@ async function stopOurTask(run: StackRun, job: string, backupId: string, outcome
   }
 }
 
-async function stopWithin(run: StackRun, job: string, backupId: string, outcome: RunOutcome, error: Error, signal: AbortSignal): Promise<void> {
+async function stopWithin(run: StackRun, job: string, backupId: string, outcome: JobRun, error: Error, signal: AbortSignal): Promise<void> {
   const { duplicati, clock } = run.adapters;
   const ours = isJob(backupId);
   let task = outcome.task;
@@ -433,7 +430,7 @@ export function recordInstant(value: string | undefined): number | undefined {
  * API, to the millisecond), else the record's LastBackupStarted and LastBackupFinished (or
  * LastErrorDate), whole seconds.
  */
-function recordedSpan(outcome: RunOutcome): { startedAt?: number | undefined; endedAt?: number | undefined; inSeconds?: boolean } {
+function recordedSpan(outcome: JobRun): { startedAt?: number | undefined; endedAt?: number | undefined; inSeconds?: boolean } {
   if (outcome.taskEnd?.startedAt !== undefined || outcome.taskEnd?.finishedAt !== undefined) {
     return { startedAt: outcome.taskEnd.startedAt, endedAt: outcome.taskEnd.finishedAt };
   }
@@ -454,7 +451,7 @@ function recordedSpan(outcome: RunOutcome): { startedAt?: number | undefined; en
  * record say the backup completed, but no result) and Unknown pass, reported as such, never as
  * a success.
  */
-async function judgeResult(run: StackRun, job: string, outcome: RunOutcome): Promise<JobResult> {
+async function judgeResult(run: StackRun, job: string, outcome: JobRun): Promise<JobResult> {
   const result = await run.adapters.duplicati.result(outcome, run.signal);
   run.jobResults.push({ job, ...result });
   const span = recordedSpan(outcome);

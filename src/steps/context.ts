@@ -1,39 +1,11 @@
 /** What every step of one stack's run is given: its config, the outside world, its log and undo stack. */
-import type { Clock } from '../adapters/clock.js';
-import type { Duplicati, DuplicatiStatus, JobResult, PreparedRun } from '../adapters/duplicati.js';
-import type { HookRunner } from '../adapters/hooks.js';
-import type { ContainerEngine } from '../adapters/podman.js';
-import type { MadePaths } from '../adapters/made-paths.js';
-import type { SourceFiles } from '../adapters/source-files.js';
-import type { RestoreTestState } from '../restore-test/state.js';
-import type { Snapshots, TargetState } from '../adapters/snapshots.js';
-import type { Systemd } from '../adapters/systemd.js';
+import type { Adapters } from '../adapters/adapters.js';
+import type { DuplicatiStatus, JobResult, PreparedRun } from '../adapters/duplicati.js';
+import type { TargetState } from '../adapters/snapshots.js';
 import type { GlobalConfig, SnapshotDriverName, StackConfig } from '../config/types.js';
 import type { StackLog } from '../report/logging.js';
 import type { Journal } from '../journal/journal.js';
 import { UndoStack, type UndoFailure } from '../journal/undo.js';
-
-/** The adapters to the outside world; tests pass in-memory fakes. */
-export interface Adapters {
-  systemd: Systemd;
-  engine: ContainerEngine;
-  duplicati: Duplicati;
-  runHook: HookRunner;
-  clock: Clock;
-  /** Reads a folder (which triggers an automount) and throws when it cannot be read in time. */
-  checkFolder(folder: string, timeoutMs: number): Promise<void>;
-  /** Snapshot mode's drivers. */
-  snapshots: Snapshots;
-  /** Folders stack-backup makes, renames and removes, known by their identity (a restore's staging and swap). */
-  madePaths: MadePaths;
-  /** A frozen source's files, read for a restore test. */
-  sourceFiles: SourceFiles;
-  /**
-   * Takes the unit's lock for this root, so that no other root's run stops or starts it
-   * meanwhile; another run holding it: LockHeldError naming that run's root.
-   */
-  lockUnit(unit: string, onLost: (error: Error) => void): Promise<() => Promise<void>>;
-}
 
 /** Measured while the stack runs, for the summary and the log. */
 export interface StackTimings {
@@ -106,10 +78,6 @@ export interface StackRun {
   snapshotTargets?: TargetState[];
   /** Paths stack-backup meant to remove but kept, since they were not what it made: "PATH (why)". */
   keptPaths?: string[];
-  /** When the stack's last restore test passed (from the run history), for restore_test.interval. */
-  lastPassingTestAt?: number | undefined;
-  /** The restore test of this run, once prepared. */
-  restoreTest?: RestoreTestState;
   /**
    * Jobs that Duplicati may still run after the run gave up on them (exec driver, or a task
    * that would not stop): their snapshots are kept for them to read to the end.

@@ -311,3 +311,97 @@ describe('--help and the README agree', () => {
     }
   });
 });
+
+describe('restore: what is refused, and dry runs that only print', () => {
+  it('--job that is not the stack\'s: exit 2 before Duplicati is asked, with --yes, --dry-run or --to alike', async () => {
+    const folder = root();
+    for (const extra of [['--yes'], ['--dry-run'], ['--to', '/tmp/nowhere', '--yes']]) {
+      const result = await cli('--root', folder, 'restore', 'app', '--job', 'nosuch', ...extra);
+      expect(result.code, result.stderr).toBe(2);
+      expect(result.stderr).toContain('--job nosuch: stack app has no such job (its jobs: app)');
+    }
+  });
+
+  it('--prune --dry-run (either order, with --json) lists what it would remove, and removes nothing', async () => {
+    const { existsSync, readFileSync } = await import('node:fs');
+    const folder = root();
+    const kept = path.join(folder, 'data', 'app.stack-backup-old-r1');
+    mkdirSync(kept, { recursive: true });
+    writeFileSync(path.join(kept, 'file'), 'old data');
+    const list = { version: 1, copies: [{ stack: 'app', run: 'r1', at: '2026-12-01T00:00:00.000Z', what: 'old data', live: path.join(folder, 'data', 'app'), path: kept, identity: { filesystem: '1', inode: '2', born: '-', folder: path.dirname(kept) }, method: 'files' }] };
+    mkdirSync(path.join(folder, 'logs'), { recursive: true });
+    writeFileSync(path.join(folder, 'logs', 'restores.json'), JSON.stringify(list));
+    const before = readFileSync(path.join(folder, 'logs', 'restores.json'), 'utf8');
+    for (const argv of [['restore', '--prune', 'app', '--dry-run'], ['--dry-run', 'restore', 'app', '--prune']]) {
+      const result = await cli('--root', folder, ...argv);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toContain(`1. remove the old data ${kept}`);
+      expect(result.stdout).toContain('Dry run: nothing was touched.');
+      expect(result.stdout).not.toMatch(/^removed /m);
+    }
+    const json = await cli('--root', folder, '--json', 'restore', '--prune', 'app', '--dry-run');
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ root: folder, stack: 'app', dry_run: true, would_remove: [kept] });
+    expect(readFileSync(path.join(kept, 'file'), 'utf8')).toBe('old data');
+    expect(existsSync(kept)).toBe(true);
+    expect(readFileSync(path.join(folder, 'logs', 'restores.json'), 'utf8')).toBe(before);
+  });
+});
+
+describe('--dry-run with each flag a command accepts: printed, nothing written', () => {
+  /** Every file (its size and mtime) and folder below the folders; the config cache, a cache of what was read, left out. */
+  async function listing(...folders: string[]): Promise<string[]> {
+    const { readdirSync, statSync } = await import('node:fs');
+    const walk = (folder: string): string[] =>
+      readdirSync(folder, { withFileTypes: true })
+        .filter((entry) => entry.name !== '.config-cache.json')
+        .flatMap((entry) => {
+          const full = path.join(folder, entry.name);
+          const stat = statSync(full);
+          return entry.isDirectory() ? [`${full}/`, ...walk(full)] : [`${full} ${stat.size} ${stat.mtimeMs}`];
+        });
+    return folders.flatMap(walk).sort();
+  }
+
+  it.each([
+    ['--dry-run', 'app'],
+    ['--dry-run', 'all'],
+    ['--dry-run', '--json', 'app'],
+    ['--dry-run', '--quiet', 'app'],
+    ['app', '--dry-run', '--verbose'],
+    ['recover', '--dry-run'],
+    ['recover', '--dry-run', '--quiet'],
+    ['recover', '--dry-run', '--verbose'],
+    ['install', '--dry-run'],
+    ['install', '--dry-run', '--quiet'],
+    ['install', '--dry-run', '--verbose'],
+    ['uninstall', '--dry-run'],
+    ['uninstall', '--dry-run', '--quiet'],
+    ['uninstall', '--dry-run', '--verbose'],
+    ['restore', 'app', '--prune', '--dry-run'],
+    ['restore', 'app', '--prune', '--dry-run', '--json'],
+    ['restore', 'app', '--prune', '--dry-run', '--quiet'],
+    ['restore', 'app', '--prune', '--dry-run', '--verbose'],
+  ].map((argv) => ({ line: argv.join(' '), argv })))('$line: exit 0, the root and the unit folder as they were', async ({ argv }) => {
+    const folder = root({ 'logs/restores.json': JSON.stringify({ version: 1, copies: [] }) });
+    const configHome = tempRoot();
+    vi.stubEnv('XDG_CONFIG_HOME', configHome);
+    const before = await listing(folder, configHome);
+    const result = await cli('--root', folder, ...argv);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).not.toBe('');
+    expect(await listing(folder, configHome)).toEqual(before);
+  });
+
+  it.each([['--yes'], ['--dry-run'], ['--dry-run', '--json'], ['--dry-run', '--quiet'], ['--dry-run', '--verbose'], ['--dry-run', '--version', '0'], ['--dry-run', '--time', '2026-11-30'], ['--dry-run', '--to', '/tmp/picked']].map((flags) => ({ line: flags.join(' '), flags })))(
+    'restore --job nosuch $line: exit 2, nothing written',
+    async ({ flags }) => {
+      const folder = root();
+      const before = await listing(folder);
+      const result = await cli('--root', folder, 'restore', 'app', '--job', 'nosuch', ...flags);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain('--job nosuch: stack app has no such job');
+      expect(await listing(folder)).toEqual(before);
+    },
+  );
+});

@@ -8,7 +8,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { UnknownJobError, type Duplicati, type RunOutcome } from '../../src/adapters/duplicati.js';
+import { UnknownJobError, type Duplicati, type JobRun } from '../../src/adapters/duplicati.js';
 import { createApiDuplicati, resultFromLog, statusFromServerState } from '../../src/adapters/duplicati-api.js';
 import { AbortedError, CommandError, TimeoutError } from '../../src/errors.js';
 import { FakeClock } from '../fakes.js';
@@ -686,7 +686,7 @@ describe('createApiDuplicati: result', () => {
   it('a run without a backup ID: Unknown, nothing asked', async () => {
     const server = await startServer();
     const { duplicati } = driver(server.url);
-    const outcome: RunOutcome = { backupId: undefined, backupName: undefined, timedOut: true, output: '' };
+    const outcome: JobRun = { backupId: undefined, backupName: undefined, timedOut: true, output: '' };
     expect((await duplicati.result(outcome)).result).toBe('Unknown');
     expect(server.requests).toEqual([]);
   });
@@ -760,7 +760,7 @@ describe('createApiDuplicati: tasks, progress, version, the locked log', () => {
     expect(await driver(server.url).duplicati.version()).toBe('2.2.0.3_stable_2025-12-04');
   });
 
-  const ran = (): RunOutcome => ({ backupId: '1', backupName: 'app', timedOut: false, output: '', recordBefore: { LastBackupFinished: '20240101T000000Z' } });
+  const ran = (): JobRun => ({ backupId: '1', backupName: 'app', timedOut: false, output: '', recordBefore: { LastBackupFinished: '20240101T000000Z' } });
 
   it('a locked log (DatabaseLockedException) is read again, and its result is judged', async () => {
     const server = await startServer();

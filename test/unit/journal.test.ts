@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readJsonFile, writeJsonFileDurably } from '../../src/adapters/state-files.js';
+import { readJsonFile, writeJsonFileDurably } from '../../src/state-files.js';
 import { HookFailure } from '../../src/errors.js';
 import { createJournal, journalFile, type HookCommands, type UndoRecord } from '../../src/journal/journal.js';
 import { preStopHooks } from '../../src/steps/hooks.js';

@@ -7,7 +7,7 @@ import type { UndoRecord } from '../../src/journal/journal.js';
 import { armedRunArgv, sessionArgv } from '../../src/adapters/duplicati-session.js';
 import { planStack } from '../../src/backup/plan.js';
 import { shellLine } from '../../src/shell-quote.js';
-import { stackSteps } from '../../src/steps/sequence.js';
+import { stackSteps } from '../../src/backup/sequence.js';
 import { undoName } from '../../src/journal/undo-records.js';
 import { formatSeconds } from '../../src/format.js';
 import { createProgress, formatSummary } from '../../src/report/report.js';

@@ -18,7 +18,7 @@ import { restoreStack } from '../../src/restore/orchestrator.js';
 import { planRestore, restoreSteps } from '../../src/restore/sequence.js';
 import type { StackConfig } from '../../src/config/types.js';
 import { UndoStack } from '../../src/journal/undo.js';
-import { FakeWorld, MemoryLog, globalConfig, hooks, removeTempRoots, stackConfig, tempRoot, worldWithStack } from '../fakes.js';
+import { FakeWorld, MemoryLog, globalConfig, hooks, removeTempRoots, restoreWorld, stackConfig, tempRoot } from '../fakes.js';
 
 afterAll(removeTempRoots);
 
@@ -31,17 +31,6 @@ const volumes = [
   { source: '/srv/data', destination: '/source', writable: false },
   { source: '/srv/data', destination: '/restore/data', writable: true },
 ];
-
-function restoreWorld(): FakeWorld {
-  const world = worldWithStack('active');
-  world.madePaths.folder(live, 'live data');
-  world.containerMounts.set('duplicati', volumes);
-  world.duplicati.sources.set('1', ['/source/app/']);
-  world.duplicati.jobSources = async (backupId) => world.duplicati.sources.get(backupId) ?? [];
-  world.duplicati.storeVersion('1', { time: '2026-11-29T02:00:00.000Z', files: 40, data: 'version of the 29th' });
-  world.duplicati.storeVersion('1', { time: '2026-11-30T02:00:00.000Z', files: 42, data: 'version of the 30th' });
-  return world;
-}
 
 async function restore(world: FakeWorld, options: { stack?: StackConfig; version?: number; journal?: ReturnType<typeof createJournal>; signal?: AbortSignal } = {}) {
   const stack = options.stack ?? stackConfig();

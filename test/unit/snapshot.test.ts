@@ -13,7 +13,7 @@ import { createJournal, type UndoRecord } from '../../src/journal/journal.js';
 import { planStack } from '../../src/backup/plan.js';
 import { recoverPending, recoveryOrder } from '../../src/recover.js';
 import { createProgress } from '../../src/report/report.js';
-import { stackSteps } from '../../src/steps/sequence.js';
+import { stackSteps } from '../../src/backup/sequence.js';
 import { undoName } from '../../src/journal/undo-records.js';
 import { FakeWorld, globalConfig, hooks, removeTempRoots, runStack, stackConfig, tempRoot, worldWithStack } from '../fakes.js';
 
