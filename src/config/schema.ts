@@ -126,7 +126,9 @@ function build(z: typeof Zod.z) {
       )
       .min(1, { message: 'expected at least one Duplicati job name or ID' })
       .describe('Duplicati backup jobs (names or numeric IDs) to run while the stack is stopped, in order.'),
-    unit: unitName('.service')
+    unit: z
+      .string(expecting('expected a systemd unit name ending in .service or .target'))
+      .regex(/^[A-Za-z0-9:_.@\\-]+\.(service|target)$/, { message: 'expected a systemd unit name ending in .service or .target' })
       .optional()
       .describe('The systemd --user unit that runs the stack. Default: <name>-stack.service.'),
     project_label: z

@@ -8,7 +8,8 @@ import type { SourceFiles } from '../adapters/source-files.js';
 import type { RestoreTestState } from '../restore-test/state.js';
 import type { Snapshots, TargetState } from '../adapters/snapshots.js';
 import type { Systemd } from '../adapters/systemd.js';
-import type { GlobalConfig, SnapshotDriverName, StackConfig } from '../config/types.js';
+import type { GraphUnit } from '../adapters/unit-graph.js';
+import type { ContainerSelection, GlobalConfig, SnapshotDriverName, StackConfig } from '../config/types.js';
 import type { StackLog } from '../report/logging.js';
 import type { Journal } from '../journal/journal.js';
 import { UndoStack, type UndoFailure } from '../journal/undo.js';
@@ -100,6 +101,8 @@ export interface StackRun {
   signal: AbortSignal;
   timings: StackTimings;
   jobResults: JobVerdict[];
+  /** The stack's unit graph and how its containers are found, read once (stack-containers.ts). */
+  containers?: { graph: GraphUnit[]; selection: ContainerSelection };
   /** Snapshot mode: each path's driver, decided at the preflight (auto: by the source). */
   snapshotDrivers?: SnapshotDriverName[];
   /** Snapshot mode: what each target held at the preflight. */

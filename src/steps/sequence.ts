@@ -7,7 +7,7 @@
  */
 import { armedBoundSeconds, jsonListArgs, serverUtilRunArgv } from '../adapters/duplicati.js';
 import { armedRunArgv, runWaitPollSeconds, sessionArgv } from '../adapters/duplicati-session.js';
-import { describeContainerList } from '../adapters/podman-list.js';
+import { describePlannedList } from './stack-containers.js';
 import { createArgvs, factsArgv, markerPath, nestedArgv } from '../adapters/snapshots.js';
 import { systemctlArgv } from '../adapters/systemd.js';
 import { errorMessage } from '../errors.js';
@@ -256,7 +256,7 @@ export function stackDownStep({ stack, global }: Context): Step {
   return {
     name: 'wait for the stack to be down',
     actions: [
-      `Podman API: ${describeContainerList(stack.selector)}, again on each container event, until none runs (stop_timeout ${formatSeconds(stack.stopTimeoutMs)})`,
+      `Podman API: ${describePlannedList(stack)}, again on each container event, until none runs (stop_timeout ${formatSeconds(stack.stopTimeoutMs)})`,
       `then: every look since the stop showed Duplicati idle, and the record was read: go on at once; a look showed a task or a pause: ${idleWait(global, 'no task runs or is queued', { continuous: true })} (the time behind it is queue time), and the record is read with the run`,
     ],
     run: waitForStackDown,
@@ -273,7 +273,7 @@ function recordRead(global: GlobalConfig): string {
 export function containersDownStep({ stack }: Context): Step {
   return {
     name: 'wait for the stack to be down',
-    actions: [`Podman API: ${describeContainerList(stack.selector)}, again on each container event, until none runs (stop_timeout ${formatSeconds(stack.stopTimeoutMs)})`],
+    actions: [`Podman API: ${describePlannedList(stack)}, again on each container event, until none runs (stop_timeout ${formatSeconds(stack.stopTimeoutMs)})`],
     run: waitForContainers,
   };
 }
