@@ -54,18 +54,20 @@ describe('a Quadlet stack, found by its units with no label set', () => {
     });
   }
 
-  it('a selector that matches nothing while the stack runs is refused: exit 1, the unit and the selector named, nothing touched', async () => {
-    // A typo in a hand-set label: without the check, the wait would find no container and end at
-    // once, and the job would read data the pod still writes.
-    writeQuadletStack('quadpod', 'container_label: PODMAN_SYSTEMD_UNIT=quadpod-wbe.service\n');
-    const result = await cli(['quadpod']);
-    expect(result.code).toBe(1);
-    expect(result.stderr).toContain('unit quadpod-pod.service is active but no container matches PODMAN_SYSTEMD_UNIT=quadpod-wbe.service');
-    expect(result.stderr).toContain('nothing was touched');
-    expect(logLines('quadpod').some((line) => line.step === 'stop unit')).toBe(false);
-    expect(jobRecords()).toEqual([]);
-    expect(await unitsOf('quadpod')).toEqual(allActive('quadpod'));
-  });
+  for (const stack of Object.keys(stacks) as Stack[]) {
+    it(`${stack}: a selector that matches nothing while the stack runs is refused: exit 1, the unit and the selector named, nothing touched`, async () => {
+      // A typo in a hand-set label: without the check, the wait would find no container and end
+      // at once, and the job would read data the stack still writes.
+      writeQuadletStack(stack, `container_label: PODMAN_SYSTEMD_UNIT=${stack}-wbe.service\n`);
+      const result = await cli([stack]);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain(`unit ${stacks[stack].unit} is active but no container matches PODMAN_SYSTEMD_UNIT=${stack}-wbe.service`);
+      expect(result.stderr).toContain('nothing was touched');
+      expect(logLines(stack).some((line) => line.step === 'stop unit')).toBe(false);
+      expect(jobRecords()).toEqual([]);
+      expect(await unitsOf(stack)).toEqual(allActive(stack));
+    });
+  }
 
   for (const stack of Object.keys(stacks) as Stack[]) {
     it(`${stack}: SIGKILL mid-job, then recover starts the ${stacks[stack].unit.endsWith('.target') ? 'target' : 'pod'} and its members again`, async () => {
@@ -89,28 +91,35 @@ describe('a Quadlet stack, found by its units with no label set', () => {
 
 describe('restore of a Quadlet stack', () => {
   const file = (stack: Stack) => path.join(data(stack), 'note.txt');
-  afterEach(() => rmSync(file('quadpod'), { force: true }));
-
-  it('quadpod: restored to the older version with the pod stopped and started as one', async () => {
-    writeQuadletStack('quadpod');
-    const write = (text: string) => {
-      writeFileSync(file('quadpod'), text);
-      chownSync(file('quadpod'), Number(world.WORLD_UID), Number(world.WORLD_GID));
-    };
-    write('first\n');
-    expect((await cli(['quadpod'])).code).toBe(0);
-    write('second\n');
-    expect((await cli(['quadpod'])).code).toBe(0);
-    const restored = await cli(['restore', 'quadpod', '--version', '1', '--yes']);
-    expect(restored.code, restored.stderr).toBe(0);
-    expect(readFileSync(file('quadpod'), 'utf8')).toBe('first\n');
-    const log = readdirSync(path.join(root, 'logs')).filter((name) => name.startsWith('restore-quadpod-') && name.endsWith('.log'));
-    const lines = log.flatMap((name) => readFileSync(path.join(root, 'logs', name), 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>));
-    expect(lines.some((line) => line.step === 'stop unit' && line.unit === 'quadpod-pod.service')).toBe(true);
-    expect(await unitsOf('quadpod')).toEqual(allActive('quadpod'));
-    expect(await runningContainers('quadpod')).toEqual(['systemd-quadpod-web', 'systemd-quadpod-worker']);
-    // The replaced data was kept beside it: removed here as the user would, with --prune.
-    expect((await cli(['restore', '--prune', 'quadpod', '--yes'])).code).toBe(0);
-    expect(existsSync(data('quadpod'))).toBe(true);
+  afterEach(async () => {
+    for (const stack of Object.keys(stacks) as Stack[]) {
+      rmSync(file(stack), { force: true });
+      // The replaced data kept beside the stack's folder, removed as the user would.
+      await cli(['restore', '--prune', stack, '--yes']);
+    }
   });
+
+  for (const stack of Object.keys(stacks) as Stack[]) {
+    it(`${stack}: restored to the older version with the ${stacks[stack].unit.endsWith('.target') ? 'target' : 'pod'} stopped and started as one`, async () => {
+      writeQuadletStack(stack);
+      const write = (text: string) => {
+        writeFileSync(file(stack), text);
+        chownSync(file(stack), Number(world.WORLD_UID), Number(world.WORLD_GID));
+      };
+      write('first\n');
+      expect((await cli([stack])).code).toBe(0);
+      write('second\n');
+      expect((await cli([stack])).code).toBe(0);
+      const restored = await cli(['restore', stack, '--version', '1', '--yes']);
+      expect(restored.code, restored.stderr).toBe(0);
+      expect(readFileSync(file(stack), 'utf8')).toBe('first\n');
+      const logs = readdirSync(path.join(root, 'logs')).filter((name) => name.startsWith(`restore-${stack}-`) && name.endsWith('.log'));
+      const lines = logs.flatMap((name) => readFileSync(path.join(root, 'logs', name), 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>));
+      expect(lines.some((line) => line.step === 'stop unit' && line.unit === stacks[stack].unit)).toBe(true);
+      // Started as one: the unit and its members in one call, each up when the restore ends.
+      expect(await unitsOf(stack)).toEqual(allActive(stack));
+      expect(await runningContainers(stack)).toEqual([`systemd-${stack}-web`, `systemd-${stack}-worker`]);
+      expect(existsSync(data(stack))).toBe(true);
+    });
+  }
 });
