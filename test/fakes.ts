@@ -15,7 +15,8 @@ import type { SourceFiles } from '../src/adapters/source-files.js';
 import type { FileFacts } from '../src/adapters/source-files.js';
 import type { MadeSnapshot, PathFacts, Snapshots, SnapshotToRemove, TargetState } from '../src/adapters/snapshots.js';
 import type { Systemd, UnitState } from '../src/adapters/systemd.js';
-import type { LabelSelector } from '../src/config/types.js';
+import type { ContainerSelection } from '../src/config/types.js';
+import type { GraphUnit } from '../src/adapters/unit-graph.js';
 import { CommandError, LockHeldError, TimeoutError, throwIfAborted } from '../src/errors.js';
 import type { GlobalConfig, SnapshotDriverName, SnapshotPath, StackConfig } from '../src/config/types.js';
 import type { Journal } from '../src/journal/journal.js';
@@ -206,15 +207,21 @@ export class FakeWorld {
         else container.exitAt = this.clock.now() + container.lingerMs;
       }
     },
+    unitGraph: async (unit, signal) => {
+      await this.call(`unitGraph ${unit}`, signal);
+      return this.unitGraphs.get(unit) ?? [{ unit, activeState: this.units.get(unit)?.active ?? 'inactive', quadlet: false, sourcePath: undefined }];
+    },
   };
+  /** What unitGraph answers for a unit (default: the unit alone). */
+  readonly unitGraphs = new Map<string, GraphUnit[]>();
 
   readonly engine: ContainerEngine = {
     ping: async (signal) => this.call('ping', signal),
-    containers: async (selector: LabelSelector, signal) => {
+    containers: async (selection: ContainerSelection, signal) => {
       await this.call('containers', signal);
       if (this.containersLatencyMs > 0) await new Promise((resolve) => setTimeout(resolve, this.containersLatencyMs));
       return this.containers
-        .filter((container) => container.labels[selector.key] === selector.value)
+        .filter((container) => selection.some((selector) => container.labels[selector.key] === selector.value))
         .map(({ id, name, state, processes, exitedAt }) => {
           const cleaning = exitedAt !== undefined && this.clock.now() < exitedAt + this.listLagMs;
           return { id, name, state: cleaning ? 'running' : state, running: processes ?? (state === 'running' || cleaning) };
@@ -561,6 +568,7 @@ export function stackConfig(overrides: Partial<StackConfig> = {}): StackConfig {
     file: `/root/stacks/${name}.yaml`,
     unit: `${name}-stack.service`,
     selector: { key: 'io.podman.compose.project', value: name },
+    selectorSet: false,
     jobs: [name],
     stopTimeoutMs: 120_000,
     startTimeoutMs: 120_000,

@@ -2,7 +2,7 @@
  * Podman's own container list and what it says of each container: kept apart from the API
  * client (dockerode) so a dry run can describe the request without loading it.
  */
-import type { LabelSelector } from '../config/types.js';
+import type { ContainerSelection } from '../config/types.js';
 
 export interface ContainerSummary {
   id: string;
@@ -22,6 +22,9 @@ export interface PodmanListEntry {
   Names?: string[] | null;
   State?: string;
   Pid?: number;
+  Labels?: Record<string, string> | null;
+  /** The pod's ID, for a container in a pod. */
+  Pod?: string;
 }
 
 /**
@@ -51,9 +54,31 @@ export function summarize(entry: PodmanListEntry): ContainerSummary {
  */
 export const podmanListPath = '/v4.0.0/libpod/containers/json?';
 
-/** The list request for a label, as a dry run prints it. */
-export function describeContainerList(selector: LabelSelector): string {
-  return `GET ${podmanListPath}all=true&filters=${JSON.stringify({ label: [`${selector.key}=${selector.value}`] })}`;
+/**
+ * The list requests for a selection: Podman ANDs label filters, so each label key is one request;
+ * a key asked for one value is filtered by Podman, one asked for several is listed by key and its
+ * values matched here.
+ */
+export function containerListFilters(selection: ContainerSelection): Array<{ key: string; values: string[]; filter: string }> {
+  const byKey = new Map<string, string[]>();
+  for (const { key, value } of selection) {
+    const values = byKey.get(key) ?? [];
+    if (!values.includes(value)) values.push(value);
+    byKey.set(key, values);
+  }
+  return [...byKey].map(([key, values]) => ({ key, values, filter: values.length === 1 ? `${key}=${values[0]}` : key }));
+}
+
+/** The list requests for a selection, as a dry run prints them. */
+export function describeContainerList(selection: ContainerSelection): string {
+  return containerListFilters(selection)
+    .map(({ key, values, filter }) => `GET ${podmanListPath}all=true&filters=${JSON.stringify({ label: [filter] })}${values.length > 1 ? ` (${key} one of ${values.join(', ')})` : ''}`)
+    .join(', ');
+}
+
+/** A selection as a person reads it: "label KEY=VALUE or KEY=VALUE". */
+export function describeSelection(selection: ContainerSelection): string {
+  return selection.map(({ key, value }) => `${key}=${value}`).join(' or ');
 }
 
 

@@ -1,17 +1,18 @@
 /** The Podman API (its Docker-compatible part and its own container list), through dockerode on a unix socket. */
 import Docker from 'dockerode';
-import type { LabelSelector } from '../config/types.js';
-import { podmanListPath, summarize, type ContainerSummary, type PodmanListEntry } from './podman-list.js';
+import type { ContainerSelection } from '../config/types.js';
+import { containerListFilters, podmanListPath, summarize, type ContainerSummary, type PodmanListEntry } from './podman-list.js';
 
 export type { ContainerSummary };
 
 export interface ContainerEngine {
   ping(signal?: AbortSignal): Promise<void>;
   /**
-   * Every container carrying the label, whatever its state, each with whether its processes still
-   * run (its process ID, since the status word does not settle it).
+   * Every container matching any label of the selection, and every other container of a pod one
+   * of them is in, whatever its state, each with whether its processes still run (its process
+   * ID, since the status word does not settle it).
    */
-  containers(selector: LabelSelector, signal?: AbortSignal): Promise<ContainerSummary[]>;
+  containers(selection: ContainerSelection, signal?: AbortSignal): Promise<ContainerSummary[]>;
   /** The container's state (running, exited...), or "missing" when there is none of that name. */
   containerState(name: string, signal?: AbortSignal): Promise<string>;
   /** The container's volumes and bind mounts: the host folder and where the container sees it. */
@@ -21,7 +22,7 @@ export interface ContainerEngine {
    * function is called, with what happened where the event says (a broken stream calls it
    * without). Lets a waiter react to an exit instead of sleeping.
    */
-  watch(selector: LabelSelector, onChange: (event?: ContainerEvent) => void): Promise<() => void>;
+  watch(selection: ContainerSelection, onChange: (event?: ContainerEvent) => void): Promise<() => void>;
 }
 
 /** One container event: the container's full ID and Podman's action (`start`, `died`...). */
@@ -62,25 +63,34 @@ export function createContainerEngine(socketPath: string): ContainerEngine {
   // Requests get an idle timeout; the event stream must not, as it is quiet by design.
   const client = new Docker({ socketPath, timeout: queryTimeoutMs });
   const streamClient = new Docker({ socketPath });
-  const labelFilter = (selector: LabelSelector) => ({ label: [`${selector.key}=${selector.value}`] });
+  const list = (filters: Record<string, string[]>, signal?: AbortSignal) =>
+    new Promise<PodmanListEntry[]>((resolve, reject) => {
+      client.modem.dial(
+        {
+          path: podmanListPath,
+          method: 'GET',
+          options: { all: true, filters },
+          abortSignal: signal,
+          statusCodes: { 200: true, 400: 'bad parameter', 500: 'server error' },
+        },
+        (error: unknown, data: unknown) => (error ? reject(error) : resolve((data as PodmanListEntry[] | null) ?? [])),
+      );
+    });
   return {
     async ping(signal) {
       await (client.ping as (options: { abortSignal?: AbortSignal }) => Promise<unknown>)({ abortSignal: signal });
     },
-    async containers(selector, signal) {
-      const entries = await new Promise<PodmanListEntry[]>((resolve, reject) => {
-        client.modem.dial(
-          {
-            path: podmanListPath,
-            method: 'GET',
-            options: { all: true, filters: labelFilter(selector) },
-            abortSignal: signal,
-            statusCodes: { 200: true, 400: 'bad parameter', 500: 'server error' },
-          },
-          (error: unknown, data: unknown) => (error ? reject(error) : resolve((data as PodmanListEntry[] | null) ?? [])),
-        );
-      });
-      return entries.map(summarize);
+    async containers(selection, signal) {
+      const found = new Map<string, PodmanListEntry>();
+      for (const { key, values, filter } of containerListFilters(selection)) {
+        for (const entry of await list({ label: [filter] }, signal)) {
+          if (values.length === 1 || values.includes(entry.Labels?.[key] ?? '')) found.set(entry.Id, entry);
+        }
+      }
+      // A pod's containers are the stack's, whatever their labels (one added by `podman run --pod`).
+      const pods = new Set([...found.values()].map((entry) => entry.Pod).filter((pod): pod is string => typeof pod === 'string' && pod !== ''));
+      for (const pod of pods) for (const entry of await list({ pod: [pod] }, signal)) found.set(entry.Id, entry);
+      return [...found.values()].map(summarize);
     },
     async containerState(name, signal) {
       try {
@@ -95,24 +105,35 @@ export function createContainerEngine(socketPath: string): ContainerEngine {
       const details = await client.getContainer(name).inspect({ abortSignal: signal } as object);
       return (details.Mounts ?? []).map((mount) => ({ source: String(mount.Source), destination: String(mount.Destination), writable: mount.RW === true }));
     },
-    async watch(selector, onChange) {
+    async watch(selection, onChange) {
+      // One stream per label key, filtered as the list is (events of other values wake a relist).
       const controller = new AbortController();
-      const stream = (await streamClient.getEvents({
-        filters: { type: ['container'], ...labelFilter(selector) },
-        abortSignal: controller.signal,
-      })) as NodeJS.ReadableStream;
-      stream.on('data', (chunk: Buffer | string) => {
-        const events = parseContainerEvents(String(chunk));
-        if (events.length === 0) onChange();
-        for (const event of events) onChange(event);
-      });
-      // An ended or broken stream is reported as a change: the waiter then lists again.
-      stream.on('error', () => onChange());
-      stream.on('end', () => onChange());
-      return () => {
+      const streams: NodeJS.ReadableStream[] = [];
+      const close = () => {
         controller.abort();
-        (stream as unknown as { destroy?: () => void }).destroy?.();
+        for (const stream of streams) (stream as unknown as { destroy?: () => void }).destroy?.();
       };
+      try {
+        for (const { filter } of containerListFilters(selection)) {
+          const stream = (await streamClient.getEvents({
+            filters: { type: ['container'], label: [filter] },
+            abortSignal: controller.signal,
+          })) as NodeJS.ReadableStream;
+          streams.push(stream);
+          stream.on('data', (chunk: Buffer | string) => {
+            const events = parseContainerEvents(String(chunk));
+            if (events.length === 0) onChange();
+            for (const event of events) onChange(event);
+          });
+          // An ended or broken stream is reported as a change: the waiter then lists again.
+          stream.on('error', () => onChange());
+          stream.on('end', () => onChange());
+        }
+      } catch (error) {
+        close();
+        throw error;
+      }
+      return close;
     },
   };
 }

@@ -1,6 +1,7 @@
 /** systemd --user, through `systemctl --user`. */
 import { CommandError } from '../errors.js';
 import { describeFailure, timeoutError, type CommandRunner } from './process.js';
+import { readUnitGraph, unitGraphProperties, type GraphUnit } from './unit-graph.js';
 
 export interface UnitState {
   /** LoadState: loaded, not-found, masked... */
@@ -13,8 +14,11 @@ export interface UnitState {
 
 export interface Systemd {
   state(unit: string, signal?: AbortSignal): Promise<UnitState>;
-  start(unit: string, timeoutMs: number, signal?: AbortSignal): Promise<void>;
+  /** Starts the unit and `members` (units it groups) in one call, which waits for every one of them. */
+  start(unit: string, timeoutMs: number, signal?: AbortSignal, members?: readonly string[]): Promise<void>;
   stop(unit: string, timeoutMs: number, signal?: AbortSignal): Promise<void>;
+  /** The unit and every unit that stops with it (a pod's members, a target's parts): unit-graph.ts. */
+  unitGraph(unit: string, signal?: AbortSignal): Promise<GraphUnit[]>;
 }
 
 /** Unit-file management, for `stack-backup install`. */
@@ -33,8 +37,8 @@ export function isUp(state: UnitState): boolean {
 const queryTimeoutMs = 15_000;
 
 /** The command line of a start or stop; the dry run shows the same. */
-export function systemctlArgv(action: 'start' | 'stop', unit: string): string[] {
-  return ['systemctl', '--user', action, '--', unit];
+export function systemctlArgv(action: 'start' | 'stop', unit: string, members: readonly string[] = []): string[] {
+  return ['systemctl', '--user', action, '--', unit, ...members];
 }
 
 export function createSystemd(run: CommandRunner): Systemd & SystemdManager {
@@ -59,8 +63,11 @@ export function createSystemd(run: CommandRunner): Systemd & SystemdManager {
         file: values.get('UnitFileState') || undefined,
       };
     },
-    async start(unit, timeoutMs, signal) {
-      await systemctl(systemctlArgv('start', unit).slice(2), timeoutMs, signal);
+    async unitGraph(unit, signal) {
+      return readUnitGraph(unit, (units) => systemctl(['show', `--property=${unitGraphProperties.join(',')}`, '--', ...units], queryTimeoutMs, signal));
+    },
+    async start(unit, timeoutMs, signal, members = []) {
+      await systemctl(systemctlArgv('start', unit, members).slice(2), timeoutMs, signal);
     },
     async stop(unit, timeoutMs, signal) {
       await systemctl(systemctlArgv('stop', unit).slice(2), timeoutMs, signal);

@@ -6,7 +6,7 @@
  */
 import { armedBoundSeconds, serverUtilRunArgv } from '../adapters/duplicati.js';
 import { runWaitPollSeconds } from '../adapters/duplicati-session.js';
-import { describeContainerList } from '../adapters/podman-list.js';
+import { describePlannedList } from '../steps/stack-containers.js';
 import { createArgvs, factsArgv, markerPath, nestedArgv } from '../adapters/snapshots.js';
 import type { GlobalConfig, SnapshotDriverName, SnapshotPath, StackConfig } from '../config/types.js';
 import { formatSeconds } from '../format.js';
@@ -104,7 +104,7 @@ export function stackDownStep({ stack, global }: Context): Step<BackupRun> {
   return {
     name: 'wait for the stack to be down',
     actions: [
-      `Podman API: ${describeContainerList(stack.selector)}, again on each container event, until none runs (stop_timeout ${formatSeconds(stack.stopTimeoutMs)})`,
+      `Podman API: ${describePlannedList(stack)}, again on each container event, until none runs (stop_timeout ${formatSeconds(stack.stopTimeoutMs)})`,
       `then: every look since the stop showed Duplicati idle, and the record was read: go on at once; a look showed a task or a pause: ${idleWait(global, 'no task runs or is queued', { continuous: true })} (the time behind it is queue time), and the record is read with the run`,
     ],
     run: waitForStackDown,

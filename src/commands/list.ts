@@ -23,6 +23,8 @@ export function listCommand(options: GlobalOptions): number {
         ondemand_socket: stack.freeze?.socket ?? null,
         ondemand_service: stack.freeze?.service ?? null,
         container_label: `${stack.selector.key}=${stack.selector.value}`,
+        // Neither label set: the units' own Quadlet label finds containers too (stack-containers.ts).
+        quadlet_label: !stack.selectorSet,
         stop_timeout_seconds: secondsOf(stack.stopTimeoutMs),
         start_timeout_seconds: secondsOf(stack.startTimeoutMs),
         hook_timeout_seconds: secondsOf(stack.hookTimeoutMs),

@@ -369,6 +369,7 @@ function normaliseStack(name: string, file: string, shown: string, parsed: Stack
     file,
     unit: parsed.unit ?? `${name}-stack.service`,
     selector,
+    selectorSet: parsed.project_label !== undefined || parsed.container_label !== undefined,
     jobs: parsed.duplicati_jobs.map(String),
     stopTimeoutMs: toMs(parsed.stop_timeout ?? defaults.stopTimeoutSeconds),
     startTimeoutMs: toMs(parsed.start_timeout ?? defaults.startTimeoutSeconds),

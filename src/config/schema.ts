@@ -126,19 +126,21 @@ function build(z: typeof Zod.z) {
       )
       .min(1, { message: 'expected at least one Duplicati job name or ID' })
       .describe('Duplicati backup jobs (names or numeric IDs) to run while the stack is stopped, in order.'),
-    unit: unitName('.service')
+    unit: z
+      .string(expecting('expected a systemd unit name ending in .service or .target'))
+      .regex(/^[A-Za-z0-9:_.@\\-]+\.(service|target)$/, { message: 'expected a systemd unit name ending in .service or .target' })
       .optional()
-      .describe('The systemd --user unit that runs the stack. Default: <name>-stack.service.'),
+      .describe('The systemd --user unit that runs the stack: a .service, or a .target grouping units. Default: <name>-stack.service.'),
     project_label: z
       .string(expecting('expected a compose project name'))
       .min(1)
       .optional()
-      .describe('Compose project of the stack: its containers carry io.podman.compose.project=<this>. Default: <name>.'),
+      .describe('Compose project of the stack: its containers carry io.podman.compose.project=<this>, and this label alone selects them. Unset: the stack name, and Quadlet\'s PODMAN_SYSTEMD_UNIT of its units.'),
     container_label: z
       .string(expecting('expected "KEY=VALUE"'))
       .regex(/^[^=\s]+=.+$/)
       .optional()
-      .describe('Label selector that replaces project_label, e.g. PODMAN_SYSTEMD_UNIT=app.service for Quadlet stacks.'),
+      .describe('Label selector that replaces project_label and alone selects the stack\'s containers.'),
     stop_timeout: seconds()
       .optional()
       .describe('Seconds to wait for the unit to stop and then for its containers to exit. Default: 120.'),

@@ -6,6 +6,13 @@ export interface LabelSelector {
   value: string;
 }
 
+/**
+ * All the containers of a stack: those matching any of these labels (and the other containers of
+ * a pod one of them is in). Resolved at run time (stack-containers.ts): a stack that sets no label
+ * is found by its compose project's label and by its Quadlet units' own PODMAN_SYSTEMD_UNIT.
+ */
+export type ContainerSelection = readonly LabelSelector[];
+
 export interface FreezeSettings {
   socket: string;
   service: string | undefined;
@@ -30,7 +37,10 @@ export interface StackConfig {
   name: string;
   file: string;
   unit: string;
+  /** project_label or container_label, or the compose project's label (the stack's name) when neither is set. */
   selector: LabelSelector;
+  /** Whether the file set the label (project_label or container_label): then it alone selects. */
+  selectorSet: boolean;
   jobs: string[];
   stopTimeoutMs: number;
   startTimeoutMs: number;

@@ -5,7 +5,9 @@
 import { checkVersion, findJob, type BackupJob, type Duplicati } from '../adapters/duplicati.js';
 import type { ContainerEngine, ContainerMount } from '../adapters/podman.js';
 import { btrfsSubvolumeRootInode, chooseDriver, snapshotProblem, type Snapshots } from '../adapters/snapshots.js';
-import type { Systemd } from '../adapters/systemd.js';
+import { isUp, type Systemd } from '../adapters/systemd.js';
+import { describeSelection } from '../adapters/podman-list.js';
+import { selectionOf } from '../steps/stack-containers.js';
 import { assertNoPathOverlaps, loadGlobalConfig, listStackNames, loadStack, podmanSocketPath, selectStacks } from '../config/load.js';
 import { assertOnlyUserCanWrite } from '../config/permissions.js';
 import type { GlobalConfig, StackConfig } from '../config/types.js';
@@ -115,12 +117,14 @@ export async function runDoctor(root: string, targets: readonly string[], depend
     checks.push(fail('the Podman API can be found', errorMessage(error)));
   }
   const engine = socket ? dependencies.createEngine(socket) : undefined;
+  let engineAnswers = false;
   if (engine) {
     const { container } = global.duplicati;
     const answers = await check(checks, `the Podman API answers at ${socket}`, async () => {
       await engine.ping();
       return undefined;
     }, 'start it: systemctl --user enable --now podman.socket');
+    engineAnswers = answers;
     if (answers) {
       await check(checks, `the Duplicati container "${container}" runs`, async () => {
         const state = await engine.containerState(container);
@@ -187,6 +191,7 @@ export async function runDoctor(root: string, targets: readonly string[], depend
         checks.push(fail(`unit ${unit} exists`, errorMessage(error)));
       }
     }
+    if (engine && engineAnswers) await checkStackContainers(checks, stack, dependencies.systemd, engine);
   }
 
   if (global.backupMount) {
@@ -241,6 +246,52 @@ export async function runDoctor(root: string, targets: readonly string[], depend
     } else checks.push(pass(what));
   }
   return checks;
+}
+
+/**
+ * A stack's units, containers and the host folders they keep data in (what its Duplicati job
+ * must back up): the selection a run would use, and, when it matches nothing while the unit
+ * runs, the containers that do run under the unit's graph (by Quadlet's label), to set instead.
+ */
+async function checkStackContainers(checks: CheckResult[], stack: StackConfig, systemd: Systemd, engine: ContainerEngine): Promise<void> {
+  const what = `the containers of ${stack.name} are found`;
+  try {
+    const graph = await systemd.unitGraph(stack.unit);
+    if (graph.length > 1 || graph.some((entry) => entry.quadlet)) {
+      const units = graph.map((entry) => `${entry.unit} (${entry.activeState}${entry.sourcePath ? `, from ${path.basename(entry.sourcePath)}` : ''})`);
+      checks.push(pass(`units of ${stack.name}: ${units.join(', ')}`));
+    }
+    const selection = selectionOf(stack, graph);
+    const containers = await engine.containers(selection);
+    const rootState = graph.find((entry) => entry.unit === stack.unit)?.activeState ?? 'unknown';
+    if (containers.length === 0) {
+      if (!isUp({ load: 'loaded', active: rootState })) {
+        checks.push({ ok: true, warning: true, what, problem: `none matches ${describeSelection(selection)} while ${stack.unit} is ${rootState}: check again while it runs` });
+        return;
+      }
+      const underUnit = stack.selectorSet ? await engine.containers(selectionOf({ ...stack, selectorSet: false }, graph)) : [];
+      checks.push(
+        fail(
+          what,
+          `${stack.unit} is ${rootState} but no container matches ${describeSelection(selection)}, so a run is refused before the stop; ` +
+            (underUnit.length > 0
+              ? `under the unit run ${underUnit.map((container) => container.name).join(', ')}: remove project_label/container_label from stacks/${stack.name}.yaml (its units find them), or set it to a label they carry`
+              : `set project_label or container_label in stacks/${stack.name}.yaml to a label its containers carry (podman ps --format '{{.Names}} {{.Labels}}')`),
+        ),
+      );
+      return;
+    }
+    checks.push(pass(`${what}: ${containers.map((container) => `${container.name} (${container.state})`).join(', ')}, by ${describeSelection(selection)}`));
+    if (engine.containerMounts) {
+      const folders = new Set<string>();
+      for (const container of containers) {
+        for (const mount of await engine.containerMounts(container.name).catch(() => [])) if (mount.writable !== false) folders.add(mount.source);
+      }
+      if (folders.size > 0) checks.push(pass(`${stack.name} keeps its data in (its Duplicati job must back up): ${[...folders].sort().join(', ')}`));
+    }
+  } catch (error) {
+    checks.push(fail(what, errorMessage(error)));
+  }
 }
 
 /** Each path of each snapshot stack: the driver can snapshot it, and Duplicati's container can see the target. */

@@ -29,6 +29,12 @@ export interface RestoreUnitUndo {
   start: boolean;
   startTimeoutMs: number;
   preStart: HookCommands;
+  /**
+   * Units that stop with the stack's unit and were up before the stop (a Quadlet pod's members, a
+   * target's parts): started in the same systemctl call, which then waits for each of them too.
+   * Absent in journals of earlier versions.
+   */
+  members?: string[];
 }
 
 /** Start the on-demand socket and service that were active before the freeze. */

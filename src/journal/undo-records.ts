@@ -59,7 +59,7 @@ export function describeHooks(hooks: Pick<HookCommands, 'phase' | 'commands'>): 
 export function describeUndo(record: UndoRecord, startCondition?: string): string[] {
   switch (record.kind) {
     case 'restore-unit': {
-      const start = `${shellLine(systemctlArgv('start', record.unit))} (start_timeout ${formatSeconds(record.startTimeoutMs)})`;
+      const start = `${shellLine(systemctlArgv('start', record.unit, record.members))} (start_timeout ${formatSeconds(record.startTimeoutMs)})`;
       return [
         ...describeHooks(record.preStart),
         startCondition !== undefined

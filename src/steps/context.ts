@@ -2,7 +2,8 @@
 import type { Adapters } from '../adapters/adapters.js';
 import type { DuplicatiStatus, JobResult, PreparedRun } from '../adapters/duplicati.js';
 import type { TargetState } from '../adapters/snapshots.js';
-import type { GlobalConfig, SnapshotDriverName, StackConfig } from '../config/types.js';
+import type { GraphUnit } from '../adapters/unit-graph.js';
+import type { ContainerSelection, GlobalConfig, SnapshotDriverName, StackConfig } from '../config/types.js';
 import type { StackLog } from '../report/logging.js';
 import type { Journal } from '../journal/journal.js';
 import { UndoStack, type UndoFailure } from '../journal/undo.js';
@@ -72,6 +73,8 @@ export interface StackRun {
   signal: AbortSignal;
   timings: StackTimings;
   jobResults: JobVerdict[];
+  /** The stack's unit graph and how its containers are found, read once (stack-containers.ts). */
+  containers?: { graph: GraphUnit[]; selection: ContainerSelection };
   /** Snapshot mode: each path's driver, decided at the preflight (auto: by the source). */
   snapshotDrivers?: SnapshotDriverName[];
   /** Snapshot mode: what each target held at the preflight. */

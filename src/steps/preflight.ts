@@ -4,7 +4,10 @@
  */
 import { checkVersion } from '../adapters/duplicati.js';
 import { AbortedError, CommandError, errorMessage } from '../errors.js';
+import { describeSelection } from '../adapters/podman-list.js';
+import { isUp } from '../adapters/systemd.js';
 import type { StackRun } from './context.js';
+import { stackContainers } from './stack-containers.js';
 
 export const mountTimeoutMs = 30_000;
 
@@ -58,6 +61,7 @@ export async function preflight(run: StackRun): Promise<void> {
     }
     return undefined;
   });
+  await checkStep(run, "check the stack's containers", { unit: run.stack.unit }, () => selectorMatches(run));
   const { backupMount } = run.global;
   if (backupMount !== undefined) {
     await checkStep(run, 'check backup_mount', { folder: backupMount }, async () => {
@@ -69,4 +73,23 @@ export async function preflight(run: StackRun): Promise<void> {
       }
     });
   }
+}
+
+/**
+ * A selector that matches nothing while the unit runs would end the container wait at once, and
+ * the job would read data the stack may still write (a typo in a label, a Quadlet stack whose
+ * containers carry another unit's name): refused before anything is touched. A unit that is
+ * down (an on-demand stack asleep) has no containers to find.
+ */
+export async function selectorMatches(run: StackRun): Promise<string | undefined> {
+  const { systemd, engine } = run.adapters;
+  const state = await systemd.state(run.stack.unit, run.signal);
+  if (!isUp(state)) return undefined;
+  const { selection } = await stackContainers(run);
+  const containers = await engine.containers(selection, run.signal);
+  if (containers.length > 0) return undefined;
+  return (
+    `unit ${run.stack.unit} is ${state.active} but no container matches ${describeSelection(selection)}, so stack-backup could not tell when its containers ` +
+    `have stopped; set project_label or container_label to a label its containers carry (stack-backup doctor ${run.stack.name} lists the containers it sees)`
+  );
 }

@@ -6,7 +6,7 @@
  */
 import { armedBoundSeconds, jsonListArgs } from '../adapters/duplicati.js';
 import { armedRunArgv, sessionArgv } from '../adapters/duplicati-session.js';
-import { describeContainerList } from '../adapters/podman-list.js';
+import { describePlannedList } from './stack-containers.js';
 import { systemctlArgv } from '../adapters/systemd.js';
 import { errorMessage } from '../errors.js';
 import type { HookPhase } from '../config/schema.js';
@@ -183,7 +183,7 @@ export function stopStep({ stack, global }: Context, options: { watchDuplicati?:
 export function containersDownStep({ stack }: Context): Step {
   return {
     name: 'wait for the stack to be down',
-    actions: [`Podman API: ${describeContainerList(stack.selector)}, again on each container event, until none runs (stop_timeout ${formatSeconds(stack.stopTimeoutMs)})`],
+    actions: [`Podman API: ${describePlannedList(stack)}, again on each container event, until none runs (stop_timeout ${formatSeconds(stack.stopTimeoutMs)})`],
     run: waitForContainers,
   };
 }

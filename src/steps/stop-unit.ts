@@ -7,6 +7,7 @@ import { isUp } from '../adapters/systemd.js';
 import { hookCommands } from './hooks.js';
 import type { StackRun } from './context.js';
 import { watchDuplicatiDuringStop } from './stop-watch.js';
+import { stackContainers } from './stack-containers.js';
 
 /**
  * `watchDuplicati` (stop mode): Duplicati is looked at while the unit stops, so that the check
@@ -20,6 +21,9 @@ export async function stopUnit(run: StackRun, options: { watchDuplicati?: boolea
     const wasActive = isUp(state);
     timings.unitWasActive = wasActive;
     const startAgain = stack.restorePolicy === 'always' || wasActive;
+    // A pod's members and a target's parts that were up: started again with it, and waited for.
+    const { graph } = await stackContainers(run);
+    const members = graph.filter((entry) => entry.unit !== stack.unit && isUp({ load: 'loaded', active: entry.activeState })).map((entry) => entry.unit);
     run.log.info('unit state before stop', { unit: stack.unit, state: state.active, restore_policy: stack.restorePolicy, start_again: startAgain });
     run.undo.push(stack.name, {
       kind: 'restore-unit',
@@ -28,6 +32,7 @@ export async function stopUnit(run: StackRun, options: { watchDuplicati?: boolea
       start: startAgain,
       startTimeoutMs: stack.startTimeoutMs,
       preStart: hookCommands(run, 'pre_start'),
+      ...(members.length > 0 ? { members } : {}),
     });
     timings.unitStopIssuedAt = adapters.clock.now();
     if (options.watchDuplicati) run.stopWatch = watchDuplicatiDuringStop(run);

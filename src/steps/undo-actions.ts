@@ -93,7 +93,7 @@ export async function performUndo(record: UndoRecord, context: UndoContext, sign
         const step = log.step('start unit', { unit: record.unit });
         try {
           if (context.timings) context.timings.unitStartIssuedAt = context.clock.now();
-          await systemd.start(record.unit, record.startTimeoutMs, signal);
+          await systemd.start(record.unit, record.startTimeoutMs, signal, record.members ?? []);
         } catch (error) {
           step.failed(error as Error);
           throw hookFailure ? new Error(`${hookFailure.message}; ${(error as Error).message}`) : error;

@@ -8,6 +8,9 @@ import type { ContainerEvent } from '../adapters/podman.js';
 import { knownStates, type ContainerSummary } from '../adapters/podman-list.js';
 import { TimeoutError, throwIfAborted } from '../errors.js';
 import type { StackRun } from './context.js';
+import { stackContainers } from './stack-containers.js';
+import { describeSelection } from '../adapters/podman-list.js';
+import type { ContainerSelection } from '../config/types.js';
 
 const relistMs = 1000;
 const subscribeTimeoutMs = 5000;
@@ -22,8 +25,8 @@ const subscribeTimeoutMs = 5000;
 const exitActions = new Set(['died', 'die']);
 
 /** Subscribes to the engine's events, bounded: an API that does not answer must not hang the run. */
-async function subscribe(run: StackRun, onChange: (event?: ContainerEvent) => void): Promise<() => void> {
-  const pending = run.adapters.engine.watch(run.stack.selector, onChange);
+async function subscribe(run: StackRun, selection: ContainerSelection, onChange: (event?: ContainerEvent) => void): Promise<() => void> {
+  const pending = run.adapters.engine.watch(selection, onChange);
   try {
     // watch takes no signal: the deadline ends the wait for it, not the call.
     return await withTimeout(run.adapters.clock, subscribeTimeoutMs, () => new TimeoutError(`no answer within ${subscribeTimeoutMs / 1000} s`), () => pending);
@@ -37,8 +40,15 @@ async function subscribe(run: StackRun, onChange: (event?: ContainerEvent) => vo
 export async function waitForContainers(run: StackRun): Promise<void> {
   const { stack, adapters } = run;
   const { engine, clock } = adapters;
-  const selector = `${stack.selector.key}=${stack.selector.value}`;
-  const step = run.log.step('wait for containers to exit', { selector });
+  // Read before the stop by the preflight; read here when the wait comes first (recover).
+  let selection: ContainerSelection;
+  try {
+    ({ selection } = await stackContainers(run));
+  } catch (error) {
+    run.log.step('wait for containers to exit', { unit: stack.unit }).failed(error as Error);
+    throw error;
+  }
+  const step = run.log.step('wait for containers to exit', { selector: describeSelection(selection) });
   const deadline = clock.now() + stack.stopTimeoutMs;
   let wake: () => void = () => {};
   let changed = false;
@@ -53,7 +63,7 @@ export async function waitForContainers(run: StackRun): Promise<void> {
   let unwatch: (() => void) | undefined;
   try {
     try {
-      unwatch = await subscribe(run, onChange);
+      unwatch = await subscribe(run, selection, onChange);
     } catch (error) {
       run.log.warn('cannot follow container events; listing containers instead', { error: (error as Error).message });
     }
@@ -62,7 +72,7 @@ export async function waitForContainers(run: StackRun): Promise<void> {
     for (;;) {
       throwIfAborted(run.signal);
       changed = false;
-      const containers = await engine.containers(stack.selector, run.signal);
+      const containers = await engine.containers(selection, run.signal);
       for (const container of containers) {
         // A state this code does not know, or one Podman keeps after the processes are gone
         // ("removing"), is named once, so a stack that waits or does not wait says why.

@@ -72,9 +72,14 @@ describe('Podman adapter (the API socket)', () => {
       await engine.ping();
       const duplicati = await engine.containerState(${JSON.stringify(world.DUPLICATI_CONTAINER)});
       const missing = await engine.containerState('no-such-container');
-      const containers = await engine.containers({ key: 'io.podman.compose.project', value: 'composeapp' });
-      return { duplicati, missing, states: containers.map((container) => container.state) };
+      const containers = await engine.containers([{ key: 'io.podman.compose.project', value: 'composeapp' }]);
+      // Quadlet's label with two values (one request by key, the values matched on the answer),
+      // and a pod's service, whose infra container brings the pod's other containers (pod filter).
+      const group = await engine.containers([{ key: 'PODMAN_SYSTEMD_UNIT', value: 'quadgroup-web.service' }, { key: 'PODMAN_SYSTEMD_UNIT', value: 'quadgroup-worker.service' }]);
+      const pod = await engine.containers([{ key: 'PODMAN_SYSTEMD_UNIT', value: 'quadpod-pod.service' }]);
+      return { duplicati, missing, states: containers.map((container) => container.state), group: group.map((container) => container.name).sort(), pod: pod.map((container) => container.name).sort() };
     `);
+    expect(outcome).toMatchObject({ group: ['systemd-quadgroup-web', 'systemd-quadgroup-worker'], pod: ['quadpod-infra', 'systemd-quadpod-web', 'systemd-quadpod-worker'] });
     expect(outcome).toMatchObject({ duplicati: 'running' });
     expect((outcome as { missing: string }).missing).not.toBe('running');
     const states = (outcome as { states: string[] }).states;

@@ -216,7 +216,7 @@ describe('doctor', () => {
     writeStack('composeapp', 'duplicati_jobs: [composeapp]\nunit: gone-stack.service\n');
     let result = await doctor();
     expect(result.code).toBe(1);
-    expect(result.stdout).toMatch(/^FAIL  Duplicati has job "plainap" of plainapp: no such job; Duplicati has: composeapp, plainapp, ondemand, snapbtrfs, snapxfs$/m);
+    expect(result.stdout).toMatch(/^FAIL  Duplicati has job "plainap" of plainapp: no such job; Duplicati has: composeapp, plainapp, ondemand, snapbtrfs, snapxfs, quadpod, quadgroup$/m);
     expect(result.stdout).toMatch(/^FAIL  unit gone-stack\.service exists: it is not-found/m);
     await systemctl('stop', world.DUPLICATI_UNIT!);
     result = await doctor();

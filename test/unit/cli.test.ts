@@ -198,6 +198,7 @@ describe('JSON documents', () => {
       ondemand_socket: null,
       ondemand_service: null,
       container_label: 'io.podman.compose.project=app',
+      quadlet_label: true,
       stop_timeout_seconds: 120,
       start_timeout_seconds: 120,
       hook_timeout_seconds: 300,

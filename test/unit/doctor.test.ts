@@ -97,6 +97,7 @@ describe('runDoctor: a sound setup', () => {
       'Duplicati lists its backup jobs (driver exec)',
       'Duplicati has job "app" of app (ID 1)',
       'unit app-stack.service exists (active)',
+      'the containers of app are found: app-web (running), app-db (running), by io.podman.compose.project=app or PODMAN_SYSTEMD_UNIT=app-stack.service',
       `${timer} is installed and enabled`,
     ]);
     expect(sockets).toEqual([socket]);
@@ -127,6 +128,7 @@ describe('runDoctor: a sound setup', () => {
   it('named stacks: only those are checked', async () => {
     const { run, world } = doctor({ 'stacks/beta.yaml': 'duplicati_jobs: [beta]\n' });
     world.unit('beta-stack.service', 'active');
+    world.container('beta-web', 'beta-stack.service', { 'io.podman.compose.project': 'beta' });
     world.duplicati.job('3', 'beta');
     const all = await run();
     expect(passed(all)).toEqual(expect.arrayContaining(['stacks/app.yaml is valid', 'stacks/beta.yaml is valid']));
@@ -377,5 +379,50 @@ describe('doctor, snapshot mode', () => {
     setup.world.duplicati.sources.set('1', ['/snapshots/app/data/']);
     setup.world.containerMounts.set('duplicati', [{ source: '/srv/snapshots', destination: '/snapshots' }]);
     expect(failure(await setup.run(), /a restore of app can be staged/).problem).toMatch(/cannot write beside \/srv\/app\/data, where its restore is staged: add a writable volume of its folder, e\.g\. -v \/srv\/app:/);
+  });
+});
+
+describe('runDoctor: a Quadlet stack (issue 29)', () => {
+  /** A pod as Quadlet makes it: the pod's service, two member units, their containers labelled with their units. */
+  function quadletPod(stackFile: string) {
+    const setup = doctor({ 'stacks/site.yaml': stackFile });
+    const { world } = setup;
+    world.unit('site-pod.service', 'active').unit('site-web.service', 'active').unit('site-db.service', 'active');
+    world.duplicati.job('3', 'site');
+    world.unitGraphs.set('site-pod.service', [
+      { unit: 'site-pod.service', activeState: 'active', quadlet: true, sourcePath: '/home/u/.config/containers/systemd/site.pod' },
+      { unit: 'site-web.service', activeState: 'active', quadlet: true, sourcePath: '/home/u/.config/containers/systemd/site-web.container' },
+      { unit: 'site-db.service', activeState: 'active', quadlet: true, sourcePath: '/home/u/.config/containers/systemd/site-db.container' },
+    ]);
+    world.container('systemd-site-web', 'site-web.service', { PODMAN_SYSTEMD_UNIT: 'site-web.service' });
+    world.container('systemd-site-db', 'site-db.service', { PODMAN_SYSTEMD_UNIT: 'site-db.service' });
+    world.containerMounts.set('systemd-site-db', [{ source: '/home/u/.local/share/containers/storage/volumes/site-db/_data', destination: '/var/lib/db', writable: true }]);
+    world.containerMounts.set('systemd-site-web', [
+      { source: '/srv/site/uploads', destination: '/uploads', writable: true },
+      { source: '/srv/site/config', destination: '/config', writable: false },
+    ]);
+    return setup;
+  }
+
+  it('lists its units with their Quadlet files, its containers, and the folders its job must back up (a .volume included)', async () => {
+    const { run } = quadletPod('unit: site-pod.service\nduplicati_jobs: [site]\n');
+    const checks = await run(['site']);
+    expect(failures(checks)).toEqual([]);
+    expect(passed(checks)).toEqual(
+      expect.arrayContaining([
+        'units of site: site-pod.service (active, from site.pod), site-web.service (active, from site-web.container), site-db.service (active, from site-db.container)',
+        'the containers of site are found: systemd-site-web (running), systemd-site-db (running), by io.podman.compose.project=site or PODMAN_SYSTEMD_UNIT=site-pod.service or PODMAN_SYSTEMD_UNIT=site-web.service or PODMAN_SYSTEMD_UNIT=site-db.service',
+        'site keeps its data in (its Duplicati job must back up): /home/u/.local/share/containers/storage/volumes/site-db/_data, /srv/site/uploads',
+      ]),
+    );
+  });
+
+  it('a hand-set label that matches nothing while the pod runs: FAIL, naming the containers that run under it', async () => {
+    const { run } = quadletPod('unit: site-pod.service\nduplicati_jobs: [site]\ncontainer_label: PODMAN_SYSTEMD_UNIT=site-wbe.service\n');
+    const checks = await run(['site']);
+    expect(checks.find((check) => check.what === 'the containers of site are found')?.problem).toBe(
+      'site-pod.service is active but no container matches PODMAN_SYSTEMD_UNIT=site-wbe.service, so a run is refused before the stop; ' +
+        'under the unit run systemd-site-web, systemd-site-db: remove project_label/container_label from stacks/site.yaml (its units find them), or set it to a label they carry',
+    );
   });
 });

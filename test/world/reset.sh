@@ -71,7 +71,7 @@ extra_entries() {
 		echo "$t"
 	done
 }
-for t in $(extra_entries "$WORLD_DIR/data" "$STACKS") $(extra_entries "$BTRFS_DIR" "snapbtrfs snapshots hidden") $(extra_entries "$XFS_DIR" "snapxfs snapshots"); do
+for t in $(extra_entries "$WORLD_DIR/data" "$STACKS $QUADLET_STACKS") $(extra_entries "$BTRFS_DIR" "snapbtrfs snapshots hidden") $(extra_entries "$XFS_DIR" "snapxfs snapshots"); do
 	if is_subvol "$t"; then del_subvol "$t"; elif [ -d "$t" ] && [ ! -L "$t" ] && [ "${t#"$BTRFS_DIR"/}" != "$t" ]; then
 		find "$t" -mindepth 1 -depth -type d -inum 256 2>/dev/null | while read -r v; do del_subvol "$v"; done
 	fi
@@ -117,10 +117,10 @@ strays() {
 		echo "$t"
 	done
 }
-for t in $(for s in $STACKS; do strays "$WORLD_DIR/data/$s" bin; done) $(for s in $SNAP_STACKS; do strays "$(snap_live "$s")" bulk; done); do
+for t in $(for s in $STACKS $QUADLET_STACKS; do strays "$WORLD_DIR/data/$s" bin; done) $(for s in $SNAP_STACKS; do strays "$(snap_live "$s")" bulk; done); do
 	rm -rf "$t"
 done
-for s in $STACKS; do
+for s in $STACKS $QUADLET_STACKS; do
 	d=$WORLD_DIR/data/$s
 	[ -d "$d" ] || install -d -m 755 -o "$WORLD_USER" -g "$WORLD_GID" "$d"
 	want="$db_uid:$db_gid:700 $db_uid:$db_gid:600 $WORLD_UID:$WORLD_GID:755 $WORLD_UID:$WORLD_GID:755 db/state"
@@ -143,7 +143,7 @@ for s in $SNAP_STACKS; do
 		chown -h "$WORLD_UID:$WORLD_GID" "$live/current"
 	fi
 done
-uctl start $USERNS_UNIT podman.socket $DUPLICATI_UNIT $DUPLICATI_API_UNIT $STACK_UNITS $SNAP_UNITS ondemand-proxy.socket
+uctl start $USERNS_UNIT podman.socket $DUPLICATI_UNIT $DUPLICATI_API_UNIT $STACK_UNITS $SNAP_UNITS $QUADLET_UNITS ondemand-proxy.socket
 if [ -n "$remade" ]; then
 	say "reset: live data made anew, restarting$remade and $DUPLICATI_UNIT (they mount it)"
 	# shellcheck disable=SC2086
@@ -152,14 +152,16 @@ fi
 
 # Every stack must have all its containers running (a test may have killed or
 # stopped some behind systemd's back).
-expected() { case "$1" in composeapp | plainapp) echo 2 ;; *) echo 1 ;; esac; }
+expected() { case "$1" in composeapp | plainapp | quadpod | quadgroup) echo 2 ;; *) echo 1 ;; esac; }
 # One "podman ps" for all (each call costs a few hundred ms on a busy machine);
 # what looks wrong is listed once more before anything is restarted.
+# A Quadlet stack's containers are named systemd-<unit> (Quadlet's --name systemd-%N) and carry
+# no project label: they count by name (a pod's infra container, quadpod-infra, does not).
 list_running() { upodman ps --format '{{.Names}} {{index .Labels "io.podman.compose.project"}}' 2>/dev/null || true; }
-count() { printf '%s\n' "$running" | awk -v p="$1" '$2 == p { n++ } END { print n + 0 }'; }
+count() { printf '%s\n' "$running" | awk -v p="$1" '$2 == p || index($1, "systemd-" p "-") == 1 { n++ } END { print n + 0 }'; }
 all_there() {
 	local s
-	for s in $STACKS $SNAP_STACKS; do [ "$(count "$s")" = "$(expected "$s")" ] || return 1; done
+	for s in $STACKS $SNAP_STACKS $QUADLET_STACKS; do [ "$(count "$s")" = "$(expected "$s")" ] || return 1; done
 	printf '%s\n' "$running" | grep -q '^duplicati '
 }
 running=$(list_running)
@@ -167,11 +169,13 @@ if ! all_there; then
 	sleep 0.2
 	running=$(list_running)
 fi
-for s in $STACKS $SNAP_STACKS; do
+for s in $STACKS $SNAP_STACKS $QUADLET_STACKS; do
 	n=$(count "$s")
 	if [ "$n" != "$(expected "$s")" ]; then
-		say "reset: $s has $n of $(expected "$s") containers, restarting $s-stack.service"
-		uctl restart "$s-stack.service"
+		say "reset: $s has $n of $(expected "$s") containers, restarting $(stack_unit "$s")"
+		# A pod's member units read "failed" after their containers were removed: restarting
+		# the pod's unit starts them again (its Wants=).
+		uctl restart "$(stack_unit "$s")"
 	fi
 done
 if ! printf '%s\n' "$running" | grep -q '^duplicati '; then
@@ -191,8 +195,8 @@ uctl stop ondemand-proxy.service 2>/dev/null
 fresh() { [ $(($(date +%s) - $(stat -c %Y "$1/heartbeat" 2>/dev/null || echo 0))) -le 1 ]; }
 beating() {
 	wait_for 3 fresh "$2" && return 0
-	say "reset: $1 heartbeat is not advancing in $2, restarting $1-stack.service"
-	uctl restart "$1-stack.service"
+	say "reset: $1 heartbeat is not advancing in $2, restarting $(stack_unit "$1")"
+	uctl restart "$(stack_unit "$1")"
 	[ "$1" = ondemand ] && uctl stop ondemand-proxy.service 2>/dev/null
 	wait_for 15 fresh "$2"
 }
@@ -201,6 +205,9 @@ for s in $STACKS; do
 done
 for s in $SNAP_STACKS; do
 	beating "$s" "$(snap_live "$s")" || die "reset: $s heartbeat is not advancing"
+done
+for s in $QUADLET_STACKS; do
+	beating "$s" "$WORLD_DIR/data/$s" || die "reset: $s heartbeat is not advancing"
 done
 # One exec: the container answers, and its volumes of the snapshot stacks' live
 # folders (volumes of the folders themselves) still show the live folders. A
@@ -218,7 +225,7 @@ fi
 wait_for 10 api_answers || die "reset: the REST API stand-in does not answer on 127.0.0.1:$APIPORT"
 
 if [ "$quiet" = 0 ]; then
-	for u in $STACK_UNITS $SNAP_UNITS ondemand-proxy.socket ondemand-proxy.service $DUPLICATI_UNIT $DUPLICATI_API_UNIT; do
+	for u in $STACK_UNITS $SNAP_UNITS $QUADLET_UNITS ondemand-proxy.socket ondemand-proxy.service $DUPLICATI_UNIT $DUPLICATI_API_UNIT; do
 		printf '%-30s %s\n' "$u" "$(uctl is-active "$u" 2>/dev/null || true)"
 	done
 fi

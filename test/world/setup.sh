@@ -67,6 +67,35 @@ install_packages() {
 	say "packages: installed ($(elapsed))"
 }
 
+# The Quadlet generator: Debian 12's Podman 4.3 has none. Podman 5.4.2's, from Debian 13's
+# package, needs only libc: the package is downloaded (not installed) with Debian 13's source list
+# given on apt-get's command line (never added to the machine's own sources), the one binary is
+# taken out of it and installed as the user generator, so "systemctl --user daemon-reload" turns
+# the files in ~/.config/containers/systemd/ into units, as on a host with Podman >= 4.4.
+install_quadlet() {
+	local cache=/var/cache/sbworld-quadlet generator=/usr/lib/systemd/user-generators/podman-user-generator
+	if [ ! -x "$QUADLET_GENERATOR" ]; then
+		say "quadlet: downloading Debian 13's podman package for its generator"
+		rm -rf "$cache"
+		install -d "$cache/lists/partial" "$cache/archives/partial" "$cache/debs" "$cache/root"
+		echo "deb http://deb.debian.org/debian trixie main" >"$cache/sources.list"
+		local apt_options=(-o "Dir::Etc::SourceList=$cache/sources.list" -o Dir::Etc::SourceParts=/nonexistent
+			-o "Dir::State::Lists=$cache/lists" -o "Dir::Cache=$cache" -o "Dir::Cache::archives=$cache/archives"
+			-o APT::Sandbox::User=root)
+		apt-get "${apt_options[@]}" update -q >"$cache/apt.log" 2>&1 || die "quadlet: apt-get update for Debian 13 failed, see $cache/apt.log"
+		(cd "$cache/debs" && apt-get "${apt_options[@]}" download podman >>"$cache/apt.log" 2>&1) ||
+			die "quadlet: apt-get download podman (Debian 13) failed, see $cache/apt.log"
+		dpkg-deb -x "$cache"/debs/podman_*.deb "$cache/root"
+		install -D -m 755 "$cache/root/usr/libexec/podman/quadlet" "$QUADLET_GENERATOR"
+		rm -rf "$cache/root" "$cache/lists"
+		say "quadlet: generator $("$QUADLET_GENERATOR" -version) installed ($(elapsed))"
+	fi
+	if [ "$(readlink /usr/lib/systemd/user-generators/podman-user-generator 2>/dev/null)" != "$QUADLET_GENERATOR" ]; then
+		install -d "$(dirname "$generator")"
+		ln -sfn "$QUADLET_GENERATOR" "$generator"
+	fi
+}
+
 create_user() {
 	if ! id -u "$WORLD_USER" >/dev/null 2>&1; then
 		say "user: creating $WORLD_USER"
@@ -90,7 +119,7 @@ prepare_dirs() {
 	for d in data compose compose/composeapp logs duplicati duplicati/state root root/stacks root/hooks root/logs image; do
 		install -d -m 755 -o "$WORLD_USER" -g "$WORLD_GID" "$WORLD_DIR/$d"
 	done
-	for d in $STACKS; do
+	for d in $STACKS $QUADLET_STACKS; do
 		install -d -m 755 -o "$WORLD_USER" -g "$WORLD_GID" "$WORLD_DIR/data/$d"
 	done
 	# root-owned, read-only for the user: scripts mounted into containers
@@ -98,7 +127,7 @@ prepare_dirs() {
 
 	# rootless podman configuration
 	install -d -m 755 -o "$WORLD_USER" -g "$WORLD_GID" "$WORLD_HOME/.config" "$WORLD_HOME/.config/containers" \
-		"$WORLD_HOME/.config/systemd" "$WORLD_HOME/.config/systemd/user"
+		"$WORLD_HOME/.config/containers/systemd" "$WORLD_HOME/.config/systemd" "$WORLD_HOME/.config/systemd/user"
 	put_file "$WORLD_HOME/.config/containers/containers.conf" 644 "$WORLD_USER:" <<'EOF' || true
 # written by stack-backup test/world/setup.sh
 [containers]
@@ -225,7 +254,7 @@ refresh_podman_ns() {
 	p=$(stale_podman_ns) || return 0
 	say "podman: $WORLD_USER's rootless mount namespace (pid $p) predates the btrfs/XFS mounts; podman system migrate"
 	if manager_answers; then
-		uctl stop ondemand-proxy.socket ondemand-proxy.service $STACK_UNITS $SNAP_UNITS $DUPLICATI_UNIT \
+		uctl stop ondemand-proxy.socket ondemand-proxy.service $STACK_UNITS $SNAP_UNITS $QUADLET_UNITS $DUPLICATI_UNIT \
 			podman.socket podman.service $USERNS_UNIT 2>/dev/null || true
 	fi
 	as_user podman system migrate >/dev/null 2>&1 || say "podman: podman system migrate failed"
@@ -501,6 +530,81 @@ WantedBy=default.target
 EOF
 }
 
+# put_quadlet FILE UNIT: a Quadlet file in ~/.config/containers/systemd/ from stdin; a change
+# restarts the stack's UNIT (after daemon-reload, in apply_units).
+put_quadlet() {
+	put_file "$WORLD_HOME/.config/containers/systemd/$1" 644 "$WORLD_USER:" && CHANGED_UNITS="$CHANGED_UNITS $2"
+	return 0
+}
+
+# The Quadlet stacks, as a user writes them. Two lines in each file are for this sandbox's
+# Podman 4.3 only (Quadlet's own Podman, 5.x, needs neither): its hybrid cgroups refuse Quadlet's
+# --cgroups=split ("could not find cgroup mount"), which PodmanArgs=--cgroups=enabled overrides;
+# and it refuses an existing --cidfile / --pod-id-file while its "rm --cidfile" leaves the file,
+# which ExecStartPre=-/bin/rm -f removes first.
+write_quadlet_units() {
+	local c D=$WORLD_DIR B=$WORLD_DIR/box
+	put_quadlet quadpod.pod quadpod-pod.service <<EOF
+# written by stack-backup test/world/setup.sh: a Quadlet pod (unit quadpod-pod.service)
+[Pod]
+PodName=quadpod
+Network=none
+
+[Service]
+# Podman 4.3 only (see setup.sh)
+ExecStartPre=-/bin/rm -f %t/%N.pod-id
+EOF
+	for c in web worker; do
+		put_quadlet "quadpod-$c.container" quadpod-pod.service <<EOF
+# written by stack-backup test/world/setup.sh: a member of the quadpod pod
+[Container]
+Image=$WORLD_IMAGE
+Pod=quadpod.pod
+RunInit=true
+Volume=$D/data/quadpod:/data
+Volume=$B:/world:ro
+Exec=/bin/sh /world/heartbeat.sh $c
+# Podman 4.3 only (see setup.sh)
+PodmanArgs=--cgroups=enabled
+
+[Service]
+# Podman 4.3 only (see setup.sh)
+ExecStartPre=-/bin/rm -f %t/%N.cid
+EOF
+	done
+	put_unit quadgroup.target <<EOF
+# written by stack-backup test/world/setup.sh
+# A stack of two Quadlet .container units grouped by a target: each is PartOf= it (stopping or
+# restarting the target does the same to them) and WantedBy= it (starting it starts them).
+[Unit]
+Description=stack-backup world: quadgroup (two Quadlet containers)
+EOF
+	for c in web worker; do
+		put_quadlet "quadgroup-$c.container" quadgroup.target <<EOF
+# written by stack-backup test/world/setup.sh: a member of quadgroup.target
+[Unit]
+PartOf=quadgroup.target
+
+[Container]
+Image=$WORLD_IMAGE
+RunInit=true
+Network=none
+Volume=$D/data/quadgroup:/data
+Volume=$B:/world:ro
+Exec=/bin/sh /world/heartbeat.sh $c
+# Podman 4.3 only (see setup.sh)
+PodmanArgs=--cgroups=enabled
+
+[Service]
+# Podman 4.3 only (see setup.sh)
+ExecStartPre=-/bin/rm -f %t/%N.cid
+
+[Install]
+WantedBy=quadgroup.target
+EOF
+	done
+}
+
 write_api_unit() {
 	put_unit $DUPLICATI_API_UNIT <<EOF
 # written by stack-backup test/world/setup.sh
@@ -646,6 +750,16 @@ snapshot:
     - source: $BTRFS_DIR/snapbtrfs
       target: $BTRFS_DIR/snapshots/snapbtrfs
 EOF
+	put_file "$WORLD_DIR/examples/quadpod.yaml" 644 "$WORLD_USER:" <<EOF || true
+# example written by test/world/setup.sh: a Quadlet pod (copy into root/stacks/)
+unit: quadpod-pod.service
+duplicati_jobs: [quadpod]
+EOF
+	put_file "$WORLD_DIR/examples/quadgroup.yaml" 644 "$WORLD_USER:" <<EOF || true
+# example written by test/world/setup.sh: Quadlet containers grouped by a target (copy into root/stacks/)
+unit: quadgroup.target
+duplicati_jobs: [quadgroup]
+EOF
 	put_file "$WORLD_DIR/examples/snapxfs.yaml" 644 "$WORLD_USER:" <<EOF || true
 # example written by test/world/setup.sh: snapshot mode on XFS with reflinks (copy into root/stacks/)
 duplicati_jobs: [snapxfs]
@@ -762,6 +876,7 @@ default-stacks)
 esac
 
 install_packages
+install_quadlet
 create_user
 prepare_dirs
 mount_filesystems
@@ -769,6 +884,7 @@ refresh_podman_ns
 start_manager
 write_scripts
 write_units
+write_quadlet_units
 write_api_unit
 start_podman_api
 build_image

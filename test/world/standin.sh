@@ -54,7 +54,9 @@ DEFAULT_JOBS="# ID NAME SOURCE [DURATION]  (SOURCE is a folder under /source, or
 2 plainapp plainapp
 3 ondemand ondemand
 4 snapbtrfs /snapshots/btrfs/snapbtrfs
-5 snapxfs /snapshots/xfs/snapxfs"
+5 snapxfs /snapshots/xfs/snapxfs
+6 quadpod quadpod
+7 quadgroup quadgroup"
 
 [ -d "$CTL" ] || die "$CTL missing; run setup.sh"
 mkdir -p "$ST"

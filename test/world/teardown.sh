@@ -19,7 +19,7 @@ pid=$(recorded_manager_pid)
 
 if manager_answers; then
 	say "teardown: stopping units"
-	uctl stop ondemand-proxy.socket ondemand-proxy.service $STACK_UNITS $SNAP_UNITS $DUPLICATI_UNIT $DUPLICATI_API_UNIT 2>/dev/null
+	uctl stop ondemand-proxy.socket ondemand-proxy.service $STACK_UNITS $SNAP_UNITS $QUADLET_UNITS $DUPLICATI_UNIT $DUPLICATI_API_UNIT 2>/dev/null
 	# plainapp-slow lingers ~3 s after its unit stops; remove every world container
 	ids=$(upodman ps -aq --filter "label=$WORLD_LABEL=1" 2>/dev/null)
 	if [ -n "$ids" ]; then

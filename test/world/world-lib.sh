@@ -27,6 +27,23 @@ BTRFS_DIR=$WORLD_DIR/btrfs
 XFS_DIR=$WORLD_DIR/xfs
 SNAP_STACKS="snapbtrfs snapxfs"
 SNAP_UNITS="snapbtrfs-stack.service snapxfs-stack.service"
+# Quadlet stacks (issue 29): units the real Quadlet generator (Podman 5.4.2's, from Debian 13's
+# package; setup.sh installs it as a user generator) makes from files in
+# ~/.config/containers/systemd/. Their containers carry no label of ours, only Quadlet's
+# PODMAN_SYSTEMD_UNIT. quadpod: a .pod with two .container members (unit quadpod-pod.service);
+# quadgroup: a .target grouping two .container units (PartOf= it). Not in STACKS: their stack
+# files are examples (root/stacks keeps the three default stacks).
+QUADLET_STACKS="quadpod quadgroup"
+QUADLET_UNITS="quadpod-pod.service quadgroup.target"
+QUADLET_GENERATOR=/usr/local/libexec/sbworld/quadlet
+# stack_unit STACK: the unit that runs a stack.
+stack_unit() {
+	case "$1" in
+	quadpod) echo quadpod-pod.service ;;
+	quadgroup) echo quadgroup.target ;;
+	*) echo "$1-stack.service" ;;
+	esac
+}
 
 say() { printf '[world] %s\n' "$*"; }
 die() { printf '[world] ERROR: %s\n' "$*" >&2; exit 1; }
