@@ -7,10 +7,10 @@
  */
 import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { saveConfigCaches } from './config/load.js';
 import { exitWhenDone } from './adapters/exit.js';
-import { errorMessage } from './errors.js';
+import { UsageError, errorMessage } from './errors.js';
 import { exitCodeFor } from './exit-codes.js';
 import { assertHonoured, type GlobalOption, type GlobalOptions } from './commands/options.js';
 
@@ -44,14 +44,44 @@ function optionsFor(command: Command, name: string): GlobalOptions & Record<stri
   return options;
 }
 
-/** The global options, declared on the program and on each command, so they work before or after it. */
-function withGlobalOptions(command: Command): Command {
-  return command
-    .option('--root <dir>', 'folder with stacks/, hooks/, logs/ and stack-backup.yaml (default: $STACK_BACKUP_ROOT, else the current folder)')
-    .option('--dry-run', 'print what would be done and touch nothing (a run, restore, recover, install, uninstall)')
-    .option('--json', 'print one JSON document on standard output (a run, restore, versions, list, status, doctor)')
-    .option('-q, --quiet', 'on the terminal: errors and the summary only')
-    .option('-v, --verbose', 'on the terminal: also the debug lines that go to the log');
+/**
+ * The global options, declared on the program and on each command, so they work before or after
+ * it. A command's help shows only those it honours; the others stay declared (hidden), so that
+ * one given anyway is refused with a message that says which it takes (assertHonoured, exit 2).
+ */
+function withGlobalOptions(command: Command, honoured: readonly GlobalOption[] = ['dryRun', 'json', 'quiet', 'verbose']): Command {
+  const global = (flags: string, description: string, name?: GlobalOption) => command.addOption(new Option(flags, description).hideHelp(name !== undefined && !honoured.includes(name)));
+  global('--root <dir>', 'folder with stacks/, hooks/, logs/ and stack-backup.yaml (default: $STACK_BACKUP_ROOT, else the current folder)');
+  global('--dry-run', 'print what would be done and touch nothing', 'dryRun');
+  global('--json', 'print one JSON document on standard output', 'json');
+  global('-q, --quiet', 'on the terminal: errors and the summary only', 'quiet');
+  global('-v, --verbose', 'on the terminal: also the debug lines that go to the log', 'verbose');
+  return command;
+}
+
+/**
+ * The program's --version prints its version; restore's --version N chooses a backup version. A
+ * --version given with a stack to back up ("stack-backup plainapp --version 2") would print the
+ * program's version and back nothing up: refused, saying where a version goes.
+ */
+function assertVersionPlacement(argv: readonly string[], subcommands: ReadonlySet<string>): void {
+  const end = argv.indexOf('--');
+  const args = end < 0 ? argv : argv.slice(0, end);
+  if (!args.some((arg) => arg === '--version' || arg === '-V' || arg.startsWith('--version='))) return;
+  let first: string | undefined;
+  for (let index = 0; index < args.length; index++) {
+    const arg = args[index]!;
+    if (arg === '--root') {
+      index++;
+      continue;
+    }
+    if (!arg.startsWith('-')) {
+      first = arg;
+      break;
+    }
+  }
+  if (first === undefined || subcommands.has(first) || first === 'help') return;
+  throw new UsageError(`--version prints stack-backup's version and takes no stack; to restore a version of ${first}: stack-backup restore ${first} --version N`);
 }
 
 export function buildProgram(setExitCode: (code: number) => void): Command {
@@ -59,7 +89,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   // A command's own options come after it (restore's --version N is not the program's --version):
   // the program reads its options before the command, each command its own and the global ones after.
   program.enablePositionalOptions();
-  const command = (name: string) => withGlobalOptions(program.command(name));
+  const command = (name: string) => withGlobalOptions(program.command(name), honours[name]);
   withGlobalOptions(program);
   program
     .description(
@@ -187,7 +217,9 @@ Exit codes: 0 restored and verified; 1 failed (the stack is on its old data agai
 export async function main(argv: readonly string[]): Promise<number> {
   let code = 0;
   try {
-    await buildProgram((value) => (code = value)).parseAsync([...argv], { from: 'user' });
+    const program = buildProgram((value) => (code = value));
+    assertVersionPlacement(argv, new Set(program.commands.map((command) => command.name())));
+    await program.parseAsync([...argv], { from: 'user' });
   } catch (error) {
     code = exitCodeFor(error);
     if (!(error instanceof CommanderError)) process.stderr.write(`stack-backup: ${errorMessage(error)}\n`);

@@ -1,4 +1,6 @@
 /** `stack-backup status`: the verdict, last runs, the 14-day strip and pending recovery, from files only. */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { listStackNames, loadGlobalConfig, loadStack } from '../config/load.js';
 import { UsageError } from '../errors.js';
 import { writeJson } from '../report/json-output.js';
@@ -13,7 +15,9 @@ export async function statusCommand(options: GlobalOptions & { maxAge?: string; 
     import('../report/status.js'),
   ]);
   let maxAge: { ms: number; now: number; configured: string[]; text: string } | undefined;
-  const configured = listStackNames(root);
+  // A missing root is a status of its own (exit 1, its path named), not a file error.
+  const where = { stacksFolder: path.join(root, 'stacks'), missing: !existsSync(path.join(root, 'stacks')) };
+  const configured = where.missing ? [] : listStackNames(root);
   const now = Date.now();
   if (options.maxAge !== undefined) {
     const ms = status.parseDuration(options.maxAge);
@@ -25,13 +29,15 @@ export async function statusCommand(options: GlobalOptions & { maxAge?: string; 
     const ms = status.parseDuration(options.maxUntestedAge);
     if (ms === undefined) throw new UsageError(`--max-untested-age: "${options.maxUntestedAge}" is not a duration (examples: 8d, 1w, 36h)`);
     // Only the stacks that have a restore test count: read from their files (cached while unchanged).
-    const global = loadGlobalConfig(root, process.env);
-    const tested = configured.filter((name) => loadStack(root, name, global).restoreTest !== undefined);
+    const global = where.missing ? undefined : loadGlobalConfig(root, process.env);
+    const tested = global ? configured.filter((name) => loadStack(root, name, global).restoreTest !== undefined) : [];
     maxUntested = { ms, now, tested, text: options.maxUntestedAge };
   }
-  const runInProgress = await isRootLocked(root);
-  const statuses = status.stackStatuses(configured, readHistory(root), createJournal(root, '').pending(), runInProgress, now);
-  if (options.json) writeJson(process.stdout, { root, ...status.statusJson(statuses, runInProgress, maxAge, now, maxUntested) });
-  else process.stdout.write(status.formatStatus(statuses, runInProgress, maxAge, now, maxUntested));
-  return status.statusExitCode(statuses, maxAge, maxUntested);
+  const runInProgress = where.missing ? false : await isRootLocked(root);
+  const statuses = where.missing ? [] : status.stackStatuses(configured, readHistory(root), createJournal(root, '').pending(), runInProgress, now);
+  // The verdict line and the exit code are one judgement: they cannot disagree.
+  const { verdict, exitCode } = status.judgeStatus(statuses, where, maxAge, now, maxUntested);
+  if (options.json) writeJson(process.stdout, { root, ...status.statusJson(statuses, runInProgress, maxAge, now, maxUntested, verdict), exit_code: exitCode });
+  else process.stdout.write(status.formatStatus(statuses, runInProgress, maxAge, now, maxUntested, verdict));
+  return exitCode;
 }

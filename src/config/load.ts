@@ -10,7 +10,7 @@ import type * as Yaml from 'yaml';
 import type { z } from 'zod/v3';
 import { ConfigError, UsageError } from '../errors.js';
 import { within } from '../paths.js';
-import { assertPlainStackName, normaliseStackArgument, stackNameProblem } from './names.js';
+import { assertPlainStackName, didYouMean, normaliseStackArgument, stackNameProblem } from './names.js';
 import { ParsedFileCache } from './cache.js';
 import { assertNoOverlaps, realPathOf, snapshotPathsOf } from './overlaps.js';
 import { hookPhases, maxTimeoutSeconds, schemas, type GlobalFile, type StackFile } from './schema.js';
@@ -297,7 +297,9 @@ function stackFiles(root: string): Map<string, string> {
   try {
     entries = readdirSync(folder);
   } catch (error) {
-    throw new ConfigError(displayPath(root, folder), undefined, `cannot read the stacks folder: ${(error as NodeJS.ErrnoException).code ?? error}`);
+    // The whole path: a relative "stacks" says nothing when --root itself is wrong.
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ConfigError(folder, undefined, code === 'ENOENT' ? 'no such folder: is --root (or STACK_BACKUP_ROOT) right?' : `cannot read the stacks folder: ${code ?? error}`);
   }
   const files = new Map<string, string>();
   for (const entry of entries.sort()) {
@@ -477,5 +479,5 @@ function resolveStackArgument(root: string, global: GlobalConfig, known: string[
     }
   }
   assertPlainStackName(name, argument);
-  throw new UsageError(`no stack "${argument}": there is no stacks/${name}.yaml or stacks/${name}.yml (see "stack-backup list")`);
+  throw new UsageError(`no stack "${argument}"${didYouMean(name, known)}: there is no stacks/${name}.yaml or stacks/${name}.yml (see "stack-backup list")`);
 }

@@ -11,7 +11,7 @@ import { selectionOf } from '../steps/stack-containers.js';
 import { assertNoPathOverlaps, loadGlobalConfig, listStackNames, loadStack, podmanSocketPath, selectStacks } from '../config/load.js';
 import { assertOnlyUserCanWrite } from '../config/permissions.js';
 import type { GlobalConfig, StackConfig } from '../config/types.js';
-import { errorMessage } from '../errors.js';
+import { UsageError, errorMessage } from '../errors.js';
 import { installedStopTimeout, legacyUnits, stopTimeoutSeconds, unitNames } from './install.js';
 import { within } from '../paths.js';
 import { dataPathsOf, type JobSources } from '../restore/data-paths.js';
@@ -93,6 +93,9 @@ export async function runDoctor(root: string, targets: readonly string[], depend
       }
     }
   } catch (error) {
+    // A stack named on the command line that does not exist is a usage error (exit 2), as for
+    // every command, not a failed check.
+    if (error instanceof UsageError) throw error;
     checks.push(fail('the stacks can be listed', errorMessage(error)));
   }
   if (stacks.some((stack) => stack.snapshot)) {

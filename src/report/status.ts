@@ -143,15 +143,19 @@ export function parseDuration(text: string): number | undefined {
 /** The age the verdict calls overdue when --max-age is not given: a day and a bit, for nightly runs (as in monitoring/prometheus-rules.yml). */
 export const defaultOverdueMs = 26 * 3_600_000;
 
-/** Where a stack stands, worst first: each stack counts once in the verdict, under the first that applies. */
-export type StackState = 'left_down' | 'recovery_pending' | 'failed' | 'never_backed_up' | 'overdue' | 'backed_up';
+/**
+ * Where a stack stands, worst first: each stack counts once in the verdict, under the first that
+ * applies. `untested` only with --max-untested-age: backed up, but no restore test passed within it.
+ */
+export type StackState = 'left_down' | 'recovery_pending' | 'failed' | 'never_backed_up' | 'overdue' | 'untested' | 'backed_up';
 
-export function stackState(status: StackStatus, overdueMs: number, now: number): StackState {
+export function stackState(status: StackStatus, overdueMs: number, now: number, maxUntested?: { ms: number; now: number; tested: readonly string[] }): StackState {
   if (status.restored === false) return 'left_down';
   if (status.pendingRecovery.length > 0) return 'recovery_pending';
   if (status.result === 'failed') return 'failed';
   if (status.lastSuccess === null) return 'never_backed_up';
   if (now - Date.parse(status.lastSuccess) > overdueMs) return 'overdue';
+  if (maxUntested && untested(status, maxUntested)) return 'untested';
   return 'backed_up';
 }
 
@@ -167,12 +171,12 @@ export function formatAge(ms: number): string {
  * The first line of `status`, read in a second: "5 stacks: all backed up within 26 h", or what
  * is wrong, worst first: "5 stacks: 1 failed (immich), 1 overdue (nextcloud, last success 31 h ago)".
  */
-export function statusVerdict(statuses: readonly StackStatus[], overdueMs: number, now: number): string {
+export function statusVerdict(statuses: readonly StackStatus[], overdueMs: number, now: number, maxUntested?: { ms: number; now: number; tested: readonly string[] }): string {
   const count = `${statuses.length} stack${statuses.length === 1 ? '' : 's'}`;
   if (statuses.length === 0) return `${count}: none configured`;
   const byState = new Map<StackState, StackStatus[]>();
   for (const status of statuses) {
-    const state = stackState(status, overdueMs, now);
+    const state = stackState(status, overdueMs, now, maxUntested);
     byState.set(state, [...(byState.get(state) ?? []), status]);
   }
   if (byState.size === 1 && byState.has('backed_up')) return `${count}: all backed up within ${formatAge(overdueMs)}`;
@@ -191,7 +195,44 @@ export function statusVerdict(statuses: readonly StackStatus[], overdueMs: numbe
     const ages = overdue.map((status) => `${status.stack}, last success ${formatAge(now - Date.parse(status.lastSuccess!))} ago`);
     parts.push(`${overdue.length} overdue (${ages.join('; ')})`);
   }
+  const unproven = byState.get('untested') ?? [];
+  if (unproven.length > 0) {
+    const ages = unproven.map((status) => (status.lastPassingTest === null ? `${status.stack}, no restore test passed` : `${status.stack}, last passing restore test ${formatAge(now - Date.parse(status.lastPassingTest))} ago`));
+    parts.push(`${unproven.length} untested (${ages.join('; ')})`);
+  }
   return `${count}: ${parts.join(', ')}`;
+}
+
+/** Where the stacks were looked for, and whether that folder exists. */
+export interface StatusRoot {
+  stacksFolder: string;
+  missing: boolean;
+}
+
+/**
+ * The verdict line and the exit code, decided together so that they always agree. With
+ * --max-age or --max-untested-age a monitor asks "is everything here backed up?": a root with no
+ * stacks, or none at all, answers "unknown", and unknown is not healthy (exit 1). A missing stacks
+ * folder is exit 1 whatever was asked: nothing there can be backed up, and --root is likely wrong.
+ */
+export function judgeStatus(
+  statuses: readonly StackStatus[],
+  where: StatusRoot,
+  maxAge?: { ms: number; now: number; configured: readonly string[]; text?: string },
+  now = maxAge?.now ?? Date.now(),
+  maxUntested?: { ms: number; now: number; tested: readonly string[]; text?: string },
+): { verdict: string; exitCode: number } {
+  const asked = [maxAge?.text && `--max-age ${maxAge.text}`, maxUntested?.text && `--max-untested-age ${maxUntested.text}`].filter(Boolean).join(', ');
+  if (where.missing) {
+    return { verdict: `no stacks folder at ${where.stacksFolder}: no stack is known to be backed up here (is --root right?)`, exitCode: 1 };
+  }
+  if (statuses.length === 0) {
+    const monitored = maxAge !== undefined || maxUntested !== undefined;
+    return monitored
+      ? { verdict: `0 stacks in ${where.stacksFolder}: none configured, so none is known to be backed up (${asked || 'a check was asked'})`, exitCode: 1 }
+      : { verdict: `0 stacks in ${where.stacksFolder}: none configured`, exitCode: 0 };
+  }
+  return { verdict: statusVerdict(statuses, maxAge?.ms ?? defaultOverdueMs, now, maxUntested), exitCode: statusExitCode(statuses, maxAge, maxUntested) };
 }
 
 /** The status as a JSON document's body (see report/json-output.ts). */
@@ -201,17 +242,18 @@ export function statusJson(
   maxAge?: { ms: number; now: number; configured: readonly string[] },
   now = maxAge?.now ?? Date.now(),
   maxUntested?: { ms: number; now: number; tested: readonly string[] },
+  verdict = statusVerdict(statuses, maxAge?.ms ?? defaultOverdueMs, now, maxUntested),
 ) {
   const overdueMs = maxAge?.ms ?? defaultOverdueMs;
   return {
     max_untested_age_seconds: maxUntested ? maxUntested.ms / 1000 : null,
-    verdict: statusVerdict(statuses, overdueMs, now),
+    verdict,
     overdue_after_seconds: overdueMs / 1000,
     run_in_progress: runInProgress,
     max_age_seconds: maxAge ? maxAge.ms / 1000 : null,
     stacks: statuses.map((status) => ({
       stack: status.stack,
-      state: stackState(status, overdueMs, now),
+      state: stackState(status, overdueMs, now, maxUntested),
       last_run: status.lastRun,
       result: status.result,
       outcome: status.outcome,
@@ -247,6 +289,7 @@ export function formatStatus(
   maxAge?: { ms: number; now: number; configured: readonly string[]; text: string },
   now = maxAge?.now ?? Date.now(),
   maxUntested?: { ms: number; now: number; tested: readonly string[]; text: string },
+  verdict = statusVerdict(statuses, maxAge?.ms ?? defaultOverdueMs, now, maxUntested),
 ): string {
   const when = (iso: string | null) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-');
   const header = ['STACK', 'LAST RUN', `LAST ${stripDays} DAYS`, 'RESULT', 'MODE', 'DOWNTIME', 'BACKUP', 'LAST SUCCESS', 'RESTORE TESTED', 'PENDING RECOVERY'];
@@ -262,7 +305,8 @@ export function formatStatus(
     when(status.lastPassingTest),
     status.pendingRecovery.join(', ') || '-',
   ]);
-  const lines = [statusVerdict(statuses, maxAge?.ms ?? defaultOverdueMs, now), '', ...formatTable(header, rows)];
+  // No stacks: the verdict says it all; an empty table would only look like a result.
+  const lines = statuses.length === 0 ? [verdict] : [verdict, '', ...formatTable(header, rows)];
   if (statuses.length > 0) {
     lines.push(`(LAST ${stripDays} DAYS: oldest first, today last; ${dayCharacters.backed_up} backed up, ${dayCharacters.failed} failed, ${dayCharacters.no_run} no run)`);
   }

@@ -406,3 +406,46 @@ describe('--dry-run with each flag a command accepts: printed, nothing written',
     },
   );
 });
+
+describe('the first week on the command line (issue 30)', () => {
+  it('a stack named with --version to back up is refused (exit 2), saying where a version goes; --version alone prints it', async () => {
+    const folder = root();
+    const refused = await cli('--root', folder, 'app', '--version', '2');
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toBe('stack-backup: --version prints stack-backup\'s version and takes no stack; to restore a version of app: stack-backup restore app --version N\n');
+    expect(refused.stdout).toBe('');
+    const version = await cli('--version');
+    expect(version.code).toBe(0);
+    expect(version.stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
+  });
+
+  it('a stack named by its file (app.yaml, stacks/app.yml) is that stack', async () => {
+    const folder = root();
+    for (const name of ['app.yaml', 'stacks/app.yaml', 'app-stack.service']) {
+      const result = await cli('--root', folder, '--dry-run', name);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toContain('app-stack.service');
+    }
+  });
+
+  it('an unknown stack is exit 2 with the closest name offered, for a run, versions, restore and doctor', async () => {
+    const folder = root();
+    for (const args of [['--dry-run', 'ap'], ['versions', 'apo'], ['restore', 'aapp', '--dry-run'], ['doctor', 'appp']]) {
+      const result = await cli('--root', folder, ...args);
+      expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(2);
+      expect(result.stderr).toContain('(did you mean "app"?)');
+    }
+    const far = await cli('--root', folder, '--dry-run', 'nextcloud');
+    expect(far.code).toBe(2);
+    expect(far.stderr).not.toContain('did you mean');
+  });
+
+  it("a command's help lists only the global options it honours", async () => {
+    const list = await cli('list', '--help');
+    expect(list.stdout).toContain('--json');
+    expect(list.stdout).not.toContain('--dry-run');
+    const recover = await cli('recover', '--help');
+    expect(recover.stdout).toContain('--dry-run');
+    expect(recover.stdout).not.toContain('--json');
+  });
+});

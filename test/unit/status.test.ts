@@ -10,7 +10,7 @@ import { appendHistory, historyFile, historyLength, localDay, readHistory, type 
 import { createJournal, type JournalEntry } from '../../src/journal/journal.js';
 import { createProgress } from '../../src/report/report.js';
 import { runBackups } from '../../src/backup/run.js';
-import { dayCharacters, dayStrip, defaultOverdueMs, formatStatus, stackState, stackStatuses, statusExitCode, statusJson, statusVerdict } from '../../src/report/status.js';
+import { dayCharacters, dayStrip, defaultOverdueMs, formatStatus, judgeStatus, stackState, stackStatuses, statusExitCode, statusJson, statusVerdict } from '../../src/report/status.js';
 import { FakeWorld, addStack, globalConfig, hooks, removeTempRoots, stackConfig, tempRoot } from '../fakes.js';
 
 afterAll(removeTempRoots);
@@ -355,5 +355,54 @@ describe('the verdict', () => {
     expect(document.stacks[0]!.days.at(-2)).toEqual({ date: localDay(now - 30 * hour), result: 'backed_up' });
     const withAge = statusJson(statuses, false, { ms: 36 * hour, now, configured: ['alpha'] }, now);
     expect(withAge).toMatchObject({ verdict: '1 stack: all backed up within 36 h', overdue_after_seconds: 129_600, max_age_seconds: 129_600 });
+  });
+});
+
+describe('judgeStatus: the verdict line and the exit code agree (issue 30)', () => {
+  const now = Date.UTC(2024, 5, 20, 12, 0, 0);
+  const hour = 3_600_000;
+  const where = { stacksFolder: '/srv/backup/stacks', missing: false };
+  const ran = (stack: string, hoursAgo: number, overrides: Partial<HistoryEntry> = {}): HistoryEntry => ({
+    stack,
+    run: `${stack}-${hoursAgo}`,
+    startedAt: new Date(now - hoursAgo * hour - 60_000).toISOString(),
+    endedAt: new Date(now - hoursAgo * hour).toISOString(),
+    result: 'success',
+    notRestored: false,
+    ...overrides,
+  });
+
+  it('a missing stacks folder: exit 1 whatever was asked, the path named', () => {
+    for (const maxAge of [undefined, { ms: 26 * hour, now, configured: [], text: '26h' }]) {
+      expect(judgeStatus([], { stacksFolder: '/srv/nope/stacks', missing: true }, maxAge, now)).toEqual({
+        verdict: 'no stacks folder at /srv/nope/stacks: no stack is known to be backed up here (is --root right?)',
+        exitCode: exitCodes.stackFailed,
+      });
+    }
+  });
+
+  it('an empty root: exit 1 when a monitor asks with --max-age or --max-untested-age (unknown is not healthy), 0 for a look', () => {
+    expect(judgeStatus([], where, { ms: 26 * hour, now, configured: [], text: '26h' }, now)).toEqual({
+      verdict: '0 stacks in /srv/backup/stacks: none configured, so none is known to be backed up (--max-age 26h)',
+      exitCode: exitCodes.stackFailed,
+    });
+    expect(judgeStatus([], where, undefined, now, { ms: 8 * 24 * hour, now, tested: [], text: '8d' })).toMatchObject({ exitCode: exitCodes.stackFailed });
+    expect(judgeStatus([], where, undefined, now)).toEqual({ verdict: '0 stacks in /srv/backup/stacks: none configured', exitCode: exitCodes.success });
+  });
+
+  it('--max-untested-age: a stack backed up but not restore-tested in time is named in the verdict, which no longer reads "all backed up"', () => {
+    const history = [ran('alpha', 2, { restoreTest: { passed: true, tested: 20, mismatches: 0, summary: 'ok' } }), ran('beta', 2)];
+    const statuses = stackStatuses(['alpha', 'beta'], history, [], false, now);
+    const maxUntested = { ms: 60_000, now, tested: ['alpha', 'beta'], text: '1m' };
+    const judged = judgeStatus(statuses, where, undefined, now, maxUntested);
+    expect(judged).toEqual({
+      verdict: '2 stacks: 2 untested (alpha, last passing restore test 2 h ago; beta, no restore test passed)',
+      exitCode: exitCodes.stackFailed,
+    });
+    // The same verdict in the JSON document and on the first line of the text.
+    expect(statusJson(statuses, false, undefined, now, maxUntested, judged.verdict).verdict).toBe(judged.verdict);
+    expect(formatStatus(statuses, false, undefined, now, maxUntested, judged.verdict).split('\n')[0]).toBe(judged.verdict);
+    // Within the age: all backed up, exit 0.
+    expect(judgeStatus(statuses, where, undefined, now, { ...maxUntested, ms: 3 * hour, tested: ['alpha'] })).toEqual({ verdict: '2 stacks: all backed up within 26 h', exitCode: exitCodes.success });
   });
 });
