@@ -173,8 +173,9 @@ export class FakeDuplicati implements Duplicati {
 
   /** Status calls that read the jobs' records too (`jobsOnceGone` and that backup gone), as the exec driver's polls do. */
   statusWithJobsCalls = 0;
-  /** listJobs calls so far. */
+  /** listJobs calls so far, and when each was made. */
   listCalls = 0;
+  readonly listCallsAt: number[] = [];
 
   async status(signal?: AbortSignal, options?: StatusOptions): Promise<DuplicatiStatus> {
     throwIfAborted(signal);
@@ -313,6 +314,7 @@ export class FakeDuplicati implements Duplicati {
 
   async listJobs(): Promise<BackupJob[]> {
     this.listCalls += 1;
+    this.listCallsAt.push(this.world.clock.now());
     this.settle();
     return this.jobList();
   }

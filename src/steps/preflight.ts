@@ -1,8 +1,11 @@
 /**
  * Checks made before a stack is touched: the Podman API answers, the Duplicati container runs,
- * the stack's units exist, backup_mount can be read. A failure fails the stack, nothing changed.
+ * Duplicati has the stack's jobs, the stack's units exist and its containers are found, and
+ * backup_mount can be read. A failure fails the stack, nothing changed: a run that cannot work
+ * must not cost the stack a stop.
  */
-import { checkVersion } from '../adapters/duplicati.js';
+import { checkVersion, findJob } from '../adapters/duplicati.js';
+import { didYouMean } from '../config/names.js';
 import { AbortedError, CommandError, errorMessage } from '../errors.js';
 import { describeSelection } from '../adapters/podman-list.js';
 import { isUp } from '../adapters/systemd.js';
@@ -53,6 +56,15 @@ export async function preflight(run: StackRun): Promise<void> {
     // `podman exec`, so `doctor` reads it). 2.1.0.x names the task stop calls differently.
     await checkStep(run, "check Duplicati's version", { driver: 'api' }, async () => checkVersion(await run.adapters.duplicati.version(run.signal), 'api'));
   }
+  // One list of Duplicati's jobs (one `podman exec` or API call): a job the stack names that
+  // Duplicati does not have would otherwise fail only once the stack is down.
+  await checkStep(run, "check the stack's Duplicati jobs", { jobs: run.stack.jobs }, async () => {
+    const jobs = await run.adapters.duplicati.listJobs(run.signal);
+    const missing = run.stack.jobs.filter((job) => findJob(jobs, job) === undefined);
+    if (missing.length === 0) return undefined;
+    const names = jobs.map((job) => job.name);
+    return `${missing.map((job) => `Duplicati has no backup job with the name or ID "${job}"${didYouMean(job, names)}`).join('; ')} (stacks/${run.stack.name}: duplicati_jobs; Duplicati has: ${names.join(', ') || 'none'})`;
+  });
   const units = [run.stack.unit, run.stack.freeze?.socket, run.stack.freeze?.service].filter((unit): unit is string => unit !== undefined);
   await checkStep(run, 'check the units exist', { units }, async () => {
     for (const unit of units) {

@@ -211,11 +211,13 @@ describe('Duplicati queue and failures', () => {
     expect(await unitState('composeapp-stack.service')).toBe('active');
   });
 
-  it('an unknown job fails the stack, which is restored', async () => {
-    writeStack('composeapp', 'duplicati_jobs: [no-such-job]\n');
+  it('an unknown job fails the stack before it is touched: never stopped (issue 30), the closest job offered', async () => {
+    writeStack('composeapp', 'duplicati_jobs: [composeap]\n');
     const result = await cli(['composeapp']);
     expect(result.code).toBe(1);
-    expect(result.stderr).toContain('no backup job with the name or ID "no-such-job"');
+    expect(result.stderr).toContain('preflight: Duplicati has no backup job with the name or ID "composeap" (did you mean "composeapp"?)');
+    expect(result.stderr).toContain('nothing was touched');
+    expect(logLines('composeapp').some((line) => line.step === 'stop unit')).toBe(false);
     expect(await unitState('composeapp-stack.service')).toBe('active');
     expect(jobRecords()).toEqual([]);
   });

@@ -70,17 +70,18 @@ describe('Healthchecks pings and the webhook', () => {
 
   it('a failed run pings /1 with the log tail, and the webhook says failed with the error', async () => {
     writeUserFile(path.join(root, 'stack-backup.yaml'), `monitor:\n  healthchecks: ${base}/hc/all\n  webhook: ${base}/hook\n`);
-    writeStack('plainapp', 'duplicati_jobs: [no-such-job]\n');
+    // A failure once the stack is down, so that the log tail holds the stop.
+    writeStack('plainapp', 'duplicati_jobs: [plainapp]\nhooks:\n  pre_backup: "exit 3"\n');
     const result = await cli(['plainapp']);
     expect(result.code).toBe(1);
     const fail = received.find((entry) => pathOf(entry) === '/hc/all/1')!;
     expect(fail.method).toBe('POST');
     expect(fail.body).toContain('plainapp: FAILED');
-    expect(fail.body).toContain('no backup job with the name or ID "no-such-job"');
+    expect(fail.body).toContain('pre_backup hook "exit 3" failed with exit 3');
     expect(fail.body).toContain('stop unit');
     const payload = JSON.parse(received.find((entry) => entry.url === '/hook')!.body) as Record<string, unknown>;
     expect(payload).toMatchObject({ stack: 'plainapp', result: 'failed' });
-    expect(String(payload.error)).toContain('no-such-job');
+    expect(String(payload.error)).toContain('pre_backup hook "exit 3" failed');
     expect(await unitState('plainapp-stack.service')).toBe('active');
   });
 

@@ -71,12 +71,13 @@ describe('Duplicati looked at while the stack stops', () => {
     expect(world.duplicati.statusCalls).toBe(calls);
   });
 
-  it('an unknown job is refused while the stack stops, and the stack is restored', async () => {
+  it('an unknown job is refused before the stop (issue 30): the stack is never stopped', async () => {
     const world = worldWithStack('active');
     const { result } = await runStack(world, stackConfig({ jobs: ['nope'] }));
     expect(result.ok).toBe(false);
-    expect(result.error).toBe('Duplicati has no backup job with the name or ID "nope"');
+    expect(result.error).toBe('preflight: Duplicati has no backup job with the name or ID "nope" (stacks/app: duplicati_jobs; Duplicati has: app); nothing was touched');
     expect(world.state(unit)).toBe('active');
+    expect(world.actions).not.toContain(`stop ${unit}`);
     expect(world.actions).not.toContain('duplicati run nope');
   });
 });

@@ -71,7 +71,9 @@ describe('calls while the stack is down', () => {
     expect(world.duplicati.prepareCalls).toHaveLength(1);
     expect(world.duplicati.prepareCalls[0]!.at).toBeGreaterThanOrEqual(world.timeOf(`stop ${unit}`)!);
     expect(world.duplicati.prepareCalls[0]!.at).toBeLessThanOrEqual(world.timeOf('duplicati run app')!);
-    expect(world.duplicati.listCalls).toBe(0);
+    // One list, the preflight's check of the jobs, before the stop; none while the stack is down.
+    expect(world.duplicati.listCallsAt).toHaveLength(1);
+    expect(world.duplicati.listCallsAt[0]!).toBeLessThanOrEqual(world.timeOf(`stop ${unit}`)!);
     expect(world.duplicati.statusWithJobsCalls).toBe(0);
     // The verdict is read after the unit was started again.
     expect(world.duplicati.resultCalls).toHaveLength(1);
@@ -95,7 +97,9 @@ describe('calls while the stack is down', () => {
     const { result } = await runStack(world);
     expect(result.ok).toBe(true);
     expect(world.duplicati.statusWithJobsCalls).toBe(0);
-    expect(world.duplicati.listCalls).toBe(0);
+    // One list, the preflight's check of the jobs, before the stop; none while the stack is down.
+    expect(world.duplicati.listCallsAt).toHaveLength(1);
+    expect(world.duplicati.listCallsAt[0]!).toBeLessThanOrEqual(world.timeOf(`stop ${unit}`)!);
   });
 });
 

@@ -131,10 +131,11 @@ describe('a good run', () => {
   it('a failing first job: the second is not run, the stack restored', async () => {
     const world = worldWithStack('active');
     world.duplicati.job('2', 'app-files', unit);
-    const { result } = await runStack(world, stackConfig({ jobs: ['nope', 'app-files'] }));
+    // Duplicati says the first job ended Fatal: the stack fails there.
+    world.duplicati.resultKind = 'Fatal';
+    const { result } = await runStack(world, stackConfig({ jobs: ['app', 'app-files'] }));
     expect(result.ok).toBe(false);
-    // The job is looked up in Duplicati's list (with its record) before `run`: unknown, no run.
-    expect(visible(world)).toEqual([`stop ${unit}`, `start ${unit}`]);
+    expect(visible(world)).toEqual([`stop ${unit}`, 'duplicati run app', `start ${unit}`]);
     expect(world.state(unit)).toBe('active');
   });
 });
@@ -216,13 +217,13 @@ describe('Duplicati behaviours', () => {
     expect(world.state(unit)).toBe('active');
   });
 
-  it('an unknown job: fails naming it, stack restored', async () => {
+  it('an unknown job: refused before the stop, naming it and the closest job; the stack never stopped', async () => {
     const world = worldWithStack('active');
-    const { result } = await runStack(world, stackConfig({ jobs: ['ghost'] }));
+    const { result } = await runStack(world, stackConfig({ jobs: ['ap'] }));
     expect(result.ok).toBe(false);
-    expect(result.error).toContain('"ghost"');
+    expect(result.error).toBe('preflight: Duplicati has no backup job with the name or ID "ap" (did you mean "app"?) (stacks/app: duplicati_jobs; Duplicati has: app); nothing was touched');
     expect(world.state(unit)).toBe('active');
-    expect(visible(world)).toEqual([`stop ${unit}`, `start ${unit}`]);
+    expect(visible(world)).toEqual([]);
   });
 
   it('a job running longer than wait_timeout: fails naming wait_timeout, stack restored', async () => {
@@ -387,12 +388,13 @@ describe('a failure at each phase', () => {
       backupTaken: false,
     },
     {
-      title: 'the backup (unknown job)',
+      // Duplicati is asked for its jobs before anything is touched (issue 30): never stopped.
+      title: 'the preflight (unknown job)',
       inject: () => {},
       stack: { jobs: ['ghost'] },
-      error: /no backup job with the name or ID "ghost"/,
-      done: [`stop ${unit}`, `start ${unit}`, 'start app-proxy.socket', 'hook post_start: post_start-cmd'],
-      never: ['duplicati run ghost', 'hook post_backup: post_backup-cmd', 'hook verify: verify-cmd'],
+      error: /^preflight: Duplicati has no backup job with the name or ID "ghost" \(stacks\/app: duplicati_jobs; Duplicati has: app\); nothing was touched$/,
+      done: [],
+      never: ['hook pre_stop: pre_stop-cmd', `stop ${unit}`, 'stop app-proxy.socket', 'duplicati run ghost', `start ${unit}`],
       backupTaken: false,
     },
     {

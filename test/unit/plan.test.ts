@@ -182,6 +182,7 @@ describe('the dry run and the run come from one list', () => {
   it('a failed step: the run walked a prefix of the same list', async () => {
     const stack = fullStack();
     const world = worldWithStack('active').unit('app-proxy.socket', 'active').unit('app-proxy.service', 'active');
+    world.duplicati.job('2', 'app-files', 'app-stack.service');
     world.failing.add('stop app-stack.service');
     const { result } = await runStack(world, stack);
     expect(result.ok).toBe(false);
