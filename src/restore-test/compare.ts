@@ -3,6 +3,7 @@
  * whether each restored file is exactly its frozen source (contents, size, mode, owner, group,
  * mtime, symlink target), said file by file as a person reads it.
  */
+import { formatBytes } from '../format.js';
 import { randomInt } from 'node:crypto';
 import type { FileFacts } from '../adapters/source-files.js';
 import type { SampleSize } from '../config/types.js';
@@ -99,15 +100,10 @@ export function compare(sources: readonly FileFacts[], restored: ReadonlyMap<str
   return { tested: sources.length, identical, bytes, mismatches, mismatchCount };
 }
 
-function size(bytes: number): string {
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} kB`;
-  if (bytes < 1024 ** 3) return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-  return `${(bytes / 1024 ** 3).toFixed(2)} GB`;
-}
 
 /** `restore test: 20 of 20 files identical (1.2 MB) in 3.4 s`, then each differing file. */
 export function describeComparison(comparison: Comparison, ms: number): string[] {
-  const head = `restore test: ${comparison.identical} of ${comparison.tested} files identical (${size(comparison.bytes)}) in ${(ms / 1000).toFixed(1)} s`;
+  const head = `restore test: ${comparison.identical} of ${comparison.tested} files identical (${formatBytes(comparison.bytes)}) in ${(ms / 1000).toFixed(1)} s`;
   const more = comparison.mismatchCount - comparison.mismatches.length;
   return [
     head,

@@ -9,7 +9,7 @@ import { planStack } from '../../src/backup/plan.js';
 import { shellLine } from '../../src/shell-quote.js';
 import { stackSteps } from '../../src/backup/sequence.js';
 import { undoName } from '../../src/journal/undo-records.js';
-import { formatSeconds } from '../../src/format.js';
+import { formatBytes, formatSeconds } from '../../src/format.js';
 import { createProgress, formatSummary } from '../../src/report/report.js';
 import { FakeClock, globalConfig, hooks, runStack, stackConfig, worldWithStack } from '../fakes.js';
 
@@ -260,5 +260,21 @@ describe('createProgress', () => {
     end('done');
     expect(written[0]!.startsWith('\r\x1b[K[app] stop unit ... ')).toBe(true);
     expect(written.at(-1)!.startsWith('\r\x1b[K[app] stop unit: ok')).toBe(true);
+  });
+});
+
+describe('formatBytes: one unit system, three figures at most (issue 30)', () => {
+  it.each([
+    [0, '0 B'],
+    [102, '102 B'],
+    [1023, '1023 B'],
+    [1536, '1.5 KiB'],
+    [1_048_000, '1.00 MiB'],
+    [12.3 * 1024 ** 2, '12.3 MiB'],
+    [150 * 1024 ** 2, '150 MiB'],
+    [1.5 * 1024 ** 3, '1.5 GiB'],
+    [840 * 1024 ** 3, '840 GiB'],
+  ])('%d bytes: %s', (bytes, text) => {
+    expect(formatBytes(bytes)).toBe(text);
   });
 });
