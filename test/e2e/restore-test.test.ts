@@ -68,7 +68,7 @@ describe('the restore test after each backup', () => {
       expect(test).toMatchObject({ passed: true, mismatches: 0 });
       expect(test.files).toBeGreaterThanOrEqual(3);
       expect(test.identical).toBe(test.files);
-      expect(clean.stderr).toMatch(new RegExp(`restore test: ${test.files} of ${test.files} files identical \\(\\d+\\.\\d kB\\) in \\d+\\.\\d s`));
+      expect(clean.stderr).toMatch(new RegExp(`restore test: ${test.files} of ${test.files} files identical \\((?:\\d+ B|\\d+(?:\\.\\d+)? [KMG]iB)\\) in \\d+\\.\\d s`));
       expect(scratchLeft(stack)).toEqual([]);
 
       for (const fault of faults(stack)) {
