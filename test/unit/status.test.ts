@@ -287,18 +287,20 @@ describe('the history keeps what the strip and the last success need', () => {
   });
 });
 
+/** The verdict's tests' clock, and a successful run that many hours before it. */
+const hour = 3_600_000;
+const now = Date.UTC(2024, 5, 20, 12, 0);
+const success = (stack: string, hoursAgo: number, overrides: Partial<HistoryEntry> = {}): HistoryEntry => ({
+  stack,
+  run: `${stack}-${hoursAgo}`,
+  startedAt: new Date(now - hoursAgo * hour - 60_000).toISOString(),
+  endedAt: new Date(now - hoursAgo * hour).toISOString(),
+  result: 'success',
+  notRestored: false,
+  ...overrides,
+});
+
 describe('the verdict', () => {
-  const hour = 3_600_000;
-  const now = Date.UTC(2024, 5, 20, 12, 0);
-  const success = (stack: string, hoursAgo: number, overrides: Partial<HistoryEntry> = {}): HistoryEntry => ({
-    stack,
-    run: `${stack}-${hoursAgo}`,
-    startedAt: new Date(now - hoursAgo * hour - 60_000).toISOString(),
-    endedAt: new Date(now - hoursAgo * hour).toISOString(),
-    result: 'success',
-    notRestored: false,
-    ...overrides,
-  });
   const five = ['immich', 'mail', 'nextcloud', 'paperless', 'wiki'];
 
   it('all backed up within the age: the issue\'s first form', () => {
@@ -359,18 +361,7 @@ describe('the verdict', () => {
 });
 
 describe('judgeStatus: the verdict line and the exit code agree (issue 30)', () => {
-  const now = Date.UTC(2024, 5, 20, 12, 0, 0);
-  const hour = 3_600_000;
   const where = { stacksFolder: '/srv/backup/stacks', missing: false };
-  const ran = (stack: string, hoursAgo: number, overrides: Partial<HistoryEntry> = {}): HistoryEntry => ({
-    stack,
-    run: `${stack}-${hoursAgo}`,
-    startedAt: new Date(now - hoursAgo * hour - 60_000).toISOString(),
-    endedAt: new Date(now - hoursAgo * hour).toISOString(),
-    result: 'success',
-    notRestored: false,
-    ...overrides,
-  });
 
   it('a missing stacks folder: exit 1 whatever was asked, the path named', () => {
     for (const maxAge of [undefined, { ms: 26 * hour, now, configured: [], text: '26h' }]) {
@@ -391,7 +382,7 @@ describe('judgeStatus: the verdict line and the exit code agree (issue 30)', () 
   });
 
   it('--max-untested-age: a stack backed up but not restore-tested in time is named in the verdict, which no longer reads "all backed up"', () => {
-    const history = [ran('alpha', 2, { restoreTest: { passed: true, tested: 20, mismatches: 0, summary: 'ok' } }), ran('beta', 2)];
+    const history = [success('alpha', 2, { restoreTest: { passed: true, tested: 20, mismatches: 0, summary: 'ok' } }), success('beta', 2)];
     const statuses = stackStatuses(['alpha', 'beta'], history, [], false, now);
     const maxUntested = { ms: 60_000, now, tested: ['alpha', 'beta'], text: '1m' };
     const judged = judgeStatus(statuses, where, undefined, now, maxUntested);
